@@ -1,0 +1,81 @@
+// `clayhook serve`: loads the config and the plugins, reports ready, and runs
+// until SIGTERM or SIGINT. The intake listener and the dispatcher hang off
+// this command as they arrive.
+#include "cli/Commands.h"
+
+#include "config/ConfigError.h"
+#include "config/ConfigLoader.h"
+#include "log/Logger.h"
+#include "metrics/Metrics.h"
+#include "plugins/PluginSet.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <iostream>
+
+namespace clayhook {
+
+int serve_command(const std::string& file, std::ostream& err) {
+    // Signals are taken synchronously by this thread with sigwait, so they
+    // must be blocked before any other thread starts (threads inherit it).
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    Logger log(err);
+    Config config;
+    try {
+        LoadOptions opts;
+        opts.bundled_plugin_dirs = default_bundled_plugin_dirs();
+        config = load_config(file, opts);
+        require_secrets(config);
+        log.set_level(parse_level(config.log.level));
+    } catch (const std::exception& e) {
+        log.error("config", e.what());
+        return kExitFailed;
+    }
+    for (const Secret* s : config.all_secrets())
+        log.add_secret(s->value);
+    for (const auto& w : config.warnings)
+        log.warn("config", w);
+
+    Metrics metrics;
+    std::string stage_dir;
+    try {
+        stage_dir = make_stage_dir();
+    } catch (const std::exception& e) {
+        log.error("plugins", e.what());
+        return kExitFailed;
+    }
+    auto plugins = std::make_unique<PluginSet>(PluginSet::load(config, stage_dir, log, metrics));
+
+    log.info("host", "ready",
+             {{"config", file},
+              {"sources", std::to_string(config.sources.size())},
+              {"plugins", std::to_string(plugins->instances.size())},
+              {"refused", std::to_string(plugins->refused.size())}});
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&signals, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            log.warn("host",
+                     "SIGHUP received: this version does not reload yet; restart to apply "
+                     "config changes");
+            continue;
+        }
+        log.info("host", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        break;
+    }
+    plugins.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(stage_dir, ec);
+    log.info("host", "stopped");
+    return kExitOk;
+}
+
+}  // namespace clayhook

@@ -1,0 +1,146 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace clayhook {
+
+// Where something was written: 1-based line and column.
+struct Position {
+    std::string file;
+    int line = 0;
+    int column = 0;
+    std::string str() const;  // "file:line:column"
+};
+
+// A secret as referenced by the config. `ref` is what was written
+// (`${CLAY_WEBHOOK_SECRET}`, `file:secrets/clay`) and is safe to show;
+// `value` never leaves the process: no report, log line or error carries it.
+struct Secret {
+    std::string ref;
+    Position pos;
+    bool resolved = false;
+    std::string origin;  // "env CLAY_WEBHOOK_SECRET", "file /abs/path": safe to show
+    std::string error;   // why it did not resolve
+    std::string value;
+};
+
+struct TlsConfig {
+    std::string cert_file;
+    std::string key_file;
+    bool enabled() const { return !cert_file.empty(); }
+};
+
+struct ListenerConfig {
+    std::string address = "0.0.0.0";
+    uint16_t port = 8080;
+    int threads = 64;
+    int max_connections = 1024;
+    int max_queued = 256;
+    bool keep_alive = true;
+    std::chrono::milliseconds read_timeout{10'000};
+    TlsConfig tls;
+};
+
+struct AdminConfig {
+    bool enabled = true;
+    std::string address = "127.0.0.1";
+    uint16_t port = 8081;
+    std::optional<Secret> token;
+};
+
+struct StoreConfig {
+    std::string engine = "sqlite";         // sqlite | postgres
+    std::string path = "var/clayhook.db";  // sqlite: relative to the working directory
+    bool durable = true;
+    std::chrono::milliseconds dedup_retention{7LL * 24 * 3600 * 1000};
+    std::optional<Secret> postgres_url;
+};
+
+enum class VerifyScheme { hmac_sha256, hmac_sha256_timestamp, token, standard_webhooks };
+const char* scheme_name(VerifyScheme s);
+
+struct VerifyConfig {
+    VerifyScheme scheme = VerifyScheme::hmac_sha256;
+    std::string header;            // signature or token header (lower case)
+    std::string timestamp_header;  // hmac-sha256-timestamp only
+    std::chrono::milliseconds tolerance{300'000};
+    std::vector<Secret> secrets;
+};
+
+enum class EventTypeFrom { body_field, header, fixed };
+
+struct EventTypeConfig {
+    EventTypeFrom from = EventTypeFrom::body_field;
+    std::string field = "event";  // body_field: a dotted path
+    std::string header;           // header
+    std::string value;            // fixed
+};
+
+struct IdempotencyConfig {
+    std::string header;               // delivery-id header, tried first when set
+    std::vector<std::string> fields;  // body fields joined; then sha256(body)
+};
+
+struct SourceConfig {
+    std::string name;
+    std::string path;
+    uint64_t max_body_bytes = 1024 * 1024;
+    VerifyConfig verify;
+    EventTypeConfig event_type;
+    IdempotencyConfig idempotency;
+    Position pos;
+};
+
+struct RetryPolicy {
+    int max_attempts = 10;
+    std::chrono::milliseconds backoff_base{1'000};
+    std::chrono::milliseconds backoff_cap{600'000};
+    std::chrono::milliseconds max_age{24LL * 3600 * 1000};
+};
+
+struct DispatchConfig {
+    int workers = 4;
+    std::chrono::milliseconds call_timeout{30'000};
+    std::chrono::milliseconds batch_linger{50};
+    RetryPolicy retry;
+};
+
+struct PluginConfig {
+    std::string name;           // instance name, unique in the config
+    std::string library;        // as written: "bundled:jsonl-sink" or a path
+    std::string library_path;   // resolved absolute path ("" when not found)
+    std::string library_error;  // why library_path is empty
+    bool enabled = true;
+    std::optional<std::vector<std::string>> events;  // overrides the plugin's patterns
+    int concurrency = 0;                             // 0: the plugin's own, or the host's
+    RetryPolicy retry;
+    std::string config_json = "{}";  // the config subtree as JSON, secrets resolved
+    std::vector<Secret> secrets;     // references found inside config:, for reports
+    Position pos;
+};
+
+struct LogConfig {
+    std::string level = "info";
+};
+
+struct Config {
+    std::string file;      // the YAML file as given
+    std::string base_dir;  // the working directory: relative paths resolve against it
+    ListenerConfig listener;
+    AdminConfig admin;
+    StoreConfig store;
+    std::vector<SourceConfig> sources;
+    std::vector<PluginConfig> plugins;
+    DispatchConfig dispatch;
+    LogConfig log;
+    std::vector<std::string> warnings;  // usable, but worth a look
+
+    // Every secret the config refers to, for resolution reports and redaction.
+    std::vector<const Secret*> all_secrets() const;
+};
+
+}  // namespace clayhook

@@ -1,0 +1,766 @@
+#include "config/ConfigLoader.h"
+
+#include "config/ConfigError.h"
+#include "config/SecretResolver.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace clayhook {
+
+std::string Position::str() const {
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+const char* scheme_name(VerifyScheme s) {
+    switch (s) {
+        case VerifyScheme::hmac_sha256:
+            return "hmac-sha256";
+        case VerifyScheme::hmac_sha256_timestamp:
+            return "hmac-sha256-timestamp";
+        case VerifyScheme::token:
+            return "token";
+        case VerifyScheme::standard_webhooks:
+            return "standard-webhooks";
+    }
+    return "?";
+}
+
+std::vector<const Secret*> Config::all_secrets() const {
+    std::vector<const Secret*> out;
+    if (admin.token) out.push_back(&*admin.token);
+    if (store.postgres_url) out.push_back(&*store.postgres_url);
+    for (const auto& s : sources)
+        for (const auto& sec : s.verify.secrets)
+            out.push_back(&sec);
+    for (const auto& p : plugins)
+        for (const auto& sec : p.secrets)
+            out.push_back(&sec);
+    return out;
+}
+
+ConfigError::ConfigError(Position pos, std::string key, std::string message)
+    : std::runtime_error(pos.str() + ": " + (key.empty() ? "" : key + ": ") + message),
+      pos_(std::move(pos)),
+      key_(std::move(key)),
+      message_(std::move(message)) {}
+
+namespace {
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j)
+        prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        cur[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j)
+            cur[j] = std::min(
+                {prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        std::swap(prev, cur);
+    }
+    return prev[b.size()];
+}
+
+// A YAML node with the key path that led to it, so every error can say
+// where it is and what it is called.
+class Node {
+  public:
+    Node(YAML::Node node, std::string key, const std::string* file)
+        : node_(std::move(node)), key_(std::move(key)), file_(file) {}
+
+    const YAML::Node& yaml() const { return node_; }
+    const std::string& key() const { return key_; }
+
+    Position pos() const {
+        auto m = node_.Mark();
+        return Position{*file_, m.line + 1, m.column + 1};
+    }
+    [[noreturn]] void fail(const std::string& message) const {
+        throw ConfigError(pos(), key_, message);
+    }
+
+    bool is_map() const { return node_.IsMap(); }
+    bool is_null() const { return !node_.IsDefined() || node_.IsNull(); }
+
+    // A map whose keys must all be in `allowed`; unknown keys are errors,
+    // with the closest allowed key suggested. Duplicate keys are errors too
+    // (yaml-cpp would keep one silently).
+    void expect_map(std::initializer_list<std::string_view> allowed) const { check_map(&allowed); }
+    // A map with keys of the plugin's choosing: only duplicates are errors.
+    void expect_map_any() const { check_map(nullptr); }
+
+    void check_map(const std::initializer_list<std::string_view>* allowed_keys) const {
+        if (!node_.IsMap()) fail("expected a mapping (key: value), found " + kind());
+        std::set<std::string> seen;
+        for (auto it = node_.begin(); it != node_.end(); ++it) {
+            Node k(it->first, key_, file_);
+            if (!it->first.IsScalar()) k.fail("keys must be plain names");
+            std::string name = it->first.Scalar();
+            std::string full = child_key(name);
+            if (!seen.insert(name).second) throw ConfigError(k.pos(), full, "duplicate key");
+            if (allowed_keys == nullptr) continue;
+            const auto& allowed = *allowed_keys;
+            if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
+            std::string msg = "unknown key";
+            size_t best = 3;
+            std::string_view suggestion;
+            for (auto a : allowed) {
+                size_t d = edit_distance(name, a);
+                if (d < best) best = d, suggestion = a;
+            }
+            if (!suggestion.empty())
+                msg += " (did you mean '" + std::string(suggestion) + "'?)";
+            else {
+                msg += " (expected one of:";
+                for (auto a : allowed)
+                    msg += " " + std::string(a);
+                msg += ")";
+            }
+            throw ConfigError(k.pos(), full, msg);
+        }
+    }
+
+    bool has(std::string_view name) const {
+        return node_.IsMap() && node_[std::string(name)].IsDefined() &&
+               !node_[std::string(name)].IsNull();
+    }
+    Node child(std::string_view name) const {
+        return Node(node_[std::string(name)], child_key(name), file_);
+    }
+    Node required(std::string_view name) const {
+        if (!has(name)) throw ConfigError(pos(), child_key(name), "required key is missing");
+        return child(name);
+    }
+
+    std::vector<Node> list() const {
+        if (!node_.IsSequence()) fail("expected a list, found " + kind());
+        std::vector<Node> out;
+        size_t i = 0;
+        for (const auto& n : node_)
+            out.emplace_back(n, key_ + "[" + std::to_string(i++) + "]", file_);
+        return out;
+    }
+
+    std::string str() const {
+        if (!node_.IsScalar()) fail("expected a text value, found " + kind());
+        return node_.Scalar();
+    }
+    std::string non_empty_str() const {
+        auto s = str();
+        if (s.empty()) fail("must not be empty");
+        return s;
+    }
+    bool boolean() const {
+        auto s = str();
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+        fail("expected true or false, found '" + s + "'");
+    }
+    long long integer(long long min, long long max) const {
+        auto s = str();
+        errno = 0;
+        char* end = nullptr;
+        long long v = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || errno != 0 || *end != '\0')
+            fail("expected a whole number, found '" + s + "'");
+        if (v < min || v > max)
+            fail("must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                 ", found " + s);
+        return v;
+    }
+    // "250ms", "30s", "5m", "2h", "7d"; a bare number is seconds.
+    std::chrono::milliseconds duration(std::chrono::milliseconds min) const {
+        auto s = str();
+        size_t i = 0;
+        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+            ++i;
+        std::string unit = s.substr(i);
+        if (i == 0 || i > 12)
+            fail("expected a duration like 250ms, 30s, 5m, 2h or 7d, found '" + s + "'");
+        long long n = std::stoll(s.substr(0, i));
+        long long mul = unit == "ms"                  ? 1
+                        : unit == "s" || unit.empty() ? 1000
+                        : unit == "m"                 ? 60'000
+                        : unit == "h"                 ? 3'600'000
+                        : unit == "d"                 ? 86'400'000
+                                                      : -1;
+        if (mul < 0) fail("unknown duration unit '" + unit + "' (ms, s, m, h, d)");
+        std::chrono::milliseconds d(n * mul);
+        if (d < min) fail("must be at least " + std::to_string(min.count()) + "ms");
+        return d;
+    }
+    // 1048576, "100KB", "1MiB", "2MB" (KB/KiB = 1024; bytes either way).
+    uint64_t size_bytes(uint64_t min, uint64_t max) const {
+        auto s = str();
+        size_t i = 0;
+        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+            ++i;
+        if (i == 0 || i > 15) fail("expected a size like 65536, 100KB or 1MiB, found '" + s + "'");
+        std::string unit = s.substr(i);
+        uint64_t n = std::stoull(s.substr(0, i));
+        uint64_t mul = unit.empty() || unit == "B"     ? 1
+                       : unit == "KB" || unit == "KiB" ? 1024
+                       : unit == "MB" || unit == "MiB" ? 1024 * 1024
+                       : unit == "GB" || unit == "GiB" ? 1024ULL * 1024 * 1024
+                                                       : 0;
+        if (mul == 0) fail("unknown size unit '" + unit + "' (B, KiB, MiB, GiB)");
+        uint64_t v = n * mul;
+        if (v < min || v > max)
+            fail("must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                 " bytes");
+        return v;
+    }
+    std::vector<std::string> string_list() const {
+        std::vector<std::string> out;
+        for (const auto& n : list())
+            out.push_back(n.non_empty_str());
+        return out;
+    }
+    template <class E>
+    E choice(std::initializer_list<std::pair<std::string_view, E>> options) const {
+        auto s = str();
+        std::string names;
+        for (const auto& [name, value] : options) {
+            if (s == name) return value;
+            names += (names.empty() ? "" : ", ") + std::string(name);
+        }
+        fail("unknown value '" + s + "' (expected one of: " + names + ")");
+    }
+
+    std::string kind() const {
+        switch (node_.Type()) {
+            case YAML::NodeType::Map:
+                return "a mapping";
+            case YAML::NodeType::Sequence:
+                return "a list";
+            case YAML::NodeType::Scalar:
+                return "'" + node_.Scalar() + "'";
+            case YAML::NodeType::Null:
+                return "nothing";
+            default:
+                return "nothing";
+        }
+    }
+
+  private:
+    std::string child_key(std::string_view name) const {
+        return key_.empty() ? std::string(name) : key_ + "." + std::string(name);
+    }
+    YAML::Node node_;
+    std::string key_;
+    const std::string* file_;
+};
+
+bool is_header_name(const std::string& h) {
+    if (h.empty()) return false;
+    for (char c : h)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    return true;
+}
+
+std::string lower(std::string s) {
+    for (auto& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string header_value(const Node& n) {
+    auto h = n.non_empty_str();
+    if (!is_header_name(h)) n.fail("'" + h + "' is not a valid HTTP header name");
+    return lower(h);
+}
+
+class Loader {
+  public:
+    Loader(std::string file, const LoadOptions& options)
+        : file_(std::move(file)), options_(options) {}
+
+    Config load() {
+        Config c;
+        c.file = file_;
+        c.base_dir = fs::current_path().string();
+        resolver_.emplace(c.base_dir);
+
+        YAML::Node root_yaml;
+        std::ifstream in(file_);
+        if (!in)
+            throw ConfigError(Position{file_, 0, 0}, "",
+                              std::string("cannot read: ") + std::strerror(errno));
+        try {
+            root_yaml = YAML::Load(in);
+        } catch (const YAML::ParserException& e) {
+            throw ConfigError(Position{file_, e.mark.line + 1, e.mark.column + 1}, "",
+                              "YAML syntax: " + e.msg);
+        }
+        Node root(root_yaml, "", &file_);
+        if (root.is_null()) root.fail("the file is empty");
+        root.expect_map(
+            {"version", "listener", "admin", "store", "sources", "plugins", "dispatch", "log"});
+        if (root.has("version") && root.child("version").integer(1, 1) != 1)
+            root.child("version").fail("unsupported config version");
+
+        if (root.has("log")) load_log(root.child("log"), c.log);
+        if (root.has("listener")) load_listener(root.child("listener"), c.listener);
+        if (root.has("admin")) load_admin(root.child("admin"), c.admin);
+        if (root.has("store")) load_store(root.child("store"), c);
+        if (root.has("dispatch")) load_dispatch(root.child("dispatch"), c.dispatch);
+
+        auto sources = root.required("sources");
+        if (sources.list().empty()) sources.fail("at least one source is needed");
+        std::set<std::string> names, paths;
+        for (const auto& s : sources.list()) {
+            auto src = load_source(s);
+            if (!names.insert(src.name).second)
+                s.child("name").fail("another source already has the name '" + src.name + "'");
+            if (!paths.insert(src.path).second)
+                s.child("path").fail("another source already listens on '" + src.path + "'");
+            c.sources.push_back(std::move(src));
+        }
+
+        std::set<std::string> plugin_names;
+        if (root.has("plugins")) {
+            for (const auto& p : root.child("plugins").list()) {
+                auto pc = load_plugin(p, c.dispatch.retry);
+                if (!plugin_names.insert(pc.name).second)
+                    p.child("name").fail("another plugin already has the name '" + pc.name + "'");
+                c.plugins.push_back(std::move(pc));
+            }
+        }
+        if (c.admin.enabled && c.admin.address != "127.0.0.1" && c.admin.address != "::1" &&
+            c.admin.address != "localhost")
+            c.warnings.push_back("admin.address " + c.admin.address +
+                                 " is not a loopback address: the admin API is reachable from "
+                                 "other machines");
+        for (auto& w : resolver_->warnings())
+            c.warnings.push_back(w);
+        return c;
+    }
+
+  private:
+    Secret secret(const Node& n) {
+        auto ref = n.str();
+        Secret s = resolver_->resolve(ref, n.pos());
+        if (!s.error.empty() && s.error.rfind("syntax:", 0) == 0) n.fail(s.error.substr(8));
+        return s;
+    }
+
+    void load_log(const Node& n, LogConfig& log) {
+        n.expect_map({"level"});
+        if (n.has("level")) {
+            log.level = n.child("level").choice<std::string>(
+                {{"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}});
+        }
+    }
+
+    void load_listener(const Node& n, ListenerConfig& l) {
+        n.expect_map({"address", "port", "threads", "max_connections", "max_queued", "keep_alive",
+                      "read_timeout", "tls"});
+        if (n.has("address")) l.address = n.child("address").non_empty_str();
+        if (n.has("port")) l.port = static_cast<uint16_t>(n.child("port").integer(0, 65535));
+        if (n.has("threads")) l.threads = static_cast<int>(n.child("threads").integer(1, 1024));
+        if (n.has("max_connections"))
+            l.max_connections = static_cast<int>(n.child("max_connections").integer(1, 1'000'000));
+        if (n.has("max_queued"))
+            l.max_queued = static_cast<int>(n.child("max_queued").integer(1, 1'000'000));
+        if (n.has("keep_alive")) l.keep_alive = n.child("keep_alive").boolean();
+        if (n.has("read_timeout"))
+            l.read_timeout = n.child("read_timeout").duration(std::chrono::milliseconds(1));
+        if (n.has("tls")) {
+            auto t = n.child("tls");
+            t.expect_map({"cert_file", "key_file"});
+            l.tls.cert_file = path_value(t.required("cert_file"));
+            l.tls.key_file = path_value(t.required("key_file"));
+        }
+    }
+
+    void load_admin(const Node& n, AdminConfig& a) {
+        n.expect_map({"enabled", "address", "port", "token"});
+        if (n.has("enabled")) a.enabled = n.child("enabled").boolean();
+        if (n.has("address")) a.address = n.child("address").non_empty_str();
+        if (n.has("port")) a.port = static_cast<uint16_t>(n.child("port").integer(0, 65535));
+        if (n.has("token"))
+            a.token = secret(n.child("token"));
+        else if (a.enabled)
+            n.fail(
+                "admin.token is required while the admin API is enabled "
+                "(e.g. token: ${CLAYHOOK_ADMIN_TOKEN})");
+    }
+
+    void load_store(const Node& n, Config& c) {
+        auto& s = c.store;
+        n.expect_map({"engine", "path", "durable", "dedup_retention", "postgres_url"});
+        if (n.has("engine"))
+            s.engine = n.child("engine").choice<std::string>(
+                {{"sqlite", "sqlite"}, {"postgres", "postgres"}});
+        if (n.has("path")) s.path = n.child("path").non_empty_str();
+        if (n.has("durable")) s.durable = n.child("durable").boolean();
+        if (n.has("dedup_retention"))
+            s.dedup_retention = n.child("dedup_retention").duration(std::chrono::minutes(1));
+        if (n.has("postgres_url")) s.postgres_url = secret(n.child("postgres_url"));
+        if (s.engine == "postgres" && !s.postgres_url)
+            throw ConfigError(n.pos(), "store.postgres_url", "required when engine is postgres");
+        s.path = (fs::path(c.base_dir) / s.path).lexically_normal().string();
+        if (!s.durable)
+            c.warnings.push_back(
+                "store.durable is false: acknowledged deliveries can be lost "
+                "on a power failure");
+    }
+
+    void load_retry(const Node& n, RetryPolicy& r) {
+        n.expect_map({"max_attempts", "backoff_base", "backoff_cap", "max_age"});
+        if (n.has("max_attempts"))
+            r.max_attempts = static_cast<int>(n.child("max_attempts").integer(1, 1000));
+        if (n.has("backoff_base"))
+            r.backoff_base = n.child("backoff_base").duration(std::chrono::milliseconds(1));
+        if (n.has("backoff_cap"))
+            r.backoff_cap = n.child("backoff_cap").duration(std::chrono::milliseconds(1));
+        if (n.has("max_age")) r.max_age = n.child("max_age").duration(std::chrono::seconds(1));
+        if (r.backoff_cap < r.backoff_base) n.fail("backoff_cap must not be below backoff_base");
+    }
+
+    void load_dispatch(const Node& n, DispatchConfig& d) {
+        n.expect_map({"workers", "call_timeout", "batch_linger", "retry"});
+        if (n.has("workers")) d.workers = static_cast<int>(n.child("workers").integer(1, 256));
+        if (n.has("call_timeout"))
+            d.call_timeout = n.child("call_timeout").duration(std::chrono::milliseconds(1));
+        if (n.has("batch_linger"))
+            d.batch_linger = n.child("batch_linger").duration(std::chrono::milliseconds(0));
+        if (n.has("retry")) load_retry(n.child("retry"), d.retry);
+    }
+
+    SourceConfig load_source(const Node& n) {
+        n.expect_map({"name", "path", "max_body_bytes", "verify", "event_type", "idempotency"});
+        SourceConfig s;
+        s.pos = n.pos();
+        s.name = n.required("name").non_empty_str();
+        if (!valid_name(s.name))
+            n.child("name").fail("names use a-z, 0-9, '-', '_' and start with a letter or digit");
+        s.path = n.required("path").non_empty_str();
+        if (s.path[0] != '/' || s.path.find_first_of(" ?#") != std::string::npos)
+            n.child("path").fail("a path starts with '/' and has no spaces, '?' or '#'");
+        if (n.has("max_body_bytes"))
+            s.max_body_bytes = n.child("max_body_bytes").size_bytes(1, 64ULL * 1024 * 1024);
+
+        auto v = n.required("verify");
+        v.expect_map({"scheme", "header", "timestamp_header", "tolerance", "secrets"});
+        auto& vc = s.verify;
+        vc.scheme = v.required("scheme").choice<VerifyScheme>(
+            {{"hmac-sha256", VerifyScheme::hmac_sha256},
+             {"hmac-sha256-timestamp", VerifyScheme::hmac_sha256_timestamp},
+             {"token", VerifyScheme::token},
+             {"standard-webhooks", VerifyScheme::standard_webhooks}});
+        switch (vc.scheme) {
+            case VerifyScheme::hmac_sha256:
+            case VerifyScheme::hmac_sha256_timestamp:
+                vc.header = "x-clay-signature";
+                break;
+            case VerifyScheme::token:
+                vc.header = "x-clay-webhook-auth";
+                break;
+            case VerifyScheme::standard_webhooks:
+                vc.header = "webhook-signature";
+                break;
+        }
+        bool timestamped = vc.scheme == VerifyScheme::hmac_sha256_timestamp ||
+                           vc.scheme == VerifyScheme::standard_webhooks;
+        if (vc.scheme == VerifyScheme::hmac_sha256_timestamp)
+            vc.timestamp_header = "x-clay-timestamp";
+        if (vc.scheme == VerifyScheme::standard_webhooks) vc.timestamp_header = "webhook-timestamp";
+        if (v.has("header")) {
+            if (vc.scheme == VerifyScheme::standard_webhooks)
+                v.child("header").fail("standard-webhooks fixes its header names");
+            vc.header = header_value(v.child("header"));
+        }
+        if (v.has("timestamp_header")) {
+            if (vc.scheme != VerifyScheme::hmac_sha256_timestamp)
+                v.child("timestamp_header").fail("only the hmac-sha256-timestamp scheme uses it");
+            vc.timestamp_header = header_value(v.child("timestamp_header"));
+        }
+        if (v.has("tolerance")) {
+            if (!timestamped)
+                v.child("tolerance")
+                    .fail(std::string("the ") + scheme_name(vc.scheme) +
+                          " scheme carries no timestamp");
+            vc.tolerance = v.child("tolerance").duration(std::chrono::seconds(1));
+        }
+        auto secrets = v.required("secrets");
+        for (const auto& sn : secrets.list())
+            vc.secrets.push_back(secret(sn));
+        if (vc.secrets.empty()) secrets.fail("at least one secret is needed");
+
+        s.event_type.from = EventTypeFrom::body_field;
+        if (n.has("event_type")) {
+            auto e = n.child("event_type");
+            e.expect_map({"from", "field", "header", "value"});
+            auto& ec = s.event_type;
+            ec.from = e.required("from").choice<EventTypeFrom>({{"body", EventTypeFrom::body_field},
+                                                                {"header", EventTypeFrom::header},
+                                                                {"fixed", EventTypeFrom::fixed}});
+            auto only = [&](std::string_view key, EventTypeFrom want) {
+                if (e.has(key) && ec.from != want)
+                    e.child(key).fail("does not go with from: " + e.child("from").str());
+            };
+            only("field", EventTypeFrom::body_field);
+            only("header", EventTypeFrom::header);
+            only("value", EventTypeFrom::fixed);
+            if (ec.from == EventTypeFrom::body_field && e.has("field"))
+                ec.field = e.child("field").non_empty_str();
+            if (ec.from == EventTypeFrom::header) ec.header = header_value(e.required("header"));
+            if (ec.from == EventTypeFrom::fixed) {
+                ec.value = e.required("value").non_empty_str();
+                if (!valid_event_type(ec.value))
+                    e.child("value").fail("an event type uses a-z, 0-9, '_', '-' and dots");
+            }
+        }
+
+        auto& ic = s.idempotency;
+        if (vc.scheme == VerifyScheme::standard_webhooks)
+            ic.header = "webhook-id";
+        else
+            ic.fields = {"event", "row_id", "timestamp"};
+        if (n.has("idempotency")) {
+            auto i = n.child("idempotency");
+            i.expect_map({"header", "fields"});
+            ic.header.clear();
+            ic.fields.clear();
+            if (i.has("header")) ic.header = header_value(i.child("header"));
+            if (i.has("fields")) ic.fields = i.child("fields").string_list();
+        }
+        return s;
+    }
+
+    PluginConfig load_plugin(const Node& n, const RetryPolicy& defaults) {
+        n.expect_map({"name", "library", "enabled", "events", "concurrency", "retry", "config"});
+        PluginConfig p;
+        p.pos = n.pos();
+        p.retry = defaults;
+        p.name = n.required("name").non_empty_str();
+        if (!valid_name(p.name))
+            n.child("name").fail("names use a-z, 0-9, '-', '_' and start with a letter or digit");
+        p.library = n.required("library").non_empty_str();
+        if (n.has("enabled")) p.enabled = n.child("enabled").boolean();
+        if (n.has("events")) {
+            p.events = n.child("events").string_list();
+            if (p.events->empty()) n.child("events").fail("at least one event pattern is needed");
+        }
+        if (n.has("concurrency"))
+            p.concurrency = static_cast<int>(n.child("concurrency").integer(1, 1024));
+        if (n.has("retry")) load_retry(n.child("retry"), p.retry);
+        if (n.has("config")) {
+            auto cfg = n.child("config");
+            if (!cfg.is_map()) cfg.fail("a plugin's config is a mapping");
+            p.config_json = to_json(cfg, p.secrets);
+        }
+        resolve_library(n.child("library"), p);
+        return p;
+    }
+
+    void resolve_library(const Node& n, PluginConfig& p) {
+        const std::string prefix = "bundled:";
+        if (p.library.rfind(prefix, 0) == 0) {
+            std::string name = p.library.substr(prefix.size());
+            if (!valid_name(name)) n.fail("'" + name + "' is not a bundled plugin name");
+            for (const auto& dir : options_.bundled_plugin_dirs) {
+                fs::path candidate = fs::path(dir) / (name + ".so");
+                std::error_code ec;
+                if (fs::exists(candidate, ec)) {
+                    p.library_path = fs::absolute(candidate).lexically_normal().string();
+                    return;
+                }
+            }
+            std::string dirs;
+            for (const auto& d : options_.bundled_plugin_dirs)
+                dirs += (dirs.empty() ? "" : ", ") + d;
+            p.library_error = "bundled plugin '" + name +
+                              "' not found (looked in: " + (dirs.empty() ? "no folders" : dirs) +
+                              ")";
+            return;
+        }
+        fs::path path = fs::path(resolver_->base_dir()) / p.library;
+        p.library_path = path.lexically_normal().string();
+    }
+
+    // YAML → JSON text for the plugin. Plain scalars that read as numbers,
+    // booleans or null keep those types; quoted scalars stay strings. A string
+    // that is a secret reference (${VAR}, file:PATH) is replaced by its value.
+    std::string to_json(const Node& n, std::vector<Secret>& secrets) {
+        const auto& y = n.yaml();
+        switch (y.Type()) {
+            case YAML::NodeType::Map: {
+                std::string out = "{";
+                n.expect_map_any();
+                bool first = true;
+                for (auto it = y.begin(); it != y.end(); ++it) {
+                    if (!first) out += ",";
+                    first = false;
+                    std::string k = it->first.Scalar();
+                    out += quote(k) + ":" + to_json(n.child(k), secrets);
+                }
+                return out + "}";
+            }
+            case YAML::NodeType::Sequence: {
+                std::string out = "[";
+                bool first = true;
+                for (const auto& c : n.list()) {
+                    if (!first) out += ",";
+                    first = false;
+                    out += to_json(c, secrets);
+                }
+                return out + "]";
+            }
+            case YAML::NodeType::Scalar: {
+                const std::string& s = y.Scalar();
+                bool plain = y.Tag() == "?";
+                if (SecretResolver::is_reference(s)) {
+                    Secret sec = secret(n);
+                    std::string v = sec.value;
+                    secrets.push_back(std::move(sec));
+                    return quote(v);
+                }
+                if (plain) {
+                    if (s == "true" || s == "false") return s;
+                    if (s == "null" || s == "~") return "null";
+                    if (looks_numeric(s)) return s;
+                }
+                return quote(s);
+            }
+            default:
+                return "null";
+        }
+    }
+
+    static bool looks_numeric(const std::string& s) {
+        // JSON's number grammar: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?
+        size_t i = 0, n = s.size();
+        if (i < n && s[i] == '-') ++i;
+        if (i >= n) return false;
+        if (s[i] == '0')
+            ++i;
+        else if (std::isdigit(static_cast<unsigned char>(s[i])))
+            while (i < n && std::isdigit(static_cast<unsigned char>(s[i])))
+                ++i;
+        else
+            return false;
+        if (i < n && s[i] == '.') {
+            ++i;
+            if (i >= n || !std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+            while (i < n && std::isdigit(static_cast<unsigned char>(s[i])))
+                ++i;
+        }
+        if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+            ++i;
+            if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
+            if (i >= n || !std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+            while (i < n && std::isdigit(static_cast<unsigned char>(s[i])))
+                ++i;
+        }
+        return i == n;
+    }
+
+    static std::string quote(const std::string& s) {
+        std::string out = "\"";
+        for (unsigned char c : s) {
+            switch (c) {
+                case '"':
+                    out += "\\\"";
+                    break;
+                case '\\':
+                    out += "\\\\";
+                    break;
+                case '\n':
+                    out += "\\n";
+                    break;
+                case '\r':
+                    out += "\\r";
+                    break;
+                case '\t':
+                    out += "\\t";
+                    break;
+                default:
+                    if (c < 0x20) {
+                        char buf[8];
+                        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                        out += buf;
+                    } else {
+                        out += static_cast<char>(c);
+                    }
+            }
+        }
+        return out + "\"";
+    }
+
+    std::string path_value(const Node& n) {
+        return (fs::path(resolver_->base_dir()) / n.non_empty_str()).lexically_normal().string();
+    }
+
+    static bool valid_name(const std::string& s) {
+        if (s.empty() || !(std::islower(static_cast<unsigned char>(s[0])) ||
+                           std::isdigit(static_cast<unsigned char>(s[0]))))
+            return false;
+        for (char c : s)
+            if (!(std::islower(static_cast<unsigned char>(c)) ||
+                  std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_'))
+                return false;
+        return true;
+    }
+
+    static bool valid_event_type(const std::string& s) {
+        if (s.empty()) return false;
+        for (char c : s)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+                return false;
+        return true;
+    }
+
+    std::string file_;
+    const LoadOptions& options_;
+    std::optional<SecretResolver> resolver_;
+};
+
+}  // namespace
+
+Config load_config(const std::string& file, const LoadOptions& options) {
+    Loader loader(file, options);
+    try {
+        return loader.load();
+    } catch (const YAML::Exception& e) {
+        // Anything yaml-cpp throws past the parse (rare) still names a place.
+        throw ConfigError(Position{file, e.mark.line + 1, e.mark.column + 1}, "", e.msg);
+    }
+}
+
+void require_secrets(const Config& config) {
+    for (const Secret* s : config.all_secrets())
+        if (!s->resolved) throw ConfigError(s->pos, "", "secret " + s->ref + " " + s->error);
+}
+
+std::vector<std::string> default_bundled_plugin_dirs() {
+    std::vector<std::string> dirs;
+    if (const char* env = std::getenv("CLAYHOOK_PLUGIN_DIR"); env && *env) dirs.emplace_back(env);
+    char exe[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        fs::path bin = fs::path(std::string(exe, static_cast<size_t>(n))).parent_path();
+        dirs.push_back((bin / ".." / "plugins").lexically_normal().string());
+        dirs.push_back((bin / ".." / "lib" / "clayhook" / "plugins").lexically_normal().string());
+    }
+    return dirs;
+}
+
+}  // namespace clayhook

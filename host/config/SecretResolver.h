@@ -1,0 +1,39 @@
+#pragma once
+
+#include "config/Config.h"
+
+#include <string>
+#include <vector>
+
+namespace clayhook {
+
+// Resolves secret references. The grammar:
+//   ${NAME}            the environment variable NAME (must be set and non-empty)
+//   ${NAME:-REF}       NAME when set, else REF (another reference)
+//   file:PATH          the file's contents, one trailing newline dropped;
+//                      a relative PATH resolves against the working directory
+// Anything else is a secret written in clear, which is refused: secrets come
+// from the environment or a file, so that the config can be shared and
+// committed.
+class SecretResolver {
+  public:
+    explicit SecretResolver(std::string base_dir) : base_dir_(std::move(base_dir)) {}
+
+    static bool is_reference(const std::string& text);
+
+    // Never throws. A malformed reference gives error "syntax: …"; one that
+    // does not resolve gives resolved=false and a reason that names the
+    // variable or file, never a value.
+    Secret resolve(const std::string& ref, const Position& pos);
+
+    const std::string& base_dir() const { return base_dir_; }
+    // Secret files readable by group or others, noticed while resolving.
+    const std::vector<std::string>& warnings() const { return warnings_; }
+
+  private:
+    bool resolve_into(const std::string& ref, Secret& s, int depth);
+    std::string base_dir_;
+    std::vector<std::string> warnings_;
+};
+
+}  // namespace clayhook

@@ -1,0 +1,67 @@
+// jsonl-sink: appends every event it receives to a file, one JSON object per
+// line. The example plugin that docs/writing-plugins.md walks through.
+//
+// config:
+//   path:  file to append to (required); its folder is created if missing
+//   fsync: true to fsync after every line (default false)
+#include <clayhook/plugin.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+class JsonlSink {
+  public:
+    static constexpr const char* name = "jsonl-sink";
+    static constexpr const char* version = "1.0.0";
+    static constexpr const char* description = "appends every event to a JSON-lines file";
+    static constexpr const char* events[] = {"*"};
+
+    JsonlSink(clayhook::Host& host, const clayhook::json::Value& config)
+        : host_(host),
+          path_(config.get_string("path", "")),
+          fsync_(config.get_bool("fsync", false)) {
+        if (path_.empty()) throw std::runtime_error("config: 'path' is required");
+        auto dir = std::filesystem::path(path_).parent_path();
+        if (!dir.empty()) std::filesystem::create_directories(dir);
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + std::strerror(errno));
+        host_.info("appending events to " + path_);
+    }
+    ~JsonlSink() { ::close(fd_); }
+    JsonlSink(const JsonlSink&) = delete;
+    JsonlSink& operator=(const JsonlSink&) = delete;
+
+    clayhook::Result handle(const clayhook::Event& e) {
+        using clayhook::json::quote;
+        std::string line = "{\"id\":" + quote(e.id) + ",\"source\":" + quote(e.source) +
+                           ",\"type\":" + quote(e.type) + ",\"key\":" + quote(e.idempotency_key) +
+                           ",\"attempt\":" + std::to_string(e.attempt) +
+                           ",\"body\":" + std::string(e.body.empty() ? "null" : e.body) + "}\n";
+        std::lock_guard lock(mu_);  // one write() per line keeps lines whole
+        ssize_t n = ::write(fd_, line.data(), line.size());
+        if (n != static_cast<ssize_t>(line.size()))
+            return clayhook::Result::retry("write to " + path_ +
+                                           " failed: " + std::strerror(errno));
+        if (fsync_ && ::fdatasync(fd_) != 0)
+            return clayhook::Result::retry("fdatasync of " + path_ +
+                                           " failed: " + std::strerror(errno));
+        host_.counter_add("lines_written_total");
+        return clayhook::Result::done();
+    }
+
+  private:
+    clayhook::Host& host_;
+    std::string path_;
+    bool fsync_;
+    int fd_ = -1;
+    std::mutex mu_;
+};
+
+CLAYHOOK_PLUGIN(JsonlSink)

@@ -1,0 +1,83 @@
+// `clayhook serve` as a real child process: loads, reports ready, survives a
+// broken plugin, exits 0 on SIGTERM and SIGINT, refuses a broken config.
+#include "support/Subprocess.h"
+#include "support/TempDir.h"
+#include "support/TestPaths.h"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+using namespace clayhook::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string config_with_plugins(const TempDir& dir) {
+    return dir.write("c.yaml", std::string(R"(admin: {enabled: false}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify:
+      scheme: hmac-sha256
+      secrets: ["${CLAYHOOK_SERVE_SECRET}"]
+plugins:
+  - name: sink
+    library: bundled:jsonl-sink
+    config:
+      path: )") + dir.file("events.jsonl") +
+                                   R"(
+  - name: broken
+    library: )" + kFixturePluginDir +
+                                   R"(/no_entry.so
+)");
+}
+
+Subprocess::Options opts() {
+    Subprocess::Options o;
+    o.env["CLAYHOOK_PLUGIN_DIR"] = kBundledPluginDir;
+    o.env["CLAYHOOK_SERVE_SECRET"] = "serve-test-secret-0123";
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("serve reports ready with a broken plugin refused, and exits 0 on SIGTERM",
+          "[cli][serve]") {
+    TempDir dir;
+    Subprocess host({kClayhookBin, "serve", "--config", config_with_plugins(dir)}, opts());
+    REQUIRE(host.wait_for_output("msg=ready", 30s));
+    auto err = host.err();
+    CHECK_THAT(err, Catch::Contains("msg=\"plugin loaded\" plugin=sink kind=jsonl-sink"));
+    CHECK_THAT(err, Catch::Contains("does not export clayhook_plugin_entry"));
+    CHECK_THAT(err, Catch::Contains("plugins=1 refused=1"));
+    host.signal(SIGHUP);  // not a reload yet, and not fatal
+    REQUIRE(host.wait_for_output("SIGHUP received", 30s));
+    host.signal(SIGTERM);
+    CHECK(host.wait(30s) == 0);
+    CHECK_THAT(host.err(), Catch::Contains("msg=stopped"));
+    CHECK(host.err().find("serve-test-secret-0123") == std::string::npos);
+}
+
+TEST_CASE("serve exits 0 on SIGINT", "[cli][serve]") {
+    TempDir dir;
+    Subprocess host({kClayhookBin, "serve", "--config", config_with_plugins(dir)}, opts());
+    REQUIRE(host.wait_for_output("msg=ready", 30s));
+    host.signal(SIGINT);
+    CHECK(host.wait(30s) == 0);
+}
+
+TEST_CASE("serve refuses to start on a config error or an unresolved secret", "[cli][serve]") {
+    TempDir dir;
+    auto bad = dir.write("bad.yaml", "sources:\n  - name: clay\n    paht: /x\n");
+    auto r = run({kClayhookBin, "serve", "--config", bad}, opts(), 30s);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains(bad + ":3:5: sources[0].paht: unknown key"));
+
+    auto o = opts();
+    o.unset_env.push_back("CLAYHOOK_SERVE_SECRET");
+    o.env.erase("CLAYHOOK_SERVE_SECRET");
+    auto r2 = run({kClayhookBin, "serve", "--config", config_with_plugins(dir)}, o, 30s);
+    CHECK(r2.code == 1);
+    CHECK_THAT(r2.err, Catch::Contains("CLAYHOOK_SERVE_SECRET is not set"));
+}

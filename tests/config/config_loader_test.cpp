@@ -1,0 +1,283 @@
+// Config errors name file, line, column and key; typos never pass silently.
+#include "config/ConfigError.h"
+#include "config/ConfigLoader.h"
+#include "support/TempDir.h"
+#include "support/TestPaths.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+using namespace clayhook;
+using clayhook::test::TempDir;
+
+namespace {
+
+const char* kMinimal = R"(version: 1
+admin:
+  enabled: false
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify:
+      scheme: hmac-sha256
+      secrets: ["${CLAYHOOK_TEST_SECRET}"]
+)";
+
+struct EnvVar {
+    EnvVar(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+    ~EnvVar() { ::unsetenv(name_); }
+    const char* name_;
+};
+
+LoadOptions opts() {
+    LoadOptions o;
+    o.bundled_plugin_dirs = {test::kBundledPluginDir};
+    return o;
+}
+
+// Loads `yaml`, expects a ConfigError, returns it.
+ConfigError error_of(const std::string& yaml) {
+    TempDir dir;
+    auto file = dir.write("c.yaml", yaml);
+    try {
+        load_config(file, opts());
+    } catch (const ConfigError& e) {
+        CHECK(e.position().file == file);
+        return e;
+    }
+    FAIL("config was accepted:\n" << yaml);
+    throw std::logic_error("unreachable");
+}
+
+}  // namespace
+
+TEST_CASE("a minimal config loads with the documented defaults", "[config]") {
+    EnvVar secret("CLAYHOOK_TEST_SECRET", "0123456789abcdef");
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", kMinimal), opts());
+    REQUIRE(c.sources.size() == 1);
+    const auto& s = c.sources[0];
+    CHECK(s.verify.scheme == VerifyScheme::hmac_sha256);
+    CHECK(s.verify.header == "x-clay-signature");
+    CHECK(s.max_body_bytes == 1024 * 1024);
+    CHECK(s.event_type.from == EventTypeFrom::body_field);
+    CHECK(s.event_type.field == "event");
+    CHECK(s.idempotency.fields == std::vector<std::string>{"event", "row_id", "timestamp"});
+    REQUIRE(s.verify.secrets.size() == 1);
+    CHECK(s.verify.secrets[0].resolved);
+    CHECK(s.verify.secrets[0].value == "0123456789abcdef");
+    CHECK(s.verify.secrets[0].origin == "env CLAYHOOK_TEST_SECRET");
+    CHECK(c.listener.port == 8080);
+    CHECK(c.store.durable);
+    CHECK(c.dispatch.retry.max_attempts == 10);
+    CHECK(c.plugins.empty());
+}
+
+TEST_CASE("a misspelt key is an error at its line and column, with a suggestion", "[config]") {
+    auto e = error_of(R"(sources:
+  - name: clay
+    path: /webhooks/clay
+    verify:
+      schem: hmac-sha256
+      secrets: ["${X}"]
+)");
+    CHECK(e.position().line == 5);
+    CHECK(e.position().column == 7);
+    CHECK(e.key() == "sources[0].verify.schem");
+    CHECK_THAT(std::string(e.what()),
+               Catch::Contains(":5:7: sources[0].verify.schem: unknown key"));
+    CHECK_THAT(e.message(), Catch::Contains("did you mean 'scheme'?"));
+}
+
+TEST_CASE("an unknown top-level key lists what is allowed", "[config]") {
+    auto e = error_of("sources: []\nfrobnicate: 1\n");
+    CHECK(e.position().line == 2);
+    CHECK(e.key() == "frobnicate");
+    CHECK_THAT(e.message(), Catch::Contains("expected one of"));
+}
+
+TEST_CASE("YAML syntax errors carry the parser's position", "[config]") {
+    auto e = error_of("sources:\n  - name: [unclosed\n");
+    CHECK(e.position().line >= 2);
+    CHECK_THAT(e.message(), Catch::Contains("YAML syntax"));
+}
+
+TEST_CASE("wrong types and ranges are errors naming the key", "[config]") {
+    std::string base = std::string(kMinimal);
+    auto e1 = error_of(base + "listener:\n  port: 70000\n");
+    CHECK(e1.key() == "listener.port");
+    CHECK(e1.position().line == 11);
+    CHECK_THAT(e1.message(), Catch::Contains("between 0 and 65535"));
+    auto e2 = error_of(base + "listener:\n  keep_alive: maybe\n");
+    CHECK(e2.key() == "listener.keep_alive");
+    auto e3 = error_of(base + "listener:\n  read_timeout: 10 parsecs\n");
+    CHECK_THAT(e3.message(), Catch::Contains("duration"));
+    auto e4 = error_of(base + "dispatch:\n  retry:\n    backoff_base: 10m\n    backoff_cap: 1m\n");
+    CHECK_THAT(e4.message(), Catch::Contains("backoff_cap must not be below backoff_base"));
+    auto e5 = error_of(base + "listener: [1, 2]\n");
+    CHECK_THAT(e5.message(), Catch::Contains("expected a mapping"));
+}
+
+TEST_CASE("missing required keys are named", "[config]") {
+    auto e =
+        error_of("sources:\n  - name: clay\n    verify: {scheme: token, secrets: [\"${X}\"]}\n");
+    CHECK(e.key() == "sources[0].path");
+    CHECK_THAT(e.message(), Catch::Contains("required key is missing"));
+    auto e2 = error_of("admin: {enabled: false}\n");
+    CHECK(e2.key() == "sources");
+}
+
+TEST_CASE("duplicate keys, names and paths are errors", "[config]") {
+    auto e = error_of(std::string(kMinimal) + "log: {level: info}\nlog: {level: debug}\n");
+    CHECK_THAT(e.message(), Catch::Contains("duplicate key"));
+    auto e2 = error_of(std::string(kMinimal) + R"(  - name: clay
+    path: /other
+    verify: {scheme: token, secrets: ["${X}"]}
+)");
+    CHECK(e2.key() == "sources[1].name");
+    auto e3 = error_of(std::string(kMinimal) + R"(  - name: other
+    path: /webhooks/clay
+    verify: {scheme: token, secrets: ["${X}"]}
+)");
+    CHECK(e3.key() == "sources[1].path");
+}
+
+TEST_CASE("each scheme gets its default headers and only its own keys", "[config]") {
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", R"(admin: {enabled: false}
+sources:
+  - name: ts
+    path: /ts
+    verify: {scheme: hmac-sha256-timestamp, tolerance: 2m, secrets: ["${A}", "${B}"]}
+  - name: tok
+    path: /tok
+    verify: {scheme: token, secrets: ["${A}"]}
+    event_type: {from: fixed, value: enrichment.completed}
+  - name: sw
+    path: /sw
+    verify: {scheme: standard-webhooks, secrets: ["${A}"]}
+    event_type: {from: header, header: X-Event-Type}
+)"),
+                         opts());
+    REQUIRE(c.sources.size() == 3);
+    CHECK(c.sources[0].verify.timestamp_header == "x-clay-timestamp");
+    CHECK(c.sources[0].verify.tolerance == std::chrono::minutes(2));
+    CHECK(c.sources[0].verify.secrets.size() == 2);
+    CHECK(c.sources[1].verify.header == "x-clay-webhook-auth");
+    CHECK(c.sources[1].event_type.value == "enrichment.completed");
+    CHECK(c.sources[2].verify.header == "webhook-signature");
+    CHECK(c.sources[2].idempotency.header == "webhook-id");
+    CHECK(c.sources[2].event_type.header == "x-event-type");
+
+    auto e = error_of(R"(sources:
+  - name: a
+    path: /a
+    verify: {scheme: hmac-sha256, tolerance: 5m, secrets: ["${A}"]}
+)");
+    CHECK(e.key() == "sources[0].verify.tolerance");
+    CHECK_THAT(e.message(), Catch::Contains("carries no timestamp"));
+    auto e2 = error_of(R"(sources:
+  - name: a
+    path: /a
+    verify: {scheme: hmac-sha512, secrets: ["${A}"]}
+)");
+    CHECK_THAT(e2.message(), Catch::Contains("expected one of: hmac-sha256"));
+}
+
+TEST_CASE("a secret written in clear is refused", "[config][security]") {
+    auto e = error_of(R"(sources:
+  - name: a
+    path: /a
+    verify:
+      scheme: hmac-sha256
+      secrets:
+        - hunter2-is-my-password
+)");
+    CHECK(e.position().line == 7);
+    CHECK_THAT(e.message(), Catch::Contains("${ENV_VAR} or file:PATH"));
+    // The error does not repeat the value it refused.
+    CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("plugin entries: bundled lookup, config as JSON, secrets inside", "[config]") {
+    EnvVar token("CLAYHOOK_TEST_TOKEN", "tok-123456");
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", std::string(kMinimal) + R"(plugins:
+  - name: sink
+    library: bundled:jsonl-sink
+    events: ["enrichment.*"]
+    concurrency: 2
+    retry: {max_attempts: 3}
+    config:
+      path: /tmp/x.jsonl
+      count: 12
+      ratio: 0.5
+      quoted: "12"
+      flag: true
+      nothing: ~
+      list: [a, 1]
+      token: ${CLAYHOOK_TEST_TOKEN}
+  - name: missing
+    library: bundled:no-such-plugin
+  - name: local
+    library: plugins/mine.so
+    enabled: false
+)"),
+                         opts());
+    REQUIRE(c.plugins.size() == 3);
+    const auto& p = c.plugins[0];
+    CHECK(p.library_path == std::string(test::kBundledPluginDir) + "/jsonl-sink.so");
+    CHECK(p.events == std::vector<std::string>{"enrichment.*"});
+    CHECK(p.concurrency == 2);
+    CHECK(p.retry.max_attempts == 3);
+    CHECK(p.retry.backoff_base == c.dispatch.retry.backoff_base);
+    CHECK(p.config_json ==
+          R"({"path":"/tmp/x.jsonl","count":12,"ratio":0.5,"quoted":"12","flag":true,)"
+          R"("nothing":null,"list":["a",1],"token":"tok-123456"})");
+    REQUIRE(p.secrets.size() == 1);
+    CHECK(p.secrets[0].ref == "${CLAYHOOK_TEST_TOKEN}");
+    CHECK(c.plugins[1].library_path.empty());
+    CHECK_THAT(c.plugins[1].library_error,
+               Catch::Contains("bundled plugin 'no-such-plugin' not found"));
+    CHECK_FALSE(c.plugins[2].enabled);
+    CHECK(c.plugins[2].library_path ==
+          (std::filesystem::current_path() / "plugins/mine.so").string());
+}
+
+TEST_CASE("sizes and durations accept their units", "[config]") {
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", std::string(kMinimal) + R"(    max_body_bytes: 100KB
+listener: {read_timeout: 250ms}
+store: {dedup_retention: 2d}
+dispatch: {call_timeout: 90}
+)"),
+                         opts());
+    CHECK(c.sources[0].max_body_bytes == 100 * 1024);
+    CHECK(c.listener.read_timeout == std::chrono::milliseconds(250));
+    CHECK(c.store.dedup_retention == std::chrono::hours(48));
+    CHECK(c.dispatch.call_timeout == std::chrono::seconds(90));
+}
+
+TEST_CASE("an enabled admin API needs a token", "[config][security]") {
+    auto e = error_of(R"(admin: {port: 9000}
+sources:
+  - name: a
+    path: /a
+    verify: {scheme: token, secrets: ["${A}"]}
+)");
+    CHECK(e.key() == "admin");
+    CHECK_THAT(e.message(), Catch::Contains("admin.token is required"));
+}
+
+TEST_CASE("the default config loads", "[config]") {
+    EnvVar s("CLAY_WEBHOOK_SECRET", "default-config-test-secret");
+    EnvVar t("CLAYHOOK_ADMIN_TOKEN", "default-config-admin-token");
+    auto c = load_config(std::string(test::kSourceDir) + "/config/clayhook.yaml", opts());
+    CHECK(c.sources.size() == 1);
+    CHECK(c.plugins.size() == 1);
+    CHECK(c.plugins[0].library_path.find("jsonl-sink.so") != std::string::npos);
+    for (const Secret* sec : c.all_secrets())
+        CHECK(sec->resolved);
+    CHECK_NOTHROW(require_secrets(c));
+}
