@@ -6,7 +6,7 @@
 
 namespace clayhook {
 
-// Exit codes of the clayhook command (documented in docs/cli.md).
+// Exit codes of the clayhook command (documented in README.md, "The clayhook command").
 enum ExitCode : int { kExitOk = 0, kExitFailed = 1, kExitUsage = 2 };
 
 // `clayhook ARGS...`: parses the command line and runs the command.

@@ -193,7 +193,7 @@ class Node {
         std::string unit = s.substr(i);
         if (i == 0 || i > 12)
             fail("expected a duration like 250ms, 30s, 5m, 2h or 7d, found '" + s + "'");
-        long long n = std::stoll(s.substr(0, i));
+        long long n = std::stoll(s.substr(0, i));  // at most 12 digits: cannot overflow
         long long mul = unit == "ms"                  ? 1
                         : unit == "s" || unit.empty() ? 1000
                         : unit == "m"                 ? 60'000
@@ -201,6 +201,7 @@ class Node {
                         : unit == "d"                 ? 86'400'000
                                                       : -1;
         if (mul < 0) fail("unknown duration unit '" + unit + "' (ms, s, m, h, d)");
+        if (n > 10LL * 366 * 86'400'000 / mul) fail("is longer than ten years");
         std::chrono::milliseconds d(n * mul);
         if (d < min) fail("must be at least " + std::to_string(min.count()) + "ms");
         return d;
@@ -219,7 +220,9 @@ class Node {
                        : unit == "MB" || unit == "MiB" ? 1024 * 1024
                        : unit == "GB" || unit == "GiB" ? 1024ULL * 1024 * 1024
                                                        : 0;
-        if (mul == 0) fail("unknown size unit '" + unit + "' (B, KiB, MiB, GiB)");
+        if (mul == 0)
+            fail("unknown size unit '" + unit + "' (B, KB/KiB, MB/MiB, GB/GiB; all 1024-based)");
+        if (n > max / mul) fail("must be at most " + std::to_string(max) + " bytes");
         uint64_t v = n * mul;
         if (v < min || v > max)
             fail("must be between " + std::to_string(min) + " and " + std::to_string(max) +
@@ -312,8 +315,8 @@ class Loader {
         if (root.is_null()) root.fail("the file is empty");
         root.expect_map(
             {"version", "listener", "admin", "store", "sources", "plugins", "dispatch", "log"});
-        if (root.has("version") && root.child("version").integer(1, 1) != 1)
-            root.child("version").fail("unsupported config version");
+        if (root.has("version") && root.child("version").integer(0, 1'000'000) != 1)
+            root.child("version").fail("this host reads config version 1");
 
         if (root.has("log")) load_log(root.child("log"), c.log);
         if (root.has("listener")) load_listener(root.child("listener"), c.listener);
@@ -341,6 +344,14 @@ class Loader {
                     p.child("name").fail("another plugin already has the name '" + pc.name + "'");
                 c.plugins.push_back(std::move(pc));
             }
+        }
+        // Checked last, not in load_admin: the admin API is on by default, so a
+        // config without an admin: block needs its token too.
+        if (c.admin.enabled && !c.admin.token) {
+            Node at = root.has("admin") ? root.child("admin") : root;
+            throw ConfigError(at.pos(), "admin.token",
+                              "required while the admin API is enabled (token: "
+                              "${CLAYHOOK_ADMIN_TOKEN}, or admin: {enabled: false})");
         }
         if (c.admin.enabled && c.admin.address != "127.0.0.1" && c.admin.address != "::1" &&
             c.admin.address != "localhost")
@@ -394,12 +405,7 @@ class Loader {
         if (n.has("enabled")) a.enabled = n.child("enabled").boolean();
         if (n.has("address")) a.address = n.child("address").non_empty_str();
         if (n.has("port")) a.port = static_cast<uint16_t>(n.child("port").integer(0, 65535));
-        if (n.has("token"))
-            a.token = secret(n.child("token"));
-        else if (a.enabled)
-            n.fail(
-                "admin.token is required while the admin API is enabled "
-                "(e.g. token: ${CLAYHOOK_ADMIN_TOKEN})");
+        if (n.has("token")) a.token = secret(n.child("token"));
     }
 
     void load_store(const Node& n, Config& c) {
@@ -627,7 +633,9 @@ class Loader {
             case YAML::NodeType::Scalar: {
                 const std::string& s = y.Scalar();
                 bool plain = y.Tag() == "?";
-                if (SecretResolver::is_reference(s)) {
+                // Only plain (unquoted) scalars are references, so quoting keeps
+                // a literal "file:..." or "${...}" as text.
+                if (plain && SecretResolver::is_reference(s) && s.rfind("file://", 0) != 0) {
                     Secret sec = secret(n);
                     std::string v = sec.value;
                     secrets.push_back(std::move(sec));
@@ -758,7 +766,9 @@ std::vector<std::string> default_bundled_plugin_dirs() {
     if (n > 0) {
         fs::path bin = fs::path(std::string(exe, static_cast<size_t>(n))).parent_path();
         dirs.push_back((bin / ".." / "plugins").lexically_normal().string());
-        dirs.push_back((bin / ".." / "lib" / "clayhook" / "plugins").lexically_normal().string());
+        dirs.push_back((bin / ".." / CLAYHOOK_INSTALL_LIBDIR / "clayhook" / "plugins")
+                           .lexically_normal()
+                           .string());
     }
     return dirs;
 }

@@ -22,7 +22,8 @@ Config load_config(const std::string& file, const LoadOptions& options);
 void require_secrets(const Config& config);
 
 // The folders searched for bundled plugins: $CLAYHOOK_PLUGIN_DIR, then
-// <exe>/../plugins (the build tree), then <exe>/../lib/clayhook/plugins.
+// <exe>/../plugins (the build tree), then <exe>/../<libdir>/clayhook/plugins
+// (the install tree; libdir as CMake installed it).
 std::vector<std::string> default_bundled_plugin_dirs();
 
 }  // namespace clayhook

@@ -31,7 +31,7 @@ class Logger {
 
     // Registers a secret value to redact from every later line. Values
     // shorter than 4 bytes are ignored: redacting them would mangle logs and
-    // they are no secret worth the name (the config loader refuses them).
+    // they are no secret worth the name.
     void add_secret(std::string_view value);
 
     void log(Level level, std::string_view component, std::string_view message,

@@ -34,6 +34,10 @@ int32_t metric(void* ctx, clayhook_str name, clayhook_str labels, double v, bool
         std::string full = "clayhook_plugin_" + std::string(sv(name));
         if (!Metrics::valid_name(sv(name)) || sv(name).find(':') != std::string_view::npos)
             return CLAYHOOK_ERR_INVALID;
+        // The plugin label is the host's: a plugin cannot pass for another.
+        std::string own = Metrics::canonical_labels(std::string(sv(labels)));
+        if (own.rfind("plugin=", 0) == 0 || own.find(",plugin=") != std::string::npos)
+            return CLAYHOOK_ERR_INVALID;
         std::string list = "plugin=" + h.instance_name();
         if (labels.len > 0) list += "," + std::string(sv(labels));
         std::string canonical = Metrics::canonical_labels(list);

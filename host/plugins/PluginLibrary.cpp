@@ -123,12 +123,14 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& instance,
     AbiVersion plugin_abi{d->abi_major, d->abi_minor};
     if (auto why = abi_incompatibility(host_abi(), plugin_abi); !why.empty())
         refuse(instance, path, why);
-    // Only the stable prefix is readable until struct_size says more is there.
-    if (d->struct_size < sizeof(clayhook_plugin_descriptor))
+    // The host reads the 1.0 fields of every plugin; fields a later minor adds
+    // will be read only when the plugin's struct_size covers them, so a
+    // plugin built for an older minor keeps loading on a newer host.
+    constexpr size_t kDescriptorSize_1_0 = sizeof(clayhook_plugin_descriptor);
+    if (d->struct_size < kDescriptorSize_1_0)
         refuse(instance, path,
                "its descriptor is " + std::to_string(d->struct_size) + " bytes, ABI " +
-                   plugin_abi.str() + " needs " +
-                   std::to_string(sizeof(clayhook_plugin_descriptor)));
+                   plugin_abi.str() + " needs " + std::to_string(kDescriptorSize_1_0));
     if (!valid_plugin_name(d->name))
         refuse(instance, path, "its name is missing or not of [a-z0-9][a-z0-9_.-]*");
     if (d->version == nullptr || *d->version == '\0')

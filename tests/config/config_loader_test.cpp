@@ -266,8 +266,43 @@ sources:
     path: /a
     verify: {scheme: token, secrets: ["${A}"]}
 )");
-    CHECK(e.key() == "admin");
-    CHECK_THAT(e.message(), Catch::Contains("admin.token is required"));
+    CHECK(e.key() == "admin.token");
+    CHECK(e.position().line == 1);
+    CHECK_THAT(e.message(), Catch::Contains("required while the admin API is enabled"));
+    // The admin API is on by default: leaving the block out needs a token too.
+    auto e2 = error_of(R"(sources:
+  - name: a
+    path: /a
+    verify: {scheme: token, secrets: ["${A}"]}
+)");
+    CHECK(e2.key() == "admin.token");
+}
+
+TEST_CASE("sizes and durations that overflow are errors, not wrap-arounds", "[config]") {
+    auto e = error_of(std::string(kMinimal) + "    max_body_bytes: 17592186044417MiB\n");
+    CHECK(e.key() == "sources[0].max_body_bytes");
+    CHECK_THAT(e.message(), Catch::Contains("must be at most"));
+    auto e2 = error_of(std::string(kMinimal) + "listener: {read_timeout: 999999999999d}\n");
+    CHECK_THAT(e2.message(), Catch::Contains("longer than ten years"));
+}
+
+TEST_CASE("quoted strings in a plugin's config are never secret references", "[config]") {
+    TempDir dir;
+    ::setenv("CLAYHOOK_TEST_Q", "resolved-value", 1);
+    auto c = load_config(dir.write("c.yaml", std::string(kMinimal) + R"(plugins:
+  - name: p
+    library: x.so
+    config:
+      a: "file:keep-me"
+      b: "${CLAYHOOK_TEST_Q}"
+      c: file:///etc/hostname
+      d: ${CLAYHOOK_TEST_Q}
+)"),
+                         opts());
+    ::unsetenv("CLAYHOOK_TEST_Q");
+    CHECK(
+        c.plugins[0].config_json ==
+        R"({"a":"file:keep-me","b":"${CLAYHOOK_TEST_Q}","c":"file:///etc/hostname","d":"resolved-value"})");
 }
 
 TEST_CASE("the default config loads", "[config]") {

@@ -237,7 +237,11 @@ TEST_CASE("results, reasons and exceptions cross the boundary as values", "[load
     auto kv = call(R"({"answer":"kv"})");
     CHECK(kv.status == CLAYHOOK_FAIL);
     CHECK_THAT(kv.reason, Catch::Contains("not supported by this host"));
-    // Metrics reach the registry with the instance label.
+    // Metrics reach the registry with the instance label, which the plugin
+    // cannot override.
+    auto spoof = call(R"({"answer":"spoof"})");
+    CHECK(spoof.status == CLAYHOOK_FAIL);
+    CHECK_THAT(spoof.reason, Catch::Contains("invalid arguments"));
     CHECK(env.metrics.value("clayhook_plugin_handled_total", R"(answer="done",plugin="p")") == 1);
     CHECK(env.metrics.value("clayhook_plugin_created_total", R"(plugin="p")") == 1);
 }

@@ -1,0 +1,44 @@
+# Shared by the scripts in this folder: sourced, not run.
+
+# Packages needed to build and run the host (Debian 12 names).
+CLAYHOOK_RUN_PACKAGES=(g++ cmake ninja-build pkg-config libpoco-dev libyaml-cpp-dev
+                       libboost-dev libssl-dev openssl)
+# ...and, on top, to build and run the tests.
+CLAYHOOK_TEST_PACKAGES=(catch2 binutils clang-format)
+
+say() { printf '\033[1m[clayhook]\033[0m %s\n' "$*" >&2; }
+
+# ensure_packages PKG...: installs, through apt-get by name, the packages that
+# are not installed yet; does nothing when all are there.
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { say "need root (or sudo) to install: ${missing[*]}"; return 1; }
+    sudo=(sudo)
+  fi
+  say "installing missing packages: ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# build DIR [cmake options...]: configures (once) and builds with Ninja.
+build() {
+  local dir=$1; shift
+  cmake -S "$CLAYHOOK_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir"
+}
+
+# ensure_secret FILE: creates FILE with 32 random bytes in hex, mode 0600,
+# unless it exists.
+ensure_secret() {
+  local file=$1
+  [ -s "$file" ] && return 0
+  mkdir -p "$(dirname "$file")"
+  (umask 077 && openssl rand -hex 32 > "$file")
+  say "created a random secret in $file (mode 0600)"
+}
