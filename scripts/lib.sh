@@ -1,7 +1,7 @@
 # Shared by the scripts in this folder: sourced, not run.
 
 # Packages needed to build and run the host (Debian 12 names).
-CLAYHOOK_RUN_PACKAGES=(g++ cmake ninja-build pkg-config libpoco-dev libyaml-cpp-dev
+CLAYHOOK_RUN_PACKAGES=(g++ cmake ninja-build pkg-config libpoco-dev libyaml-cpp-dev libsqlite3-dev
                        libboost-dev libssl-dev openssl)
 # ...and, on top, to build and run the tests.
 CLAYHOOK_TEST_PACKAGES=(catch2 binutils clang-format)

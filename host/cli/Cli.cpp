@@ -21,8 +21,30 @@ commands:
   version                         print the host and plugin ABI versions
   help                            this text
 
-FILE defaults to $CLAYHOOK_CONFIG, else config/clayhook.yaml.
-exit codes: 0 ok, 1 failed (check found errors, serve could not start), 2 usage.
+Clay API (the key from $CLAY_API_KEY; the URL from --api-url URL, else $CLAY_API_URL,
+else https://api.clay.com):
+  register --url URL --table TABLE --events TYPE[,TYPE...] [--secret-file PATH]
+                                  register a webhook; prints its id and the signing
+                                  secret (shown once), or writes the secret to PATH (0600)
+  webhooks list [--json]          list the registered webhooks
+  webhooks delete ID              delete one
+
+Test deliveries (signed with the source's first secret, which is never printed):
+  sign [--config FILE] [--source NAME] BODY_FILE|-
+                                  print the headers the source's scheme would carry
+  send [--config FILE] [--source NAME] [--url URL] (BODY_FILE|- | --sample TYPE|all)
+                                  sign and POST to the host (default: the listener's
+                                  address and the source's path); prints the answer.
+                                  TYPE: enrichment.completed, enrichment.failed,
+                                  table.row.created, table.row.updated,
+                                  table.export.completed, workflow.completed
+
+FILE defaults to $CLAYHOOK_CONFIG, else config/clayhook.yaml; --source may be left
+out when the config has one source.
+exit codes: 0 ok, 1 failed (check found errors, serve could not start, send got a
+non-2xx answer, Clay answered another error), 2 usage, 3 CLAY_API_KEY not set,
+4 Clay refused the key (401), 5 Clay refused the request (422), 6 still rate limited
+(429) after one wait, 7 network failure (refused, DNS, TLS, timeout).
 )";
 
 std::string default_config() {
@@ -42,6 +64,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         out << "clayhook " << CLAYHOOK_VERSION << " (plugin ABI " << host_abi().str() << ")\n";
         return kExitOk;
     }
+    if (cmd == "register" || cmd == "webhooks" || cmd == "sign" || cmd == "send")
+        return clay_command(args, out, err);
     if (cmd != "serve" && cmd != "check") {
         err << "clayhook: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;

@@ -1,13 +1,16 @@
-// `clayhook serve`: loads the config and the plugins, reports ready, and runs
-// until SIGTERM or SIGINT. The intake listener and the dispatcher hang off
-// this command as they arrive.
+// `clayhook serve`: loads the config and the plugins, opens the store, starts
+// the intake listener, reports ready, and runs until SIGTERM or SIGINT. The
+// dispatcher hangs off this command when it arrives.
 #include "cli/Commands.h"
 
 #include "config/ConfigError.h"
 #include "config/ConfigLoader.h"
+#include "http/IntakeServer.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 #include "plugins/PluginSet.h"
+#include "store/DedupPruner.h"
+#include "store/Store.h"
 
 #include <signal.h>
 
@@ -53,8 +56,31 @@ int serve_command(const std::string& file, std::ostream& err) {
     }
     auto plugins = std::make_unique<PluginSet>(PluginSet::load(config, stage_dir, log, metrics));
 
+    std::unique_ptr<Store> store;
+    std::unique_ptr<IntakeServer> intake;
+    std::unique_ptr<DedupPruner> pruner;
+    try {
+        store = open_store(config.store, static_cast<size_t>(config.listener.max_queued) * 4);
+        pruner = std::make_unique<DedupPruner>(
+            *store, config.store.dedup_retention,
+            DedupPruner::interval_for(config.store.dedup_retention), log, metrics);
+        intake = std::make_unique<IntakeServer>(config, *store, log, metrics, [] { return true; });
+        intake->start();
+    } catch (const std::exception& e) {
+        log.error("host", std::string("cannot start: ") + e.what());
+        intake.reset();
+        pruner.reset();
+        store.reset();
+        plugins.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(stage_dir, ec);
+        return kExitFailed;
+    }
+
     log.info("host", "ready",
              {{"config", file},
+              {"listen", config.listener.address + ":" + std::to_string(intake->port())},
+              {"store", config.store.path},
               {"sources", std::to_string(config.sources.size())},
               {"plugins", std::to_string(plugins->instances.size())},
               {"refused", std::to_string(plugins->refused.size())}});
@@ -71,6 +97,10 @@ int serve_command(const std::string& file, std::ostream& err) {
         log.info("host", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
         break;
     }
+    intake->stop();  // stop accepting; in-flight requests finish and commit
+    intake.reset();
+    pruner.reset();
+    store.reset();
     plugins.reset();
     std::error_code ec;
     std::filesystem::remove_all(stage_dir, ec);

@@ -60,47 +60,107 @@ std::string Metrics::canonical_labels(std::string_view list) {
     return out;
 }
 
-void Metrics::counter_add(std::string_view name, std::string_view labels, double delta) {
-    std::lock_guard lock(mu_);
-    auto it = families_.find(name);
-    if (it == families_.end())
-        it = families_.emplace(std::string(name), Family{"counter", {}, {}}).first;
-    it->second.series[std::string(labels)] += delta;
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    for (size_t i = 0; i <= bounds_.size(); ++i)
+        buckets_[i].store(0);
 }
 
-void Metrics::gauge_set(std::string_view name, std::string_view labels, double value) {
-    std::lock_guard lock(mu_);
-    auto it = families_.find(name);
-    if (it == families_.end())
-        it = families_.emplace(std::string(name), Family{"gauge", {}, {}}).first;
-    it->second.series[std::string(labels)] = value;
+void Histogram::observe(double v) {
+    size_t i = 0;
+    while (i < bounds_.size() && v > bounds_[i])
+        ++i;
+    buckets_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(v, std::memory_order_relaxed);
+    count_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Metrics::set_help(std::string_view name, std::string_view type, std::string_view help) {
+std::vector<uint64_t> Histogram::cumulative() const {
+    std::vector<uint64_t> out(bounds_.size() + 1);
+    uint64_t acc = 0;
+    for (size_t i = 0; i <= bounds_.size(); ++i)
+        out[i] = acc += buckets_[i].load();
+    return out;
+}
+
+Metrics::Family& Metrics::family(std::string_view name, const char* type) {
+    auto it = families_.find(name);
+    if (it == families_.end()) it = families_.emplace(std::string(name), Family{}).first;
+    if (it->second.type.empty()) it->second.type = type;
+    return it->second;
+}
+
+MetricValue& Metrics::counter(std::string_view name, std::string_view labels) {
     std::lock_guard lock(mu_);
-    auto& f = families_[std::string(name)];
-    f.type = std::string(type);
-    f.help = std::string(help);
+    auto& slot = family(name, "counter").values[std::string(labels)];
+    if (!slot) slot = std::make_unique<MetricValue>();
+    return *slot;
+}
+
+MetricValue& Metrics::gauge(std::string_view name, std::string_view labels) {
+    std::lock_guard lock(mu_);
+    auto& slot = family(name, "gauge").values[std::string(labels)];
+    if (!slot) slot = std::make_unique<MetricValue>();
+    return *slot;
+}
+
+Histogram& Metrics::histogram(std::string_view name, std::string_view labels,
+                              const std::vector<double>& bounds) {
+    std::lock_guard lock(mu_);
+    auto& slot = family(name, "histogram").histograms[std::string(labels)];
+    if (!slot) slot = std::make_unique<Histogram>(bounds);
+    return *slot;
+}
+
+void Metrics::set_help(std::string_view name, std::string_view help) {
+    std::lock_guard lock(mu_);
+    auto it = families_.find(name);
+    if (it == families_.end()) it = families_.emplace(std::string(name), Family{}).first;
+    it->second.help = std::string(help);
 }
 
 double Metrics::value(std::string_view name, std::string_view labels) const {
     std::lock_guard lock(mu_);
     auto it = families_.find(name);
     if (it == families_.end()) return 0;
-    auto s = it->second.series.find(std::string(labels));
-    return s == it->second.series.end() ? 0 : s->second;
+    auto s = it->second.values.find(std::string(labels));
+    return s == it->second.values.end() ? 0 : s->second->get();
+}
+
+const Histogram* Metrics::find_histogram(std::string_view name, std::string_view labels) const {
+    std::lock_guard lock(mu_);
+    auto it = families_.find(name);
+    if (it == families_.end()) return nullptr;
+    auto s = it->second.histograms.find(std::string(labels));
+    return s == it->second.histograms.end() ? nullptr : s->second.get();
 }
 
 std::string Metrics::render() const {
     std::lock_guard lock(mu_);
     std::string out;
+    auto with = [](const std::string& labels, const std::string& extra) {
+        if (labels.empty()) return "{" + extra + "}";
+        return "{" + labels + "," + extra + "}";
+    };
     for (const auto& [name, f] : families_) {
+        if (f.type.empty()) continue;
         if (!f.help.empty()) out += "# HELP " + name + " " + f.help + "\n";
         out += "# TYPE " + name + " " + f.type + "\n";
-        for (const auto& [labels, v] : f.series) {
+        for (const auto& [labels, v] : f.values) {
             out += name;
             if (!labels.empty()) out += "{" + labels + "}";
-            out += " " + format_value(v) + "\n";
+            out += " " + format_value(v->get()) + "\n";
+        }
+        for (const auto& [labels, h] : f.histograms) {
+            auto cum = h->cumulative();
+            for (size_t i = 0; i < cum.size(); ++i) {
+                std::string le = i < h->bounds().size() ? format_value(h->bounds()[i]) : "+Inf";
+                out += name + "_bucket" + with(labels, "le=\"" + le + "\"") + " " +
+                       std::to_string(cum[i]) + "\n";
+            }
+            std::string l = labels.empty() ? "" : "{" + labels + "}";
+            out += name + "_sum" + l + " " + format_value(h->sum()) + "\n";
+            out += name + "_count" + l + " " + std::to_string(h->count()) + "\n";
         }
     }
     return out;

@@ -15,6 +15,9 @@ namespace {
 
 std::string config_with_plugins(const TempDir& dir) {
     return dir.write("c.yaml", std::string(R"(admin: {enabled: false}
+listener: {address: 127.0.0.1, port: 0}
+store: {path: )") + dir.file("var/clayhook.db") +
+                                   R"(}
 sources:
   - name: clay
     path: /webhooks/clay
@@ -25,7 +28,7 @@ plugins:
   - name: sink
     library: bundled:jsonl-sink
     config:
-      path: )") + dir.file("events.jsonl") +
+      path: )" + dir.file("events.jsonl") +
                                    R"(
   - name: broken
     library: )" + kFixturePluginDir +

@@ -1,0 +1,65 @@
+#pragma once
+
+#include "config/Config.h"
+#include "verify/Verifier.h"
+
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/ThreadPool.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace clayhook {
+
+class Logger;
+class Metrics;
+class Store;
+
+class Histogram;
+class MetricValue;
+
+// One configured source as the data plane uses it: immutable after start,
+// with its hot-path metrics resolved once so a request takes no registry lock.
+struct SourceRuntime {
+    SourceConfig config;
+    Verifier verifier;
+    MetricValue* accepted = nullptr;
+    MetricValue* duplicates = nullptr;
+    MetricValue* bytes = nullptr;
+    Histogram* latency = nullptr;  // seconds, from the request's start to the answer
+    SourceRuntime(const SourceConfig& c, Metrics& metrics);
+};
+
+// The public listener: one POST route per source, plus /healthz, /readyz and
+// /metrics. Per request, in this order: method and path; the size cap before
+// reading (Content-Length) and while reading (chunked); verification on the
+// raw bytes; parse and classify; idempotency key; durable insert; 200 only
+// after the commit.
+class IntakeServer {
+  public:
+    // `ready` tells /readyz whether the rest of the host is (plugins loaded).
+    IntakeServer(const Config& config, Store& store, Logger& log, Metrics& metrics,
+                 std::function<bool()> ready);
+    ~IntakeServer();
+    IntakeServer(const IntakeServer&) = delete;
+    IntakeServer& operator=(const IntakeServer&) = delete;
+
+    void start();
+    // Stops accepting and waits for in-flight requests to finish.
+    void stop();
+    uint16_t port() const;  // the bound port (useful with port: 0)
+
+    struct Shared;  // what request handlers share; defined in the .cpp
+
+  private:
+    std::shared_ptr<Shared> shared_;
+    // Poco's default pool has 16 threads; a dedicated one sized from
+    // listener.threads serves as many connections at once as configured.
+    std::unique_ptr<Poco::ThreadPool> pool_;  // outlives server_
+    std::unique_ptr<Poco::Net::HTTPServer> server_;
+};
+
+}  // namespace clayhook

@@ -1,0 +1,48 @@
+#include "store/DedupPruner.h"
+
+#include "log/Logger.h"
+#include "metrics/Metrics.h"
+#include "store/Store.h"
+
+#include <algorithm>
+
+namespace clayhook {
+
+DedupPruner::DedupPruner(Store& store, std::chrono::milliseconds retention,
+                         std::chrono::milliseconds interval, Logger& log, Metrics& metrics)
+    : store_(store), retention_(retention), interval_(interval), log_(log), metrics_(metrics) {
+    thread_ = std::thread(&DedupPruner::run, this);
+}
+
+DedupPruner::~DedupPruner() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+std::chrono::milliseconds DedupPruner::interval_for(std::chrono::milliseconds retention) {
+    return std::clamp<std::chrono::milliseconds>(retention / 10, std::chrono::seconds(1),
+                                                 std::chrono::minutes(10));
+}
+
+void DedupPruner::run() {
+    auto& pruned = metrics_.counter("clayhook_store_dedup_pruned_total");
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+        lock.unlock();
+        try {
+            size_t n = store_.prune_dedup(std::chrono::system_clock::now() - retention_);
+            pruned.add(static_cast<double>(n));
+            if (n > 0) log_.info("store", "dedup keys pruned", {{"count", std::to_string(n)}});
+        } catch (const std::exception& e) {
+            log_.warn("store", "dedup pruning failed; will try again", {{"error", e.what()}});
+        }
+        lock.lock();
+        cv_.wait_for(lock, interval_, [this] { return stop_; });
+    }
+}
+
+}  // namespace clayhook

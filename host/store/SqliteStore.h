@@ -1,0 +1,158 @@
+#pragma once
+
+// The embedded engine: one SQLite file in WAL mode, one writer thread that
+// group-commits every insert queued while the previous transaction committed,
+// and a separate read connection. See SqliteStore.cpp for the schema and why.
+
+#include "store/Store.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+// The sqlite3 C API stays out of this header; these match its typedefs.
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace clayhook {
+
+// SipHash-2-4 with a 128-bit key (k0, k1 as the reference's little-endian key
+// halves), 64-bit result. Exposed for its reference test vectors.
+uint64_t siphash24(uint64_t k0, uint64_t k1, const void* data, size_t size);
+
+class SqliteStore final : public Store {
+  public:
+    // Knobs that are not in the config because only tests and benchmarks
+    // have a reason to turn them.
+    struct Tuning {
+        size_t max_batch = 512;                        // inserts per transaction at most
+        std::chrono::milliseconds busy_timeout{5000};  // waiting for another process's lock
+        size_t prune_chunk = 4096;  // dedup records examined per prune transaction
+    };
+
+    // Opens (creating the folder and a 0600 file when missing) and starts the
+    // writer. Throws std::runtime_error naming the path and the reason.
+    SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tuning);
+    SqliteStore(const StoreConfig& config, size_t max_queue)
+        : SqliteStore(config, max_queue, Tuning{}) {}
+    // Finishes everything queued, stops the writer, closes the connections.
+    // Like any object, it must outlive the calls into it: destroy it after
+    // every insert() has returned.
+    ~SqliteStore() override;
+    SqliteStore(const SqliteStore&) = delete;
+    SqliteStore& operator=(const SqliteStore&) = delete;
+
+    InsertResult insert(const NewEvent& e) noexcept override;
+    bool writable() const noexcept override { return writable_.load(std::memory_order_relaxed); }
+    size_t queue_depth() const noexcept override { return depth_.load(std::memory_order_relaxed); }
+    uint64_t event_count() override;
+    std::optional<StoredEvent> get(std::string_view id) override;
+    size_t prune_dedup(std::chrono::system_clock::time_point older_than) override;
+
+    // What the write connection reports after open, read back rather than
+    // assumed (for `clayhook check` and the tests).
+    struct Settings {
+        std::string journal_mode;  // "wal"
+        int synchronous = -1;      // 2 = FULL (durable), 1 = NORMAL
+    };
+    const Settings& settings() const { return settings_; }
+    const std::string& path() const { return path_; }
+
+    // Test hook: while held, the writer starts no new transaction, so what is
+    // queued stays queued. Lets tests fill the queue exactly (overloaded) and
+    // put chosen inserts into one batch (duplicates within a batch). The
+    // destructor releases it.
+    void hold_writer(bool held);
+
+  private:
+    struct DbCloser {
+        void operator()(sqlite3* db) const;
+    };
+    struct StmtFinalizer {
+        void operator()(sqlite3_stmt* s) const;
+    };
+    using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+    using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+    // One waiting insert, on the caller's stack. `result` is written by the
+    // writer alone; `done` and the wake-up go through mu_, so the caller can
+    // only return (and free this) after the writer let go of mu_.
+    struct Request {
+        const NewEvent* event = nullptr;
+        InsertResult result;
+        bool done = false;
+        std::condition_variable cv;
+    };
+    // Control work that must run on the write connection (prune).
+    struct Job {
+        std::function<void()> run;
+        std::exception_ptr error;
+        bool done = false;
+        std::condition_variable cv;
+    };
+    struct PruneStep {
+        size_t deleted = 0;
+        bool finished = false;
+        int64_t next_hash = 0;
+    };
+
+    void open_write_connection();
+    void create_schema();
+    void prepare_statements();
+    void open_read_connection();
+
+    void writer_loop();
+    void run_job(Job& job);
+    void commit_batch(const std::vector<Request*>& batch);
+    // Decides one item inside the open transaction. False on an SQLite error
+    // that dooms the whole transaction (the message is in `error`).
+    bool insert_one(Request& r, int64_t& next_seq, std::string& error);
+    bool insert_event_row(int64_t seq, std::string& id, std::string& error);
+    void fail_batch(const std::vector<Request*>& batch, const std::string& error);
+    void rollback_if_open();
+    int64_t dedup_hash(const NewEvent& e);
+    PruneStep prune_step(int64_t cutoff_ms, int64_t from_hash);
+    void run_on_writer(std::function<void()> fn);
+
+    std::string path_;
+    bool durable_;
+    size_t max_queue_;
+    Tuning tuning_;
+    Settings settings_;
+
+    // Write side: touched by the constructor, then only by the writer thread.
+    DbPtr wdb_;
+    StmtPtr begin_, commit_, rollback_, max_seq_, insert_dedup_, find_dup_, repoint_dedup_,
+        insert_event_, prune_scan_, prune_delete_;
+    uint64_t hash_k0_ = 0, hash_k1_ = 0;
+    std::string hash_scratch_;
+    EventIdGenerator ids_;
+
+    // Read side: one connection, one caller at a time.
+    std::mutex read_mu_;
+    DbPtr rdb_;
+    StmtPtr get_, count_events_;
+
+    // The queue: a fixed ring of max_queue_ slots, so insert() never
+    // allocates and the bound is structural.
+    std::mutex mu_;
+    std::condition_variable work_cv_;
+    std::vector<Request*> ring_;
+    size_t head_ = 0, count_ = 0;
+    std::vector<Job*> jobs_;
+    bool stopping_ = false;
+    bool held_ = false;
+    std::atomic<size_t> depth_{0};
+    std::atomic<bool> writable_{true};
+
+    std::thread writer_;
+};
+
+}  // namespace clayhook

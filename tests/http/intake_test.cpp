@@ -1,0 +1,310 @@
+// The intake over real sockets: a real IntakeServer on 127.0.0.1:0, a real
+// SQLite file, Poco's HTTP client.
+#include "config/ConfigLoader.h"
+#include "http/IntakeServer.h"
+#include "log/Logger.h"
+#include "metrics/Metrics.h"
+#include "store/Store.h"
+#include "support/Subprocess.h"
+#include "support/TempDir.h"
+#include "verify/Verifier.h"
+
+#include <sqlite3.h>
+
+#include <clayhook/json.hpp>
+
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/StreamCopier.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <sstream>
+#include <thread>
+
+using namespace clayhook;
+using clayhook::test::TempDir;
+namespace net = Poco::Net;
+
+namespace {
+
+const char* kSecret = "intake-test-secret-1";
+const char* kSecond = "intake-test-secret-2";
+
+struct Reply {
+    int status = 0;
+    std::string body;
+    std::string retry_after;
+};
+
+struct Host {
+    TempDir dir;
+    std::ostringstream log_out;
+    Logger log{log_out, Level::debug};
+    Metrics metrics;
+    Config config;
+    std::unique_ptr<Store> store;
+    std::unique_ptr<IntakeServer> server;
+
+    explicit Host(const std::string& extra_source_yaml = "",
+                  const std::string& listener_extra = "") {
+        ::setenv("INTAKE_S1", kSecret, 1);
+        ::setenv("INTAKE_S2", kSecond, 1);
+        auto file = dir.write("c.yaml", R"(admin: {enabled: false}
+listener: {address: 127.0.0.1, port: 0, threads: 16)" +
+                                            listener_extra + R"(}
+store: {path: )" + dir.file("db/clayhook.db") +
+                                            R"(}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    max_body_bytes: 4KiB
+    verify:
+      scheme: hmac-sha256
+      secrets: ["${INTAKE_S1}", "${INTAKE_S2}"]
+)" + extra_source_yaml);
+        config = load_config(file, LoadOptions{});
+        start();
+    }
+    void start() {
+        store = open_store(config.store, 1024);
+        server = std::make_unique<IntakeServer>(config, *store, log, metrics, [] { return true; });
+        server->start();
+    }
+    void restart() {
+        server.reset();
+        store.reset();
+        start();
+    }
+
+    Reply request(const std::string& method, const std::string& path, const std::string& body,
+                  const std::vector<std::pair<std::string, std::string>>& headers = {},
+                  bool chunked = false) {
+        net::HTTPClientSession s("127.0.0.1", server->port());
+        net::HTTPRequest req(method, path, net::HTTPMessage::HTTP_1_1);
+        for (const auto& [k, v] : headers)
+            req.set(k, v);
+        if (chunked)
+            req.setChunkedTransferEncoding(true);
+        else
+            req.setContentLength64(static_cast<Poco::Int64>(body.size()));
+        std::ostream& os = s.sendRequest(req);
+        os << body;
+        net::HTTPResponse resp;
+        std::istream& is = s.receiveResponse(resp);
+        Reply r;
+        r.status = resp.getStatus();
+        Poco::StreamCopier::copyToString(is, r.body);
+        r.retry_after = resp.get("Retry-After", "");
+        return r;
+    }
+    Reply post_signed(const std::string& body, const std::string& secret = kSecret,
+                      const std::string& prefix = "") {
+        return request("POST", "/webhooks/clay", body,
+                       {{"x-clay-signature", prefix + hmac_sha256_hex(secret, body)}});
+    }
+};
+
+std::string delivery(int row, const std::string& event = "enrichment.completed") {
+    return R"({"event":")" + event + R"(","table_id":"t_abc123","row_id":"row_)" +
+           std::to_string(row) + R"(","timestamp":"2026-11-26T12:00:42.042Z","data":{"email":"p)" +
+           std::to_string(row) + R"(@example.com"}})";
+}
+
+}  // namespace
+
+TEST_CASE("intake: a signed delivery is stored and acknowledged with its id", "[intake]") {
+    Host h;
+    auto r = h.post_signed(delivery(1));
+    REQUIRE(r.status == 200);
+    auto doc = json::parse(r.body);
+    CHECK(doc.get_bool("received", false));
+    std::string id = doc.get_string("id", "");
+    REQUIRE(!id.empty());
+    auto ev = h.store->get(id);
+    REQUIRE(ev.has_value());
+    CHECK(ev->type == "enrichment.completed");
+    CHECK(ev->body == delivery(1));
+    CHECK(h.store->event_count() == 1);
+}
+
+TEST_CASE("intake: verification failures are 401 without echo and nothing is stored", "[intake]") {
+    Host h;
+    std::string body = delivery(2);
+    auto sig = hmac_sha256_hex(kSecret, body);
+    auto tampered = h.request("POST", "/webhooks/clay", delivery(3), {{"x-clay-signature", sig}});
+    CHECK(tampered.status == 401);
+    CHECK(tampered.body.find("row_3") == std::string::npos);
+    CHECK(h.post_signed(body, "wrong-secret-entirely").status == 401);
+    CHECK(h.request("POST", "/webhooks/clay", body).status == 401);
+    CHECK(h.store->event_count() == 0);
+    CHECK_THAT(h.log_out.str(), Catch::Contains("reason=bad_signature"));
+    CHECK_THAT(h.log_out.str(), Catch::Contains("reason=missing_header"));
+    CHECK_THAT(h.log_out.str(), Catch::Contains("remote=127.0.0.1"));
+    CHECK(h.log_out.str().find(kSecret) == std::string::npos);
+    CHECK(h.metrics.value("clayhook_intake_verify_failures_total",
+                          R"(reason="bad_signature",source="clay")") == 2);
+}
+
+TEST_CASE("intake: the second of two secrets and a sha256= prefix are accepted", "[intake]") {
+    Host h;
+    CHECK(h.post_signed(delivery(4), kSecond).status == 200);
+    CHECK(h.post_signed(delivery(5), kSecret, "sha256=").status == 200);
+    CHECK(h.store->event_count() == 2);
+}
+
+TEST_CASE("intake: method, path, size and parse errors", "[intake]") {
+    Host h;
+    CHECK(h.request("GET", "/webhooks/clay", "").status == 405);
+    CHECK(h.request("POST", "/nope", "{}").status == 404);
+    std::string big(5000, 'x');
+    auto r = h.request("POST", "/webhooks/clay", big, {{"x-clay-signature", "00"}});
+    CHECK(r.status == 413);
+    auto chunked = h.request("POST", "/webhooks/clay", big, {{"x-clay-signature", "00"}}, true);
+    CHECK(chunked.status == 413);
+    std::string bad = "{\"event\":";
+    CHECK(h.post_signed(bad).status == 400);
+    CHECK(h.post_signed(R"({"row_id":"r1"})").status == 400);
+    CHECK(h.store->event_count() == 0);
+    // A small chunked body is fine.
+    std::string ok = delivery(6);
+    CHECK(h.request("POST", "/webhooks/clay", ok,
+                    {{"x-clay-signature", hmac_sha256_hex(kSecret, ok)}}, true)
+              .status == 200);
+}
+
+TEST_CASE("intake: a duplicate is acknowledged as such with the first id", "[intake]") {
+    Host h;
+    auto first = json::parse(h.post_signed(delivery(7)).body);
+    auto second = h.post_signed(delivery(7));
+    REQUIRE(second.status == 200);
+    auto doc = json::parse(second.body);
+    CHECK(doc.get_bool("duplicate", false));
+    CHECK(doc.get_string("id", "") == first.get_string("id", "x"));
+    CHECK(h.store->event_count() == 1);
+}
+
+TEST_CASE("intake: many concurrent copies of one delivery store exactly one", "[intake]") {
+    Host h;
+    std::string body = delivery(8);
+    std::vector<std::thread> threads;
+    std::atomic<int> stored{0}, dup{0}, other{0};
+    for (int i = 0; i < 12; ++i)
+        threads.emplace_back([&] {
+            auto r = h.post_signed(body);
+            auto doc = json::parse(r.body);
+            if (r.status != 200)
+                ++other;
+            else if (doc.get_bool("duplicate", false))
+                ++dup;
+            else
+                ++stored;
+        });
+    for (auto& t : threads)
+        t.join();
+    CHECK(stored == 1);
+    CHECK(dup == 11);
+    CHECK(other == 0);
+    CHECK(h.store->event_count() == 1);
+}
+
+TEST_CASE("intake: what was acknowledged before a restart is there after it", "[intake]") {
+    Host h;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 20; ++i)
+        ids.push_back(json::parse(h.post_signed(delivery(100 + i)).body).get_string("id", ""));
+    h.restart();
+    for (const auto& id : ids)
+        CHECK(h.store->get(id).has_value());
+    CHECK(h.store->event_count() == 20);
+    // Dedup survives the restart too.
+    CHECK(json::parse(h.post_signed(delivery(100)).body).get_bool("duplicate", false));
+}
+
+TEST_CASE("intake: health, readiness and metrics", "[intake]") {
+    Host h;
+    CHECK(h.request("GET", "/healthz", "").status == 200);
+    CHECK(h.request("GET", "/readyz", "").status == 200);
+    h.post_signed(delivery(9));
+    auto m = h.request("GET", "/metrics", "");
+    CHECK(m.status == 200);
+    CHECK_THAT(
+        m.body,
+        Catch::Contains(
+            R"(clayhook_intake_requests_total{outcome="accepted",source="clay",status="200"} 1)"));
+    CHECK_THAT(m.body, Catch::Contains("clayhook_store_queue_depth"));
+}
+
+TEST_CASE("intake: a store that cannot take the write answers 503 with Retry-After", "[intake]") {
+    Host h;
+    REQUIRE(h.post_signed(delivery(20)).status == 200);
+    // Another connection holds SQLite's write lock past the store's busy timeout.
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(h.config.store.path.c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    auto r = h.post_signed(delivery(21));
+    CHECK(r.status == 503);
+    CHECK(r.retry_after == "1");
+    CHECK(h.request("GET", "/readyz", "").status == 503);
+    REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+    // Nothing was acknowledged, so the sender's retry is stored, not a duplicate.
+    auto again = h.post_signed(delivery(21));
+    CHECK(again.status == 200);
+    CHECK_FALSE(json::parse(again.body).get_bool("duplicate", false));
+    CHECK(h.request("GET", "/readyz", "").status == 200);
+    CHECK_THAT(h.log_out.str(), Catch::Contains("status=503"));
+}
+
+TEST_CASE("intake: TLS with the configured certificate and key", "[intake][tls]") {
+    TempDir certs;
+    std::string key = certs.file("key.pem"), cert = certs.file("cert.pem");
+    auto gen = clayhook::test::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
+                                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj",
+                                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                                   {});
+    REQUIRE(gen.code == 0);
+    Host h("", ", tls: {cert_file: " + cert + ", key_file: " + key + "}");
+    Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "",
+                                                         cert, Poco::Net::Context::VERIFY_STRICT);
+    net::HTTPSClientSession s("127.0.0.1", h.server->port(), ctx);
+    std::string body = delivery(30);
+    net::HTTPRequest req("POST", "/webhooks/clay", net::HTTPMessage::HTTP_1_1);
+    req.set("x-clay-signature", hmac_sha256_hex(kSecret, body));
+    req.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    s.sendRequest(req) << body;
+    net::HTTPResponse resp;
+    std::string answer;
+    Poco::StreamCopier::copyToString(s.receiveResponse(resp), answer);
+    CHECK(resp.getStatus() == 200);
+    CHECK(json::parse(answer).get_bool("received", false));
+    CHECK(h.store->event_count() == 1);
+}
+
+TEST_CASE("intake: connections past max_connections are closed unserved", "[intake]") {
+    Host h("", ", max_connections: 2");
+    // Two idle keep-alive connections take the two places.
+    net::HTTPClientSession a("127.0.0.1", h.server->port()), b("127.0.0.1", h.server->port());
+    for (auto* s : {&a, &b}) {
+        s->setKeepAlive(true);
+        net::HTTPRequest req("GET", "/healthz", net::HTTPMessage::HTTP_1_1);
+        req.setKeepAlive(true);
+        s->sendRequest(req);
+        net::HTTPResponse resp;
+        std::string ignored;
+        Poco::StreamCopier::copyToString(s->receiveResponse(resp), ignored);
+        REQUIRE(resp.getStatus() == 200);
+    }
+    bool refused = false;
+    try {
+        h.request("GET", "/healthz", "");
+    } catch (const Poco::Exception&) {
+        refused = true;  // closed before an answer
+    }
+    CHECK(refused);
+    CHECK(h.metrics.value("clayhook_intake_connections_refused_total", "") >= 1);
+}
