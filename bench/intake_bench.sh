@@ -87,4 +87,4 @@ done
 ratio=$(echo "$(field "$host" rps) / $(field "$bare" rps)" | bc -l)
 printf 'ratio clayhook/bare: rps %.2f (goal >= 0.80); clayhook p99 %s ms (goal <= 3); RSS %.0f MB (goal <= 150)\n' \
   "$ratio" "$(field "$host" p99_ms)" "$(echo "$(field "$host" rss_kb) / 1024" | bc -l)"
-printf 'events stored: %s of %s requests\n' "$events" "$(field "$host" requests)"
+printf 'events in the store after the run: %s (warm-up included; the measured run sent %s requests)\n' "$events" "$(field "$host" requests)"

@@ -430,7 +430,9 @@ InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
     // The writer sleeps only on an empty queue (or while held, and then
     // hold_writer(false) wakes it): one wake-up per batch, not per insert.
     if (count_ == 1) work_cv_.notify_one();
-    req.cv.wait(lk, [&] { return req.done; });
+    lk.unlock();
+    std::unique_lock own(req.m);
+    req.cv.wait(own, [&] { return req.done; });
     return std::move(req.result);
 }
 
@@ -475,14 +477,16 @@ void SqliteStore::writer_loop() {
 
         commit_batch(batch);
 
-        lk.lock();
-        // Under mu_: a waiter can only see `done` and return (destroying its
-        // Request) after we let go of mu_, and we touch none of them after.
+        // Under each request's own mutex: its caller can only see `done` and
+        // return (destroying the Request) after we let go of it, and we touch
+        // none of them after.
         for (Request* r : batch) {
+            std::lock_guard own(r->m);
             r->done = true;
             r->cv.notify_one();
         }
         batch.clear();
+        lk.lock();
     }
 }
 

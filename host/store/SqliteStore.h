@@ -82,12 +82,15 @@ class SqliteStore final : public Store {
     using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
     // One waiting insert, on the caller's stack. `result` is written by the
-    // writer alone; `done` and the wake-up go through mu_, so the caller can
-    // only return (and free this) after the writer let go of mu_.
+    // writer alone; `done` and the wake-up go through the request's own
+    // mutex, so the caller can only return (and free this) after the writer
+    // let go of it. A mutex per request, not mu_: waking 64 callers while
+    // holding the queue's lock made each of them block again on it at once.
     struct Request {
         const NewEvent* event = nullptr;
         InsertResult result;
         bool done = false;
+        std::mutex m;
         std::condition_variable cv;
     };
     // Control work that must run on the write connection (prune).

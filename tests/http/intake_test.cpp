@@ -54,6 +54,7 @@ struct Host {
                   const std::string& listener_extra = "") {
         ::setenv("INTAKE_S1", kSecret, 1);
         ::setenv("INTAKE_S2", kSecond, 1);
+        ::setenv("INTAKE_SW", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
         auto file = dir.write("c.yaml", R"(admin: {enabled: false}
 listener: {address: 127.0.0.1, port: 0, threads: 16)" +
                                             listener_extra + R"(}
@@ -307,4 +308,53 @@ TEST_CASE("intake: connections past max_connections are closed unserved", "[inta
     }
     CHECK(refused);
     CHECK(h.metrics.value("clayhook_intake_connections_refused_total", "") >= 1);
+}
+
+TEST_CASE("intake: timestamped HMAC, token and Standard Webhooks sources over sockets",
+          "[intake]") {
+    Host h(R"(  - name: ts
+    path: /webhooks/ts
+    verify: {scheme: hmac-sha256-timestamp, tolerance: 5m, secrets: ["${INTAKE_S1}"]}
+  - name: tok
+    path: /webhooks/tok
+    verify: {scheme: token, secrets: ["${INTAKE_S1}"]}
+    event_type: {from: fixed, value: table.row.created}
+  - name: sw
+    path: /webhooks/sw
+    verify: {scheme: standard-webhooks, secrets: ["${INTAKE_SW}"]}
+)");
+    std::string body = delivery(40);
+    auto now = std::chrono::system_clock::now();
+    auto secs = [](std::chrono::system_clock::time_point t) {
+        return std::to_string(
+            std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+    };
+    auto ts_post = [&](std::chrono::system_clock::time_point t) {
+        std::string ts = secs(t);
+        return h.request("POST", "/webhooks/ts", body,
+                         {{"x-clay-timestamp", ts},
+                          {"x-clay-signature", hmac_sha256_hex(kSecret, ts + "." + body)}});
+    };
+    CHECK(ts_post(now - std::chrono::minutes(10)).status == 401);
+    CHECK(ts_post(now + std::chrono::minutes(10)).status == 401);
+    CHECK(ts_post(now).status == 200);
+    CHECK_THAT(h.log_out.str(), Catch::Contains("reason=stale_timestamp"));
+    CHECK_THAT(h.log_out.str(), Catch::Contains("reason=future_timestamp"));
+
+    // The token scheme, with a body that has no envelope: the type is fixed.
+    CHECK(h.request("POST", "/webhooks/tok", R"({"a":1})", {{"x-clay-webhook-auth", "nope"}})
+              .status == 401);
+    auto tok = h.request("POST", "/webhooks/tok", R"({"a":1})", {{"x-clay-webhook-auth", kSecret}});
+    REQUIRE(tok.status == 200);
+    CHECK(h.store->get(json::parse(tok.body).get_string("id", ""))->type == "table.row.created");
+
+    // Standard Webhooks: signed by the same code a sender would use, and
+    // deduplicated by webhook-id.
+    const Config& c = h.config;
+    auto headers = sign_headers(c.sources[3].verify, body, now, "msg_intake_1");
+    auto sw = h.request("POST", "/webhooks/sw", body, headers);
+    CHECK(sw.status == 200);
+    auto again = h.request("POST", "/webhooks/sw", body,
+                           sign_headers(c.sources[3].verify, body, now, "msg_intake_1"));
+    CHECK(json::parse(again.body).get_bool("duplicate", false));
 }
