@@ -59,6 +59,17 @@ int serve_command(const std::string& file, std::ostream& err) {
     std::unique_ptr<Store> store;
     std::unique_ptr<IntakeServer> intake;
     std::unique_ptr<DedupPruner> pruner;
+    // In dependency order: nothing reaches the store once intake is gone, and
+    // plugin code is unloaded last.
+    auto shutdown = [&] {
+        if (intake) intake->stop();  // stop accepting; in-flight requests finish and commit
+        intake.reset();
+        pruner.reset();
+        store.reset();
+        plugins.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(stage_dir, ec);
+    };
     try {
         store = open_store(config.store, static_cast<size_t>(config.listener.max_queued) * 4);
         pruner = std::make_unique<DedupPruner>(
@@ -68,12 +79,7 @@ int serve_command(const std::string& file, std::ostream& err) {
         intake->start();
     } catch (const std::exception& e) {
         log.error("host", std::string("cannot start: ") + e.what());
-        intake.reset();
-        pruner.reset();
-        store.reset();
-        plugins.reset();
-        std::error_code ec;
-        std::filesystem::remove_all(stage_dir, ec);
+        shutdown();
         return kExitFailed;
     }
 
@@ -97,13 +103,7 @@ int serve_command(const std::string& file, std::ostream& err) {
         log.info("host", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
         break;
     }
-    intake->stop();  // stop accepting; in-flight requests finish and commit
-    intake.reset();
-    pruner.reset();
-    store.reset();
-    plugins.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(stage_dir, ec);
+    shutdown();
     log.info("host", "stopped");
     return kExitOk;
 }

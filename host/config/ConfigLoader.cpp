@@ -4,6 +4,7 @@
 #include "config/SecretResolver.h"
 
 #include <yaml-cpp/yaml.h>
+#include <clayhook/json.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -681,37 +682,7 @@ class Loader {
         return i == n;
     }
 
-    static std::string quote(const std::string& s) {
-        std::string out = "\"";
-        for (unsigned char c : s) {
-            switch (c) {
-                case '"':
-                    out += "\\\"";
-                    break;
-                case '\\':
-                    out += "\\\\";
-                    break;
-                case '\n':
-                    out += "\\n";
-                    break;
-                case '\r':
-                    out += "\\r";
-                    break;
-                case '\t':
-                    out += "\\t";
-                    break;
-                default:
-                    if (c < 0x20) {
-                        char buf[8];
-                        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                        out += buf;
-                    } else {
-                        out += static_cast<char>(c);
-                    }
-            }
-        }
-        return out + "\"";
-    }
+    static std::string quote(const std::string& s) { return json::quote(s); }
 
     std::string path_value(const Node& n) {
         return (fs::path(resolver_->base_dir()) / n.non_empty_str()).lexically_normal().string();
