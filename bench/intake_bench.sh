@@ -24,7 +24,7 @@ trap cleanup EXIT
 secret=$(openssl rand -hex 32)
 say "generating $N unique signed deliveries"
 "$BUILD/bin/gen-deliveries" "$N" "$secret" "$work/deliveries.tsv"
-bytes=$(head -1 "$work/deliveries.tsv" | cut -f2 | wc -c)
+bytes=$(head -1 "$work/deliveries.tsv" | cut -f2 | tr -d '\n' | wc -c)
 
 # wait_for FILE PATTERN: until PATTERN appears in FILE (bounded).
 wait_for() {
@@ -78,11 +78,11 @@ kill "$host_pid"; wait "$host_pid" 2>/dev/null || true
 field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durable=%s, %s cores\n' \
   "$SECONDS_RUN" "$CONNS" "$bytes" "$DURABLE" "$(nproc)"
-printf '%-10s %10s %10s %10s %10s %8s\n' "" rps p50_ms p99_ms rss_MB non2xx
+printf '%-10s %10s %10s %10s %10s %8s %8s\n' "" rps p50_ms p99_ms rss_MB non2xx sock_err
 for r in "$bare" "$host"; do
-  printf '%-10s %10s %10s %10s %10.1f %8s\n' "$(field "$r" name)" "$(field "$r" rps)" \
+  printf '%-10s %10s %10s %10s %10.1f %8s %8s\n' "$(field "$r" name)" "$(field "$r" rps)" \
     "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$(echo "$(field "$r" rss_kb) / 1024" | bc -l)" \
-    "$(field "$r" non2xx)"
+    "$(field "$r" non2xx)" "$(field "$r" socket_errors)"
 done
 ratio=$(echo "$(field "$host" rps) / $(field "$bare" rps)" | bc -l)
 printf 'ratio clayhook/bare: rps %.2f (goal >= 0.80); clayhook p99 %s ms (goal <= 3); RSS %.0f MB (goal <= 150)\n' \

@@ -12,8 +12,11 @@
 #include "store/DedupPruner.h"
 #include "store/Store.h"
 
+#include <Poco/Exception.h>
+
 #include <signal.h>
 
+#include <atomic>
 #include <filesystem>
 #include <iostream>
 
@@ -56,6 +59,9 @@ int serve_command(const std::string& file, std::ostream& err) {
     }
     auto plugins = std::make_unique<PluginSet>(PluginSet::load(config, stage_dir, log, metrics));
 
+    // /readyz: true once everything is up (plugins loaded, listener
+    // started), false again from the moment shutdown begins.
+    std::atomic<bool> ready{false};
     std::unique_ptr<Store> store;
     std::unique_ptr<IntakeServer> intake;
     std::unique_ptr<DedupPruner> pruner;
@@ -75,14 +81,20 @@ int serve_command(const std::string& file, std::ostream& err) {
         pruner = std::make_unique<DedupPruner>(
             *store, config.store.dedup_retention,
             DedupPruner::interval_for(config.store.dedup_retention), log, metrics);
-        intake = std::make_unique<IntakeServer>(config, *store, log, metrics, [] { return true; });
+        intake = std::make_unique<IntakeServer>(config, *store, log, metrics,
+                                                [&ready] { return ready.load(); });
         intake->start();
+    } catch (const Poco::Exception& e) {
+        log.error("host", "cannot start: " + e.displayText());  // what() is only the class name
+        shutdown();
+        return kExitFailed;
     } catch (const std::exception& e) {
         log.error("host", std::string("cannot start: ") + e.what());
         shutdown();
         return kExitFailed;
     }
 
+    ready = true;
     log.info("host", "ready",
              {{"config", file},
               {"listen", config.listener.address + ":" + std::to_string(intake->port())},
@@ -100,6 +112,7 @@ int serve_command(const std::string& file, std::ostream& err) {
                      "config changes");
             continue;
         }
+        ready = false;
         log.info("host", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
         break;
     }

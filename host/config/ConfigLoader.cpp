@@ -459,6 +459,8 @@ class Loader {
         if (!valid_name(s.name))
             n.child("name").fail("names use a-z, 0-9, '-', '_' and start with a letter or digit");
         s.path = n.required("path").non_empty_str();
+        if (s.path == "/healthz" || s.path == "/readyz" || s.path == "/metrics")
+            n.child("path").fail(s.path + " is the host's own endpoint");
         if (s.path[0] != '/' || s.path.find_first_of(" ?#") != std::string::npos)
             n.child("path").fail("a path starts with '/' and has no spaces, '?' or '#'");
         if (n.has("max_body_bytes"))

@@ -91,7 +91,8 @@ std::string idempotency_key(const IdempotencyConfig& ic, const HTTPServerRequest
                 all = false;
                 break;
             }
-            std::string part = v->is_string() ? v->as_string() : json::dump(*v);
+            // The JSON text, so that "42" and 42 stay different keys.
+            std::string part = json::dump(*v);
             // Length-prefixed so ("a|b","c") and ("a","b|c") stay apart.
             key += std::to_string(part.size()) + ":" + part + "|";
         }
@@ -152,10 +153,9 @@ class IntakeHandler : public HTTPRequestHandler {
                         "text/plain; version=0.0.4");
         }
         auto route = s_->routes.find(path);
-        if (route == s_->routes.end()) {
-            count("", "not_found", 404);
-            return send(resp, HTTPResponse::HTTP_NOT_FOUND, R"({"error":"not found"})");
-        }
+        if (route == s_->routes.end())
+            return reject(req, resp, "", HTTPResponse::HTTP_NOT_FOUND, "not_found",
+                          R"({"error":"not found"})", "no source at " + std::string(path));
         const SourceRuntime& src = *route->second;
         const std::string& name = src.config.name;
         auto started = std::chrono::steady_clock::now();

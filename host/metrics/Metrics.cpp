@@ -154,7 +154,13 @@ std::string Metrics::render() const {
         for (const auto& [labels, h] : f.histograms) {
             auto cum = h->cumulative();
             for (size_t i = 0; i < cum.size(); ++i) {
-                std::string le = i < h->bounds().size() ? format_value(h->bounds()[i]) : "+Inf";
+                std::string le = "+Inf";
+                if (i < h->bounds().size()) {
+                    char b[32];
+                    std::snprintf(b, sizeof b, "%g",
+                                  h->bounds()[i]);  // 0.0005, not 0.00050000000000000001
+                    le = b;
+                }
                 out += name + "_bucket" + with(labels, "le=\"" + le + "\"") + " " +
                        std::to_string(cum[i]) + "\n";
             }

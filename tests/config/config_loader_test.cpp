@@ -316,3 +316,14 @@ TEST_CASE("the default config loads", "[config]") {
         CHECK(sec->resolved);
     CHECK_NOTHROW(require_secrets(c));
 }
+
+TEST_CASE("a source cannot take the host's own endpoints", "[config]") {
+    auto e = error_of(R"(admin: {enabled: false}
+sources:
+  - name: a
+    path: /metrics
+    verify: {scheme: token, secrets: ["${A}"]}
+)");
+    CHECK(e.key() == "sources[0].path");
+    CHECK_THAT(e.message(), Catch::Contains("the host's own endpoint"));
+}
