@@ -277,19 +277,34 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
     std::shared_ptr<IntakeServer::Shared> s_;
 };
 
-// listener.max_connections: a connection past the limit is closed at once
-// (before any byte is read), so a flood of idle keep-alive connections cannot
-// pin every worker thread and the queue.
+// listener.max_connections, and Poco's own bound (threads + max_queued): a
+// connection past the limit gets a bare 503 with Retry-After and is closed
+// at once, before any byte of its request is read. A flood of idle
+// keep-alive connections cannot pin every worker thread and the queue, and a
+// sender over the limit is told to come back rather than silently dropped
+// (Poco alone would close a connection past its queue without a word).
 class ConnectionLimit : public Poco::Net::TCPServerConnectionFilter {
   public:
     ConnectionLimit(int max, Metrics& metrics)
         : max_(max), refused_(metrics.counter("clayhook_intake_connections_refused_total")) {}
     void attach(const Poco::Net::TCPServer* server) { server_ = server; }
-    bool accept(const Poco::Net::StreamSocket&) override {
+    bool accept(const Poco::Net::StreamSocket& socket) override {
         const Poco::Net::TCPServer* server = server_.load();
         if (server != nullptr &&
             server->currentConnections() + server->queuedConnections() >= max_) {
             refused_.add(1);
+            static const std::string body = R"({"error":"too many connections"})";
+            static const std::string busy =
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                "Content-Type: application/json\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+            try {
+                // A fresh socket's send buffer is empty: this never blocks the acceptor.
+                Poco::Net::StreamSocket s(socket);
+                s.sendBytes(busy.data(), static_cast<int>(busy.size()));
+                s.shutdownSend();
+            } catch (...) {
+            }
             return false;
         }
         return true;
@@ -348,7 +363,8 @@ void IntakeServer::start() {
     pool_ = std::make_unique<Poco::ThreadPool>(2, l.threads + 1, 60, 256 * 1024);
     server_ =
         std::make_unique<Poco::Net::HTTPServer>(new Factory(shared_), *pool_, *socket, params);
-    Poco::AutoPtr<ConnectionLimit> limit = new ConnectionLimit(l.max_connections, shared_->metrics);
+    Poco::AutoPtr<ConnectionLimit> limit = new ConnectionLimit(
+        std::min(l.max_connections, l.threads + l.max_queued), shared_->metrics);
     limit->attach(server_.get());
     server_->setConnectionFilter(limit);
     server_->start();
