@@ -275,7 +275,8 @@ SqliteStore::~SqliteStore() {
 
 void SqliteStore::open_write_connection() {
     sqlite3* db = nullptr;
-    // NOMUTEX: after the constructor only the writer thread touches it.
+    // NOMUTEX: after the constructor one thread at a time touches it: whoever
+    // holds busy_ (a leading caller or the writer thread), handed over under mu_.
     int rc =
         sqlite3_open_v2(path_.c_str(), &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -427,9 +428,19 @@ InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
     ring_[(head_ + count_) % max_queue_] = &req;
     ++count_;
     depth_.store(count_, std::memory_order_relaxed);
-    // The writer sleeps only on an empty queue (or while held, and then
-    // hold_writer(false) wakes it): one wake-up per batch, not per insert.
-    if (count_ == 1) work_cv_.notify_one();
+    if (!busy_ && !held_ && jobs_.empty()) {
+        // Nobody holds the write connection: this caller commits everything
+        // queued (its own delivery included) and so leads the group commit.
+        // It is already running, so no thread has to be woken to start the
+        // commit: with a dedicated writer thread, that wake-up waited behind
+        // every request thread woken by the previous commit.
+        busy_ = true;
+        drain(lk, &req);
+        busy_ = false;
+        // Work the leader left (a job, or deliveries queued while held)
+        // goes to the writer thread.
+        if (!jobs_.empty() || (count_ > 0 && !held_) || stopping_) work_cv_.notify_one();
+    }
     lk.unlock();
     std::unique_lock own(req.m);
     req.cv.wait(own, [&] { return req.done; });
@@ -444,26 +455,13 @@ void SqliteStore::hold_writer(bool held) {
     work_cv_.notify_all();
 }
 
-void SqliteStore::writer_loop() {
+void SqliteStore::drain(std::unique_lock<std::mutex>& lk, const Request* own_request) {
     std::vector<Request*> batch;
-    batch.reserve(std::min(tuning_.max_batch, max_queue_));
-    std::unique_lock lk(mu_);
-    for (;;) {
-        work_cv_.wait(lk, [&] { return stopping_ || (!held_ && (count_ > 0 || !jobs_.empty())); });
-        if (!jobs_.empty()) {
-            Job* job = jobs_.front();
-            jobs_.erase(jobs_.begin());
-            lk.unlock();
-            run_job(*job);
-            lk.lock();
-            job->done = true;
-            job->cv.notify_one();
-            continue;
-        }
-        if (count_ == 0) {
-            if (stopping_) return;  // everything queued before the stop is answered
-            continue;
-        }
+    bool own_done = false;
+    // Jobs come first: a prune chunk waits for at most one batch. A leading
+    // caller stops once its own delivery is committed, so its answer is not
+    // held back by other callers' batches; what is left goes to the writer.
+    while (count_ > 0 && !held_ && jobs_.empty() && !own_done) {
         // Everything that piled up while the last transaction committed goes
         // into this one: that is the group commit.
         size_t n = std::min(count_, tuning_.max_batch);
@@ -481,12 +479,39 @@ void SqliteStore::writer_loop() {
         // return (destroying the Request) after we let go of it, and we touch
         // none of them after.
         for (Request* r : batch) {
+            own_done = own_done || r == own_request;
             std::lock_guard own(r->m);
             r->done = true;
             r->cv.notify_one();
         }
         batch.clear();
         lk.lock();
+    }
+}
+
+// Runs jobs, and commits what no caller is leading: deliveries queued while
+// the writer was held, or behind a job.
+void SqliteStore::writer_loop() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+        work_cv_.wait(lk, [&] {
+            return !busy_ && (stopping_ || (!held_ && (count_ > 0 || !jobs_.empty())));
+        });
+        busy_ = true;
+        if (!jobs_.empty()) {
+            Job* job = jobs_.front();
+            jobs_.erase(jobs_.begin());
+            lk.unlock();
+            run_job(*job);
+            lk.lock();
+            busy_ = false;
+            job->done = true;
+            job->cv.notify_one();
+            continue;
+        }
+        if (!held_) drain(lk, nullptr);
+        busy_ = false;
+        if (stopping_ && count_ == 0 && jobs_.empty()) return;  // all answered
     }
 }
 

@@ -112,6 +112,9 @@ class SqliteStore final : public Store {
     void open_read_connection();
 
     void writer_loop();
+    // Commits queued batches while there are any (and no job or hold);
+    // called with mu_ held and busy_ set by the caller.
+    void drain(std::unique_lock<std::mutex>& lk, const Request* own_request);
     void run_job(Job& job);
     void commit_batch(const std::vector<Request*>& batch);
     // Decides one item inside the open transaction. False on an SQLite error
@@ -152,6 +155,9 @@ class SqliteStore final : public Store {
     std::vector<Job*> jobs_;
     bool stopping_ = false;
     bool held_ = false;
+    // Someone (a leading caller, or the writer thread) holds the write
+    // connection. Set and cleared under mu_.
+    bool busy_ = false;
     std::atomic<size_t> depth_{0};
     std::atomic<bool> writable_{true};
 

@@ -99,7 +99,7 @@ class Store {
     // transactions so intake keeps flowing while it runs.
     virtual size_t prune_dedup(std::chrono::system_clock::time_point older_than) = 0;
 
-    // Called on the writer after each committed batch with its size (stored +
+    // Called on the committing thread after each batch with its size (stored +
     // duplicate items), before the batch's inserts return: feeds the
     // commit-batch-size histogram. Must not block; exceptions are swallowed.
     std::function<void(size_t)> on_commit;
