@@ -1,0 +1,122 @@
+// Every delivery a sender got a 200 for is on disk: a real `clayhook serve`
+// child takes signed deliveries from several client threads, is SIGKILLed in
+// the middle of them, and every id it acknowledged is in the store when a new
+// host opens the same file.
+#include "config/ConfigLoader.h"
+#include "store/Store.h"
+#include "support/Subprocess.h"
+#include "support/TempDir.h"
+#include "support/TestPaths.h"
+#include "verify/Verifier.h"
+
+#include <clayhook/json.hpp>
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+using namespace clayhook;
+using namespace clayhook::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kSecret = "durability-test-secret";
+
+uint16_t listen_port(const std::string& log) {
+    const std::string mark = "listen=127.0.0.1:";
+    auto at = log.find(mark);
+    if (at == std::string::npos) return 0;
+    return static_cast<uint16_t>(std::stoi(log.substr(at + mark.size())));
+}
+
+}  // namespace
+
+TEST_CASE("durability: acknowledged deliveries survive a SIGKILL of the host", "[durability]") {
+    TempDir dir;
+    std::string db = dir.file("var/clayhook.db");
+    auto config = dir.write("c.yaml", R"(admin: {enabled: false}
+listener: {address: 127.0.0.1, port: 0, threads: 16}
+store: {path: )" + db + R"(, durable: true}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify: {scheme: hmac-sha256, secrets: ["${DURABILITY_SECRET}"]}
+)");
+    Subprocess::Options opts;
+    opts.env["DURABILITY_SECRET"] = kSecret;
+    auto host = std::make_unique<Subprocess>(
+        std::vector<std::string>{kClayhookBin, "serve", "--config", config}, opts);
+    REQUIRE(host->wait_for_output("msg=ready", 30s));
+    uint16_t port = listen_port(host->err());
+    REQUIRE(port != 0);
+
+    std::mutex mu;
+    std::vector<std::string> acked;
+    std::atomic<bool> stop{false};
+    std::atomic<int> sent{0};
+    auto client = [&](int t) {
+        Poco::Net::HTTPClientSession s("127.0.0.1", port);
+        s.setKeepAlive(true);
+        for (int i = 0; !stop && i < 100000; ++i) {
+            std::string body = R"({"event":"enrichment.completed","row_id":"row_)" +
+                               std::to_string(t) + "_" + std::to_string(i) +
+                               R"(","timestamp":"2026-11-26T12:00:42.042Z"})";
+            try {
+                Poco::Net::HTTPRequest req("POST", "/webhooks/clay",
+                                           Poco::Net::HTTPMessage::HTTP_1_1);
+                req.setKeepAlive(true);
+                req.set("x-clay-signature", hmac_sha256_hex(kSecret, body));
+                req.setContentLength64(static_cast<Poco::Int64>(body.size()));
+                s.sendRequest(req) << body;
+                Poco::Net::HTTPResponse resp;
+                std::string answer;
+                Poco::StreamCopier::copyToString(s.receiveResponse(resp), answer);
+                ++sent;
+                if (resp.getStatus() == 200) {
+                    std::lock_guard lock(mu);
+                    acked.push_back(json::parse(answer).get_string("id", ""));
+                }
+            } catch (const Poco::Exception&) {
+                return;  // the host is gone
+            }
+        }
+    };
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t)
+        clients.emplace_back(client, t);
+    // Kill once a good number have been acknowledged: a condition, not a sleep.
+    for (int spins = 0; spins < 6000; ++spins) {
+        {
+            std::lock_guard lock(mu);
+            if (acked.size() >= 300) break;
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    host->signal(SIGKILL);
+    CHECK(host->wait(30s) == 128 + SIGKILL);
+    stop = true;
+    for (auto& c : clients)
+        c.join();
+    host.reset();
+
+    REQUIRE(acked.size() >= 300);
+    StoreConfig sc;
+    sc.path = db;
+    auto store = open_store(sc, 16);
+    size_t missing = 0;
+    for (const auto& id : acked)
+        if (!store->get(id)) ++missing;
+    INFO(acked.size() << " acknowledged of " << sent.load() << " answered");
+    CHECK(missing == 0);
+    CHECK(store->event_count() >= acked.size());
+}
