@@ -30,18 +30,32 @@ std::chrono::milliseconds DedupPruner::interval_for(std::chrono::milliseconds re
 
 void DedupPruner::run() {
     auto& pruned = metrics_.counter("clayhook_store_dedup_pruned_total");
+    auto next = std::chrono::steady_clock::now();  // a first pass at start
+    bool failing = false;                          // log an outage once, not every second
     std::unique_lock lock(mu_);
     while (!stop_) {
-        lock.unlock();
-        try {
-            size_t n = store_.prune_dedup(std::chrono::system_clock::now() - retention_);
-            pruned.add(static_cast<double>(n));
-            if (n > 0) log_.info("store", "dedup keys pruned", {{"count", std::to_string(n)}});
-        } catch (const std::exception& e) {
-            log_.warn("store", "dedup pruning failed; will try again", {{"error", e.what()}});
+        // A store that failed a commit stays "not writable" (and /readyz
+        // 503) until a write succeeds; a host out of rotation gets no
+        // deliveries to prove it, so the pruner's own small write
+        // transaction does, checking every second until it succeeds.
+        if (std::chrono::steady_clock::now() >= next || !store_.writable()) {
+            lock.unlock();
+            try {
+                size_t n = store_.prune_dedup(std::chrono::system_clock::now() - retention_);
+                pruned.add(static_cast<double>(n));
+                if (n > 0) log_.info("store", "dedup keys pruned", {{"count", std::to_string(n)}});
+                if (failing) log_.info("store", "store writable again");
+                failing = false;
+            } catch (const std::exception& e) {
+                if (!failing)
+                    log_.warn("store", "dedup pruning failed; will try again",
+                              {{"error", e.what()}});
+                failing = true;
+            }
+            next = std::chrono::steady_clock::now() + interval_;
+            lock.lock();
         }
-        lock.lock();
-        cv_.wait_for(lock, interval_, [this] { return stop_; });
+        cv_.wait_for(lock, std::min(interval_, kUnwritableRetry), [this] { return stop_; });
     }
 }
 

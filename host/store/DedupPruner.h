@@ -12,9 +12,13 @@ class Metrics;
 class Store;
 
 // Forgets dedup records older than the retention window, in the background:
-// once at start, then every `interval`. The events themselves stay.
+// once at start, then every `interval` (every second while the store is not
+// writable, which lets it notice the store has recovered). The events
+// themselves stay.
 class DedupPruner {
   public:
+    static constexpr std::chrono::milliseconds kUnwritableRetry{1000};
+
     DedupPruner(Store& store, std::chrono::milliseconds retention,
                 std::chrono::milliseconds interval, Logger& log, Metrics& metrics);
     ~DedupPruner();  // stops and joins
