@@ -4,7 +4,6 @@
 #include "metrics/Metrics.h"
 #include "store/Store.h"
 
-#include <openssl/sha.h>
 #include <clayhook/json.hpp>
 
 #include <Poco/Net/Context.h>
@@ -53,18 +52,6 @@ SourceRuntime::SourceRuntime(const SourceConfig& c, Metrics& metrics)
 }
 
 namespace {
-
-std::string sha256_hex(std::string_view data) {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-    static const char* hex = "0123456789abcdef";
-    std::string out(2 * SHA256_DIGEST_LENGTH, '0');
-    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    return out;
-}
 
 void send(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, std::string_view body,
           const char* type = "application/json") {

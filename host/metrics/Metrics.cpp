@@ -127,14 +127,6 @@ double Metrics::value(std::string_view name, std::string_view labels) const {
     return s == it->second.values.end() ? 0 : s->second->get();
 }
 
-const Histogram* Metrics::find_histogram(std::string_view name, std::string_view labels) const {
-    std::lock_guard lock(mu_);
-    auto it = families_.find(name);
-    if (it == families_.end()) return nullptr;
-    auto s = it->second.histograms.find(std::string(labels));
-    return s == it->second.histograms.end() ? nullptr : s->second.get();
-}
-
 std::string Metrics::render() const {
     std::lock_guard lock(mu_);
     std::string out;

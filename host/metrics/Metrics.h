@@ -61,7 +61,6 @@ class Metrics {
     void set_help(std::string_view name, std::string_view help);
 
     double value(std::string_view name, std::string_view labels) const;  // 0 when absent
-    const Histogram* find_histogram(std::string_view name, std::string_view labels) const;
     std::string render() const;
 
     // "k=v,k2=v2" → `k="v",k2="v2"` with values escaped; throws

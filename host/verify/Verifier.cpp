@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <array>
@@ -464,10 +465,6 @@ VerifyFailure Verifier::verify(std::string_view raw_body, const HeaderLookup& he
     return impl_->verify(raw_body, headers, now);
 }
 
-VerifyScheme Verifier::scheme() const {
-    return impl_->scheme;
-}
-
 size_t Verifier::usable_secrets() const {
     return impl_->usable();
 }
@@ -488,15 +485,26 @@ Digest hmac_one_shot(std::string_view key, std::string_view data) {
 
 }  // namespace
 
-std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+namespace {
+std::string to_hex(const Digest& d) {
     static constexpr char kHex[] = "0123456789abcdef";
-    Digest d = hmac_one_shot(key, data);
     std::string out(kHexDigest, '\0');
     for (size_t i = 0; i < d.size(); ++i) {
         out[2 * i] = kHex[d[i] >> 4];
         out[2 * i + 1] = kHex[d[i] & 0xf];
     }
     return out;
+}
+}  // namespace
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+    return to_hex(hmac_one_shot(key, data));
+}
+
+std::string sha256_hex(std::string_view data) {
+    Digest d;
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data());
+    return to_hex(d);
 }
 
 std::string hmac_sha256_base64(std::string_view key, std::string_view data) {

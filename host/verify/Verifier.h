@@ -50,7 +50,6 @@ class Verifier {
     VerifyFailure verify(std::string_view raw_body, const HeaderLookup& headers,
                          std::chrono::system_clock::time_point now) const;
 
-    VerifyScheme scheme() const;
     size_t usable_secrets() const;  // resolved secrets, for reports
 
   private:
@@ -62,6 +61,7 @@ class Verifier {
 // These use OpenSSL's one-shot HMAC(), independent of the verifier's
 // precomputed path, so the round-trip tests cross-check the two.
 std::string hmac_sha256_hex(std::string_view key, std::string_view data);  // lower-case hex
+std::string sha256_hex(std::string_view data);                             // lower-case hex
 std::string hmac_sha256_base64(std::string_view key, std::string_view data);
 std::string base64_encode(std::string_view bytes);  // standard alphabet, padded
 // Standard alphabet; padding optional but must be right when present; no

@@ -4,9 +4,9 @@
 // else), then record the new hash in plugin-api/abi.sha256.
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
+#include "verify/Verifier.h"
 
 #include <clayhook/plugin_abi.h>
-#include <openssl/sha.h>
 
 #include <catch2/catch.hpp>
 
@@ -17,11 +17,7 @@ TEST_CASE("the ABI header's hash is the one recorded for its version", "[abi]") 
     std::string header =
         clayhook::test::read_file(src + "/plugin-api/include/clayhook/plugin_abi.h");
     REQUIRE(!header.empty());
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(header.data()), header.size(), md);
-    char hex[2 * SHA256_DIGEST_LENGTH + 1];
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i)
-        std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    std::string hex = clayhook::sha256_hex(header);
 
     std::string version =
         std::to_string(CLAYHOOK_ABI_MAJOR) + "." + std::to_string(CLAYHOOK_ABI_MINOR);
