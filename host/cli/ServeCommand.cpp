@@ -1,10 +1,13 @@
 // `clayhook serve`: loads the config and the plugins, opens the store, starts
-// the intake listener, reports ready, and runs until SIGTERM or SIGINT. The
-// dispatcher hangs off this command when it arrives.
+// the dispatcher, the admin API and the intake listener, reports ready, and
+// runs until SIGTERM or SIGINT, then shuts down in order (see below).
 #include "cli/Commands.h"
 
 #include "config/ConfigError.h"
 #include "config/ConfigLoader.h"
+#include "admin/AdminServer.h"
+#include "dispatch/Dispatcher.h"
+#include "routing/Routes.h"
 #include "http/IntakeServer.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
@@ -16,7 +19,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -63,26 +68,83 @@ int serve_command(const std::string& file, std::ostream& err) {
     // started), false again from the moment shutdown begins.
     std::atomic<bool> ready{false};
     std::unique_ptr<Store> store;
+    std::unique_ptr<Dispatcher> dispatcher;
+    std::unique_ptr<AdminServer> admin;
     std::unique_ptr<IntakeServer> intake;
     std::unique_ptr<DedupPruner> pruner;
-    // In dependency order: nothing reaches the store once intake is gone, and
-    // plugin code is unloaded last.
-    auto shutdown = [&] {
-        if (intake) intake->stop();  // stop accepting; in-flight requests finish and commit
+    // In dependency order: the listener first (in-flight requests finish and
+    // commit), then the plugin calls (within dispatch.shutdown_timeout), then
+    // the store (it commits the results recorded so far), and plugin code is
+    // unloaded last. Returns false when plugin calls were still running.
+    auto shutdown = [&]() -> bool {
+        if (intake) intake->stop(std::max(config.dispatch.shutdown_timeout,
+                                          std::chrono::milliseconds(1000)));
         intake.reset();
+        if (admin) admin->stop();
+        admin.reset();
+        bool calls_ended = dispatcher ? dispatcher->stop(config.dispatch.shutdown_timeout) : true;
+        if (!calls_ended) {
+            // Threads are still inside plugin code: neither the plugins nor
+            // the dispatcher they call back into may be destroyed. Commit
+            // what finished and leave; what runs stays pending in the store.
+            try {
+                if (store) store->flush();
+            } catch (const std::exception& e) {
+                log.error("store", e.what());
+            }
+            return false;
+        }
         pruner.reset();
+        if (store) store->on_deliveries = nullptr;
+        for (auto& inst : plugins->instances)
+            inst->set_backend(nullptr);
+        dispatcher.reset();
         store.reset();
         plugins.reset();
         std::error_code ec;
         std::filesystem::remove_all(stage_dir, ec);
+        return true;
     };
     try {
         store = open_store(config.store, static_cast<size_t>(config.listener.max_queued) * 4);
         pruner = std::make_unique<DedupPruner>(
             *store, config.store.dedup_retention,
             DedupPruner::interval_for(config.store.dedup_retention), log, metrics);
+
+        std::vector<DispatchTarget> targets;
+        for (auto& inst : plugins->instances) {
+            const PluginConfig* pc = nullptr;
+            for (const auto& c : config.plugins)
+                if (c.name == inst->name()) pc = &c;
+            DispatchTarget t;
+            t.instance = inst.get();
+            t.retry = pc ? pc->retry : config.dispatch.retry;
+            t.ordered = pc && pc->ordered;
+            // Threads: the entry's (or the plugin's own) limit, else dispatch.workers.
+            t.concurrency = inst->max_concurrency() > 0 ? inst->max_concurrency()
+                                                        : static_cast<uint32_t>(config.dispatch.workers);
+            // An ordered lane hands a key's deliveries over one at a time, so
+            // a batch may hold at most one per key: batches stay, ordering
+            // holds the rest back.
+            t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);
+            targets.push_back(t);
+        }
+        dispatcher = std::make_unique<Dispatcher>(*store, config.dispatch, std::move(targets), log,
+                                                  metrics);
+        store->on_deliveries = [d = dispatcher.get()](std::vector<DeliveryRef>&& refs) {
+            d->enqueue(std::move(refs));
+        };
+        for (auto& inst : plugins->instances)
+            inst->set_backend(dispatcher.get());
+        dispatcher->start();  // before the intake: recovery sees everything pending
+
+        if (config.admin.enabled) {
+            admin = std::make_unique<AdminServer>(config.admin, *store, *dispatcher, log);
+            admin->start();
+        }
+        auto fanout = std::make_shared<const Routes>(Routes::from(*plugins, config));
         intake = std::make_unique<IntakeServer>(config, *store, log, metrics,
-                                                [&ready] { return ready.load(); });
+                                                [&ready] { return ready.load(); }, fanout);
         intake->start();
     } catch (const Poco::Exception& e) {
         log.error("host", "cannot start: " + e.displayText());  // what() is only the class name
@@ -98,6 +160,8 @@ int serve_command(const std::string& file, std::ostream& err) {
     log.info("host", "ready",
              {{"config", file},
               {"listen", config.listener.address + ":" + std::to_string(intake->port())},
+              {"admin", admin ? config.admin.address + ":" + std::to_string(admin->port())
+                              : std::string("off")},
               {"store", config.store.path},
               {"sources", std::to_string(config.sources.size())},
               {"plugins", std::to_string(plugins->instances.size())},
@@ -116,7 +180,13 @@ int serve_command(const std::string& file, std::ostream& err) {
         log.info("host", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
         break;
     }
-    shutdown();
+    if (!shutdown()) {
+        log.info("host", "stopped (plugin calls abandoned)");
+        std::cerr.flush();
+        // Plugin code still runs on other threads: skip the destructors
+        // (static ones included) that would pull it out from under them.
+        std::_Exit(kExitOk);
+    }
     log.info("host", "stopped");
     return kExitOk;
 }

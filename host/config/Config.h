@@ -106,6 +106,7 @@ struct DispatchConfig {
     int workers = 4;
     std::chrono::milliseconds call_timeout{30'000};
     std::chrono::milliseconds batch_linger{50};
+    std::chrono::milliseconds shutdown_timeout{10'000};  // for running plugin calls at SIGTERM
     RetryPolicy retry;
 };
 
@@ -117,6 +118,8 @@ struct PluginConfig {
     bool enabled = true;
     std::optional<std::vector<std::string>> events;  // overrides the plugin's patterns
     int concurrency = 0;                             // 0: the plugin's own, or the host's
+    bool ordered = false;             // same ordering key → handed over one at a time, in order
+    std::string ordering_key = "row_id";  // a dotted path in the body
     RetryPolicy retry;
     std::string config_json = "{}";  // the config subtree as JSON, secrets resolved
     std::vector<Secret> secrets;     // references found inside config:, for reports

@@ -442,12 +442,15 @@ class Loader {
     }
 
     void load_dispatch(const Node& n, DispatchConfig& d) {
-        n.expect_map({"workers", "call_timeout", "batch_linger", "retry"});
+        n.expect_map({"workers", "call_timeout", "batch_linger", "shutdown_timeout", "retry"});
         if (n.has("workers")) d.workers = static_cast<int>(n.child("workers").integer(1, 256));
         if (n.has("call_timeout"))
             d.call_timeout = n.child("call_timeout").duration(std::chrono::milliseconds(1));
         if (n.has("batch_linger"))
             d.batch_linger = n.child("batch_linger").duration(std::chrono::milliseconds(0));
+        if (n.has("shutdown_timeout"))
+            d.shutdown_timeout =
+                n.child("shutdown_timeout").duration(std::chrono::milliseconds(0));
         if (n.has("retry")) load_retry(n.child("retry"), d.retry);
     }
 
@@ -555,7 +558,8 @@ class Loader {
     }
 
     PluginConfig load_plugin(const Node& n, const RetryPolicy& defaults) {
-        n.expect_map({"name", "library", "enabled", "events", "concurrency", "retry", "config"});
+        n.expect_map({"name", "library", "enabled", "events", "concurrency", "ordered",
+                      "ordering_key", "retry", "config"});
         PluginConfig p;
         p.pos = n.pos();
         p.retry = defaults;
@@ -570,6 +574,11 @@ class Loader {
         }
         if (n.has("concurrency"))
             p.concurrency = static_cast<int>(n.child("concurrency").integer(1, 1024));
+        if (n.has("ordered")) p.ordered = n.child("ordered").boolean();
+        if (n.has("ordering_key")) {
+            p.ordering_key = n.child("ordering_key").non_empty_str();
+            if (!p.ordered) n.child("ordering_key").fail("only means something with ordered: true");
+        }
         if (n.has("retry")) load_retry(n.child("retry"), p.retry);
         if (n.has("config")) {
             auto cfg = n.child("config");

@@ -2,6 +2,7 @@
 
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
+#include "routing/Routes.h"
 #include "store/Store.h"
 
 #include <clayhook/json.hpp>
@@ -19,6 +20,8 @@
 
 #include <chrono>
 #include <istream>
+#include <thread>
+#include <vector>
 
 namespace clayhook {
 
@@ -34,7 +37,9 @@ struct IntakeServer::Shared {
     Metrics& metrics;
     std::function<bool()> ready;
     std::atomic<bool> accepting{true};
+    std::atomic<int> in_flight{0};  // requests between their first byte and their answer
     ListenerConfig listener;
+    std::shared_ptr<const Routes> fanout;  // which plugins get a delivery; null: none
 
     Shared(Store& s, Logger& l, Metrics& m, std::function<bool()> r)
         : store(s), log(l), metrics(m), ready(std::move(r)) {}
@@ -93,6 +98,13 @@ class IntakeHandler : public HTTPRequestHandler {
     explicit IntakeHandler(std::shared_ptr<IntakeServer::Shared> s) : s_(std::move(s)) {}
 
     void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+        struct InFlight {
+            std::atomic<int>& n;
+            explicit InFlight(std::atomic<int>& c) : n(c) { n.fetch_add(1); }
+            ~InFlight() { n.fetch_sub(1); }
+        } in_flight{s_->in_flight};
+        // Shutting down: this answer is the connection's last.
+        if (!s_->accepting.load(std::memory_order_relaxed)) resp.setKeepAlive(false);
         try {
             handle(req, resp);
         } catch (const std::exception& e) {
@@ -225,10 +237,13 @@ class IntakeHandler : public HTTPRequestHandler {
                           R"({"error":"missing event type"})", "no event type");
 
         std::string key = idempotency_key(src.config.idempotency, req, doc, body);
+        std::vector<NewDelivery> deliveries;
+        if (s_->fanout) s_->fanout->deliveries_for(type, doc, deliveries);
         NewEvent ev{name, type, key, body,
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
-                        .count()};
+                        .count(),
+                    deliveries};
         InsertResult r = s_->store.insert(ev);
         switch (r.status) {
             case InsertStatus::stored:
@@ -306,9 +321,10 @@ class ConnectionLimit : public Poco::Net::TCPServerConnectionFilter {
 }  // namespace
 
 IntakeServer::IntakeServer(const Config& config, Store& store, Logger& log, Metrics& metrics,
-                           std::function<bool()> ready)
+                           std::function<bool()> ready, std::shared_ptr<const Routes> fanout)
     : shared_(std::make_shared<Shared>(store, log, metrics, std::move(ready))) {
     shared_->listener = config.listener;
+    shared_->fanout = std::move(fanout);
     for (const auto& s : config.sources)
         shared_->routes.emplace(s.path, std::make_unique<SourceRuntime>(s, metrics));
     auto& batch = metrics.histogram("clayhook_store_commit_batch_size", "",
@@ -357,10 +373,19 @@ void IntakeServer::start() {
     server_->start();
 }
 
-void IntakeServer::stop() {
+void IntakeServer::stop(std::chrono::milliseconds drain) {
     if (!server_) return;
     shared_->accepting = false;
-    server_->stopAll(false);  // stop accepting; close idle connections
+    server_->stopAll(false);  // stop accepting; connections end after their current request
+    // Requests already being read or committed finish and get their answer
+    // (their deliveries are in the store by then). Idle keep-alive
+    // connections would otherwise sit in their read until the keep-alive
+    // timeout: once no request is in flight (or the bound passed) they are
+    // shut down.
+    auto until = std::chrono::steady_clock::now() + drain;
+    while (shared_->in_flight.load() > 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    server_->stopAll(true);
     server_.reset();
     pool_->joinAll();  // running handlers finish
     pool_.reset();

@@ -7,6 +7,7 @@
 #include <Poco/ThreadPool.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@ class Store;
 
 class Histogram;
 class MetricValue;
+class Routes;
 
 // One configured source as the data plane uses it: immutable after start,
 // with its hot-path metrics resolved once so a request takes no registry lock.
@@ -41,15 +43,17 @@ struct SourceRuntime {
 class IntakeServer {
   public:
     // `ready` tells /readyz whether the rest of the host is (plugins loaded).
+    // `fanout` decides the deliveries written with each event (null: none).
     IntakeServer(const Config& config, Store& store, Logger& log, Metrics& metrics,
-                 std::function<bool()> ready);
+                 std::function<bool()> ready, std::shared_ptr<const Routes> fanout = nullptr);
     ~IntakeServer();
     IntakeServer(const IntakeServer&) = delete;
     IntakeServer& operator=(const IntakeServer&) = delete;
 
     void start();
-    // Stops accepting and waits for in-flight requests to finish.
-    void stop();
+    // Stops accepting, lets requests in flight finish (up to `drain`), then
+    // closes the remaining (idle) connections and waits for their threads.
+    void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10'000));
     uint16_t port() const;  // the bound port (useful with port: 0)
 
     struct Shared;  // what request handlers share; defined in the .cpp

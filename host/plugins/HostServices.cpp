@@ -60,19 +60,37 @@ int32_t cb_gauge_set(void* ctx, clayhook_str name, clayhook_str labels, double v
     return metric(ctx, name, labels, value, false);
 }
 
-// The key-value store and delayed re-delivery are reserved in ABI 1.0 and
-// arrive with the dispatcher's store; until then they say so.
-int32_t cb_kv_get(void*, clayhook_str, clayhook_value_sink, void*) {
-    return CLAYHOOK_ERR_UNSUPPORTED;
+// The store-based services go to the backend (the dispatcher) once the
+// store is open; before that (`clayhook check`) there is none.
+int32_t cb_kv_get(void* ctx, clayhook_str key, clayhook_value_sink sink, void* user) {
+    try {
+        auto& h = self(ctx);
+        PluginBackend* b = h.backend();
+        if (b == nullptr) return CLAYHOOK_ERR_UNSUPPORTED;
+        if (sink == nullptr) return CLAYHOOK_ERR_INVALID;
+        std::string value;
+        int32_t rc = b->kv_get(h.instance_name(), sv(key), value);
+        if (rc == CLAYHOOK_OK) sink(user, value.data(), value.size());
+        return rc;
+    } catch (...) {
+        return CLAYHOOK_ERR_STORE;
+    }
 }
-int32_t cb_kv_put(void*, clayhook_str, clayhook_str) {
-    return CLAYHOOK_ERR_UNSUPPORTED;
+int32_t cb_kv_put(void* ctx, clayhook_str key, clayhook_str value) {
+    auto& h = self(ctx);
+    PluginBackend* b = h.backend();
+    return b == nullptr ? CLAYHOOK_ERR_UNSUPPORTED : b->kv_put(h.instance_name(), sv(key), sv(value));
 }
-int32_t cb_kv_delete(void*, clayhook_str) {
-    return CLAYHOOK_ERR_UNSUPPORTED;
+int32_t cb_kv_delete(void* ctx, clayhook_str key) {
+    auto& h = self(ctx);
+    PluginBackend* b = h.backend();
+    return b == nullptr ? CLAYHOOK_ERR_UNSUPPORTED : b->kv_delete(h.instance_name(), sv(key));
 }
-int32_t cb_deliver_again_at(void*, clayhook_str, int64_t) {
-    return CLAYHOOK_ERR_UNSUPPORTED;
+int32_t cb_deliver_again_at(void* ctx, clayhook_str event_id, int64_t at_ms) {
+    auto& h = self(ctx);
+    PluginBackend* b = h.backend();
+    return b == nullptr ? CLAYHOOK_ERR_UNSUPPORTED
+                        : b->deliver_again_at(h.instance_name(), sv(event_id), at_ms);
 }
 
 }  // namespace

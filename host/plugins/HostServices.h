@@ -2,12 +2,30 @@
 
 #include <clayhook/plugin_abi.h>
 
+#include <atomic>
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace clayhook {
 
 class Logger;
 class Metrics;
+
+// What backs the store-based services (key-value store, delivery again at T):
+// the dispatcher, once the store is open. Every member is noexcept and
+// returns a CLAYHOOK_* code.
+class PluginBackend {
+  public:
+    virtual ~PluginBackend() = default;
+    virtual int32_t kv_get(const std::string& plugin, std::string_view key,
+                           std::string& value) noexcept = 0;
+    virtual int32_t kv_put(const std::string& plugin, std::string_view key,
+                           std::string_view value) noexcept = 0;
+    virtual int32_t kv_delete(const std::string& plugin, std::string_view key) noexcept = 0;
+    virtual int32_t deliver_again_at(const std::string& plugin, std::string_view event_id,
+                                     int64_t at_ms) noexcept = 0;
+};
 
 // The host services table handed to one plugin instance, and the context its
 // C callbacks find through host_ctx. Lives as long as the instance. Every
@@ -23,8 +41,13 @@ class HostServices {
     const std::string& instance_name() const { return instance_; }
     Logger& logger() const { return log_; }
     Metrics& metrics() const { return metrics_; }
+    // Set once the store is open (null before: the services answer
+    // CLAYHOOK_ERR_UNSUPPORTED, as in `clayhook check`).
+    void set_backend(PluginBackend* b) { backend_.store(b, std::memory_order_release); }
+    PluginBackend* backend() const { return backend_.load(std::memory_order_acquire); }
 
   private:
+    std::atomic<PluginBackend*> backend_{nullptr};
     std::string instance_;
     Logger& log_;
     Metrics& metrics_;

@@ -55,6 +55,8 @@ class PluginInstance {
     bool subscribes(std::string_view type) const;
     uint32_t max_batch_size() const { return library_->descriptor().max_batch_size; }
     uint32_t max_concurrency() const { return concurrency_; }
+    // Connects the store-based host services (see HostServices::set_backend).
+    void set_backend(PluginBackend* b) { services_->set_backend(b); }
 
     // Data plane: never throws.
     HandleOutcome handle(const EventView& event) noexcept;

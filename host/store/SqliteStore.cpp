@@ -1,5 +1,7 @@
 #include "store/SqliteStore.h"
 
+#include "store/SqliteUtil.h"
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -49,6 +51,18 @@ namespace clayhook {
 // - No index on first_seen_ms: it would cost every insert one more B-tree
 //   write; prune walks the dedup table in hash order in small chunks instead.
 //
+// - deliveries: one row per (event, subscribed plugin), inserted in the
+//   event's transaction. `state` 0 pending, 1 done, 2 dead. Rows append (id
+//   is the rowid); the partial indexes hold only pending and dead rows, so
+//   start-up finds the pending ones and the admin API the dead ones without
+//   a scan, and a done row leaves both. A delivery being handed over is not
+//   marked in the store: the dispatcher owns it in memory, and after a crash
+//   it is simply still pending (at-least-once).
+// - attempts: the history of attempts that did not succeed (retry, fail);
+//   a successful one is recorded in its delivery row alone, so the common
+//   path costs one row update.
+// - kv, plugin_state: the plugins' key-value store and the paused flags.
+//
 // PostgreSQL can keep the same tables with a plain unique index on
 // dedup(source, idempotency_key); that is the engine's business, the Store
 // interface does not show it.
@@ -71,107 +85,49 @@ CREATE TABLE IF NOT EXISTS dedup (
     event_seq INTEGER NOT NULL,
     first_seen_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL,
+    plugin TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    scheduled INTEGER NOT NULL,
+    finished_ms INTEGER NOT NULL,
+    order_key TEXT NOT NULL,
+    last_error TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(id) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(plugin, id) WHERE state = 2;
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_ms INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts(delivery_id);
+CREATE TABLE IF NOT EXISTS kv (
+    plugin TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (plugin, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS plugin_state (
+    plugin TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql";
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
-
-// SQLITE_STATIC without the C-style cast of its macro. The views we bind
-// outlive the step that reads them, and every parameter is bound again before
-// a statement's next step, so a stale pointer is never read.
-const sqlite3_destructor_type kStatic = nullptr;
-
-int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string describe(sqlite3* db, std::string_view what) {
-    std::string s(what);
-    s += ": ";
-    s += sqlite3_errmsg(db);
-    s += " (sqlite code ";
-    s += std::to_string(sqlite3_extended_errcode(db));
-    s += ")";
-    return s;
-}
-
-bool bind_text(sqlite3_stmt* s, int i, std::string_view v) {
-    // A null data pointer would bind SQL NULL; an empty view must stay "".
-    return sqlite3_bind_text64(s, i, v.empty() ? "" : v.data(), v.size(), kStatic, SQLITE_UTF8) ==
-           SQLITE_OK;
-}
-
-bool bind_blob(sqlite3_stmt* s, int i, std::string_view v) {
-    return sqlite3_bind_blob64(s, i, v.empty() ? "" : v.data(), v.size(), kStatic) == SQLITE_OK;
-}
-
-std::string_view column_view(sqlite3_stmt* s, int i) {
-    const void* p = sqlite3_column_blob(s, i);
-    int n = sqlite3_column_bytes(s, i);
-    if (p == nullptr || n <= 0) return {};
-    return {static_cast<const char*>(p), static_cast<size_t>(n)};
-}
-
-// Steps a statement that returns no rows, then resets it. On failure the
-// message is taken before the reset can touch it.
-bool run(sqlite3* db, sqlite3_stmt* s, std::string_view what, std::string& error) {
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        error = describe(db, what);
-        sqlite3_reset(s);
-        return false;
-    }
-    sqlite3_reset(s);
-    return true;
-}
-
-struct ResetGuard {
-    sqlite3_stmt* s;
-    ~ResetGuard() {
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-    }
-};
-
-void exec(sqlite3* db, const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-        std::string m = msg ? msg : sqlite3_errmsg(db);
-        sqlite3_free(msg);
-        throw std::runtime_error(m);
-    }
-}
-
-std::string query_text(sqlite3* db, const char* sql) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) {
-        throw std::runtime_error(sqlite3_errmsg(db));
-    }
-    std::string out;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) out = std::string(column_view(s, 0));
-    std::string err = rc == SQLITE_ROW || rc == SQLITE_DONE ? "" : sqlite3_errmsg(db);
-    sqlite3_finalize(s);
-    if (!err.empty()) throw std::runtime_error(err);
-    return out;
-}
-
-uint64_t load_le64(const unsigned char* p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; --i)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-void store_le64(unsigned char* p, uint64_t v) {
-    for (int i = 0; i < 8; ++i)
-        p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
+constexpr int64_t kSchemaVersion = 2;
 
 }  // namespace
+
+using namespace sqlite;
 
 uint64_t siphash24(uint64_t k0, uint64_t k1, const void* data, size_t size) {
     const auto* in = static_cast<const unsigned char*>(data);
@@ -255,7 +211,7 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
         open_write_connection();
         create_schema();
         prepare_statements();
-        open_read_connection();
+        readers_.push_back(open_reader());  // proves now that reading works
     } catch (const std::exception& e) {
         throw fail(e.what());
     }
@@ -270,6 +226,7 @@ SqliteStore::~SqliteStore() {
         held_ = false;
     }
     work_cv_.notify_all();
+    space_cv_.notify_all();
     if (writer_.joinable()) writer_.join();
 }
 
@@ -312,7 +269,7 @@ void SqliteStore::create_schema() {
     try {
         exec(db, kSchema);
         exec(db,
-             "INSERT INTO store_meta(name, value) VALUES('schema_version', 1)"
+             "INSERT INTO store_meta(name, value) VALUES('schema_version', 2)"
              " ON CONFLICT(name) DO NOTHING");
         std::string version = query_text(
             db, "SELECT CAST(value AS TEXT) FROM store_meta WHERE name = 'schema_version'");
@@ -321,6 +278,11 @@ void SqliteStore::create_schema() {
                                      " is newer than this clayhook understands (" +
                                      std::to_string(kSchemaVersion) + ")");
         }
+
+        // Version 1 had no deliveries: CREATE ... IF NOT EXISTS above added
+        // them, and events stored before stay undelivered (nothing was
+        // subscribed then).
+        exec(db, "UPDATE store_meta SET value = 2 WHERE name = 'schema_version' AND value < 2");
 
         std::string key =
             query_text(db, "SELECT value FROM store_meta WHERE name = 'dedup_hash_key'");
@@ -388,30 +350,69 @@ void SqliteStore::prepare_statements() {
             "SELECT key_hash, first_seen_ms FROM dedup WHERE key_hash >= ?1"
             " ORDER BY key_hash LIMIT ?2");
     prepare(prune_delete_, "DELETE FROM dedup WHERE key_hash = ?1");
+    prepare(insert_delivery_,
+            "INSERT INTO deliveries(event_seq, plugin, state, due_ms, attempts, scheduled,"
+            " finished_ms, order_key, last_error) VALUES(?1, ?2, 0, ?3, 0, 0, 0, ?4, '')");
+    prepare(update_delivery_,
+            "UPDATE deliveries SET state = ?2, attempts = ?3, due_ms = ?4, finished_ms = ?5,"
+            " last_error = ?6 WHERE id = ?1");
+    prepare(insert_attempt_,
+            "INSERT INTO attempts(delivery_id, attempt, started_ms, duration_us, outcome, reason)"
+            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
 }
 
-void SqliteStore::open_read_connection() {
+std::unique_ptr<SqliteStore::Reader> SqliteStore::open_reader() {
+    auto r = std::make_unique<Reader>();
     sqlite3* db = nullptr;
-    // NOMUTEX: read_mu_ serialises its users. Read-write (not READONLY) so it
-    // may map the -shm; query_only keeps it from ever writing.
+    // NOMUTEX: a lease gives one caller at a time. Read-write (not READONLY)
+    // so it may map the -shm; query_only keeps it from ever writing.
     int rc =
         sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-    rdb_.reset(db);
-    if (rc != SQLITE_OK) throw std::runtime_error(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    r->db.reset(db);
+    if (rc != SQLITE_OK) {
+        throw std::runtime_error("open a read connection to " + path_ + ": " +
+                                 (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, static_cast<int>(tuning_.busy_timeout.count()));
     exec(db, "PRAGMA query_only=1");
-    auto prepare = [db](StmtPtr& out, const char* sql) {
-        sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
-            throw std::runtime_error(std::string(sqlite3_errmsg(db)) + " in: " + sql);
+    return r;
+}
+
+sqlite3_stmt* SqliteStore::Reader::stmt(const char* sql) {
+    for (auto& [key, st] : stmts)
+        if (key == sql) {
+            sqlite3_reset(st.get());
+            sqlite3_clear_bindings(st.get());
+            return st.get();
         }
-        out.reset(s);
-    };
-    prepare(get_,
-            "SELECT id, source, type, idempotency_key, body, received_at_ms FROM events"
-            " WHERE id = ?1");
-    prepare(count_events_, "SELECT count(*) FROM events");
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v3(db.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) !=
+        SQLITE_OK) {
+        throw std::runtime_error(std::string(sqlite3_errmsg(db.get())) + " in: " + sql);
+    }
+    stmts.emplace_back(sql, StmtPtr(st));
+    return st;
+}
+
+SqliteStore::ReaderLease SqliteStore::reader() {
+    {
+        std::lock_guard lk(readers_mu_);
+        if (!readers_.empty()) {
+            auto r = std::move(readers_.back());
+            readers_.pop_back();
+            return ReaderLease(*this, std::move(r));
+        }
+    }
+    return ReaderLease(*this, open_reader());
+}
+
+SqliteStore::ReaderLease::~ReaderLease() {
+    if (!r_) return;
+    for (auto& [key, st] : r_->stmts)
+        sqlite3_reset(st.get());  // no read transaction stays open in an idle connection
+    std::lock_guard lk(s_.readers_mu_);
+    s_.readers_.push_back(std::move(r_));
 }
 
 InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
@@ -439,7 +440,8 @@ InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
         busy_ = false;
         // Work the leader left (a job, or deliveries queued while held)
         // goes to the writer thread.
-        if (!jobs_.empty() || (count_ > 0 && !held_) || stopping_) work_cv_.notify_one();
+        if (!jobs_.empty() || ((count_ > 0 || !updates_.empty()) && !held_) || stopping_)
+            work_cv_.notify_one();
     }
     lk.unlock();
     std::unique_lock own(req.m);
@@ -461,9 +463,10 @@ void SqliteStore::drain(std::unique_lock<std::mutex>& lk, const Request* own_req
     // Jobs come first: a prune chunk waits for at most one batch. A leading
     // caller stops once its own delivery is committed, so its answer is not
     // held back by other callers' batches; what is left goes to the writer.
-    while (count_ > 0 && !held_ && jobs_.empty() && !own_done) {
+    while ((count_ > 0 || updates_due()) && !held_ && jobs_.empty() && !own_done) {
         // Everything that piled up while the last transaction committed goes
-        // into this one: that is the group commit.
+        // into this one: that is the group commit. Recorded delivery results
+        // ride along in the same transaction.
         size_t n = std::min(count_, tuning_.max_batch);
         for (size_t i = 0; i < n; ++i) {
             batch.push_back(ring_[head_]);
@@ -471,9 +474,19 @@ void SqliteStore::drain(std::unique_lock<std::mutex>& lk, const Request* own_req
         }
         count_ -= n;
         depth_.store(count_, std::memory_order_relaxed);
+        std::vector<DeliveryUpdate> updates = take_updates();
         lk.unlock();
 
-        commit_batch(batch);
+        commit_batch(batch, updates);
+        if (!updates.empty()) {
+            // The commit failed: keep them for the next one, a little later.
+            lk.lock();
+            updates.insert(updates.end(), std::make_move_iterator(updates_.begin()),
+                           std::make_move_iterator(updates_.end()));
+            updates_ = std::move(updates);
+            updates_not_before_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+            lk.unlock();
+        }
 
         // Under each request's own mutex: its caller can only see `done` and
         // return (destroying the Request) after we let go of it, and we touch
@@ -494,9 +507,16 @@ void SqliteStore::drain(std::unique_lock<std::mutex>& lk, const Request* own_req
 void SqliteStore::writer_loop() {
     std::unique_lock lk(mu_);
     for (;;) {
-        work_cv_.wait(lk, [&] {
-            return !busy_ && (stopping_ || (!held_ && (count_ > 0 || !jobs_.empty())));
-        });
+        auto ready = [&] {
+            return !busy_ &&
+                   (stopping_ || (!held_ && (count_ > 0 || !jobs_.empty() || updates_due())));
+        };
+        if (updates_.empty()) {
+            work_cv_.wait(lk, ready);
+        } else {
+            // Results wait out the pause after a failed commit.
+            while (!ready()) work_cv_.wait_until(lk, updates_not_before_);
+        }
         busy_ = true;
         if (!jobs_.empty()) {
             Job* job = jobs_.front();
@@ -511,7 +531,10 @@ void SqliteStore::writer_loop() {
         }
         if (!held_) drain(lk, nullptr);
         busy_ = false;
-        if (stopping_ && count_ == 0 && jobs_.empty()) return;  // all answered
+        // All answered; results that cannot be committed now stay pending in
+        // the store and run again next time.
+        if (stopping_ && count_ == 0 && jobs_.empty() && (updates_.empty() || !updates_due()))
+            return;
     }
 }
 
@@ -523,14 +546,16 @@ void SqliteStore::run_job(Job& job) {
     }
 }
 
-void SqliteStore::commit_batch(const std::vector<Request*>& batch) {
+void SqliteStore::commit_batch(const std::vector<Request*>& batch,
+                               std::vector<DeliveryUpdate>& updates) {
     sqlite3* db = wdb_.get();
     std::string error;
+    new_deliveries_.clear();
     // IMMEDIATE takes the write lock now, so another process holding it shows
     // up here (after the busy timeout), not halfway through the batch.
     if (!run(db, begin_.get(), "begin transaction", error)) {
         fail_batch(batch, error);
-        return;
+        return;  // `updates` stay with the caller, for the next try
     }
     bool ok = true;
     int64_t next_seq = 0;
@@ -546,14 +571,29 @@ void SqliteStore::commit_batch(const std::vector<Request*>& batch) {
     }
     for (size_t i = 0; ok && i < batch.size(); ++i)
         ok = insert_one(*batch[i], next_seq, error);
+    for (size_t i = 0; ok && i < updates.size(); ++i)
+        ok = apply_update(updates[i], error);
     if (ok) ok = run(db, commit_.get(), "commit", error);
     if (!ok) {
         rollback_if_open();
         fail_batch(batch, error);
-        return;
+        new_deliveries_.clear();
+        return;  // `updates` stay with the caller, for the next try
     }
     writable_.store(true, std::memory_order_relaxed);
-    if (on_commit) {
+    if (!updates.empty()) {
+        updates.clear();
+        space_cv_.notify_all();
+    }
+    if (on_deliveries && !new_deliveries_.empty()) {
+        try {
+            on_deliveries(std::move(new_deliveries_));
+        } catch (...) {
+            // The deliveries are in the store: the next start picks them up.
+        }
+        new_deliveries_.clear();
+    }
+    if (on_commit && !batch.empty()) {
         try {
             on_commit(batch.size());
         } catch (...) {
@@ -590,6 +630,7 @@ bool SqliteStore::insert_one(Request& r, int64_t& next_seq, std::string& error) 
     if (sqlite3_changes(db) == 1) {
         std::string id;
         if (!insert_event_row(++next_seq, id, error)) return false;
+        if (!insert_deliveries(e, next_seq, error)) return false;
         r.result = {InsertStatus::stored, std::move(id), {}};
         return true;
     }
@@ -619,6 +660,7 @@ bool SqliteStore::insert_one(Request& r, int64_t& next_seq, std::string& error) 
     std::string id;
     const int64_t seq = ++next_seq;
     if (!insert_event_row(seq, id, error)) return false;
+    if (!insert_deliveries(e, seq, error)) return false;
     if (!event_exists) {
         sqlite3_stmt* u = repoint_dedup_.get();
         sqlite3_bind_int64(u, 1, hash);
@@ -650,6 +692,89 @@ bool SqliteStore::insert_event_row(int64_t seq, std::string& id, std::string& er
         if ((rc & 0xff) != SQLITE_CONSTRAINT) return false;
     }
     return false;
+}
+
+bool SqliteStore::insert_deliveries(const NewEvent& e, int64_t seq, std::string& error) {
+    sqlite3* db = wdb_.get();
+    sqlite3_stmt* s = insert_delivery_.get();
+    for (const NewDelivery& d : e.deliveries) {
+        sqlite3_bind_int64(s, 1, seq);
+        bind_text(s, 2, d.plugin);
+        sqlite3_bind_int64(s, 3, e.received_at_ms);
+        bind_text(s, 4, d.order_key);
+        if (!run(db, s, "insert a delivery", error)) return false;
+        DeliveryRef ref;
+        ref.id = sqlite3_last_insert_rowid(db);
+        ref.event_seq = seq;
+        ref.plugin = d.plugin;
+        ref.due_ms = e.received_at_ms;
+        ref.received_at_ms = e.received_at_ms;
+        ref.order_key = d.order_key;
+        new_deliveries_.push_back(std::move(ref));
+    }
+    return true;
+}
+
+bool SqliteStore::apply_update(const DeliveryUpdate& u, std::string& error) {
+    sqlite3* db = wdb_.get();
+    sqlite3_stmt* s = update_delivery_.get();
+    sqlite3_bind_int64(s, 1, u.delivery_id);
+    sqlite3_bind_int(s, 2, static_cast<int>(u.state));
+    sqlite3_bind_int64(s, 3, u.attempts);
+    sqlite3_bind_int64(s, 4, u.due_ms);
+    sqlite3_bind_int64(s, 5, u.finished_ms);
+    bind_text(s, 6, u.last_error);
+    if (!run(db, s, "record a delivery result", error)) return false;
+    if (!u.attempt) return true;
+    const AttemptRecord& a = *u.attempt;
+    sqlite3_stmt* h = insert_attempt_.get();
+    sqlite3_bind_int64(h, 1, u.delivery_id);
+    sqlite3_bind_int64(h, 2, a.attempt);
+    sqlite3_bind_int64(h, 3, a.started_ms);
+    sqlite3_bind_int64(h, 4, a.duration_us);
+    bind_text(h, 5, a.outcome);
+    bind_text(h, 6, a.reason);
+    return run(db, h, "record an attempt", error);
+}
+
+std::vector<DeliveryUpdate> SqliteStore::take_updates() {
+    std::vector<DeliveryUpdate> out;
+    if (updates_due()) out.swap(updates_);
+    return out;
+}
+
+bool SqliteStore::updates_due() const {
+    return !updates_.empty() && std::chrono::steady_clock::now() >= updates_not_before_;
+}
+
+void SqliteStore::record(std::vector<DeliveryUpdate> updates) noexcept {
+    if (updates.empty()) return;
+    std::unique_lock lk(mu_);
+    space_cv_.wait(lk, [&] { return stopping_ || updates_.size() < tuning_.max_updates; });
+    for (auto& u : updates)
+        updates_.push_back(std::move(u));
+    if (!busy_) work_cv_.notify_one();
+}
+
+void SqliteStore::flush() {
+    run_on_writer([this] {
+        std::vector<DeliveryUpdate> updates;
+        {
+            std::lock_guard lk(mu_);
+            updates.swap(updates_);
+        }
+        if (updates.empty()) return;
+        std::vector<Request*> none;
+        commit_batch(none, updates);
+        if (!updates.empty()) {
+            std::lock_guard lk(mu_);
+            updates.insert(updates.end(), std::make_move_iterator(updates_.begin()),
+                           std::make_move_iterator(updates_.end()));
+            updates_ = std::move(updates);
+            throw std::runtime_error("commit delivery results to " + path_ +
+                                     ": the store is not writable");
+        }
+    });
 }
 
 void SqliteStore::fail_batch(const std::vector<Request*>& batch, const std::string& error) {
@@ -746,31 +871,65 @@ SqliteStore::PruneStep SqliteStore::prune_step(int64_t cutoff_ms, int64_t from_h
 }
 
 uint64_t SqliteStore::event_count() {
-    std::lock_guard lk(read_mu_);
-    sqlite3_stmt* s = count_events_.get();
-    ResetGuard guard{s};
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt("SELECT count(*) FROM events");
     if (sqlite3_step(s) != SQLITE_ROW) {
-        throw std::runtime_error(describe(rdb_.get(), "count events in " + path_));
+        throw std::runtime_error(describe(r.db(), "count events in " + path_));
     }
     return static_cast<uint64_t>(sqlite3_column_int64(s, 0));
 }
 
+namespace {
+constexpr const char* kEventColumns =
+    "SELECT seq, id, source, type, idempotency_key, received_at_ms, body FROM events";
+StoredEvent read_event(sqlite3_stmt* s) {
+    StoredEvent ev;
+    ev.seq = sqlite3_column_int64(s, 0);
+    ev.id = column_view(s, 1);
+    ev.source = column_view(s, 2);
+    ev.type = column_view(s, 3);
+    ev.key = column_view(s, 4);
+    ev.received_at_ms = sqlite3_column_int64(s, 5);
+    ev.body = column_view(s, 6);
+    return ev;
+}
+}  // namespace
+
 std::optional<StoredEvent> SqliteStore::get(std::string_view id) {
-    std::lock_guard lk(read_mu_);
-    sqlite3_stmt* s = get_.get();
-    ResetGuard guard{s};
-    if (!bind_text(s, 1, id)) throw std::runtime_error(describe(rdb_.get(), "get event"));
+    static const std::string sql = std::string(kEventColumns) + " WHERE id = ?1";
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(sql.c_str());
+    bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) return std::nullopt;
-    if (rc != SQLITE_ROW) throw std::runtime_error(describe(rdb_.get(), "get event from " + path_));
-    StoredEvent ev;
-    ev.id = column_view(s, 0);
-    ev.source = column_view(s, 1);
-    ev.type = column_view(s, 2);
-    ev.key = column_view(s, 3);
-    ev.body = column_view(s, 4);
-    ev.received_at_ms = sqlite3_column_int64(s, 5);
-    return ev;
+    if (rc != SQLITE_ROW) throw std::runtime_error(describe(r.db(), "get event from " + path_));
+    return read_event(s);
+}
+
+std::vector<StoredEvent> SqliteStore::events_by_seq(std::span<const int64_t> seqs) {
+    static const std::string sql = std::string(kEventColumns) + " WHERE seq = ?1";
+    std::vector<StoredEvent> out;
+    out.reserve(seqs.size());
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(sql.c_str());
+    // One read transaction for the lot.
+    exec(r.db(), "BEGIN");
+    struct End {
+        sqlite3* db;
+        ~End() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+    } end{r.db()};
+    for (int64_t seq : seqs) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, seq);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            out.push_back(read_event(s));
+        } else if (rc != SQLITE_DONE) {
+            throw std::runtime_error(describe(r.db(), "load events from " + path_));
+        }
+    }
+    sqlite3_reset(s);
+    return out;
 }
 
 std::unique_ptr<Store> open_store(const StoreConfig& config, size_t max_queue) {

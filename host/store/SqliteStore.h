@@ -35,6 +35,7 @@ class SqliteStore final : public Store {
         size_t max_batch = 512;                        // inserts per transaction at most
         std::chrono::milliseconds busy_timeout{5000};  // waiting for another process's lock
         size_t prune_chunk = 4096;  // dedup records examined per prune transaction
+        size_t max_updates = 8192;  // recorded results waiting for the writer before record() blocks
     };
 
     // Opens (creating the folder and a 0600 file when missing) and starts the
@@ -55,6 +56,24 @@ class SqliteStore final : public Store {
     uint64_t event_count() override;
     std::optional<StoredEvent> get(std::string_view id) override;
     size_t prune_dedup(std::chrono::system_clock::time_point older_than) override;
+
+    void record(std::vector<DeliveryUpdate> updates) noexcept override;
+    void flush() override;
+    void load_pending(const std::function<void(DeliveryRef&&)>& fn) override;
+    std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) override;
+    std::optional<DeliveryRef> schedule_again(std::string_view event_id, std::string_view plugin,
+                                              int64_t at_ms, std::string_view order_key) override;
+    std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) override;
+    std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) override;
+    std::optional<std::string> kv_get(std::string_view plugin, std::string_view key) override;
+    void kv_put(std::string_view plugin, std::string_view key, std::string_view value) override;
+    bool kv_delete(std::string_view plugin, std::string_view key) override;
+    std::set<std::string> paused_plugins() override;
+    void set_paused(std::string_view plugin, bool paused) override;
+    std::vector<EventSummary> list_events(const EventFilter& f) override;
+    std::vector<DeliveryInfo> event_deliveries(std::string_view event_id) override;
+    std::vector<DeliveryInfo> list_deliveries(const DeliveryFilter& f) override;
+    std::vector<std::pair<std::string, std::array<int64_t, 3>>> delivery_counts() override;
 
     // What the write connection reports after open, read back rather than
     // assumed (for `clayhook check` and the tests).
@@ -109,14 +128,18 @@ class SqliteStore final : public Store {
     void open_write_connection();
     void create_schema();
     void prepare_statements();
-    void open_read_connection();
 
     void writer_loop();
     // Commits queued batches while there are any (and no job or hold);
     // called with mu_ held and busy_ set by the caller.
     void drain(std::unique_lock<std::mutex>& lk, const Request* own_request);
     void run_job(Job& job);
-    void commit_batch(const std::vector<Request*>& batch);
+    void commit_batch(const std::vector<Request*>& batch, std::vector<DeliveryUpdate>& updates);
+    bool apply_update(const DeliveryUpdate& u, std::string& error);
+    bool insert_deliveries(const NewEvent& e, int64_t seq, std::string& error);
+    // Takes what record() queued (under mu_), for the next transaction.
+    std::vector<DeliveryUpdate> take_updates();
+    bool updates_due() const;  // under mu_
     // Decides one item inside the open transaction. False on an SQLite error
     // that dooms the whole transaction (the message is in `error`).
     bool insert_one(Request& r, int64_t& next_seq, std::string& error);
@@ -136,15 +159,40 @@ class SqliteStore final : public Store {
     // Write side: touched by the constructor, then only by the writer thread.
     DbPtr wdb_;
     StmtPtr begin_, commit_, rollback_, max_seq_, insert_dedup_, find_dup_, repoint_dedup_,
-        insert_event_, prune_scan_, prune_delete_;
+        insert_event_, prune_scan_, prune_delete_, insert_delivery_, update_delivery_,
+        insert_attempt_;
+    std::vector<DeliveryRef> new_deliveries_;  // created by the open transaction
     uint64_t hash_k0_ = 0, hash_k1_ = 0;
     std::string hash_scratch_;
     EventIdGenerator ids_;
 
-    // Read side: one connection, one caller at a time.
-    std::mutex read_mu_;
-    DbPtr rdb_;
-    StmtPtr get_, count_events_;
+    // Read side: a pool of connections, one caller each at a time, each with
+    // its statements prepared once (keyed by the SQL text's address).
+    struct Reader {
+        DbPtr db;
+        std::vector<std::pair<const char*, StmtPtr>> stmts;
+        sqlite3_stmt* stmt(const char* sql);
+    };
+    class ReaderLease {
+      public:
+        ReaderLease(SqliteStore& s, std::unique_ptr<Reader> r) : s_(s), r_(std::move(r)) {}
+        ~ReaderLease();
+        ReaderLease(const ReaderLease&) = delete;
+        ReaderLease& operator=(const ReaderLease&) = delete;
+        Reader* operator->() { return r_.get(); }
+        sqlite3* db() { return r_->db.get(); }
+
+      private:
+        SqliteStore& s_;
+        std::unique_ptr<Reader> r_;
+    };
+    ReaderLease reader();
+    std::unique_ptr<Reader> open_reader();
+    std::mutex readers_mu_;
+    std::vector<std::unique_ptr<Reader>> readers_;  // idle ones
+
+    // Runs fn inside BEGIN IMMEDIATE .. COMMIT on the writer (control plane).
+    void write_txn(const std::string& what, const std::function<void(sqlite3*)>& fn);
 
     // The queue: a fixed ring of max_queue_ slots, so insert() never
     // allocates and the bound is structural.
@@ -153,6 +201,9 @@ class SqliteStore final : public Store {
     std::vector<Request*> ring_;
     size_t head_ = 0, count_ = 0;
     std::vector<Job*> jobs_;
+    std::vector<DeliveryUpdate> updates_;  // recorded, not yet committed
+    std::chrono::steady_clock::time_point updates_not_before_{};  // after a failed commit
+    std::condition_variable space_cv_;  // record() waiting for room
     bool stopping_ = false;
     bool held_ = false;
     // Someone (a leading caller, or the writer thread) holds the write

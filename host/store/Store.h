@@ -7,6 +7,7 @@
 
 #include "config/Config.h"
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -14,10 +15,21 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
+#include <set>
+#include <vector>
 #include <string>
 #include <string_view>
 
 namespace clayhook {
+
+// One plugin subscribed to a new event: the store writes one delivery row per
+// NewDelivery in the event's own transaction, so there is never an event
+// without its deliveries.
+struct NewDelivery {
+    std::string_view plugin;  // the plugin entry's name (must outlive insert())
+    std::string order_key;    // "" unless the plugin asked for ordered delivery
+};
 
 // One delivery as the intake hands it over. The views point into the request
 // and need only stay valid for the duration of insert(): the store copies what
@@ -28,6 +40,7 @@ struct NewEvent {
     std::string_view idempotency_key;  // never empty: the intake falls back to sha256(body)
     std::string_view body;             // the raw bytes as received
     int64_t received_at_ms = 0;        // Unix ms; also when the dedup record was first seen
+    std::span<const NewDelivery> deliveries = {};  // one row each, same transaction
 };
 
 enum class InsertStatus {
@@ -59,6 +72,7 @@ struct InsertResult {
 };
 
 struct StoredEvent {
+    int64_t seq = 0;  // the store's own order of arrival
     std::string id;
     std::string source;
     std::string type;
@@ -67,8 +81,89 @@ struct StoredEvent {
     int64_t received_at_ms = 0;
 };
 
+// ---- Deliveries: one per (event, subscribed plugin) ----
+
+enum class DeliveryState { pending = 0, done = 1, dead = 2 };
+const char* delivery_state_name(DeliveryState s);  // "pending", "done", "dead"
+std::optional<DeliveryState> parse_delivery_state(std::string_view s);
+
+// A pending delivery as the dispatcher schedules it (no body: the worker
+// loads the event when it hands it over).
+struct DeliveryRef {
+    int64_t id = 0;
+    int64_t event_seq = 0;
+    std::string plugin;
+    int64_t due_ms = 0;
+    uint32_t attempts = 0;  // finished attempts so far
+    int64_t received_at_ms = 0;
+    std::string order_key;
+};
+
+// One finished attempt that did not succeed (done attempts are recorded in
+// the delivery row alone, to keep the common case to one write).
+struct AttemptRecord {
+    uint32_t attempt = 0;
+    int64_t started_ms = 0;
+    int64_t duration_us = 0;
+    std::string outcome;  // "retry", "fail", "timeout" ...
+    std::string reason;
+};
+
+// The result of one attempt, recorded asynchronously (group-committed with
+// the intake's inserts).
+struct DeliveryUpdate {
+    int64_t delivery_id = 0;
+    DeliveryState state = DeliveryState::pending;
+    uint32_t attempts = 0;
+    int64_t due_ms = 0;       // pending: when it is due again
+    int64_t finished_ms = 0;  // done / dead: when
+    std::string last_error;
+    std::optional<AttemptRecord> attempt;
+};
+
+// For the admin API.
+struct DeliveryInfo {
+    int64_t id = 0;
+    std::string event_id;
+    std::string event_type;
+    std::string plugin;
+    DeliveryState state = DeliveryState::pending;
+    uint32_t attempts = 0;
+    int64_t due_ms = 0;
+    int64_t finished_ms = 0;
+    int64_t received_at_ms = 0;
+    std::string last_error;
+    std::string order_key;
+    std::vector<AttemptRecord> history;  // filled by event_deliveries() only
+};
+
+struct EventSummary {
+    std::string id;
+    std::string source;
+    std::string type;
+    std::string key;
+    int64_t received_at_ms = 0;
+    int64_t pending = 0, done = 0, dead = 0;  // its deliveries by state
+};
+
+struct EventFilter {
+    std::string type;                // "" = any
+    int64_t since_ms = 0;            // received at or after; 0 = any
+    int64_t until_ms = 0;            // received before; 0 = any
+    std::optional<DeliveryState> status;  // has a delivery in this state
+    std::string before_id;           // paging: ids older than this ("" = newest first)
+    size_t limit = 100;
+};
+
+struct DeliveryFilter {
+    std::optional<DeliveryState> state;
+    std::string plugin;     // "" = any
+    int64_t before_id = 0;  // paging: ids below this (0 = from the newest)
+    size_t limit = 100;
+};
+
 // Thread safety: every member may be called from any thread at the same time,
-// except that on_commit must be set before the first insert.
+// except that on_commit and on_deliveries must be set before the first insert.
 class Store {
   public:
     virtual ~Store() = default;
@@ -99,10 +194,55 @@ class Store {
     // transactions so intake keeps flowing while it runs.
     virtual size_t prune_dedup(std::chrono::system_clock::time_point older_than) = 0;
 
+    // ---- Dispatch ----
+
+    // Records attempt results. Asynchronous: they are committed with the next
+    // group commit, and a crash before that leaves the deliveries pending (so
+    // they run again: at-least-once). Blocks only while too many results wait
+    // for the writer (backpressure). Never throws.
+    virtual void record(std::vector<DeliveryUpdate> updates) noexcept = 0;
+    // Waits until every result recorded before the call is committed.
+    virtual void flush() = 0;
+
+    // Every pending delivery, in id order (start-up and crash recovery).
+    virtual void load_pending(const std::function<void(DeliveryRef&&)>& fn) = 0;
+    // The events with these seqs (missing ones are left out), any order.
+    virtual std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) = 0;
+
+    // A new pending delivery of event `event_id` to `plugin`, due at `at_ms`
+    // (or, if a delivery scheduled this way is still pending, moved to
+    // `at_ms`). Durable when it returns. nullopt when there is no such event.
+    virtual std::optional<DeliveryRef> schedule_again(std::string_view event_id,
+                                                      std::string_view plugin, int64_t at_ms,
+                                                      std::string_view order_key) = 0;
+    // Dead deliveries back to pending, due now, attempts counted from 0
+    // again (their history stays). Deliveries not dead are left alone.
+    // Returns the ones replayed.
+    virtual std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) = 0;
+    virtual std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) = 0;
+
+    // Per-plugin durable key-value store, and the paused flag.
+    virtual std::optional<std::string> kv_get(std::string_view plugin, std::string_view key) = 0;
+    virtual void kv_put(std::string_view plugin, std::string_view key, std::string_view value) = 0;
+    virtual bool kv_delete(std::string_view plugin, std::string_view key) = 0;
+    virtual std::set<std::string> paused_plugins() = 0;
+    virtual void set_paused(std::string_view plugin, bool paused) = 0;
+
+    // Admin queries.
+    virtual std::vector<EventSummary> list_events(const EventFilter& f) = 0;
+    virtual std::vector<DeliveryInfo> event_deliveries(std::string_view event_id) = 0;
+    virtual std::vector<DeliveryInfo> list_deliveries(const DeliveryFilter& f) = 0;
+    // Deliveries per plugin name: {pending, done, dead} (a full scan: admin only).
+    virtual std::vector<std::pair<std::string, std::array<int64_t, 3>>> delivery_counts() = 0;
+
     // Called on the committing thread after each batch with its size (stored +
     // duplicate items), before the batch's inserts return: feeds the
     // commit-batch-size histogram. Must not block; exceptions are swallowed.
     std::function<void(size_t)> on_commit;
+    // Called on the committing thread after each committed batch with the
+    // deliveries it created, before the batch's inserts return: the
+    // dispatcher queues them. Must not block; exceptions are swallowed.
+    std::function<void(std::vector<DeliveryRef>&&)> on_deliveries;
 };
 
 // Opens the engine named by config.engine ("sqlite" only for now) with an

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -43,6 +44,8 @@ class JsonlSink {
         std::string line = "{\"id\":" + quote(e.id) + ",\"source\":" + quote(e.source) +
                            ",\"type\":" + quote(e.type) + ",\"key\":" + quote(e.idempotency_key) +
                            ",\"attempt\":" + std::to_string(e.attempt) +
+                           ",\"received_at_ms\":" + std::to_string(ms(e.received_at)) +
+                           ",\"handled_at_ms\":" + std::to_string(ms(std::chrono::system_clock::now())) +
                            ",\"body\":" + std::string(e.body.empty() ? "null" : e.body) + "}\n";
         std::lock_guard lock(mu_);  // one write() per line keeps lines whole
         ssize_t n = ::write(fd_, line.data(), line.size());
@@ -57,6 +60,9 @@ class JsonlSink {
     }
 
   private:
+    static long long ms(std::chrono::system_clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    }
     clayhook::Host& host_;
     std::string path_;
     bool fsync_;

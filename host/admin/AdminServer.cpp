@@ -1,0 +1,458 @@
+#include "admin/AdminServer.h"
+
+#include "dispatch/Dispatcher.h"
+#include "log/Logger.h"
+#include "store/Store.h"
+#include "verify/Verifier.h"
+
+#include <clayhook/json.hpp>
+
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeFormatter.h>
+#include <Poco/DateTimeParser.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/URI.h>
+#include <openssl/crypto.h>
+
+#include <charconv>
+#include <istream>
+#include <map>
+
+namespace clayhook {
+
+using Poco::Net::HTTPRequestHandler;
+using Poco::Net::HTTPResponse;
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+struct AdminServer::Shared {
+    Store& store;
+    Dispatcher& dispatcher;
+    Logger& log;
+    std::string token_digest;  // sha256 hex of the token: compared in constant time
+    Shared(Store& s, Dispatcher& d, Logger& l) : store(s), dispatcher(d), log(l) {}
+};
+
+namespace {
+
+// A client mistake: 400 (or the given status) with this message.
+struct HttpError : std::runtime_error {
+    HTTPResponse::HTTPStatus status;
+    HttpError(HTTPResponse::HTTPStatus s, const std::string& m) : std::runtime_error(m), status(s) {}
+};
+
+std::string iso(int64_t ms) {
+    if (ms <= 0) return "";
+    return Poco::DateTimeFormatter::format(Poco::Timestamp(ms * 1000),
+                                           "%Y-%m-%dT%H:%M:%S.%iZ");
+}
+
+json::Value time_or_null(int64_t ms) {
+    return ms > 0 ? json::Value(iso(ms)) : json::Value(nullptr);
+}
+
+// Unix ms, or an ISO 8601 / RFC 3339 time.
+int64_t parse_time(const std::string& name, const std::string& v) {
+    int64_t ms = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+    if (ec == std::errc() && p == v.data() + v.size()) return ms;
+    Poco::DateTime dt;
+    int tzd = 0;
+    if (Poco::DateTimeParser::tryParse(v, dt, tzd)) {
+        dt.makeUTC(tzd);
+        return dt.timestamp().epochMicroseconds() / 1000;
+    }
+    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                    name + ": expected unix milliseconds or an ISO 8601 time, got '" + v + "'");
+}
+
+int64_t parse_int(const std::string& name, const std::string& v, int64_t min, int64_t max) {
+    int64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || n < min || n > max)
+        throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                        name + ": expected a whole number from " + std::to_string(min) + " to " +
+                            std::to_string(max) + ", got '" + v + "'");
+    return n;
+}
+
+DeliveryState parse_state(const std::string& name, const std::string& v) {
+    auto s = parse_delivery_state(v);
+    if (!s)
+        throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                        name + ": expected pending, done or dead, got '" + v + "'");
+    return *s;
+}
+
+json::Value attempt_json(const AttemptRecord& a) {
+    return json::Value::object()
+        .set("attempt", a.attempt)
+        .set("started_at", iso(a.started_ms))
+        .set("duration_ms", static_cast<double>(a.duration_us) / 1000.0)
+        .set("outcome", a.outcome)
+        .set("reason", a.reason);
+}
+
+json::Value delivery_json(const DeliveryInfo& d, bool with_history) {
+    auto v = json::Value::object()
+                 .set("id", d.id)
+                 .set("event_id", d.event_id)
+                 .set("event_type", d.event_type)
+                 .set("plugin", d.plugin)
+                 .set("state", delivery_state_name(d.state))
+                 .set("attempts", d.attempts)
+                 .set("received_at", iso(d.received_at_ms))
+                 .set("due_at", d.state == DeliveryState::pending ? time_or_null(d.due_ms)
+                                                                  : json::Value(nullptr))
+                 .set("finished_at", time_or_null(d.finished_ms))
+                 .set("last_error", d.last_error.empty() ? json::Value(nullptr)
+                                                         : json::Value(d.last_error));
+    if (!d.order_key.empty()) v.set("ordering_key", d.order_key);
+    if (with_history) {
+        auto h = json::Value::array();
+        for (const auto& a : d.history)
+            h.push_back(attempt_json(a));
+        v.set("attempts_history", std::move(h));
+    }
+    return v;
+}
+
+class Handler : public HTTPRequestHandler {
+  public:
+    explicit Handler(std::shared_ptr<AdminServer::Shared> s) : s_(std::move(s)) {}
+
+    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+        try {
+            if (!authorized(req)) {
+                resp.set("WWW-Authenticate", "Bearer");
+                s_->log.warn("admin", "unauthorized request",
+                             {{"method", req.getMethod()}, {"path", Poco::URI(req.getURI()).getPath()},
+                              {"peer", req.clientAddress().host().toString()}});
+                return send(resp, HTTPResponse::HTTP_UNAUTHORIZED,
+                            error_json("a valid 'Authorization: Bearer <admin token>' is required"));
+            }
+            route(req, resp);
+        } catch (const HttpError& e) {
+            send(resp, e.status, error_json(e.what()));
+        } catch (const json::ParseError& e) {
+            send(resp, HTTPResponse::HTTP_BAD_REQUEST, error_json(std::string("body: ") + e.what()));
+        } catch (const std::exception& e) {
+            s_->log.error("admin", std::string("request failed: ") + e.what(),
+                          {{"path", req.getURI()}});
+            if (!resp.sent())
+                send(resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, error_json(e.what()));
+        }
+    }
+
+  private:
+    static json::Value error_json(const std::string& m) {
+        return json::Value::object().set("error", m);
+    }
+    static void send(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
+                     const json::Value& v) {
+        std::string body = json::dump(v) + "\n";
+        resp.setStatusAndReason(status);
+        resp.setContentType("application/json");
+        resp.sendBuffer(body.data(), body.size());
+    }
+
+    bool authorized(const HTTPServerRequest& req) const {
+        auto it = req.find("Authorization");
+        if (it == req.end()) return false;
+        const std::string& h = it->second;
+        const std::string prefix = "Bearer ";
+        if (h.size() <= prefix.size() || h.compare(0, prefix.size(), prefix) != 0) return false;
+        std::string d = sha256_hex(std::string_view(h).substr(prefix.size()));
+        return d.size() == s_->token_digest.size() &&
+               CRYPTO_memcmp(d.data(), s_->token_digest.data(), d.size()) == 0;
+    }
+
+    static std::vector<std::string> split_path(const std::string& path) {
+        std::vector<std::string> parts;
+        size_t i = 0;
+        while (i < path.size()) {
+            size_t j = path.find('/', i);
+            if (j == std::string::npos) j = path.size();
+            if (j > i) parts.push_back(path.substr(i, j - i));
+            i = j + 1;
+        }
+        return parts;
+    }
+
+    void route(HTTPServerRequest& req, HTTPServerResponse& resp) {
+        Poco::URI uri(req.getURI());
+        std::map<std::string, std::string> q;
+        for (const auto& [k, v] : uri.getQueryParameters())
+            q[k] = v;
+        auto p = split_path(uri.getPath());
+        const std::string& m = req.getMethod();
+        auto is = [&](std::initializer_list<const char*> want) {
+            if (p.size() != want.size()) return false;
+            size_t i = 0;
+            for (const char* w : want) {
+                if (std::string_view(w) != "*" && p[i] != w) return false;
+                ++i;
+            }
+            return true;
+        };
+        auto method = [&](const char* want) {
+            if (m != want) {
+                resp.set("Allow", want);
+                throw HttpError(HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
+                                "use " + std::string(want) + " here");
+            }
+        };
+        if (is({"admin", "plugins"})) {
+            method("GET");
+            return send(resp, HTTPResponse::HTTP_OK, plugins());
+        }
+        if (is({"admin", "plugins", "*", "pause"}) || is({"admin", "plugins", "*", "resume"})) {
+            method("POST");
+            const std::string& name = p[2];
+            if (!s_->dispatcher.has_plugin(name))
+                throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no loaded plugin '" + name + "'");
+            bool pause = p[3] == "pause";
+            s_->dispatcher.set_paused(name, pause);
+            return send(resp, HTTPResponse::HTTP_OK,
+                        json::Value::object().set("plugin", name).set("paused", pause));
+        }
+        if (is({"admin", "events"})) {
+            method("GET");
+            return send(resp, HTTPResponse::HTTP_OK, events(q));
+        }
+        if (is({"admin", "events", "*"})) {
+            method("GET");
+            return send(resp, HTTPResponse::HTTP_OK, event(p[2]));
+        }
+        if (is({"admin", "deliveries"})) {
+            method("GET");
+            return send(resp, HTTPResponse::HTTP_OK, deliveries(q));
+        }
+        if (is({"admin", "deliveries", "*", "replay"})) {
+            method("POST");
+            int64_t id = parse_int("delivery id", p[2], 1, INT64_MAX);
+            size_t n = s_->dispatcher.replay(std::span<const int64_t>(&id, 1));
+            if (n == 0)
+                throw HttpError(HTTPResponse::HTTP_CONFLICT,
+                                "delivery " + p[2] + " does not exist or is not dead");
+            return send(resp, HTTPResponse::HTTP_OK, json::Value::object().set("replayed", 1));
+        }
+        if (is({"admin", "replay"})) {
+            method("POST");
+            return send(resp, HTTPResponse::HTTP_OK, replay(req));
+        }
+        throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no such admin endpoint: " + uri.getPath());
+    }
+
+    json::Value plugins() {
+        std::map<std::string, std::array<int64_t, 3>> counts;
+        for (auto& [name, c] : s_->store.delivery_counts())
+            counts[name] = c;
+        auto list = json::Value::array();
+        for (const auto& st : s_->dispatcher.status()) {
+            auto c = counts[st.plugin];
+            list.push_back(json::Value::object()
+                               .set("name", st.plugin)
+                               .set("kind", st.kind)
+                               .set("version", st.version)
+                               .set("paused", st.paused)
+                               .set("ordered", st.ordered)
+                               .set("concurrency", st.concurrency)
+                               .set("max_batch", st.max_batch)
+                               .set("due", st.due)
+                               .set("later", st.later)
+                               .set("held", st.held)
+                               .set("in_flight", st.in_flight)
+                               .set("queue_lag_seconds", st.oldest_due_age_s)
+                               .set("pending", c[0])
+                               .set("done", c[1])
+                               .set("dead", c[2]));
+            counts.erase(st.plugin);
+        }
+        // Deliveries in the store for plugins this config does not load.
+        auto waiting = json::Value::array();
+        for (const auto& [name, c] : counts)
+            if (c[0] > 0 || c[2] > 0)
+                waiting.push_back(
+                    json::Value::object().set("name", name).set("pending", c[0]).set("dead", c[2]));
+        return json::Value::object().set("plugins", std::move(list)).set("not_loaded", std::move(waiting));
+    }
+
+    static size_t limit_of(const std::map<std::string, std::string>& q) {
+        auto it = q.find("limit");
+        return it == q.end() ? 100 : static_cast<size_t>(parse_int("limit", it->second, 1, 1000));
+    }
+
+    json::Value events(const std::map<std::string, std::string>& q) {
+        static const std::set<std::string> known = {"type", "status", "since",
+                                                    "until", "before", "limit"};
+        check_known(q, known);
+        EventFilter f;
+        if (auto it = q.find("type"); it != q.end()) f.type = it->second;
+        if (auto it = q.find("status"); it != q.end()) f.status = parse_state("status", it->second);
+        if (auto it = q.find("since"); it != q.end()) f.since_ms = parse_time("since", it->second);
+        if (auto it = q.find("until"); it != q.end()) f.until_ms = parse_time("until", it->second);
+        if (auto it = q.find("before"); it != q.end()) {
+            if (!is_event_id(it->second))
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                                "before: expected an event id, got '" + it->second + "'");
+            f.before_id = it->second;
+        }
+        f.limit = limit_of(q);
+        auto list = json::Value::array();
+        auto rows = s_->store.list_events(f);
+        for (const auto& e : rows)
+            list.push_back(json::Value::object()
+                               .set("id", e.id)
+                               .set("source", e.source)
+                               .set("type", e.type)
+                               .set("received_at", iso(e.received_at_ms))
+                               .set("deliveries", json::Value::object()
+                                                      .set("pending", e.pending)
+                                                      .set("done", e.done)
+                                                      .set("dead", e.dead)));
+        auto out = json::Value::object().set("events", std::move(list));
+        out.set("next_before", rows.size() == f.limit ? json::Value(rows.back().id)
+                                                      : json::Value(nullptr));
+        return out;
+    }
+
+    json::Value event(const std::string& id) {
+        if (!is_event_id(id))
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "'" + id + "' is not an event id");
+        auto e = s_->store.get(id);
+        if (!e) throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no event " + id);
+        json::Value body;
+        try {
+            body = json::parse(e->body);
+        } catch (const json::ParseError&) {
+            body = json::Value(e->body);
+        }
+        auto list = json::Value::array();
+        for (const auto& d : s_->store.event_deliveries(id))
+            list.push_back(delivery_json(d, true));
+        return json::Value::object()
+            .set("id", e->id)
+            .set("source", e->source)
+            .set("type", e->type)
+            .set("idempotency_key", e->key)
+            .set("received_at", iso(e->received_at_ms))
+            .set("body", std::move(body))
+            .set("deliveries", std::move(list));
+    }
+
+    json::Value deliveries(const std::map<std::string, std::string>& q) {
+        static const std::set<std::string> known = {"state", "plugin", "before", "limit"};
+        check_known(q, known);
+        DeliveryFilter f;
+        if (auto it = q.find("state"); it != q.end()) f.state = parse_state("state", it->second);
+        if (auto it = q.find("plugin"); it != q.end()) f.plugin = it->second;
+        if (auto it = q.find("before"); it != q.end())
+            f.before_id = parse_int("before", it->second, 1, INT64_MAX);
+        f.limit = limit_of(q);
+        auto rows = s_->store.list_deliveries(f);
+        auto list = json::Value::array();
+        for (const auto& d : rows)
+            list.push_back(delivery_json(d, false));
+        auto out = json::Value::object().set("deliveries", std::move(list));
+        out.set("next_before",
+                rows.size() == f.limit ? json::Value(rows.back().id) : json::Value(nullptr));
+        return out;
+    }
+
+    json::Value replay(HTTPServerRequest& req) {
+        std::string text(std::istreambuf_iterator<char>(req.stream()), {});
+        if (text.size() > 1024 * 1024) throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body too large");
+        json::Value body = text.empty() ? json::Value::object() : json::parse(text);
+        if (!body.is_object())
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "body: expected a JSON object");
+        std::vector<int64_t> ids;
+        if (const json::Value* v = body.find("ids")) {
+            if (!v->is_array())
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "ids: expected an array of delivery ids");
+            for (const auto& x : v->items()) {
+                if (!x.is_integer() || x.as_int64() < 1)
+                    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                                    "ids: expected positive whole numbers");
+                ids.push_back(x.as_int64());
+            }
+        } else if (const json::Value* pl = body.find("plugin"); pl && pl->is_string()) {
+            ids = s_->store.dead_ids(pl->as_string(), 100000);
+        } else if (body.get_bool("all", false)) {
+            ids = s_->store.dead_ids("", 100000);
+        } else {
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                            R"(body: give {"ids":[…]}, {"plugin":"name"} or {"all":true})");
+        }
+        size_t n = ids.empty() ? 0 : s_->dispatcher.replay(ids);
+        return json::Value::object().set("replayed", n).set("asked", ids.size());
+    }
+
+    static void check_known(const std::map<std::string, std::string>& q,
+                            const std::set<std::string>& known) {
+        for (const auto& [k, v] : q)
+            if (!known.count(k))
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unknown query parameter '" + k + "'");
+    }
+
+    std::shared_ptr<AdminServer::Shared> s_;
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+  public:
+    explicit Factory(std::shared_ptr<AdminServer::Shared> s) : s_(std::move(s)) {}
+    HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
+        return new Handler(s_);
+    }
+
+  private:
+    std::shared_ptr<AdminServer::Shared> s_;
+};
+
+}  // namespace
+
+AdminServer::AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher,
+                         Logger& log)
+    : config_(config), shared_(std::make_shared<Shared>(store, dispatcher, log)) {
+    if (!config.token || !config.token->resolved || config.token->value.empty())
+        throw std::runtime_error(
+            "admin.token is required while the admin API is enabled (set admin.enabled: false to "
+            "run without it)");
+    shared_->token_digest = sha256_hex(config.token->value);
+}
+
+AdminServer::~AdminServer() {
+    stop();
+}
+
+void AdminServer::start() {
+    Poco::Net::SocketAddress at(config_.address, config_.port);
+    Poco::Net::ServerSocket socket(at, 64);
+    auto* params = new Poco::Net::HTTPServerParams;
+    params->setMaxThreads(4);
+    params->setMaxQueued(64);
+    params->setKeepAlive(true);
+    params->setTimeout(Poco::Timespan(10, 0));
+    pool_ = std::make_unique<Poco::ThreadPool>(1, 5, 60);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(shared_), *pool_, socket, params);
+    server_->start();
+}
+
+void AdminServer::stop() {
+    if (!server_) return;
+    server_->stopAll(true);
+    server_.reset();
+    pool_->joinAll();
+    pool_.reset();
+}
+
+uint16_t AdminServer::port() const {
+    return server_ ? server_->port() : 0;
+}
+
+}  // namespace clayhook

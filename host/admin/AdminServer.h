@@ -1,0 +1,52 @@
+#pragma once
+
+// The admin API: its own listener (loopback by default), every request
+// carrying `Authorization: Bearer <admin.token>`. JSON in and out.
+//
+//   GET  /admin/plugins                      plugin status and counts
+//   POST /admin/plugins/{name}/pause         stop handing it deliveries
+//   POST /admin/plugins/{name}/resume
+//   GET  /admin/events?type=&status=&since=&until=&before=&limit=
+//   GET  /admin/events/{id}                  one event, its deliveries and attempts
+//   GET  /admin/deliveries?state=&plugin=&before=&limit=
+//   POST /admin/deliveries/{id}/replay       one dead delivery
+//   POST /admin/replay                       {"ids":[…]} or {"plugin":"p"} or {"all":true}
+//
+// See docs/admin-api.md for the shapes.
+
+#include "config/Config.h"
+
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/ThreadPool.h>
+
+#include <memory>
+#include <string>
+
+namespace clayhook {
+
+class Dispatcher;
+class Logger;
+class Store;
+
+class AdminServer {
+  public:
+    // Throws std::runtime_error when the token is missing or empty.
+    AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher, Logger& log);
+    ~AdminServer();
+    AdminServer(const AdminServer&) = delete;
+    AdminServer& operator=(const AdminServer&) = delete;
+
+    void start();
+    void stop();
+    uint16_t port() const;
+
+    struct Shared;
+
+  private:
+    AdminConfig config_;
+    std::shared_ptr<Shared> shared_;
+    std::unique_ptr<Poco::ThreadPool> pool_;
+    std::unique_ptr<Poco::Net::HTTPServer> server_;
+};
+
+}  // namespace clayhook

@@ -1,0 +1,135 @@
+#pragma once
+
+// The dispatcher: hands stored events to the plugins that subscribed to them,
+// asynchronously, and records each result in the store.
+//
+// The store is the truth: a delivery is pending there until its done (or
+// dead) result is committed. The dispatcher keeps the pending deliveries of
+// the loaded plugins in memory (ids and times, no bodies: ~100 bytes each),
+// fed at start by Store::load_pending and then by each commit
+// (Store::on_deliveries). A delivery being handled is owned by the worker
+// that took it and not marked in the store, so a crash leaves it pending and
+// it runs again at the next start (at-least-once).
+//
+// Each plugin has its own lane: its own worker threads (its concurrency), its
+// queue of due deliveries, a timer heap for later ones, and, when ordered,
+// the keys in progress. A slow or hung plugin holds only its own threads.
+
+#include "config/Config.h"
+#include "plugins/HostServices.h"
+#include "store/Store.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace clayhook {
+
+class Logger;
+class Metrics;
+class PluginInstance;
+
+// One loaded plugin as the dispatcher drives it.
+struct DispatchTarget {
+    PluginInstance* instance = nullptr;
+    RetryPolicy retry;
+    uint32_t concurrency = 1;  // worker threads, and so calls at once
+    uint32_t max_batch = 1;    // deliveries per call (1: handle(), else handle_batch())
+    bool ordered = false;
+};
+
+// Full-jitter exponential backoff: a uniform wait in [0, min(cap, base *
+// 2^(attempts-1))], `attempts` being the attempts made so far (>= 1).
+std::chrono::milliseconds backoff_delay(const RetryPolicy& p, uint32_t attempts,
+                                        std::mt19937_64& rng);
+
+struct LaneStatus {
+    std::string plugin;
+    std::string kind;     // the library's plugin name
+    std::string version;  // the library's version
+    bool paused = false;
+    bool ordered = false;
+    uint32_t concurrency = 0;
+    uint32_t max_batch = 0;
+    size_t due = 0;      // ready to be handed over now
+    size_t later = 0;    // waiting for their time (retries, scheduled)
+    size_t held = 0;     // waiting behind an earlier delivery with the same ordering key
+    size_t in_flight = 0;
+    double oldest_due_age_s = 0;  // queue lag
+};
+
+class Dispatcher final : public PluginBackend {
+  public:
+    Dispatcher(Store& store, const DispatchConfig& config, std::vector<DispatchTarget> targets,
+               Logger& log, Metrics& metrics);
+    ~Dispatcher() override;  // stop(0) if still running; joins what has returned
+    Dispatcher(const Dispatcher&) = delete;
+    Dispatcher& operator=(const Dispatcher&) = delete;
+
+    // Loads the paused flags and every pending delivery, then starts the
+    // workers. Call before the intake accepts anything. Throws on a store
+    // error.
+    void start();
+
+    // New deliveries (Store::on_deliveries). Never blocks on a plugin.
+    void enqueue(std::vector<DeliveryRef>&& refs) noexcept;
+
+    // Graceful stop: no new call starts; waits up to `bound` for running
+    // calls to end and records their results. True when every call ended;
+    // false when some are still running in plugin code (their threads are
+    // left alone: the caller must not unload the plugins, and should exit).
+    bool stop(std::chrono::milliseconds bound);
+
+    // Admin.
+    bool has_plugin(std::string_view plugin) const;
+    void set_paused(const std::string& plugin, bool paused);  // throws on a store error
+    // Dead deliveries back to pending, due now. Returns how many were replayed.
+    size_t replay(std::span<const int64_t> ids);
+    std::vector<LaneStatus> status() const;
+    // Pending deliveries in the store for plugins that are not loaded.
+    std::map<std::string, size_t> waiting_for_unloaded() const;
+
+    // PluginBackend (the host services of the plugins).
+    int32_t kv_get(const std::string& plugin, std::string_view key,
+                   std::string& value) noexcept override;
+    int32_t kv_put(const std::string& plugin, std::string_view key,
+                   std::string_view value) noexcept override;
+    int32_t kv_delete(const std::string& plugin, std::string_view key) noexcept override;
+    int32_t deliver_again_at(const std::string& plugin, std::string_view event_id,
+                             int64_t at_ms) noexcept override;
+
+    struct Lane;  // defined in the .cpp
+
+  private:
+    void worker(Lane& lane, size_t slot);
+    void handle(Lane& lane, size_t slot, std::vector<DeliveryRef>& items);
+    void watchdog();
+    Lane* lane(std::string_view plugin) const;
+    void admit(Lane& lane, DeliveryRef&& ref, int64_t now);
+
+    Store& store_;
+    DispatchConfig config_;
+    Logger& log_;
+    Metrics& metrics_;
+    std::vector<std::unique_ptr<Lane>> lanes_;
+
+    mutable std::mutex mu_;  // guards the members below
+    std::condition_variable cv_;  // watchdog ticks, stop waits
+    bool started_ = false;
+    bool stopping_ = false;
+    std::map<std::string, size_t> unloaded_;
+    std::thread watchdog_;
+    std::atomic<size_t> running_calls_{0};
+};
+
+}  // namespace clayhook
