@@ -43,13 +43,13 @@ namespace {
 // A client mistake: 400 (or the given status) with this message.
 struct HttpError : std::runtime_error {
     HTTPResponse::HTTPStatus status;
-    HttpError(HTTPResponse::HTTPStatus s, const std::string& m) : std::runtime_error(m), status(s) {}
+    HttpError(HTTPResponse::HTTPStatus s, const std::string& m)
+        : std::runtime_error(m), status(s) {}
 };
 
 std::string iso(int64_t ms) {
     if (ms <= 0) return "";
-    return Poco::DateTimeFormatter::format(Poco::Timestamp(ms * 1000),
-                                           "%Y-%m-%dT%H:%M:%S.%iZ");
+    return Poco::DateTimeFormatter::format(Poco::Timestamp(ms * 1000), "%Y-%m-%dT%H:%M:%S.%iZ");
 }
 
 json::Value time_or_null(int64_t ms) {
@@ -110,8 +110,8 @@ json::Value delivery_json(const DeliveryInfo& d, bool with_history) {
                  .set("due_at", d.state == DeliveryState::pending ? time_or_null(d.due_ms)
                                                                   : json::Value(nullptr))
                  .set("finished_at", time_or_null(d.finished_ms))
-                 .set("last_error", d.last_error.empty() ? json::Value(nullptr)
-                                                         : json::Value(d.last_error));
+                 .set("last_error",
+                      d.last_error.empty() ? json::Value(nullptr) : json::Value(d.last_error));
     if (!d.order_key.empty()) v.set("ordering_key", d.order_key);
     if (with_history) {
         auto h = json::Value::array();
@@ -131,16 +131,19 @@ class Handler : public HTTPRequestHandler {
             if (!authorized(req)) {
                 resp.set("WWW-Authenticate", "Bearer");
                 s_->log.warn("admin", "unauthorized request",
-                             {{"method", req.getMethod()}, {"path", Poco::URI(req.getURI()).getPath()},
+                             {{"method", req.getMethod()},
+                              {"path", Poco::URI(req.getURI()).getPath()},
                               {"peer", req.clientAddress().host().toString()}});
-                return send(resp, HTTPResponse::HTTP_UNAUTHORIZED,
-                            error_json("a valid 'Authorization: Bearer <admin token>' is required"));
+                return send(
+                    resp, HTTPResponse::HTTP_UNAUTHORIZED,
+                    error_json("a valid 'Authorization: Bearer <admin token>' is required"));
             }
             route(req, resp);
         } catch (const HttpError& e) {
             send(resp, e.status, error_json(e.what()));
         } catch (const json::ParseError& e) {
-            send(resp, HTTPResponse::HTTP_BAD_REQUEST, error_json(std::string("body: ") + e.what()));
+            send(resp, HTTPResponse::HTTP_BAD_REQUEST,
+                 error_json(std::string("body: ") + e.what()));
         } catch (const std::exception& e) {
             s_->log.error("admin", std::string("request failed: ") + e.what(),
                           {{"path", req.getURI()}});
@@ -280,7 +283,9 @@ class Handler : public HTTPRequestHandler {
             if (c[0] > 0 || c[2] > 0)
                 waiting.push_back(
                     json::Value::object().set("name", name).set("pending", c[0]).set("dead", c[2]));
-        return json::Value::object().set("plugins", std::move(list)).set("not_loaded", std::move(waiting));
+        return json::Value::object()
+            .set("plugins", std::move(list))
+            .set("not_loaded", std::move(waiting));
     }
 
     static size_t limit_of(const std::map<std::string, std::string>& q) {
@@ -289,7 +294,7 @@ class Handler : public HTTPRequestHandler {
     }
 
     json::Value events(const std::map<std::string, std::string>& q) {
-        static const std::set<std::string> known = {"type", "status", "since",
+        static const std::set<std::string> known = {"type",  "status", "since",
                                                     "until", "before", "limit"};
         check_known(q, known);
         EventFilter f;
@@ -317,8 +322,8 @@ class Handler : public HTTPRequestHandler {
                                                       .set("done", e.done)
                                                       .set("dead", e.dead)));
         auto out = json::Value::object().set("events", std::move(list));
-        out.set("next_before", rows.size() == f.limit ? json::Value(rows.back().id)
-                                                      : json::Value(nullptr));
+        out.set("next_before",
+                rows.size() == f.limit ? json::Value(rows.back().id) : json::Value(nullptr));
         return out;
     }
 
@@ -367,14 +372,16 @@ class Handler : public HTTPRequestHandler {
 
     json::Value replay(HTTPServerRequest& req) {
         std::string text(std::istreambuf_iterator<char>(req.stream()), {});
-        if (text.size() > 1024 * 1024) throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body too large");
+        if (text.size() > 1024 * 1024)
+            throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body too large");
         json::Value body = text.empty() ? json::Value::object() : json::parse(text);
         if (!body.is_object())
             throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "body: expected a JSON object");
         std::vector<int64_t> ids;
         if (const json::Value* v = body.find("ids")) {
             if (!v->is_array())
-                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "ids: expected an array of delivery ids");
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                                "ids: expected an array of delivery ids");
             for (const auto& x : v->items()) {
                 if (!x.is_integer() || x.as_int64() < 1)
                     throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
@@ -397,7 +404,8 @@ class Handler : public HTTPRequestHandler {
                             const std::set<std::string>& known) {
         for (const auto& [k, v] : q)
             if (!known.count(k))
-                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unknown query parameter '" + k + "'");
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                                "unknown query parameter '" + k + "'");
     }
 
     std::shared_ptr<AdminServer::Shared> s_;

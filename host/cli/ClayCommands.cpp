@@ -4,6 +4,7 @@
 //   printed (sign) or posted to the host (send).
 // Secrets: register prints the webhook secret Clay shows once, unless
 // --secret-file takes it; nothing here prints a source's secret or the API key.
+#include "cli/Args.h"
 #include "cli/Commands.h"
 
 #include "clay/ClayApi.h"
@@ -41,6 +42,8 @@ namespace clayhook {
 
 namespace {
 
+using namespace cli;
+
 using Clock = std::chrono::system_clock;
 
 constexpr std::chrono::milliseconds kSendTimeout{10'000};
@@ -66,71 +69,6 @@ constexpr std::string_view kEventTypes[] = {
 
 // ---------------------------------------------------------------------------
 // Command-line options
-
-struct Args {
-    std::map<std::string, std::vector<std::string>, std::less<>> values;
-    std::vector<std::string> flags;
-    std::vector<std::string> positional;
-
-    std::optional<std::string> get(std::string_view name) const {
-        auto it = values.find(name);
-        if (it == values.end() || it->second.empty()) return std::nullopt;
-        return it->second.back();
-    }
-    bool has(std::string_view name) const {
-        return std::find(flags.begin(), flags.end(), name) != flags.end();
-    }
-};
-
-bool listed(std::initializer_list<std::string_view> names, std::string_view n) {
-    return std::find(names.begin(), names.end(), n) != names.end();
-}
-
-// Options as `--name value` or `--name=value`; `-` is a positional (stdin) and
-// `--` ends the options. Returns the problem, or "" when all parsed.
-std::string parse_args(const std::vector<std::string>& args, size_t from,
-                       std::initializer_list<std::string_view> with_value,
-                       std::initializer_list<std::string_view> flags, Args& out) {
-    bool options_done = false;
-    for (size_t i = from; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        if (options_done || a == "-" || a.rfind("-", 0) != 0) {
-            out.positional.push_back(a);
-            continue;
-        }
-        if (a == "--") {
-            options_done = true;
-            continue;
-        }
-        std::string name = a, value;
-        bool inline_value = false;
-        if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
-            name = a.substr(0, eq);
-            value = a.substr(eq + 1);
-            inline_value = true;
-        }
-        if (name == "-c") name = "--config";
-        if (listed(with_value, name)) {
-            if (!inline_value) {
-                if (i + 1 >= args.size()) return name + " needs a value";
-                value = args[++i];
-            }
-            out.values[name].push_back(value);
-        } else if (listed(flags, name) && !inline_value) {
-            out.flags.push_back(name);
-        } else {
-            return "unexpected argument '" + a + "'";
-        }
-    }
-    return "";
-}
-
-int usage_error(std::ostream& err, std::string_view cmd, std::string_view problem,
-                const char* usage) {
-    err << "clayhook " << cmd << ": " << problem << "\n"
-        << usage << "Run 'clayhook help' for every command and the exit codes.\n";
-    return kExitUsage;
-}
 
 std::vector<std::string> split_list(const std::vector<std::string>& values) {
     std::vector<std::string> out;

@@ -39,12 +39,22 @@ Test deliveries (signed with the source's first secret, which is never printed):
                                   table.row.created, table.row.updated,
                                   table.export.completed, workflow.completed
 
+Running host (its admin API; address and token from the config's admin section,
+--admin URL overrides the address):
+  deliveries list [--state pending|done|dead] [--plugin NAME] [--limit N] [--before ID] [--json]
+                                  list deliveries, newest first
+  replay (ID... | --plugin NAME | --all-dead)
+                                  hand dead deliveries over again
+  plugins [list | pause NAME | resume NAME] [--json]
+                                  plugin status and counts; pause or resume one
+
 FILE defaults to $CLAYHOOK_CONFIG, else config/clayhook.yaml; --source may be left
 out when the config has one source.
 exit codes: 0 ok, 1 failed (check found errors, serve could not start, send got a
-non-2xx answer, Clay answered another error), 2 usage, 3 CLAY_API_KEY not set,
-4 Clay refused the key (401), 5 Clay refused the request (422), 6 still rate limited
-(429) after one wait, 7 network failure (refused, DNS, TLS, timeout).
+non-2xx answer, Clay or the admin API answered another error), 2 usage,
+3 CLAY_API_KEY not set, 4 Clay or the admin API refused the key or token (401),
+5 Clay refused the request (422), 6 still rate limited (429) after one wait,
+7 network failure (refused, DNS, TLS, timeout).
 )";
 
 std::string default_config() {
@@ -66,6 +76,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (cmd == "register" || cmd == "webhooks" || cmd == "sign" || cmd == "send")
         return clay_command(args, out, err);
+    if (cmd == "deliveries" || cmd == "replay" || cmd == "plugins")
+        return admin_command(args, out, err);
     if (cmd != "serve" && cmd != "check") {
         err << "clayhook: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;

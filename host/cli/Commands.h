@@ -28,5 +28,7 @@ int check_command(const std::string& config_file, bool json, std::ostream& out, 
 int serve_command(const std::string& config_file, std::ostream& err);
 // `register`, `webhooks list|delete`, `sign`, `send`: args[0] is the command.
 int clay_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `deliveries list`, `replay`, `plugins`: admin API clients; args[0] is the command.
+int admin_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clayhook

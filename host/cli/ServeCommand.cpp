@@ -3,15 +3,15 @@
 // runs until SIGTERM or SIGINT, then shuts down in order (see below).
 #include "cli/Commands.h"
 
+#include "admin/AdminServer.h"
 #include "config/ConfigError.h"
 #include "config/ConfigLoader.h"
-#include "admin/AdminServer.h"
 #include "dispatch/Dispatcher.h"
-#include "routing/Routes.h"
 #include "http/IntakeServer.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 #include "plugins/PluginSet.h"
+#include "routing/Routes.h"
 #include "store/DedupPruner.h"
 #include "store/Store.h"
 
@@ -77,8 +77,9 @@ int serve_command(const std::string& file, std::ostream& err) {
     // the store (it commits the results recorded so far), and plugin code is
     // unloaded last. Returns false when plugin calls were still running.
     auto shutdown = [&]() -> bool {
-        if (intake) intake->stop(std::max(config.dispatch.shutdown_timeout,
-                                          std::chrono::milliseconds(1000)));
+        if (intake)
+            intake->stop(
+                std::max(config.dispatch.shutdown_timeout, std::chrono::milliseconds(1000)));
         intake.reset();
         if (admin) admin->stop();
         admin.reset();
@@ -121,16 +122,17 @@ int serve_command(const std::string& file, std::ostream& err) {
             t.retry = pc ? pc->retry : config.dispatch.retry;
             t.ordered = pc && pc->ordered;
             // Threads: the entry's (or the plugin's own) limit, else dispatch.workers.
-            t.concurrency = inst->max_concurrency() > 0 ? inst->max_concurrency()
-                                                        : static_cast<uint32_t>(config.dispatch.workers);
+            t.concurrency = inst->max_concurrency() > 0
+                                ? inst->max_concurrency()
+                                : static_cast<uint32_t>(config.dispatch.workers);
             // An ordered lane hands a key's deliveries over one at a time, so
             // a batch may hold at most one per key: batches stay, ordering
             // holds the rest back.
             t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);
             targets.push_back(t);
         }
-        dispatcher = std::make_unique<Dispatcher>(*store, config.dispatch, std::move(targets), log,
-                                                  metrics);
+        dispatcher =
+            std::make_unique<Dispatcher>(*store, config.dispatch, std::move(targets), log, metrics);
         store->on_deliveries = [d = dispatcher.get()](std::vector<DeliveryRef>&& refs) {
             d->enqueue(std::move(refs));
         };
@@ -143,8 +145,8 @@ int serve_command(const std::string& file, std::ostream& err) {
             admin->start();
         }
         auto fanout = std::make_shared<const Routes>(Routes::from(*plugins, config));
-        intake = std::make_unique<IntakeServer>(config, *store, log, metrics,
-                                                [&ready] { return ready.load(); }, fanout);
+        intake = std::make_unique<IntakeServer>(
+            config, *store, log, metrics, [&ready] { return ready.load(); }, fanout);
         intake->start();
     } catch (const Poco::Exception& e) {
         log.error("host", "cannot start: " + e.displayText());  // what() is only the class name

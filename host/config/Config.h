@@ -118,7 +118,7 @@ struct PluginConfig {
     bool enabled = true;
     std::optional<std::vector<std::string>> events;  // overrides the plugin's patterns
     int concurrency = 0;                             // 0: the plugin's own, or the host's
-    bool ordered = false;             // same ordering key → handed over one at a time, in order
+    bool ordered = false;  // same ordering key → handed over one at a time, in order
     std::string ordering_key = "row_id";  // a dotted path in the body
     RetryPolicy retry;
     std::string config_json = "{}";  // the config subtree as JSON, secrets resolved

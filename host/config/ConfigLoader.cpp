@@ -449,8 +449,7 @@ class Loader {
         if (n.has("batch_linger"))
             d.batch_linger = n.child("batch_linger").duration(std::chrono::milliseconds(0));
         if (n.has("shutdown_timeout"))
-            d.shutdown_timeout =
-                n.child("shutdown_timeout").duration(std::chrono::milliseconds(0));
+            d.shutdown_timeout = n.child("shutdown_timeout").duration(std::chrono::milliseconds(0));
         if (n.has("retry")) load_retry(n.child("retry"), d.retry);
     }
 

@@ -27,8 +27,8 @@ constexpr int64_t kStoreRetryMs = 1000;
 
 const std::vector<double> kHandlerBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                             0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
-const std::vector<double> kLagBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
-                                        1,     2.5,    5,     10,   30,    60,   300,  3600, 86400};
+const std::vector<double> kLagBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                        1,     2.5,    5,     10,   30,    60,   300, 3600, 86400};
 
 // Later-due first out of a std::*_heap (a min-heap on due_ms, then id).
 bool due_after(const DeliveryRef& a, const DeliveryRef& b) {
@@ -65,7 +65,7 @@ struct Dispatcher::Lane {
 
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<DeliveryRef> ready;  // due, in the order they became due
+    std::deque<DeliveryRef> ready;   // due, in the order they became due
     std::vector<DeliveryRef> later;  // a heap: due_after
     // Ordered lanes: the ordering keys with a delivery in progress (due,
     // waiting for a retry, or running), each with the deliveries waiting
@@ -395,12 +395,13 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
         l.handler->observe(std::chrono::duration<double>(elapsed).count());
         if (elapsed > config_.call_timeout && !s.reported.exchange(true)) {
             l.overruns->add(1);
-            log_.warn("dispatch", "plugin call ran past dispatch.call_timeout",
-                      {{"plugin", l.name},
-                       {"delivery", std::to_string(items[which[0]].id)},
-                       {"took_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                      elapsed)
-                                                      .count())}});
+            log_.warn(
+                "dispatch", "plugin call ran past dispatch.call_timeout",
+                {{"plugin", l.name},
+                 {"delivery", std::to_string(items[which[0]].id)},
+                 {"took_ms",
+                  std::to_string(
+                      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count())}});
         }
     }
 
@@ -484,6 +485,10 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
         }
     }
 
+    // Recorded before the deliveries go back into the lane: the store applies
+    // results in the order they were recorded, so the next attempt's result
+    // can never be overwritten by this one's.
+    store_.record(std::move(updates));
     {
         std::lock_guard lk(l.mu);
         const int64_t now = now_ms();
@@ -496,7 +501,6 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
         }
     }
     l.cv.notify_all();
-    store_.record(std::move(updates));
 }
 
 void Dispatcher::watchdog() {

@@ -61,9 +61,9 @@ struct LaneStatus {
     bool ordered = false;
     uint32_t concurrency = 0;
     uint32_t max_batch = 0;
-    size_t due = 0;      // ready to be handed over now
-    size_t later = 0;    // waiting for their time (retries, scheduled)
-    size_t held = 0;     // waiting behind an earlier delivery with the same ordering key
+    size_t due = 0;    // ready to be handed over now
+    size_t later = 0;  // waiting for their time (retries, scheduled)
+    size_t held = 0;   // waiting behind an earlier delivery with the same ordering key
     size_t in_flight = 0;
     double oldest_due_age_s = 0;  // queue lag
 };
@@ -123,7 +123,7 @@ class Dispatcher final : public PluginBackend {
     Metrics& metrics_;
     std::vector<std::unique_ptr<Lane>> lanes_;
 
-    mutable std::mutex mu_;  // guards the members below
+    mutable std::mutex mu_;       // guards the members below
     std::condition_variable cv_;  // watchdog ticks, stop waits
     bool started_ = false;
     bool stopping_ = false;

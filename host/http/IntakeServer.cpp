@@ -239,7 +239,10 @@ class IntakeHandler : public HTTPRequestHandler {
         std::string key = idempotency_key(src.config.idempotency, req, doc, body);
         std::vector<NewDelivery> deliveries;
         if (s_->fanout) s_->fanout->deliveries_for(type, doc, deliveries);
-        NewEvent ev{name, type, key, body,
+        NewEvent ev{name,
+                    type,
+                    key,
+                    body,
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count(),

@@ -79,7 +79,8 @@ int32_t cb_kv_get(void* ctx, clayhook_str key, clayhook_value_sink sink, void* u
 int32_t cb_kv_put(void* ctx, clayhook_str key, clayhook_str value) {
     auto& h = self(ctx);
     PluginBackend* b = h.backend();
-    return b == nullptr ? CLAYHOOK_ERR_UNSUPPORTED : b->kv_put(h.instance_name(), sv(key), sv(value));
+    return b == nullptr ? CLAYHOOK_ERR_UNSUPPORTED
+                        : b->kv_put(h.instance_name(), sv(key), sv(value));
 }
 int32_t cb_kv_delete(void* ctx, clayhook_str key) {
     auto& h = self(ctx);

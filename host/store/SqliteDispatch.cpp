@@ -335,7 +335,8 @@ std::vector<std::pair<std::string, std::array<int64_t, 3>>> SqliteStore::deliver
         std::string plugin(column_view(s, 0));
         int state = sqlite3_column_int(s, 1);
         if (out.empty() || out.back().first != plugin) out.push_back({plugin, {0, 0, 0}});
-        if (state >= 0 && state < 3) out.back().second[static_cast<size_t>(state)] = sqlite3_column_int64(s, 2);
+        if (state >= 0 && state < 3)
+            out.back().second[static_cast<size_t>(state)] = sqlite3_column_int64(s, 2);
     }
     return out;
 }

@@ -515,7 +515,8 @@ void SqliteStore::writer_loop() {
             work_cv_.wait(lk, ready);
         } else {
             // Results wait out the pause after a failed commit.
-            while (!ready()) work_cv_.wait_until(lk, updates_not_before_);
+            while (!ready())
+                work_cv_.wait_until(lk, updates_not_before_);
         }
         busy_ = true;
         if (!jobs_.empty()) {

@@ -35,7 +35,8 @@ class SqliteStore final : public Store {
         size_t max_batch = 512;                        // inserts per transaction at most
         std::chrono::milliseconds busy_timeout{5000};  // waiting for another process's lock
         size_t prune_chunk = 4096;  // dedup records examined per prune transaction
-        size_t max_updates = 8192;  // recorded results waiting for the writer before record() blocks
+        size_t max_updates =
+            8192;  // recorded results waiting for the writer before record() blocks
     };
 
     // Opens (creating the folder and a 0600 file when missing) and starts the
@@ -201,9 +202,9 @@ class SqliteStore final : public Store {
     std::vector<Request*> ring_;
     size_t head_ = 0, count_ = 0;
     std::vector<Job*> jobs_;
-    std::vector<DeliveryUpdate> updates_;  // recorded, not yet committed
+    std::vector<DeliveryUpdate> updates_;                         // recorded, not yet committed
     std::chrono::steady_clock::time_point updates_not_before_{};  // after a failed commit
-    std::condition_variable space_cv_;  // record() waiting for room
+    std::condition_variable space_cv_;                            // record() waiting for room
     bool stopping_ = false;
     bool held_ = false;
     // Someone (a leading caller, or the writer thread) holds the write

@@ -107,5 +107,4 @@ inline void store_le64(unsigned char* p, uint64_t v) {
         p[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
-
 }  // namespace clayhook::sqlite

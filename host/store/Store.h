@@ -15,11 +15,11 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <span>
 #include <set>
-#include <vector>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace clayhook {
 
@@ -147,11 +147,11 @@ struct EventSummary {
 };
 
 struct EventFilter {
-    std::string type;                // "" = any
-    int64_t since_ms = 0;            // received at or after; 0 = any
-    int64_t until_ms = 0;            // received before; 0 = any
+    std::string type;                     // "" = any
+    int64_t since_ms = 0;                 // received at or after; 0 = any
+    int64_t until_ms = 0;                 // received before; 0 = any
     std::optional<DeliveryState> status;  // has a delivery in this state
-    std::string before_id;           // paging: ids older than this ("" = newest first)
+    std::string before_id;                // paging: ids older than this ("" = newest first)
     size_t limit = 100;
 };
 

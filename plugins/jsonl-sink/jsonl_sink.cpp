@@ -41,12 +41,13 @@ class JsonlSink {
 
     clayhook::Result handle(const clayhook::Event& e) {
         using clayhook::json::quote;
-        std::string line = "{\"id\":" + quote(e.id) + ",\"source\":" + quote(e.source) +
-                           ",\"type\":" + quote(e.type) + ",\"key\":" + quote(e.idempotency_key) +
-                           ",\"attempt\":" + std::to_string(e.attempt) +
-                           ",\"received_at_ms\":" + std::to_string(ms(e.received_at)) +
-                           ",\"handled_at_ms\":" + std::to_string(ms(std::chrono::system_clock::now())) +
-                           ",\"body\":" + std::string(e.body.empty() ? "null" : e.body) + "}\n";
+        std::string line =
+            "{\"id\":" + quote(e.id) + ",\"source\":" + quote(e.source) +
+            ",\"type\":" + quote(e.type) + ",\"key\":" + quote(e.idempotency_key) +
+            ",\"attempt\":" + std::to_string(e.attempt) +
+            ",\"received_at_ms\":" + std::to_string(ms(e.received_at)) +
+            ",\"handled_at_ms\":" + std::to_string(ms(std::chrono::system_clock::now())) +
+            ",\"body\":" + std::string(e.body.empty() ? "null" : e.body) + "}\n";
         std::lock_guard lock(mu_);  // one write() per line keeps lines whole
         ssize_t n = ::write(fd_, line.data(), line.size());
         if (n != static_cast<ssize_t>(line.size()))

@@ -246,6 +246,7 @@ TEST_CASE("intake: a store that cannot take the write answers 503 with Retry-Aft
     // Another connection holds SQLite's write lock past the store's busy timeout.
     sqlite3* other = nullptr;
     REQUIRE(sqlite3_open(h.config.store.path.c_str(), &other) == SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);  // a commit of ours may be finishing
     REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
     auto r = h.post_signed(delivery(21));
     CHECK(r.status == 503);

@@ -82,6 +82,8 @@ TEST_CASE("the pruner brings an unwritable store back without any delivery", "[s
 
     sqlite3* other = nullptr;
     REQUIRE(sqlite3_open(c.path.c_str(), &other) == SQLITE_OK);
+    // The pruner's first pass may hold the write lock for a moment: wait for it.
+    sqlite3_busy_timeout(other, 5000);
     REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
     CHECK(store.insert(event("k", now_ms())).status == InsertStatus::unavailable);
     CHECK_FALSE(store.writable());

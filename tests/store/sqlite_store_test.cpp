@@ -339,6 +339,7 @@ TEST_CASE("a write lock held elsewhere past the busy timeout gives unavailable, 
     // Another process (here: another connection) holds the write lock.
     sqlite3* other = nullptr;
     REQUIRE(sqlite3_open(store.path().c_str(), &other) == SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);  // a commit of ours may be finishing
     REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
 
     auto blocked = store.insert(event("clay", "during"));

@@ -1,0 +1,154 @@
+#pragma once
+
+// A real store (SQLite file in a temp folder), a real plugin (the probe
+// fixture, loaded with Boost.DLL) and the dispatcher between them, in this
+// process, so the dispatcher tests can restart it on the same store.
+#include "config/Config.h"
+#include "dispatch/Dispatcher.h"
+#include "log/Logger.h"
+#include "metrics/Metrics.h"
+#include "plugins/PluginInstance.h"
+#include "plugins/PluginLibrary.h"
+#include "store/SqliteStore.h"
+#include "support/TempDir.h"
+#include "support/TestPaths.h"
+
+#include <clayhook/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace clayhook::test {
+
+inline int64_t unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Polls `f` every 5 ms until it is true or `timeout` passed.
+template <typename F>
+bool wait_until(F f, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+        if (f()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return f();
+}
+
+struct DispatchRig {
+    TempDir dir;
+    std::string db = dir.file("var/clayhook.db");
+    std::string probe_log = dir.file("probe.jsonl");
+    std::string stage = dir.file("stage");
+    std::ostringstream log_out;
+    Logger log{log_out, Level::debug};
+    Metrics metrics;
+    DispatchConfig dispatch;
+    PluginConfig plugin;
+    bool batch = false;
+    bool ordered = false;
+    uint32_t concurrency = 2;
+
+    std::shared_ptr<PluginLibrary> lib;
+    std::unique_ptr<PluginInstance> inst;
+    std::unique_ptr<SqliteStore> store;
+    std::unique_ptr<Dispatcher> dispatcher;
+    int counter = 0;
+
+    DispatchRig() {
+        std::filesystem::create_directories(stage);
+        plugin.name = "p";
+        plugin.config_json = "{\"log\":" + json::quote(probe_log) + "}";
+        dispatch.batch_linger = std::chrono::milliseconds(0);
+        dispatch.retry.backoff_base = std::chrono::milliseconds(1);
+        dispatch.retry.backoff_cap = std::chrono::milliseconds(5);
+    }
+    ~DispatchRig() { down(); }
+
+    void up() {
+        StoreConfig sc;
+        sc.path = db;
+        store = std::make_unique<SqliteStore>(sc, 256);
+        std::string so = std::string(kFixturePluginDir) + (batch ? "/probe_batch.so" : "/probe.so");
+        lib = PluginLibrary::load(plugin.name, so, stage);
+        inst = PluginInstance::create(lib, plugin, log, metrics);
+        DispatchTarget t;
+        t.instance = inst.get();
+        t.retry = dispatch.retry;
+        t.concurrency = concurrency;
+        t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);
+        t.ordered = ordered;
+        dispatcher = std::make_unique<Dispatcher>(*store, dispatch, std::vector<DispatchTarget>{t},
+                                                  log, metrics);
+        store->on_deliveries = [d = dispatcher.get()](std::vector<DeliveryRef>&& r) {
+            d->enqueue(std::move(r));
+        };
+        inst->set_backend(dispatcher.get());
+        dispatcher->start();
+    }
+
+    void down() {
+        if (!dispatcher) return;
+        REQUIRE(dispatcher->stop(std::chrono::seconds(60)));
+        store->on_deliveries = nullptr;
+        inst->set_backend(nullptr);
+        dispatcher.reset();
+        store->flush();
+        store.reset();
+        inst.reset();
+        lib.reset();
+    }
+
+    // Stores one event for plugin "p" the way the intake does; returns its id.
+    std::string post(const std::string& probe = "{}", std::string row = "") {
+        if (row.empty()) row = "row_" + std::to_string(++counter);
+        std::string body = R"({"event":"enrichment.completed","row_id":)" + json::quote(row) +
+                           R"(,"probe":)" + probe + "}";
+        std::string key = "k" + std::to_string(++counter) + "_" + row;
+        NewDelivery d;
+        d.plugin = plugin.name;
+        if (ordered) d.order_key = row;
+        NewEvent e{"clay", "enrichment.completed", key, body, unix_ms(), std::span(&d, 1)};
+        InsertResult r = store->insert(e);
+        REQUIRE(r.status == InsertStatus::stored);
+        return r.id;
+    }
+
+    // What the probe wrote: one object per handed-over event, in order.
+    std::vector<json::Value> lines() const {
+        std::vector<json::Value> out;
+        std::ifstream in(probe_log);
+        std::string line;
+        while (std::getline(in, line))
+            if (!line.empty() && line.back() == '}') out.push_back(json::parse(line));
+        return out;
+    }
+    std::vector<json::Value> lines_for(const std::string& id) const {
+        std::vector<json::Value> out;
+        for (auto& l : lines())
+            if (l.get_string("id", "") == id) out.push_back(l);
+        return out;
+    }
+
+    DeliveryInfo delivery(const std::string& event_id) {
+        auto v = store->event_deliveries(event_id);
+        REQUIRE(v.size() >= 1);
+        return v.front();
+    }
+    bool state_is(const std::string& event_id, DeliveryState s) {
+        auto v = store->event_deliveries(event_id);
+        return !v.empty() && v.front().state == s;
+    }
+    double metric(const std::string& name, const std::string& extra = "") {
+        return metrics.value(name, "plugin=\"p\"" + extra);
+    }
+};
+
+}  // namespace clayhook::test
