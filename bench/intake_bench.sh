@@ -4,13 +4,16 @@
 # checks the HMAC, answers 200) measured in the same run, as ratios.
 #   bench/intake_bench.sh [SECONDS] [CONNECTIONS]
 # Environment: BENCH_DELIVERIES (default 600000), BENCH_DURABLE (true|false),
-# BUILD (default build).
+# BENCH_SINK (true: the jsonl-sink plugin subscribes, so each event also gets
+# a delivery row and is dispatched during the run, as in the default config;
+# false: no plugin, intake alone), BUILD (default build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_RUN=${1:-10}
 CONNS=${2:-64}
 N=${BENCH_DELIVERIES:-600000}
 DURABLE=${BENCH_DURABLE:-true}
+SINK=${BENCH_SINK:-true}
 BUILD=${BUILD:-$ROOT/build}
 . "$ROOT/scripts/lib.sh"
 CLAYHOOK_ROOT=$ROOT
@@ -67,17 +70,26 @@ sources:
     path: /webhooks/clay
     verify: {scheme: hmac-sha256, secrets: ["\${BENCH_SECRET}"]}
 YAML
+if [ "$SINK" = true ]; then
+  cat >>"$work/bench.yaml" <<YAML
+plugins:
+  - name: sink
+    library: bundled:jsonl-sink
+    config: {path: $work/events.jsonl}
+YAML
+fi
 BENCH_SECRET=$secret "$BUILD/bin/clayhook" serve --config "$work/bench.yaml" >"$work/host.log" 2>&1 &
 host_pid=$!; pids+=("$host_pid")
 wait_for "$work/host.log" 'msg=ready'
 host_port=$(sed -n 's/.*listen=127.0.0.1:\([0-9]*\).*/\1/p' "$work/host.log" | head -1)
 host=$(run_wrk clayhook "$host_port" "$host_pid")
 events=$(sqlite3 "$work/db/clayhook.db" 'select count(*) from events' 2>/dev/null || echo '?')
+handled=$( [ -f "$work/events.jsonl" ] && wc -l <"$work/events.jsonl" || echo 0)
 kill "$host_pid"; wait "$host_pid" 2>/dev/null || true
 
 field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" <<<"$1"; }
-printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durable=%s, %s cores\n' \
-  "$SECONDS_RUN" "$CONNS" "$bytes" "$DURABLE" "$(nproc)"
+printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durable=%s, sink=%s, %s cores\n' \
+  "$SECONDS_RUN" "$CONNS" "$bytes" "$DURABLE" "$SINK" "$(nproc)"
 printf '%-10s %10s %10s %10s %10s %8s %8s\n' "" rps p50_ms p99_ms rss_MB non2xx sock_err
 for r in "$bare" "$host"; do
   printf '%-10s %10s %10s %10s %10.1f %8s %8s\n' "$(field "$r" name)" "$(field "$r" rps)" \
@@ -88,3 +100,5 @@ ratio=$(echo "$(field "$host" rps) / $(field "$bare" rps)" | bc -l)
 printf 'ratio clayhook/bare: rps %.2f (goal >= 0.80); clayhook p99 %s ms (goal <= 3); RSS %.0f MB (goal <= 150)\n' \
   "$ratio" "$(field "$host" p99_ms)" "$(echo "$(field "$host" rss_kb) / 1024" | bc -l)"
 printf 'events in the store after the run: %s (warm-up included; the measured run sent %s requests)\n' "$events" "$(field "$host" requests)"
+[ "$SINK" = true ] && printf 'handed to the sink plugin by the end of the run: %s\n' "$handled"
+exit 0

@@ -96,7 +96,14 @@ int serve_command(const std::string& file, std::ostream& err) {
             return false;
         }
         pruner.reset();
-        if (store) store->on_deliveries = nullptr;
+        if (store) {
+            try {
+                store->flush();  // the results of the calls that just ended
+            } catch (const std::exception& e) {
+                log.error("store", e.what());
+            }
+            store->on_deliveries = nullptr;  // after flush: the writer is idle
+        }
         for (auto& inst : plugins->instances)
             inst->set_backend(nullptr);
         dispatcher.reset();

@@ -511,12 +511,16 @@ void SqliteStore::writer_loop() {
             return !busy_ &&
                    (stopping_ || (!held_ && (count_ > 0 || !jobs_.empty() || updates_due())));
         };
-        if (updates_.empty()) {
-            work_cv_.wait(lk, ready);
-        } else {
-            // Results wait out the pause after a failed commit.
-            while (!ready())
+        while (!ready()) {
+            if (!updates_.empty() && !updates_due()) {
+                // Results wait out the pause after a failed commit.
                 work_cv_.wait_until(lk, updates_not_before_);
+            } else {
+                // Whoever holds the connection (a leading caller) notifies
+                // when it lets go with work left; record(), insert() and
+                // run_on_writer() notify too.
+                work_cv_.wait(lk);
+            }
         }
         busy_ = true;
         if (!jobs_.empty()) {
