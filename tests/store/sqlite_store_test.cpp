@@ -572,3 +572,52 @@ TEST_CASE("open_store refuses what it cannot open, naming the path and the reaso
         CHECK_THROWS_WITH(open_store(config, 0), Catch::Contains("queue"));
     }
 }
+
+TEST_CASE("a version 1 store (before deliveries) is upgraded in place at open", "[store]") {
+    test::TempDir dir;
+    StoreConfig c = config_in(dir);
+    {
+        // The version 1 schema as the first release wrote it, with one event.
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(c.path.c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db,
+                             "PRAGMA journal_mode=WAL;"
+                             "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)"
+                             " WITHOUT ROWID;"
+                             "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                             " id TEXT NOT NULL UNIQUE, source TEXT NOT NULL, type TEXT NOT NULL,"
+                             " idempotency_key TEXT NOT NULL, received_at_ms INTEGER NOT NULL,"
+                             " body BLOB NOT NULL);"
+                             "CREATE TABLE dedup (key_hash INTEGER PRIMARY KEY,"
+                             " event_seq INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL);"
+                             "INSERT INTO store_meta VALUES('schema_version', 1);"
+                             "INSERT INTO events(id, source, type, idempotency_key, received_at_ms,"
+                             " body) VALUES('evt_0000000000001000000000001', 'clay',"
+                             " 'enrichment.completed', 'k', 1, '{}');",
+                             nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    SqliteStore store(c, 16);
+    CHECK(store.event_count() == 1);
+    CHECK(store.get("evt_0000000000001000000000001"));
+    // The old event has no deliveries; new ones get theirs.
+    CHECK(store.event_deliveries("evt_0000000000001000000000001").empty());
+    NewDelivery d{"sink", ""};
+    NewEvent e = event("clay", "new");
+    e.deliveries = std::span(&d, 1);
+    auto r = store.insert(e);
+    REQUIRE(r.status == InsertStatus::stored);
+    auto ds = store.event_deliveries(r.id);
+    REQUIRE(ds.size() == 1);
+    CHECK(ds[0].plugin == "sink");
+    CHECK(ds[0].state == DeliveryState::pending);
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(c.path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT value FROM store_meta WHERE name = 'schema_version'", -1,
+                               &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) == 2);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
