@@ -371,9 +371,19 @@ class Handler : public HTTPRequestHandler {
     }
 
     json::Value replay(HTTPServerRequest& req) {
-        std::string text(std::istreambuf_iterator<char>(req.stream()), {});
-        if (text.size() > 1024 * 1024)
-            throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body too large");
+        // Capped while reading, whatever Content-Length says (or not, chunked).
+        constexpr size_t kMax = 1024 * 1024;
+        if (req.hasContentLength() && req.getContentLength64() > static_cast<int64_t>(kMax))
+            throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB");
+        std::string text;
+        char buf[8192];
+        std::istream& in = req.stream();
+        while (in) {
+            in.read(buf, sizeof buf);
+            text.append(buf, static_cast<size_t>(in.gcount()));
+            if (text.size() > kMax)
+                throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB");
+        }
         json::Value body = text.empty() ? json::Value::object() : json::parse(text);
         if (!body.is_object())
             throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "body: expected a JSON object");

@@ -157,11 +157,11 @@ int serve_command(const std::string& file, std::ostream& err) {
         intake->start();
     } catch (const Poco::Exception& e) {
         log.error("host", "cannot start: " + e.displayText());  // what() is only the class name
-        shutdown();
+        if (!shutdown()) std::_Exit(kExitFailed);               // plugin code still runs: see below
         return kExitFailed;
     } catch (const std::exception& e) {
         log.error("host", std::string("cannot start: ") + e.what());
-        shutdown();
+        if (!shutdown()) std::_Exit(kExitFailed);  // plugin code still runs: see below
         return kExitFailed;
     }
 

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace clayhook {
 
@@ -72,6 +73,11 @@ struct Dispatcher::Lane {
     // behind it, in event order.
     std::unordered_map<std::string, std::deque<DeliveryRef>> keys;
     size_t held = 0;
+    // Every delivery id this lane holds (due, later, held back or running):
+    // a delivery reaching it twice (recovery racing a plugin's
+    // deliver_again_at, say) is admitted once.
+    std::unordered_set<int64_t> known;
+    std::unordered_set<int64_t> running;  // ids being handled now
     bool paused = false;
     bool stopping = false;
     size_t in_flight = 0;
@@ -116,6 +122,7 @@ struct Dispatcher::Lane {
     // A delivery finished for good (done or dead): the next one with its
     // ordering key, if any, may go.
     void release(const DeliveryRef& ref, int64_t now) {
+        known.erase(ref.id);
         if (!t.ordered || ref.order_key.empty()) return;
         auto it = keys.find(ref.order_key);
         if (it == keys.end()) return;
@@ -200,6 +207,7 @@ bool Dispatcher::has_plugin(std::string_view plugin) const {
 }
 
 void Dispatcher::admit(Lane& l, DeliveryRef&& ref, int64_t now) {
+    if (!l.known.insert(ref.id).second) return;  // already here
     if (l.t.ordered && !ref.order_key.empty()) {
         auto [it, fresh] = l.keys.try_emplace(ref.order_key);
         if (!fresh) {
@@ -223,7 +231,9 @@ void Dispatcher::start() {
             return;
         }
         ++loaded;
-        admit(*l, std::move(ref), now);  // no worker runs yet: no lock needed
+        // No worker runs yet, but a plugin thread may call deliver_again_at.
+        std::lock_guard lk(l->mu);
+        admit(*l, std::move(ref), now);
     });
     for (auto& l : lanes_) {
         l->paused = paused.count(l->name) > 0;
@@ -289,6 +299,7 @@ void Dispatcher::worker(Lane& l, size_t slot) {
             const size_t n = std::min<size_t>(l.t.max_batch, l.ready.size());
             items.clear();
             for (size_t i = 0; i < n; ++i) {
+                l.running.insert(l.ready.front().id);
                 items.push_back(std::move(l.ready.front()));
                 l.ready.pop_front();
             }
@@ -297,6 +308,8 @@ void Dispatcher::worker(Lane& l, size_t slot) {
             lk.unlock();
             handle(l, slot, items);  // relocks l.mu to put back what is not finished
             lk.lock();
+            for (const auto& r : items)
+                l.running.erase(r.id);
             --l.in_flight;
             if (running_calls_.fetch_sub(1) == 1) {
                 std::lock_guard g(mu_);
@@ -450,7 +463,7 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
             due = finished + delay.count();
             if (attempts >= static_cast<uint32_t>(l.t.retry.max_attempts)) {
                 give_up = "gave up after " + std::to_string(attempts) + " attempts: " + o.reason;
-            } else if (due - ref.received_at_ms > l.t.retry.max_age.count()) {
+            } else if (due - ref.age_from_ms > l.t.retry.max_age.count()) {
                 give_up = "gave up: the next attempt would be past max_age (" +
                           std::to_string(l.t.retry.max_age.count() / 1000) + "s): " + o.reason;
             }
@@ -581,6 +594,9 @@ bool Dispatcher::stop(std::chrono::milliseconds bound) {
 }
 
 void Dispatcher::set_paused(const std::string& plugin, bool paused) {
+    // Store and memory change together: two admin calls cannot leave them
+    // disagreeing.
+    std::lock_guard admin(admin_mu_);
     store_.set_paused(plugin, paused);
     if (Lane* l = lane(plugin)) {
         {
@@ -678,13 +694,36 @@ int32_t Dispatcher::deliver_again_at(const std::string& plugin, std::string_view
     Lane* l = lane(plugin);
     if (l == nullptr) return CLAYHOOK_ERR_INVALID;
     try {
-        // Not ordered: a re-delivery the plugin asked for does not wait
-        // behind (or hold back) the key's other deliveries.
-        auto ref = store_.schedule_again(event_id, plugin, at_ms, "");
-        if (!ref) return CLAYHOOK_NOT_FOUND;
+        std::vector<int64_t> busy;
         {
             std::lock_guard lk(l->mu);
-            admit(*l, std::move(*ref), now_ms());
+            busy.assign(l->running.begin(), l->running.end());
+        }
+        // Not ordered: a re-delivery the plugin asked for does not wait
+        // behind (or hold back) the key's other deliveries.
+        auto s = store_.schedule_again(event_id, plugin, at_ms, busy);
+        if (!s) return CLAYHOOK_NOT_FOUND;
+        {
+            std::lock_guard lk(l->mu);
+            const int64_t now = now_ms();
+            if (!s->created && l->known.count(s->ref.id) > 0) {
+                // Moved in the store: move the copy held here too.
+                for (auto& r : l->later)
+                    if (r.id == s->ref.id) r.due_ms = at_ms, r.age_from_ms = at_ms, r.attempts = 0;
+                std::make_heap(l->later.begin(), l->later.end(), due_after);
+                for (auto it = l->ready.begin(); it != l->ready.end(); ++it) {
+                    if (it->id != s->ref.id) continue;
+                    DeliveryRef r = std::move(*it);
+                    l->ready.erase(it);
+                    r.due_ms = at_ms;
+                    r.age_from_ms = at_ms;
+                    r.attempts = 0;
+                    l->place(std::move(r), now);
+                    break;
+                }
+            } else {
+                admit(*l, std::move(s->ref), now);
+            }
         }
         l->cv.notify_all();
         return CLAYHOOK_OK;

@@ -123,6 +123,7 @@ class Dispatcher final : public PluginBackend {
     Metrics& metrics_;
     std::vector<std::unique_ptr<Lane>> lanes_;
 
+    std::mutex admin_mu_;         // serialises pause and resume
     mutable std::mutex mu_;       // guards the members below
     std::condition_variable cv_;  // watchdog ticks, stop waits
     bool started_ = false;

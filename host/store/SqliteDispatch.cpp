@@ -4,6 +4,7 @@
 #include "store/SqliteStore.h"
 #include "store/SqliteUtil.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace clayhook {
@@ -53,8 +54,8 @@ bool step(sqlite3* db, sqlite3_stmt* s, std::string_view what) {
 }
 
 constexpr const char* kRefColumns =
-    "SELECT d.id, d.event_seq, d.plugin, d.due_ms, d.attempts, e.received_at_ms, d.order_key"
-    " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+    "SELECT d.id, d.event_seq, d.plugin, d.due_ms, d.attempts, e.received_at_ms, d.order_key,"
+    " d.age_from_ms FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 DeliveryRef read_ref(sqlite3_stmt* s) {
     DeliveryRef r;
@@ -65,6 +66,7 @@ DeliveryRef read_ref(sqlite3_stmt* s) {
     r.attempts = static_cast<uint32_t>(sqlite3_column_int64(s, 4));
     r.received_at_ms = sqlite3_column_int64(s, 5);
     r.order_key = column_view(s, 6);
+    r.age_from_ms = sqlite3_column_int64(s, 7);
     return r;
 }
 
@@ -126,30 +128,56 @@ void SqliteStore::load_pending(const std::function<void(DeliveryRef&&)>& fn) {
         fn(read_ref(s));
 }
 
-std::optional<DeliveryRef> SqliteStore::schedule_again(std::string_view event_id,
-                                                       std::string_view plugin, int64_t at_ms,
-                                                       std::string_view order_key) {
-    std::optional<DeliveryRef> out;
+std::optional<Store::Scheduled> SqliteStore::schedule_again(std::string_view event_id,
+                                                            std::string_view plugin, int64_t at_ms,
+                                                            std::span<const int64_t> busy) {
+    std::optional<Scheduled> out;
     write_txn("schedule a delivery", [&](sqlite3* db) {
+        out.reset();
         Stmt find(db, "SELECT seq, received_at_ms FROM events WHERE id = ?1");
         bind_text(find, 1, event_id);
         if (!step(db, find, "find the event")) return;
-        DeliveryRef ref;
+        Scheduled sch;
+        DeliveryRef& ref = sch.ref;
         ref.event_seq = sqlite3_column_int64(find, 0);
         ref.received_at_ms = sqlite3_column_int64(find, 1);
+        ref.plugin = plugin;
+        ref.due_ms = at_ms;
+        ref.age_from_ms = at_ms;
+        // One pending scheduled delivery per (event, plugin), not counting
+        // the ones being handled (their result decides their own fate).
+        Stmt pending(db,
+                     "SELECT id FROM deliveries WHERE event_seq = ?1 AND plugin = ?2"
+                     " AND scheduled = 1 AND state = 0 ORDER BY id");
+        sqlite3_bind_int64(pending, 1, ref.event_seq);
+        bind_text(pending, 2, plugin);
+        while (step(db, pending, "find a scheduled delivery")) {
+            int64_t id = sqlite3_column_int64(pending, 0);
+            if (std::find(busy.begin(), busy.end(), id) != busy.end()) continue;
+            ref.id = id;
+            break;
+        }
+        if (ref.id != 0) {
+            Stmt move(db,
+                      "UPDATE deliveries SET due_ms = ?2, age_from_ms = ?2, attempts = 0"
+                      " WHERE id = ?1");
+            sqlite3_bind_int64(move, 1, ref.id);
+            sqlite3_bind_int64(move, 2, at_ms);
+            step(db, move, "move a scheduled delivery");
+            out = std::move(sch);
+            return;
+        }
         Stmt ins(db,
                  "INSERT INTO deliveries(event_seq, plugin, state, due_ms, attempts, scheduled,"
-                 " finished_ms, order_key, last_error) VALUES(?1, ?2, 0, ?3, 0, 1, 0, ?4, '')");
+                 " age_from_ms, finished_ms, order_key, last_error)"
+                 " VALUES(?1, ?2, 0, ?3, 0, 1, ?3, 0, '', '')");
         sqlite3_bind_int64(ins, 1, ref.event_seq);
         bind_text(ins, 2, plugin);
         sqlite3_bind_int64(ins, 3, at_ms);
-        bind_text(ins, 4, order_key);
         step(db, ins, "insert a scheduled delivery");
         ref.id = sqlite3_last_insert_rowid(db);
-        ref.plugin = plugin;
-        ref.due_ms = at_ms;
-        ref.order_key = order_key;
-        out = std::move(ref);
+        sch.created = true;
+        out = std::move(sch);
     });
     return out;
 }
@@ -157,24 +185,31 @@ std::optional<DeliveryRef> SqliteStore::schedule_again(std::string_view event_id
 std::vector<DeliveryRef> SqliteStore::replay(std::span<const int64_t> delivery_ids) {
     std::vector<DeliveryRef> out;
     const int64_t now = now_ms();
-    write_txn("replay deliveries", [&](sqlite3* db) {
-        out.clear();
-        Stmt upd(db,
-                 "UPDATE deliveries SET state = 0, attempts = 0, due_ms = ?2, finished_ms = 0"
-                 " WHERE id = ?1 AND state = 2");
-        static const std::string sql = std::string(kRefColumns) + " WHERE d.id = ?1";
-        Stmt get(db, sql.c_str());
-        for (int64_t id : delivery_ids) {
-            sqlite3_reset(upd);
-            sqlite3_bind_int64(upd, 1, id);
-            sqlite3_bind_int64(upd, 2, now);
-            step(db, upd, "replay a delivery");
-            if (sqlite3_changes(db) != 1) continue;
-            sqlite3_reset(get);
-            sqlite3_bind_int64(get, 1, id);
-            if (step(db, get, "read a replayed delivery")) out.push_back(read_ref(get));
-        }
-    });
+    constexpr size_t kChunk = 500;
+    for (size_t from = 0; from < delivery_ids.size(); from += kChunk) {
+        auto chunk = delivery_ids.subspan(from, std::min(kChunk, delivery_ids.size() - from));
+        std::vector<DeliveryRef> got;
+        write_txn("replay deliveries", [&](sqlite3* db) {
+            got.clear();
+            Stmt upd(db,
+                     "UPDATE deliveries SET state = 0, attempts = 0, due_ms = ?2, age_from_ms = ?2,"
+                     " finished_ms = 0 WHERE id = ?1 AND state = 2");
+            static const std::string sql = std::string(kRefColumns) + " WHERE d.id = ?1";
+            Stmt get(db, sql.c_str());
+            for (int64_t id : chunk) {
+                sqlite3_reset(upd);
+                sqlite3_bind_int64(upd, 1, id);
+                sqlite3_bind_int64(upd, 2, now);
+                step(db, upd, "replay a delivery");
+                if (sqlite3_changes(db) != 1) continue;
+                sqlite3_reset(get);
+                sqlite3_bind_int64(get, 1, id);
+                if (step(db, get, "read a replayed delivery")) got.push_back(read_ref(get));
+            }
+        });
+        for (auto& r : got)
+            out.push_back(std::move(r));
+    }
     return out;
 }
 

@@ -53,11 +53,11 @@ namespace clayhook {
 //
 // - deliveries: one row per (event, subscribed plugin), inserted in the
 //   event's transaction. `state` 0 pending, 1 done, 2 dead. Rows append (id
-//   is the rowid); the partial indexes hold only pending and dead rows, so
-//   start-up finds the pending ones and the admin API the dead ones without
-//   a scan, and a done row leaves both. A delivery being handed over is not
-//   marked in the store: the dispatcher owns it in memory, and after a crash
-//   it is simply still pending (at-least-once).
+//   is the rowid); `age_from_ms` is what max_age counts from (the event's
+//   arrival, or the replay or the scheduled time); the partial indexes hold only pending and dead
+//   rows, so start-up finds the pending ones and the admin API the dead ones without a scan, and a
+//   done row leaves both. A delivery being handed over is not marked in the store: the dispatcher
+//   owns it in memory, and after a crash it is simply still pending (at-least-once).
 // - attempts: the history of attempts that did not succeed (retry, fail);
 //   a successful one is recorded in its delivery row alone, so the common
 //   path costs one row update.
@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     due_ms INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     scheduled INTEGER NOT NULL,
+    age_from_ms INTEGER NOT NULL,
     finished_ms INTEGER NOT NULL,
     order_key TEXT NOT NULL,
     last_error TEXT NOT NULL
@@ -352,7 +353,8 @@ void SqliteStore::prepare_statements() {
     prepare(prune_delete_, "DELETE FROM dedup WHERE key_hash = ?1");
     prepare(insert_delivery_,
             "INSERT INTO deliveries(event_seq, plugin, state, due_ms, attempts, scheduled,"
-            " finished_ms, order_key, last_error) VALUES(?1, ?2, 0, ?3, 0, 0, 0, ?4, '')");
+            " age_from_ms, finished_ms, order_key, last_error)"
+            " VALUES(?1, ?2, 0, ?3, 0, 0, ?3, 0, ?4, '')");
     prepare(update_delivery_,
             "UPDATE deliveries SET state = ?2, attempts = ?3, due_ms = ?4, finished_ms = ?5,"
             " last_error = ?6 WHERE id = ?1");
@@ -714,6 +716,7 @@ bool SqliteStore::insert_deliveries(const NewEvent& e, int64_t seq, std::string&
         ref.plugin = d.plugin;
         ref.due_ms = e.received_at_ms;
         ref.received_at_ms = e.received_at_ms;
+        ref.age_from_ms = e.received_at_ms;
         ref.order_key = d.order_key;
         new_deliveries_.push_back(std::move(ref));
     }

@@ -62,8 +62,8 @@ class SqliteStore final : public Store {
     void flush() override;
     void load_pending(const std::function<void(DeliveryRef&&)>& fn) override;
     std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) override;
-    std::optional<DeliveryRef> schedule_again(std::string_view event_id, std::string_view plugin,
-                                              int64_t at_ms, std::string_view order_key) override;
+    std::optional<Scheduled> schedule_again(std::string_view event_id, std::string_view plugin,
+                                            int64_t at_ms, std::span<const int64_t> busy) override;
     std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) override;
     std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) override;
     std::optional<std::string> kv_get(std::string_view plugin, std::string_view key) override;

@@ -94,8 +94,9 @@ struct DeliveryRef {
     int64_t event_seq = 0;
     std::string plugin;
     int64_t due_ms = 0;
-    uint32_t attempts = 0;  // finished attempts so far
-    int64_t received_at_ms = 0;
+    uint32_t attempts = 0;       // finished attempts so far
+    int64_t received_at_ms = 0;  // the event's (end-to-end lag counts from it)
+    int64_t age_from_ms = 0;     // max_age counts from it: arrival, replay or scheduled time
     std::string order_key;
 };
 
@@ -209,15 +210,22 @@ class Store {
     // The events with these seqs (missing ones are left out), any order.
     virtual std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) = 0;
 
-    // A new pending delivery of event `event_id` to `plugin`, due at `at_ms`
-    // (or, if a delivery scheduled this way is still pending, moved to
-    // `at_ms`). Durable when it returns. nullopt when there is no such event.
-    virtual std::optional<DeliveryRef> schedule_again(std::string_view event_id,
-                                                      std::string_view plugin, int64_t at_ms,
-                                                      std::string_view order_key) = 0;
+    // Delivers event `event_id` to `plugin` again at `at_ms`: a delivery
+    // scheduled this way that is still pending and not in `busy` (the ones
+    // being handled now) is moved to `at_ms`; else a new one is made. So a
+    // plugin that asks again after a crash re-ran its call does not end up
+    // with two. Durable when it returns. nullopt when there is no such event.
+    struct Scheduled {
+        DeliveryRef ref;
+        bool created = false;  // false: an existing pending one was moved
+    };
+    virtual std::optional<Scheduled> schedule_again(std::string_view event_id,
+                                                    std::string_view plugin, int64_t at_ms,
+                                                    std::span<const int64_t> busy) = 0;
     // Dead deliveries back to pending, due now, attempts counted from 0
-    // again (their history stays). Deliveries not dead are left alone.
-    // Returns the ones replayed.
+    // again and max_age from now (their history stays). Deliveries not dead
+    // are left alone. Works in transactions of at most 500, so the intake
+    // keeps committing in between. Returns the ones replayed.
     virtual std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) = 0;
     virtual std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) = 0;
 

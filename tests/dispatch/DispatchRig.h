@@ -107,7 +107,8 @@ struct DispatchRig {
     }
 
     // Stores one event for plugin "p" the way the intake does; returns its id.
-    std::string post(const std::string& probe = "{}", std::string row = "") {
+    std::string post(const std::string& probe = "{}", std::string row = "",
+                     int64_t received_at_ms = 0) {
         if (row.empty()) row = "row_" + std::to_string(++counter);
         std::string body = R"({"event":"enrichment.completed","row_id":)" + json::quote(row) +
                            R"(,"probe":)" + probe + "}";
@@ -115,7 +116,12 @@ struct DispatchRig {
         NewDelivery d;
         d.plugin = plugin.name;
         if (ordered) d.order_key = row;
-        NewEvent e{"clay", "enrichment.completed", key, body, unix_ms(), std::span(&d, 1)};
+        NewEvent e{"clay",
+                   "enrichment.completed",
+                   key,
+                   body,
+                   received_at_ms ? received_at_ms : unix_ms(),
+                   std::span(&d, 1)};
         InsertResult r = store->insert(e);
         REQUIRE(r.status == InsertStatus::stored);
         return r.id;

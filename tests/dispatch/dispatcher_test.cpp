@@ -340,3 +340,49 @@ TEST_CASE("dispatch: a hung plugin holds only its own threads", "[dispatch]") {
                rig.state_is(b2, DeliveryState::done);
     }));
 }
+
+TEST_CASE("dispatch: a replayed delivery counts max_age from the replay", "[dispatch][replay]") {
+    DispatchRig rig;
+    rig.dispatch.retry.max_age = 1s;
+    rig.up();
+    // Received ten seconds ago: its first retry is already past max_age.
+    std::string id = rig.post(R"({"retry_until":2})", "", unix_ms() - 10'000);
+    REQUIRE(wait_until([&] { return rig.state_is(id, DeliveryState::dead); }));
+    CHECK(rig.delivery(id).last_error.find("past max_age") != std::string::npos);
+    CHECK(rig.dispatcher->replay(std::vector<int64_t>{rig.delivery(id).id}) == 1);
+    // Counted from the replay, the retry is well inside max_age.
+    REQUIRE(wait_until([&] { return rig.state_is(id, DeliveryState::done); }));
+    CHECK(rig.delivery(id).attempts == 2);
+}
+
+TEST_CASE("dispatch: asking again for an event moves its pending re-delivery, not a second one",
+          "[dispatch][again]") {
+    DispatchRig rig;
+    rig.up();
+    rig.dispatcher->set_paused("p", true);  // nothing runs: only the store and the queues count
+    std::string id = rig.post();
+    const int64_t later = unix_ms() + 3'600'000;
+    auto first = rig.store->schedule_again(id, "p", later, {});
+    REQUIRE(first);
+    CHECK(first->created);
+    auto again = rig.store->schedule_again(id, "p", later + 1000, {});
+    REQUIRE(again);
+    CHECK_FALSE(again->created);
+    CHECK(again->ref.id == first->ref.id);
+    CHECK(again->ref.due_ms == later + 1000);
+    // While the scheduled one is being handled, a new request makes a new one.
+    std::vector<int64_t> busy = {first->ref.id};
+    auto third = rig.store->schedule_again(id, "p", later, busy);
+    REQUIRE(third);
+    CHECK(third->created);
+    CHECK(third->ref.id != first->ref.id);
+    CHECK(rig.store->event_deliveries(id).size() == 3);  // the original and two scheduled
+    CHECK_FALSE(rig.store->schedule_again("evt_00000000000000000000000", "p", later, {}));
+
+    // Through the host service: the plugin's second ask moves the first.
+    CHECK(rig.dispatcher->deliver_again_at("p", id, later + 5000) == CLAYHOOK_OK);
+    CHECK(rig.store->event_deliveries(id).size() == 3);
+    CHECK(rig.dispatcher->deliver_again_at("p", "nope", later) == CLAYHOOK_ERR_INVALID);
+    CHECK(rig.dispatcher->deliver_again_at("p", "evt_00000000000000000000000", later) ==
+          CLAYHOOK_NOT_FOUND);
+}
