@@ -450,7 +450,9 @@ AdminServer::~AdminServer() {
 
 void AdminServer::start() {
     Poco::Net::SocketAddress at(config_.address, config_.port);
-    Poco::Net::ServerSocket socket(at, 64);
+    Poco::Net::ServerSocket socket;
+    socket.bind(at, true, false);  // not SO_REUSEPORT: a second host must fail to bind
+    socket.listen(64);
     auto* params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(4);
     params->setMaxQueued(64);

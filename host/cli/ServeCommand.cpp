@@ -93,6 +93,9 @@ int serve_command(const std::string& file, std::ostream& err) {
             } catch (const std::exception& e) {
                 log.error("store", e.what());
             }
+            // The staged copies were unlinked once loaded; their mappings stay.
+            std::error_code ec;
+            std::filesystem::remove_all(stage_dir, ec);
             return false;
         }
         pruner.reset();

@@ -391,6 +391,7 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
     }
 
     std::vector<HandleOutcome> outcomes;
+    int64_t call_us = 0;  // the whole call's (a batch's items share it)
     if (!views.empty()) {
         auto& s = l.slots[slot];
         s.reported.store(false);
@@ -404,6 +405,7 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
                 outcomes.push_back(l.t.instance->handle(v));
         }
         auto elapsed = std::chrono::steady_clock::now() - t0;
+        call_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
         s.started_ms.store(0);
         l.handler->observe(std::chrono::duration<double>(elapsed).count());
         if (elapsed > config_.call_timeout && !s.reported.exchange(true)) {
@@ -442,7 +444,7 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
         AttemptRecord a;
         a.attempt = attempts;
         a.started_ms = started;
-        a.duration_us = (finished - started) * 1000;
+        a.duration_us = call_us;
         a.reason = o.reason;
         std::string give_up;
         int64_t due = 0;
@@ -530,7 +532,7 @@ void Dispatcher::watchdog() {
                     static_cast<double>(l->ready.size() + l->later.size() + l->held));
                 l->in_flight_gauge->set(static_cast<double>(l->in_flight));
                 double lag = 0;
-                if (!l->paused && !l->ready.empty())
+                if (!l->ready.empty())  // paused too: the deliveries wait all the same
                     lag = static_cast<double>(std::max<int64_t>(now - l->ready.front().due_ms, 0)) /
                           1000.0;
                 l->lag_gauge->set(lag);

@@ -357,10 +357,15 @@ void IntakeServer::start() {
             Poco::Net::Context::VERIFY_NONE, 9, false, "HIGH:!aNULL:!MD5:!RC4");
         ctx->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
                               Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
-        socket = std::make_unique<Poco::Net::SecureServerSocket>(at, 1024, ctx);
+        socket = std::make_unique<Poco::Net::SecureServerSocket>(ctx);
     } else {
-        socket = std::make_unique<Poco::Net::ServerSocket>(at, 1024);
+        socket = std::make_unique<Poco::Net::ServerSocket>();
     }
+    // SO_REUSEADDR (a restart binds at once) but not SO_REUSEPORT, which
+    // Poco's (address, backlog) constructor also sets: with it a second host
+    // on the same port would start and silently take half the connections.
+    socket->bind(at, true, false);
+    socket->listen(1024);
     auto* params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(l.threads);
     params->setMaxQueued(l.max_queued);

@@ -55,7 +55,8 @@ bool step(sqlite3* db, sqlite3_stmt* s, std::string_view what) {
 
 constexpr const char* kRefColumns =
     "SELECT d.id, d.event_seq, d.plugin, d.due_ms, d.attempts, e.received_at_ms, d.order_key,"
-    " d.age_from_ms FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+    " CASE WHEN d.age_from_ms > 0 THEN d.age_from_ms ELSE e.received_at_ms END"
+    " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 DeliveryRef read_ref(sqlite3_stmt* s) {
     DeliveryRef r;

@@ -284,6 +284,11 @@ void SqliteStore::create_schema() {
         // them, and events stored before stay undelivered (nothing was
         // subscribed then).
         exec(db, "UPDATE store_meta SET value = 2 WHERE name = 'schema_version' AND value < 2");
+        // Early version 2 files had no age_from_ms (0: count from arrival).
+        if (query_text(db,
+                       "SELECT count(*) FROM pragma_table_info('deliveries')"
+                       " WHERE name = 'age_from_ms'") == "0")
+            exec(db, "ALTER TABLE deliveries ADD COLUMN age_from_ms INTEGER NOT NULL DEFAULT 0");
 
         std::string key =
             query_text(db, "SELECT value FROM store_meta WHERE name = 'dedup_hash_key'");

@@ -77,6 +77,7 @@ plugins:
     void start() {
         Subprocess::Options opts;
         opts.env["CRASH_SECRET"] = kSecret;
+        opts.env["TMPDIR"] = dir.path().string();  // its plugin staging folder too
         proc = std::make_unique<Subprocess>(
             std::vector<std::string>{kClayhookBin, "serve", "--config", config}, opts);
         REQUIRE(proc->wait_for_output("msg=ready", 30s));

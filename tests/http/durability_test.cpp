@@ -54,6 +54,7 @@ sources:
 )");
     Subprocess::Options opts;
     opts.env["DURABILITY_SECRET"] = kSecret;
+    opts.env["TMPDIR"] = dir.path().string();  // its plugin staging folder too
     auto host = std::make_unique<Subprocess>(
         std::vector<std::string>{kClayhookBin, "serve", "--config", config}, opts);
     REQUIRE(host->wait_for_output("msg=ready", 30s));

@@ -168,6 +168,7 @@ class Host {
         if (rc == CLAYHOOK_OK) return;
         const char* why = rc == CLAYHOOK_ERR_UNSUPPORTED ? ": not supported by this host"
                           : rc == CLAYHOOK_ERR_INVALID   ? ": invalid arguments"
+                          : rc == CLAYHOOK_NOT_FOUND     ? ": not found"
                                                          : ": store error";
         throw HostError((std::string("host ") + what + why).c_str(), rc);
     }
