@@ -139,6 +139,8 @@ int serve_command(const std::string& file, std::ostream& err) {
             // a batch may hold at most one per key: batches stay, ordering
             // holds the rest back.
             t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);
+            t.batch_linger =
+                pc && pc->batch_linger ? *pc->batch_linger : config.dispatch.batch_linger;
             targets.push_back(t);
         }
         dispatcher =

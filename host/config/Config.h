@@ -105,7 +105,9 @@ struct RetryPolicy {
 struct DispatchConfig {
     int workers = 4;
     std::chrono::milliseconds call_timeout{30'000};
-    std::chrono::milliseconds batch_linger{50};
+    // Batching plugins: how long a call waits for its batch to fill. 0: hand
+    // over what is due at once (under load, batches form by themselves).
+    std::chrono::milliseconds batch_linger{0};
     std::chrono::milliseconds shutdown_timeout{10'000};  // for running plugin calls at SIGTERM
     RetryPolicy retry;
 };
@@ -116,8 +118,9 @@ struct PluginConfig {
     std::string library_path;   // resolved absolute path ("" when not found)
     std::string library_error;  // why library_path is empty
     bool enabled = true;
-    std::optional<std::vector<std::string>> events;  // overrides the plugin's patterns
-    int concurrency = 0;                             // 0: the plugin's own, or the host's
+    std::optional<std::vector<std::string>> events;         // overrides the plugin's patterns
+    int concurrency = 0;                                    // 0: the plugin's own, or the host's
+    std::optional<std::chrono::milliseconds> batch_linger;  // overrides dispatch.batch_linger
     bool ordered = false;  // same ordering key → handed over one at a time, in order
     std::string ordering_key = "row_id";  // a dotted path in the body
     RetryPolicy retry;

@@ -557,8 +557,8 @@ class Loader {
     }
 
     PluginConfig load_plugin(const Node& n, const RetryPolicy& defaults) {
-        n.expect_map({"name", "library", "enabled", "events", "concurrency", "ordered",
-                      "ordering_key", "retry", "config"});
+        n.expect_map({"name", "library", "enabled", "events", "concurrency", "batch_linger",
+                      "ordered", "ordering_key", "retry", "config"});
         PluginConfig p;
         p.pos = n.pos();
         p.retry = defaults;
@@ -573,6 +573,8 @@ class Loader {
         }
         if (n.has("concurrency"))
             p.concurrency = static_cast<int>(n.child("concurrency").integer(1, 1024));
+        if (n.has("batch_linger"))
+            p.batch_linger = n.child("batch_linger").duration(std::chrono::milliseconds(0));
         if (n.has("ordered")) p.ordered = n.child("ordered").boolean();
         if (n.has("ordering_key")) {
             p.ordering_key = n.child("ordering_key").non_empty_str();

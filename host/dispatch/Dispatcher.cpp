@@ -287,9 +287,9 @@ void Dispatcher::worker(Lane& l, size_t slot) {
         l.promote(now);
         if (!l.paused && !l.ready.empty()) {
             if (l.t.max_batch > 1 && l.ready.size() < l.t.max_batch &&
-                config_.batch_linger.count() > 0) {
+                l.t.batch_linger.count() > 0) {
                 // Let the batch fill for a moment.
-                l.cv.wait_for(lk, config_.batch_linger, [&] {
+                l.cv.wait_for(lk, l.t.batch_linger, [&] {
                     return l.stopping || l.paused || l.ready.size() >= l.t.max_batch;
                 });
                 if (l.stopping) return;

@@ -45,6 +45,7 @@ struct DispatchTarget {
     RetryPolicy retry;
     uint32_t concurrency = 1;  // worker threads, and so calls at once
     uint32_t max_batch = 1;    // deliveries per call (1: handle(), else handle_batch())
+    std::chrono::milliseconds batch_linger{0};  // how long a call waits for its batch to fill
     bool ordered = false;
 };
 

@@ -327,3 +327,47 @@ sources:
     CHECK(e.key() == "sources[0].path");
     CHECK_THAT(e.message(), Catch::Contains("the host's own endpoint"));
 }
+
+TEST_CASE("dispatch keys: shutdown_timeout, per-plugin batch_linger, ordering", "[config]") {
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", std::string(kMinimal) + R"(dispatch:
+  batch_linger: 20ms
+  shutdown_timeout: 3s
+plugins:
+  - name: a
+    library: bundled:jsonl-sink
+    ordered: true
+    batch_linger: 200ms
+  - name: b
+    library: bundled:jsonl-sink
+    ordered: true
+    ordering_key: data.company.domain
+  - name: c
+    library: bundled:jsonl-sink
+)"),
+                         opts());
+    CHECK(c.dispatch.batch_linger == std::chrono::milliseconds(20));
+    CHECK(c.dispatch.shutdown_timeout == std::chrono::seconds(3));
+    REQUIRE(c.plugins.size() == 3);
+    CHECK(c.plugins[0].ordered);
+    CHECK(c.plugins[0].ordering_key == "row_id");
+    CHECK(c.plugins[0].batch_linger == std::chrono::milliseconds(200));
+    CHECK(c.plugins[1].ordering_key == "data.company.domain");
+    CHECK_FALSE(c.plugins[1].batch_linger.has_value());
+    CHECK_FALSE(c.plugins[2].ordered);
+
+    // An ordering key without ordered: true is a mistake, named where it is.
+    try {
+        load_config(dir.write("d.yaml", std::string(kMinimal) + R"(plugins:
+  - name: a
+    library: bundled:jsonl-sink
+    ordering_key: row_id
+)"),
+                    opts());
+        FAIL("loaded");
+    } catch (const ConfigError& e) {
+        CHECK_THAT(
+            std::string(e.what()),
+            Catch::Contains("plugins[0].ordering_key: only means something with ordered: true"));
+    }
+}

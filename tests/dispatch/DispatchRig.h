@@ -85,6 +85,7 @@ struct DispatchRig {
         t.concurrency = concurrency;
         t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);
         t.ordered = ordered;
+        t.batch_linger = dispatch.batch_linger;
         dispatcher = std::make_unique<Dispatcher>(*store, dispatch, std::vector<DispatchTarget>{t},
                                                   log, metrics);
         store->on_deliveries = [d = dispatcher.get()](std::vector<DeliveryRef>&& r) {

@@ -80,3 +80,52 @@ TEST_CASE("jsonl-sink without a path is refused with its reason", "[jsonl-sink]"
         CHECK_THAT(std::string(e.what()), Catch::Contains("'path' is required"));
     }
 }
+
+TEST_CASE("jsonl-sink takes a batch in one write, lines in order", "[jsonl-sink]") {
+    TempDir stage, out;
+    std::ostringstream log_out;
+    Logger log(log_out, Level::info);
+    Metrics metrics;
+    auto lib = PluginLibrary::load("sink", std::string(test::kBundledPluginDir) + "/jsonl-sink.so",
+                                   stage.path().string());
+    CHECK(lib->descriptor().max_batch_size == 256);
+    PluginConfig pc;
+    pc.name = "sink";
+    std::string path = out.file("events.jsonl");
+    pc.config_json = "{\"path\":" + json::quote(path) + ",\"fsync\":true}";
+    auto inst = PluginInstance::create(lib, pc, log, metrics);
+    std::vector<std::string> ids, bodies;
+    for (int i = 0; i < 5; ++i) {
+        ids.push_back("ev_" + std::to_string(i));
+        bodies.push_back(R"({"event":"table.row.created","row_id":"row_)" + std::to_string(i) +
+                         R"("})");
+    }
+    std::vector<EventView> batch;
+    for (int i = 0; i < 5; ++i) {
+        EventView e;
+        e.id = ids[static_cast<size_t>(i)];
+        e.source = "clay";
+        e.type = "table.row.created";
+        e.idempotency_key = ids[static_cast<size_t>(i)];
+        e.body = bodies[static_cast<size_t>(i)];
+        e.received_at_ms = 1000 + i;
+        e.attempt = 1;
+        batch.push_back(e);
+    }
+    auto results = inst->handle_batch(batch);
+    REQUIRE(results.size() == 5);
+    for (const auto& r : results)
+        CHECK(r.status == CLAYHOOK_DONE);
+    std::istringstream lines(test::read_file(path));
+    std::string line;
+    int n = 0;
+    while (std::getline(lines, line)) {
+        auto v = json::parse(line);
+        CHECK(v.get_string("id", "") == ids[static_cast<size_t>(n)]);
+        CHECK(v.get_int("received_at_ms", 0) == 1000 + n);
+        CHECK(v.get_int("handled_at_ms", 0) >= 1000);
+        ++n;
+    }
+    CHECK(n == 5);
+    CHECK(metrics.value("clayhook_plugin_lines_written_total", R"(plugin="sink")") == 5);
+}
