@@ -2,6 +2,7 @@
 
 #include "dispatch/Dispatcher.h"
 #include "log/Logger.h"
+#include "reload/Reloader.h"
 #include "store/Store.h"
 #include "verify/Verifier.h"
 
@@ -34,6 +35,7 @@ struct AdminServer::Shared {
     Store& store;
     Dispatcher& dispatcher;
     Logger& log;
+    Reloader* reloader = nullptr;
     std::string token_digest;  // sha256 hex of the token: compared in constant time
     Shared(Store& s, Dispatcher& d, Logger& l) : store(s), dispatcher(d), log(l) {}
 };
@@ -245,11 +247,40 @@ class Handler : public HTTPRequestHandler {
                                 "delivery " + p[2] + " does not exist or is not dead");
             return send(resp, HTTPResponse::HTTP_OK, json::Value::object().set("replayed", 1));
         }
+        if (is({"admin", "reload"}) && s_->reloader != nullptr) {
+            if (m == "GET")
+                return send(resp, HTTPResponse::HTTP_OK, reload_json(s_->reloader->status()));
+            method("POST");
+            auto st = s_->reloader->reload("admin");
+            return send(resp,
+                        st.last_result == "ok" ? HTTPResponse::HTTP_OK
+                                               : HTTPResponse::HTTP_UNPROCESSABLE_ENTITY,
+                        reload_json(st));
+        }
         if (is({"admin", "replay"})) {
             method("POST");
             return send(resp, HTTPResponse::HTTP_OK, replay(req));
         }
         throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no such admin endpoint: " + uri.getPath());
+    }
+
+    static json::Value reload_json(const ReloadStatus& st) {
+        auto warnings = json::Value::array();
+        for (const auto& w : st.last_warnings)
+            warnings.push_back(w);
+        return json::Value::object()
+            .set("generation", st.generation)
+            .set("reloads_ok", st.reloads_ok)
+            .set("reloads_failed", st.reloads_failed)
+            .set("last_result",
+                 st.last_result.empty() ? json::Value(nullptr) : json::Value(st.last_result))
+            .set("last_error",
+                 st.last_error.empty() ? json::Value(nullptr) : json::Value(st.last_error))
+            .set("last_warnings", std::move(warnings))
+            .set("last_trigger",
+                 st.last_trigger.empty() ? json::Value(nullptr) : json::Value(st.last_trigger))
+            .set("last_at", time_or_null(st.last_at_ms))
+            .set("last_duration_ms", st.last_duration_ms);
     }
 
     json::Value plugins() {
@@ -263,6 +294,7 @@ class Handler : public HTTPRequestHandler {
                                .set("name", st.plugin)
                                .set("kind", st.kind)
                                .set("version", st.version)
+                               .set("loaded", st.loaded)
                                .set("paused", st.paused)
                                .set("ordered", st.ordered)
                                .set("concurrency", st.concurrency)
@@ -283,9 +315,11 @@ class Handler : public HTTPRequestHandler {
             if (c[0] > 0 || c[2] > 0)
                 waiting.push_back(
                     json::Value::object().set("name", name).set("pending", c[0]).set("dead", c[2]));
-        return json::Value::object()
-            .set("plugins", std::move(list))
-            .set("not_loaded", std::move(waiting));
+        auto out = json::Value::object()
+                       .set("plugins", std::move(list))
+                       .set("not_loaded", std::move(waiting));
+        if (s_->reloader) out.set("generation", s_->reloader->status().generation);
+        return out;
     }
 
     static size_t limit_of(const std::map<std::string, std::string>& q) {
@@ -435,8 +469,9 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 }  // namespace
 
 AdminServer::AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher,
-                         Logger& log)
+                         Logger& log, Reloader* reloader)
     : config_(config), shared_(std::make_shared<Shared>(store, dispatcher, log)) {
+    shared_->reloader = reloader;
     if (!config.token || !config.token->resolved || config.token->value.empty())
         throw std::runtime_error(
             "admin.token is required while the admin API is enabled (set admin.enabled: false to "

@@ -11,6 +11,8 @@
 //   GET  /admin/deliveries?state=&plugin=&before=&limit=
 //   POST /admin/deliveries/{id}/replay       one dead delivery
 //   POST /admin/replay                       {"ids":[…]} or {"plugin":"p"} or {"all":true}
+//   GET  /admin/reload                       generation, reload count, last result
+//   POST /admin/reload                       reload now (422 with the reason if refused)
 //
 // See docs/admin-api.md for the shapes.
 
@@ -26,12 +28,15 @@ namespace clayhook {
 
 class Dispatcher;
 class Logger;
+class Reloader;
 class Store;
 
 class AdminServer {
   public:
     // Throws std::runtime_error when the token is missing or empty.
-    AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher, Logger& log);
+    // `reloader` may be null (no reload endpoint then: 404).
+    AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher, Logger& log,
+                Reloader* reloader = nullptr);
     ~AdminServer();
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;

@@ -1,6 +1,7 @@
 // `clayhook serve`: loads the config and the plugins, opens the store, starts
 // the dispatcher, the admin API and the intake listener, reports ready, and
-// runs until SIGTERM or SIGINT, then shuts down in order (see below).
+// runs until SIGTERM or SIGINT, then shuts down in order (see below). SIGHUP
+// reloads the config and the plugins (reload/Reloader.h).
 #include "cli/Commands.h"
 
 #include "admin/AdminServer.h"
@@ -11,6 +12,7 @@
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 #include "plugins/PluginSet.h"
+#include "reload/Reloader.h"
 #include "routing/Routes.h"
 #include "store/DedupPruner.h"
 #include "store/Store.h"
@@ -72,6 +74,11 @@ int serve_command(const std::string& file, std::ostream& err) {
     std::unique_ptr<AdminServer> admin;
     std::unique_ptr<IntakeServer> intake;
     std::unique_ptr<DedupPruner> pruner;
+    std::unique_ptr<Reloader> reloader;
+    // The plugins in force: the reloader's once it exists.
+    auto current_plugins = [&]() -> PluginSet& {
+        return reloader ? reloader->plugins() : *plugins;
+    };
     // In dependency order: the listener first (in-flight requests finish and
     // commit), then the plugin calls (within dispatch.shutdown_timeout), then
     // the store (it commits the results recorded so far), and plugin code is
@@ -107,10 +114,11 @@ int serve_command(const std::string& file, std::ostream& err) {
             }
             store->on_deliveries = nullptr;  // after flush: the writer is idle
         }
-        for (auto& inst : plugins->instances)
+        for (auto& inst : current_plugins().instances)
             inst->set_backend(nullptr);
-        dispatcher.reset();
+        dispatcher.reset();  // its lanes let go of the instances
         store.reset();
+        reloader.reset();  // the plugins in force, unloaded last
         plugins.reset();
         std::error_code ec;
         std::filesystem::remove_all(stage_dir, ec);
@@ -122,29 +130,8 @@ int serve_command(const std::string& file, std::ostream& err) {
             *store, config.store.dedup_retention,
             DedupPruner::interval_for(config.store.dedup_retention), log, metrics);
 
-        std::vector<DispatchTarget> targets;
-        for (auto& inst : plugins->instances) {
-            const PluginConfig* pc = nullptr;
-            for (const auto& c : config.plugins)
-                if (c.name == inst->name()) pc = &c;
-            DispatchTarget t;
-            t.instance = inst.get();
-            t.retry = pc ? pc->retry : config.dispatch.retry;
-            t.ordered = pc && pc->ordered;
-            // Threads: the entry's (or the plugin's own) limit, else dispatch.workers.
-            t.concurrency = inst->max_concurrency() > 0
-                                ? inst->max_concurrency()
-                                : static_cast<uint32_t>(config.dispatch.workers);
-            // An ordered lane hands a key's deliveries over one at a time, so
-            // a batch may hold at most one per key: batches stay, ordering
-            // holds the rest back.
-            t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);
-            t.batch_linger =
-                pc && pc->batch_linger ? *pc->batch_linger : config.dispatch.batch_linger;
-            targets.push_back(t);
-        }
-        dispatcher =
-            std::make_unique<Dispatcher>(*store, config.dispatch, std::move(targets), log, metrics);
+        dispatcher = std::make_unique<Dispatcher>(*store, config.dispatch,
+                                                  dispatch_targets(config, *plugins), log, metrics);
         store->on_deliveries = [d = dispatcher.get()](std::vector<DeliveryRef>&& refs) {
             d->enqueue(std::move(refs));
         };
@@ -152,13 +139,17 @@ int serve_command(const std::string& file, std::ostream& err) {
             inst->set_backend(dispatcher.get());
         dispatcher->start();  // before the intake: recovery sees everything pending
 
-        if (config.admin.enabled) {
-            admin = std::make_unique<AdminServer>(config.admin, *store, *dispatcher, log);
-            admin->start();
-        }
         auto fanout = std::make_shared<const Routes>(Routes::from(*plugins, config));
         intake = std::make_unique<IntakeServer>(
             config, *store, log, metrics, [&ready] { return ready.load(); }, fanout);
+        // From here the reloader owns the plugin set in force.
+        reloader = std::make_unique<Reloader>(file, config, std::move(*plugins), stage_dir, *intake,
+                                              *dispatcher, log, metrics);
+        if (config.admin.enabled) {
+            admin = std::make_unique<AdminServer>(config.admin, *store, *dispatcher, log,
+                                                  reloader.get());
+            admin->start();
+        }
         intake->start();
     } catch (const Poco::Exception& e) {
         log.error("host", "cannot start: " + e.displayText());  // what() is only the class name
@@ -178,16 +169,16 @@ int serve_command(const std::string& file, std::ostream& err) {
                               : std::string("off")},
               {"store", config.store.path},
               {"sources", std::to_string(config.sources.size())},
-              {"plugins", std::to_string(plugins->instances.size())},
-              {"refused", std::to_string(plugins->refused.size())}});
+              {"plugins", std::to_string(current_plugins().instances.size())},
+              {"refused", std::to_string(current_plugins().refused.size())}});
 
     for (;;) {
         int sig = 0;
         if (sigwait(&signals, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            log.warn("host",
-                     "SIGHUP received: this version does not reload yet; restart to apply "
-                     "config changes");
+            // Another SIGHUP during the reload stays pending (blocked), so
+            // sigwait returns it next: one more reload follows.
+            reloader->reload("SIGHUP");
             continue;
         }
         ready = false;

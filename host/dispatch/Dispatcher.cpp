@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -30,6 +31,9 @@ const std::vector<double> kHandlerBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 
                                             0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 const std::vector<double> kLagBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                         1,     2.5,    5,     10,   30,    60,   300, 3600, 86400};
+
+// Worker threads a lane may ever have (plugins[].concurrency is at most 1024).
+constexpr size_t kMaxSlots = 1024;
 
 // Later-due first out of a std::*_heap (a min-heap on due_ms, then id).
 bool due_after(const DeliveryRef& a, const DeliveryRef& b) {
@@ -81,7 +85,11 @@ struct Dispatcher::Lane {
     bool paused = false;
     bool stopping = false;
     size_t in_flight = 0;
-    std::vector<std::thread> threads;
+    std::string kind, version;  // of the last instance, shown while none is loaded
+    // Worker threads by slot. A slot at or past t.concurrency ends its thread
+    // (after its call); live[] says which threads still run their loop.
+    std::vector<std::thread> threads = std::vector<std::thread>(kMaxSlots);
+    std::vector<bool> live = std::vector<bool>(kMaxSlots, false);
     std::mt19937_64 rng{std::random_device{}()};
 
     struct Slot {
@@ -139,7 +147,11 @@ struct Dispatcher::Lane {
 
 Dispatcher::Dispatcher(Store& store, const DispatchConfig& config,
                        std::vector<DispatchTarget> targets, Logger& log, Metrics& metrics)
-    : store_(store), config_(config), log_(log), metrics_(metrics) {
+    : store_(store),
+      config_(config),
+      log_(log),
+      metrics_(metrics),
+      call_timeout_ms_(config.call_timeout.count()) {
     metrics_.set_help("clayhook_dispatch_handler_seconds",
                       "Duration of plugin calls (one per batch)");
     metrics_.set_help("clayhook_dispatch_end_to_end_seconds",
@@ -156,32 +168,49 @@ Dispatcher::Dispatcher(Store& store, const DispatchConfig& config,
     metrics_.set_help("clayhook_dispatch_pending", "Pending deliveries held by the dispatcher");
     metrics_.set_help("clayhook_dispatch_in_flight", "Plugin calls running");
     metrics_.set_help("clayhook_dispatch_paused", "1 while the plugin is paused");
-    for (auto& t : targets) {
-        auto l = std::make_unique<Lane>();
-        l->t = t;
-        l->t.concurrency = std::max<uint32_t>(l->t.concurrency, 1);
-        l->t.max_batch = std::max<uint32_t>(l->t.max_batch, 1);
-        l->name = t.instance->name();
-        l->labels = "plugin=\"" + label_value(l->name) + "\"";
-        l->slots = std::make_unique<Lane::Slot[]>(l->t.concurrency);
-        l->handler =
-            &metrics_.histogram("clayhook_dispatch_handler_seconds", l->labels, kHandlerBounds);
-        l->end_to_end =
-            &metrics_.histogram("clayhook_dispatch_end_to_end_seconds", l->labels, kLagBounds);
-        l->done = &metrics_.counter("clayhook_dispatch_deliveries_total",
-                                    l->labels + ",outcome=\"done\"");
-        l->retried = &metrics_.counter("clayhook_dispatch_deliveries_total",
-                                       l->labels + ",outcome=\"retry\"");
-        l->failed = &metrics_.counter("clayhook_dispatch_deliveries_total",
-                                      l->labels + ",outcome=\"fail\"");
-        metrics_.counter("clayhook_dispatch_retries_total", l->labels);
-        l->dead = &metrics_.counter("clayhook_dispatch_dead_letters_total", l->labels);
-        l->overruns = &metrics_.counter("clayhook_dispatch_call_overruns_total", l->labels);
-        l->pending_gauge = &metrics_.gauge("clayhook_dispatch_pending", l->labels);
-        l->in_flight_gauge = &metrics_.gauge("clayhook_dispatch_in_flight", l->labels);
-        l->lag_gauge = &metrics_.gauge("clayhook_dispatch_queue_lag_seconds", l->labels);
-        l->paused_gauge = &metrics_.gauge("clayhook_dispatch_paused", l->labels);
-        lanes_.push_back(std::move(l));
+    for (auto& t : targets)
+        lanes_.push_back(make_lane(std::move(t)));
+}
+
+std::unique_ptr<Dispatcher::Lane> Dispatcher::make_lane(DispatchTarget t) {
+    auto l = std::make_unique<Lane>();
+    l->name = t.instance->name();
+    l->kind = t.instance->library().name();
+    l->version = t.instance->library().version();
+    l->t = std::move(t);
+    l->t.concurrency = std::clamp<uint32_t>(l->t.concurrency, 1, kMaxSlots);
+    l->t.max_batch = std::max<uint32_t>(l->t.max_batch, 1);
+    l->labels = "plugin=\"" + label_value(l->name) + "\"";
+    l->slots = std::make_unique<Lane::Slot[]>(kMaxSlots);
+    l->handler =
+        &metrics_.histogram("clayhook_dispatch_handler_seconds", l->labels, kHandlerBounds);
+    l->end_to_end =
+        &metrics_.histogram("clayhook_dispatch_end_to_end_seconds", l->labels, kLagBounds);
+    l->done =
+        &metrics_.counter("clayhook_dispatch_deliveries_total", l->labels + ",outcome=\"done\"");
+    l->retried =
+        &metrics_.counter("clayhook_dispatch_deliveries_total", l->labels + ",outcome=\"retry\"");
+    l->failed =
+        &metrics_.counter("clayhook_dispatch_deliveries_total", l->labels + ",outcome=\"fail\"");
+    metrics_.counter("clayhook_dispatch_retries_total", l->labels);
+    l->dead = &metrics_.counter("clayhook_dispatch_dead_letters_total", l->labels);
+    l->overruns = &metrics_.counter("clayhook_dispatch_call_overruns_total", l->labels);
+    l->pending_gauge = &metrics_.gauge("clayhook_dispatch_pending", l->labels);
+    l->in_flight_gauge = &metrics_.gauge("clayhook_dispatch_in_flight", l->labels);
+    l->lag_gauge = &metrics_.gauge("clayhook_dispatch_queue_lag_seconds", l->labels);
+    l->paused_gauge = &metrics_.gauge("clayhook_dispatch_paused", l->labels);
+    return l;
+}
+
+// Starts the threads of the slots below t.concurrency that have none running
+// (a thread whose slot was cut by an earlier reconfigure has left its loop,
+// or is finishing its last call and leaves then). Under l.mu.
+void Dispatcher::spawn_workers(Lane& l) {
+    for (size_t i = 0; i < l.t.concurrency; ++i) {
+        if (l.live[i]) continue;
+        if (l.threads[i].joinable()) l.threads[i].join();  // it left its loop under l.mu
+        l.live[i] = true;
+        l.threads[i] = std::thread([this, lp = &l, i] { worker(*lp, i); });
     }
 }
 
@@ -197,9 +226,102 @@ Dispatcher::~Dispatcher() {
 }
 
 Dispatcher::Lane* Dispatcher::lane(std::string_view plugin) const {
+    std::shared_lock g(lanes_mu_);
     for (const auto& l : lanes_)
         if (l->name == plugin) return l.get();
     return nullptr;
+}
+
+void Dispatcher::reconfigure(const DispatchConfig& config, std::vector<DispatchTarget> targets) {
+    call_timeout_ms_.store(config.call_timeout.count());
+    std::vector<Lane*> fresh;
+    {
+        std::unique_lock g(lanes_mu_);
+        for (auto& l : lanes_) {
+            bool kept = false;
+            for (const auto& t : targets)
+                kept = kept || t.instance->name() == l->name;
+            if (kept) continue;
+            std::lock_guard lk(l->mu);
+            if (l->t.instance)
+                log_.info("dispatch",
+                          "plugin removed by the reload; its pending deliveries wait for it",
+                          {{"plugin", l->name}});
+            l->t.instance.reset();  // running calls keep their own copy
+            l->cv.notify_all();
+        }
+        for (auto& t : targets) {
+            Lane* l = nullptr;
+            for (auto& x : lanes_)
+                if (x->name == t.instance->name()) l = x.get();
+            if (l == nullptr) {
+                lanes_.push_back(make_lane(std::move(t)));
+                fresh.push_back(lanes_.back().get());
+                continue;
+            }
+            std::lock_guard lk(l->mu);
+            const bool was_ordered = l->t.ordered;
+            l->kind = t.instance->library().name();
+            l->version = t.instance->library().version();
+            l->t = std::move(t);
+            l->t.concurrency = std::clamp<uint32_t>(l->t.concurrency, 1, kMaxSlots);
+            l->t.max_batch = std::max<uint32_t>(l->t.max_batch, 1);
+            if (was_ordered && !l->t.ordered) {
+                // No longer ordered: what waited behind a key goes now.
+                const int64_t now = now_ms();
+                for (auto& [key, waiting] : l->keys)
+                    for (auto& r : waiting)
+                        l->place(std::move(r), now);
+                l->keys.clear();
+                l->held = 0;
+            }
+            bool started;
+            {
+                std::lock_guard g2(mu_);
+                started = started_ && !stopping_;
+            }
+            if (started) spawn_workers(*l);
+            l->cv.notify_all();  // slots past the new concurrency leave
+        }
+    }
+    if (fresh.empty()) return;
+    // New plugins: their pending deliveries (an earlier config's, or ones
+    // kept for them while they were gone) and their paused flags.
+    std::set<std::string> paused = store_.paused_plugins();
+    const int64_t now = now_ms();
+    for (Lane* l : fresh) {
+        size_t n = 0;
+        store_.load_pending(
+            [&](DeliveryRef&& ref) {
+                std::lock_guard lk(l->mu);
+                admit(*l, std::move(ref), now);
+                ++n;
+            },
+            l->name);
+        {
+            std::lock_guard g(mu_);
+            unloaded_.erase(l->name);
+        }
+        std::lock_guard lk(l->mu);
+        l->paused = paused.count(l->name) > 0;
+        l->paused_gauge->set(l->paused ? 1 : 0);
+        bool started;
+        {
+            std::lock_guard g(mu_);
+            started = started_ && !stopping_;
+        }
+        if (started) spawn_workers(*l);
+        log_.info("dispatch", "plugin added by the reload",
+                  {{"plugin", l->name}, {"pending", std::to_string(n)}});
+    }
+}
+
+std::vector<Dispatcher::Lane*> Dispatcher::lanes() const {
+    std::shared_lock g(lanes_mu_);
+    std::vector<Lane*> out;
+    for (const auto& l : lanes_)
+        out.push_back(l.get());
+    return out;
 }
 
 bool Dispatcher::has_plugin(std::string_view plugin) const {
@@ -250,8 +372,8 @@ void Dispatcher::start() {
     log_.info("dispatch", "dispatcher started",
               {{"plugins", std::to_string(lanes_.size())}, {"pending", std::to_string(loaded)}});
     for (auto& l : lanes_) {
-        for (size_t i = 0; i < l->t.concurrency; ++i)
-            l->threads.emplace_back([this, lp = l.get(), i] { worker(*lp, i); });
+        std::lock_guard lk(l->mu);
+        spawn_workers(*l);
     }
     watchdog_ = std::thread([this] { watchdog(); });
 }
@@ -282,19 +404,24 @@ void Dispatcher::worker(Lane& l, size_t slot) {
     std::vector<DeliveryRef> items;
     std::unique_lock lk(l.mu);
     for (;;) {
-        if (l.stopping) return;
+        if (l.stopping || slot >= l.t.concurrency) {
+            l.live[slot] = false;  // under l.mu: spawn_workers may join it from here on
+            return;
+        }
         int64_t now = now_ms();
         l.promote(now);
-        if (!l.paused && !l.ready.empty()) {
+        // No instance: the plugin was removed by a reload; its deliveries wait.
+        const bool can = !l.paused && l.t.instance != nullptr;
+        if (can && !l.ready.empty()) {
             if (l.t.max_batch > 1 && l.ready.size() < l.t.max_batch &&
                 l.t.batch_linger.count() > 0) {
                 // Let the batch fill for a moment.
                 l.cv.wait_for(lk, l.t.batch_linger, [&] {
                     return l.stopping || l.paused || l.ready.size() >= l.t.max_batch;
                 });
-                if (l.stopping) return;
+                if (l.stopping) continue;  // leaves at the top
                 l.promote(now_ms());
-                if (l.paused || l.ready.empty()) continue;
+                if (l.paused || l.ready.empty() || !l.t.instance) continue;
             }
             const size_t n = std::min<size_t>(l.t.max_batch, l.ready.size());
             items.clear();
@@ -305,8 +432,13 @@ void Dispatcher::worker(Lane& l, size_t slot) {
             }
             ++l.in_flight;
             running_calls_.fetch_add(1);
+            // The call runs on the generation it started with: this copy
+            // keeps the instance (and its library) alive until it returns,
+            // whatever a reload does meanwhile.
+            DispatchTarget t = l.t;
             lk.unlock();
-            handle(l, slot, items);  // relocks l.mu to put back what is not finished
+            handle(l, t, slot, items);  // relocks l.mu to put back what is not finished
+            t.instance.reset();         // a replaced instance is destroyed by its last call
             lk.lock();
             for (const auto& r : items)
                 l.running.erase(r.id);
@@ -317,7 +449,7 @@ void Dispatcher::worker(Lane& l, size_t slot) {
             }
             continue;
         }
-        if (!l.later.empty() && !l.paused) {
+        if (!l.later.empty() && can) {
             // Sleep until the next one is due (at most a second, so a wall
             // clock step is noticed).
             int64_t wait = std::clamp<int64_t>(l.later.front().due_ms - now, 1, 1000);
@@ -328,7 +460,8 @@ void Dispatcher::worker(Lane& l, size_t slot) {
     }
 }
 
-void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
+void Dispatcher::handle(Lane& l, const DispatchTarget& t, size_t slot,
+                        std::vector<DeliveryRef>& items) {
     struct Finished {
         DeliveryRef ref;
         bool final = false;  // done or dead: releases its ordering key
@@ -398,17 +531,18 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
         s.first_delivery.store(items[which[0]].id);
         s.started_ms.store(started);
         auto t0 = std::chrono::steady_clock::now();
-        if (l.t.max_batch > 1) {
-            outcomes = l.t.instance->handle_batch(views);
+        if (t.max_batch > 1) {
+            outcomes = t.instance->handle_batch(views);
         } else {
             for (const auto& v : views)
-                outcomes.push_back(l.t.instance->handle(v));
+                outcomes.push_back(t.instance->handle(v));
         }
         auto elapsed = std::chrono::steady_clock::now() - t0;
         call_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
         s.started_ms.store(0);
         l.handler->observe(std::chrono::duration<double>(elapsed).count());
-        if (elapsed > config_.call_timeout && !s.reported.exchange(true)) {
+        if (elapsed > std::chrono::milliseconds(call_timeout_ms_.load()) &&
+            !s.reported.exchange(true)) {
             l.overruns->add(1);
             log_.warn(
                 "dispatch", "plugin call ran past dispatch.call_timeout",
@@ -460,14 +594,14 @@ void Dispatcher::handle(Lane& l, size_t slot, std::vector<DeliveryRef>& items) {
             {
                 std::lock_guard lk(l.mu);  // the lane's rng
                 delay = o.retry_after.count() > 0 ? o.retry_after
-                                                  : backoff_delay(l.t.retry, attempts, l.rng);
+                                                  : backoff_delay(t.retry, attempts, l.rng);
             }
             due = finished + delay.count();
-            if (attempts >= static_cast<uint32_t>(l.t.retry.max_attempts)) {
+            if (attempts >= static_cast<uint32_t>(t.retry.max_attempts)) {
                 give_up = "gave up after " + std::to_string(attempts) + " attempts: " + o.reason;
-            } else if (due - ref.age_from_ms > l.t.retry.max_age.count()) {
+            } else if (due - ref.age_from_ms > t.retry.max_age.count()) {
                 give_up = "gave up: the next attempt would be past max_age (" +
-                          std::to_string(l.t.retry.max_age.count() / 1000) + "s): " + o.reason;
+                          std::to_string(t.retry.max_age.count() / 1000) + "s): " + o.reason;
             }
         }
         u.attempt = std::move(a);
@@ -525,7 +659,7 @@ void Dispatcher::watchdog() {
         if (stopping_) break;
         lk.unlock();
         const int64_t now = now_ms();
-        for (auto& l : lanes_) {
+        for (Lane* l : lanes()) {
             {
                 std::lock_guard g(l->mu);
                 l->pending_gauge->set(
@@ -540,7 +674,7 @@ void Dispatcher::watchdog() {
             for (size_t i = 0; i < l->t.concurrency; ++i) {
                 auto& s = l->slots[i];
                 int64_t started = s.started_ms.load();
-                if (started == 0 || now - started <= config_.call_timeout.count()) continue;
+                if (started == 0 || now - started <= call_timeout_ms_.load()) continue;
                 if (s.reported.exchange(true)) continue;
                 l->overruns->add(1);
                 log_.warn("dispatch",
@@ -565,7 +699,7 @@ bool Dispatcher::stop(std::chrono::milliseconds bound) {
         stopping_ = true;
     }
     cv_.notify_all();
-    for (auto& l : lanes_) {
+    for (Lane* l : lanes()) {
         {
             std::lock_guard lk(l->mu);
             l->stopping = true;
@@ -584,12 +718,12 @@ bool Dispatcher::stop(std::chrono::milliseconds bound) {
                   "plugin calls still running after dispatch.shutdown_timeout; their "
                   "deliveries stay pending and run again at the next start",
                   {{"running", std::to_string(n)}});
-        for (auto& l : lanes_)
+        for (Lane* l : lanes())
             for (auto& t : l->threads)
-                t.detach();
+                if (t.joinable()) t.detach();
         return false;
     }
-    for (auto& l : lanes_)
+    for (Lane* l : lanes())
         for (auto& t : l->threads)
             if (t.joinable()) t.join();
     return true;
@@ -624,15 +758,16 @@ size_t Dispatcher::replay(std::span<const int64_t> ids) {
 std::vector<LaneStatus> Dispatcher::status() const {
     std::vector<LaneStatus> out;
     const int64_t now = now_ms();
-    for (const auto& l : lanes_) {
+    for (Lane* l : lanes()) {
         LaneStatus s;
         s.plugin = l->name;
-        s.kind = l->t.instance->library().name();
-        s.version = l->t.instance->library().version();
+        std::lock_guard lk(l->mu);
+        s.kind = l->kind;
+        s.version = l->version;
+        s.loaded = l->t.instance != nullptr;
         s.ordered = l->t.ordered;
         s.concurrency = l->t.concurrency;
         s.max_batch = l->t.max_batch;
-        std::lock_guard lk(l->mu);
         s.paused = l->paused;
         s.due = l->ready.size();
         for (const auto& r : l->later)

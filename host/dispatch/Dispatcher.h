@@ -28,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -41,7 +42,7 @@ class PluginInstance;
 
 // One loaded plugin as the dispatcher drives it.
 struct DispatchTarget {
-    PluginInstance* instance = nullptr;
+    std::shared_ptr<PluginInstance> instance;  // null: removed by a reload, deliveries wait
     RetryPolicy retry;
     uint32_t concurrency = 1;  // worker threads, and so calls at once
     uint32_t max_batch = 1;    // deliveries per call (1: handle(), else handle_batch())
@@ -58,6 +59,7 @@ struct LaneStatus {
     std::string plugin;
     std::string kind;     // the library's plugin name
     std::string version;  // the library's version
+    bool loaded = true;   // false: a reload removed it; its deliveries wait for it
     bool paused = false;
     bool ordered = false;
     uint32_t concurrency = 0;
@@ -91,6 +93,14 @@ class Dispatcher final : public PluginBackend {
     // left alone: the caller must not unload the plugins, and should exit).
     bool stop(std::chrono::milliseconds bound);
 
+    // A reload: the plugins of the new generation. A lane (by plugin name)
+    // keeps its queued deliveries and takes the new instance and settings;
+    // calls already running finish on the instance they started with. A
+    // plugin that is new gets a lane and its pending deliveries from the
+    // store; one that is gone keeps its lane, idle, until it comes back.
+    // Throws on a store error (loading a new plugin's pending deliveries).
+    void reconfigure(const DispatchConfig& config, std::vector<DispatchTarget> targets);
+
     // Admin.
     bool has_plugin(std::string_view plugin) const;
     void set_paused(const std::string& plugin, bool paused);  // throws on a store error
@@ -112,8 +122,11 @@ class Dispatcher final : public PluginBackend {
     struct Lane;  // defined in the .cpp
 
   private:
+    std::unique_ptr<Lane> make_lane(DispatchTarget t);
+    void spawn_workers(Lane& lane);
+    std::vector<Lane*> lanes() const;
     void worker(Lane& lane, size_t slot);
-    void handle(Lane& lane, size_t slot, std::vector<DeliveryRef>& items);
+    void handle(Lane& lane, const DispatchTarget& t, size_t slot, std::vector<DeliveryRef>& items);
     void watchdog();
     Lane* lane(std::string_view plugin) const;
     void admit(Lane& lane, DeliveryRef&& ref, int64_t now);
@@ -122,6 +135,7 @@ class Dispatcher final : public PluginBackend {
     DispatchConfig config_;
     Logger& log_;
     Metrics& metrics_;
+    mutable std::shared_mutex lanes_mu_;  // lanes are added by reconfigure, never removed
     std::vector<std::unique_ptr<Lane>> lanes_;
 
     std::mutex admin_mu_;         // serialises pause and resume
@@ -132,6 +146,7 @@ class Dispatcher final : public PluginBackend {
     std::map<std::string, size_t> unloaded_;
     std::thread watchdog_;
     std::atomic<size_t> running_calls_{0};
+    std::atomic<int64_t> call_timeout_ms_;
 };
 
 }  // namespace clayhook

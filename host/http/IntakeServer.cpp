@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <istream>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -30,8 +31,20 @@ using Poco::Net::HTTPResponse;
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
+// What a reload replaces: the sources (with their secrets) and the fan-out.
+// Immutable once published; a request works on the one it started with.
+struct IntakeRoutes {
+    std::map<std::string, std::unique_ptr<SourceRuntime>, std::less<>> sources;
+    std::shared_ptr<const Routes> fanout;  // which plugins get a delivery; null: none
+};
+
 struct IntakeServer::Shared {
-    std::map<std::string, std::unique_ptr<SourceRuntime>, std::less<>> routes;
+    mutable std::mutex routes_mu;
+    std::shared_ptr<const IntakeRoutes> routes;  // swapped whole by update()
+    std::shared_ptr<const IntakeRoutes> current() const {
+        std::lock_guard lk(routes_mu);
+        return routes;
+    }
     Store& store;
     Logger& log;
     Metrics& metrics;
@@ -39,7 +52,6 @@ struct IntakeServer::Shared {
     std::atomic<bool> accepting{true};
     std::atomic<int> in_flight{0};  // requests between their first byte and their answer
     ListenerConfig listener;
-    std::shared_ptr<const Routes> fanout;  // which plugins get a delivery; null: none
 
     Shared(Store& s, Logger& l, Metrics& m, std::function<bool()> r)
         : store(s), log(l), metrics(m), ready(std::move(r)) {}
@@ -151,8 +163,11 @@ class IntakeHandler : public HTTPRequestHandler {
             return send(resp, HTTPResponse::HTTP_OK, s_->metrics.render(),
                         "text/plain; version=0.0.4");
         }
-        auto route = s_->routes.find(path);
-        if (route == s_->routes.end())
+        // One snapshot for the whole request: a reload swapping the sources
+        // or the plugins meanwhile does not change what this request sees.
+        std::shared_ptr<const IntakeRoutes> gen = s_->current();
+        auto route = gen->sources.find(path);
+        if (route == gen->sources.end())
             return reject(req, resp, "", HTTPResponse::HTTP_NOT_FOUND, "not_found",
                           R"({"error":"not found"})", "no source at " + std::string(path));
         const SourceRuntime& src = *route->second;
@@ -238,7 +253,7 @@ class IntakeHandler : public HTTPRequestHandler {
 
         std::string key = idempotency_key(src.config.idempotency, req, doc, body);
         std::vector<NewDelivery> deliveries;
-        if (s_->fanout) s_->fanout->deliveries_for(type, doc, deliveries);
+        if (gen->fanout) gen->fanout->deliveries_for(type, doc, deliveries);
         NewEvent ev{name,
                     type,
                     key,
@@ -327,9 +342,7 @@ IntakeServer::IntakeServer(const Config& config, Store& store, Logger& log, Metr
                            std::function<bool()> ready, std::shared_ptr<const Routes> fanout)
     : shared_(std::make_shared<Shared>(store, log, metrics, std::move(ready))) {
     shared_->listener = config.listener;
-    shared_->fanout = std::move(fanout);
-    for (const auto& s : config.sources)
-        shared_->routes.emplace(s.path, std::make_unique<SourceRuntime>(s, metrics));
+    update(config, std::move(fanout));
     auto& batch = metrics.histogram("clayhook_store_commit_batch_size", "",
                                     {1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
     store.on_commit = [&batch](size_t n) { batch.observe(static_cast<double>(n)); };
@@ -338,6 +351,15 @@ IntakeServer::IntakeServer(const Config& config, Store& store, Logger& log, Metr
     metrics.set_help("clayhook_intake_latency_seconds",
                      "Time from a request's start to its answer.");
     metrics.set_help("clayhook_store_commit_batch_size", "Deliveries per store transaction.");
+}
+
+void IntakeServer::update(const Config& config, std::shared_ptr<const Routes> fanout) {
+    auto next = std::make_shared<IntakeRoutes>();
+    for (const auto& s : config.sources)
+        next->sources.emplace(s.path, std::make_unique<SourceRuntime>(s, shared_->metrics));
+    next->fanout = std::move(fanout);
+    std::lock_guard lk(shared_->routes_mu);
+    shared_->routes = std::move(next);
 }
 
 IntakeServer::~IntakeServer() {

@@ -51,6 +51,11 @@ class IntakeServer {
     IntakeServer& operator=(const IntakeServer&) = delete;
 
     void start();
+    // A reload: the sources (paths, verification, secrets) and the fan-out
+    // of `config` replace the current ones at once; requests already running
+    // finish with what they started with. The listener's own settings are
+    // not touched (they need a restart).
+    void update(const Config& config, std::shared_ptr<const Routes> fanout);
     // Stops accepting, lets requests in flight finish (up to `drain`), then
     // closes the remaining (idle) connections and waits for their threads.
     void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10'000));

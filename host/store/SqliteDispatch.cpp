@@ -121,10 +121,14 @@ void SqliteStore::write_txn(const std::string& what, const std::function<void(sq
     });
 }
 
-void SqliteStore::load_pending(const std::function<void(DeliveryRef&&)>& fn) {
-    static const std::string sql = std::string(kRefColumns) + " WHERE d.state = 0 ORDER BY d.id";
+void SqliteStore::load_pending(const std::function<void(DeliveryRef&&)>& fn,
+                               std::string_view plugin) {
+    static const std::string sql =
+        std::string(kRefColumns) +
+        " WHERE d.state = 0 AND (?1 = '' OR d.plugin = ?1) ORDER BY d.id";
     auto r = reader();
     sqlite3_stmt* s = r->stmt(sql.c_str());
+    bind_text(s, 1, plugin);
     while (step(r.db(), s, "load pending deliveries from " + path_))
         fn(read_ref(s));
 }

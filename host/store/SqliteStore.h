@@ -60,7 +60,8 @@ class SqliteStore final : public Store {
 
     void record(std::vector<DeliveryUpdate> updates) noexcept override;
     void flush() override;
-    void load_pending(const std::function<void(DeliveryRef&&)>& fn) override;
+    void load_pending(const std::function<void(DeliveryRef&&)>& fn,
+                      std::string_view plugin = {}) override;
     std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) override;
     std::optional<Scheduled> schedule_again(std::string_view event_id, std::string_view plugin,
                                             int64_t at_ms, std::span<const int64_t> busy) override;

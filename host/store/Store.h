@@ -205,8 +205,10 @@ class Store {
     // Waits until every result recorded before the call is committed.
     virtual void flush() = 0;
 
-    // Every pending delivery, in id order (start-up and crash recovery).
-    virtual void load_pending(const std::function<void(DeliveryRef&&)>& fn) = 0;
+    // Every pending delivery (of `plugin` only, when given), in id order:
+    // start-up, crash recovery, a plugin added by a reload.
+    virtual void load_pending(const std::function<void(DeliveryRef&&)>& fn,
+                              std::string_view plugin = {}) = 0;
     // The events with these seqs (missing ones are left out), any order.
     virtual std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) = 0;
 

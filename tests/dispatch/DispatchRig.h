@@ -57,7 +57,7 @@ struct DispatchRig {
     uint32_t concurrency = 2;
 
     std::shared_ptr<PluginLibrary> lib;
-    std::unique_ptr<PluginInstance> inst;
+    std::shared_ptr<PluginInstance> inst;
     std::unique_ptr<SqliteStore> store;
     std::unique_ptr<Dispatcher> dispatcher;
     int counter = 0;
@@ -80,7 +80,7 @@ struct DispatchRig {
         lib = PluginLibrary::load(plugin.name, so, stage);
         inst = PluginInstance::create(lib, plugin, log, metrics);
         DispatchTarget t;
-        t.instance = inst.get();
+        t.instance = inst;
         t.retry = dispatch.retry;
         t.concurrency = concurrency;
         t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);

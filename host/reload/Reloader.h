@@ -1,0 +1,80 @@
+#pragma once
+
+// Hot reload, make before break: read and validate the config file again,
+// load and create every plugin of the new set, and only when all of it
+// succeeded swap the new generation in (the dispatcher's plugins, the
+// intake's sources and fan-out). A failed reload changes nothing. Requests
+// and plugin calls already running finish on the generation they started
+// with; an old plugin instance (and its library) goes when its last call
+// returns.
+//
+// Triggered by SIGHUP and by POST /admin/reload; reloads run one at a time,
+// and one asked for while another runs follows it.
+
+#include "config/Config.h"
+#include "plugins/PluginSet.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace clayhook {
+
+class Dispatcher;
+class IntakeServer;
+class Logger;
+class Metrics;
+struct DispatchTarget;
+
+// The dispatcher's view of a plugin set: threads, batch size, retry policy
+// and ordering from each instance and its config entry.
+std::vector<DispatchTarget> dispatch_targets(const Config& config, const PluginSet& set);
+
+struct ReloadStatus {
+    uint64_t generation = 1;  // 1 is the config the host started with
+    uint64_t reloads_ok = 0;
+    uint64_t reloads_failed = 0;
+    std::string last_result;                 // "", "ok" or "failed"
+    std::string last_error;                  // why the last one failed
+    std::vector<std::string> last_warnings;  // e.g. settings that need a restart
+    std::string last_trigger;                // "SIGHUP", "admin"
+    int64_t last_at_ms = 0;
+    double last_duration_ms = 0;
+};
+
+class Reloader {
+  public:
+    Reloader(std::string config_file, Config current, PluginSet plugins, std::string stage_dir,
+             IntakeServer& intake, Dispatcher& dispatcher, Logger& log, Metrics& metrics);
+    ~Reloader();
+    Reloader(const Reloader&) = delete;
+    Reloader& operator=(const Reloader&) = delete;
+
+    // Runs one reload (after the one running, if any) and returns its result.
+    ReloadStatus reload(const std::string& trigger);
+    ReloadStatus status() const;
+
+    // The plugins in force (for shutdown). Not while a reload runs.
+    PluginSet& plugins() { return plugins_; }
+
+  private:
+    std::string fail(ReloadStatus& st, const std::string& why);
+
+    std::string file_;
+    std::string stage_dir_;
+    IntakeServer& intake_;
+    Dispatcher& dispatcher_;
+    Logger& log_;
+    Metrics& metrics_;
+
+    std::mutex reload_mu_;  // one reload at a time
+    Config config_;         // under reload_mu_
+    PluginSet plugins_;     // under reload_mu_
+    mutable std::mutex status_mu_;
+    ReloadStatus status_;
+};
+
+}  // namespace clayhook
