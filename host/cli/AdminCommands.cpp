@@ -27,6 +27,9 @@ constexpr const char* kDeliveriesUsage =
 constexpr const char* kReplayUsage =
     R"(usage: clayhook replay [--config FILE] [--admin URL] (ID... | --plugin NAME | --all-dead)
 )";
+constexpr const char* kReloadUsage =
+    R"(usage: clayhook reload [--config FILE] [--admin URL] [--json]
+)";
 constexpr const char* kPluginsUsage =
     R"(usage: clayhook plugins [list|pause NAME|resume NAME] [--config FILE] [--admin URL] [--json]
 )";
@@ -270,11 +273,64 @@ int plugins_command(const std::vector<std::string>& args, std::ostream& out, std
     return kExitOk;
 }
 
+int reload_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    Args a;
+    if (auto problem = parse_args(args, 1, {"--config", "--admin"}, {"--json"}, a);
+        !problem.empty() || !a.positional.empty())
+        return usage_error(
+            err, "reload",
+            problem.empty() ? "unexpected argument '" + a.positional[0] + "'" : problem,
+            kReloadUsage);
+    Admin admin;
+    if (auto code = admin_from(a, "reload", kReloadUsage, admin, err)) return *code;
+    // A refused reload answers 422 with the status: show it, exit 1.
+    HttpResponse r;
+    try {
+        r = http_exchange("POST", admin.base + "/admin/reload",
+                          {{"Authorization", "Bearer " + admin.token}}, "",
+                          std::chrono::minutes(5));
+    } catch (const NetworkError& e) {
+        err << "clayhook reload: no answer from the admin API at " << e.url() << ": " << e.what()
+            << " (is the host running?)\n";
+        return kExitNetwork;
+    } catch (const std::exception& e) {
+        err << "clayhook reload: " << e.what() << "\n";
+        return kExitUsage;
+    }
+    if (r.status == 401) {
+        err << "clayhook reload: the admin API refused the token (401): check admin.token\n";
+        return kExitUnauthorized;
+    }
+    json::Value v;
+    try {
+        v = json::parse(r.body);
+    } catch (const json::ParseError&) {
+        err << "clayhook reload: admin API answered " << r.status << ": " << r.body << "\n";
+        return kExitFailed;
+    }
+    if (a.has("--json")) {
+        (r.status == 200 ? out : err) << json::dump(v) << "\n";
+        return r.status == 200 ? kExitOk : kExitFailed;
+    }
+    if (r.status != 200) {
+        err << "clayhook reload: refused, generation " << v.get_int("generation", 0)
+            << " keeps serving: " << v.get_string("last_error", r.body) << "\n";
+        return kExitFailed;
+    }
+    out << "reloaded: generation " << v.get_int("generation", 0) << " serving (took "
+        << static_cast<int64_t>(v.get_double("last_duration_ms", 0)) << " ms)\n";
+    if (const json::Value* w = v.find("last_warnings"); w && w->is_array())
+        for (const auto& x : w->items())
+            out << "warning: " << x.as_string() << "\n";
+    return kExitOk;
+}
+
 }  // namespace
 
 int admin_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     if (args[0] == "deliveries") return deliveries_command(args, out, err);
     if (args[0] == "replay") return replay_command(args, out, err);
+    if (args[0] == "reload") return reload_command(args, out, err);
     return plugins_command(args, out, err);
 }
 

@@ -47,6 +47,8 @@ Running host (its admin API; address and token from the config's admin section,
                                   hand dead deliveries over again
   plugins [list | pause NAME | resume NAME] [--json]
                                   plugin status and counts; pause or resume one
+  reload [--json]                 reload the config and the plugins now (like SIGHUP);
+                                  exit 1 when refused (the running generation stays)
 
 FILE defaults to $CLAYHOOK_CONFIG, else config/clayhook.yaml; --source may be left
 out when the config has one source.
@@ -76,7 +78,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (cmd == "register" || cmd == "webhooks" || cmd == "sign" || cmd == "send")
         return clay_command(args, out, err);
-    if (cmd == "deliveries" || cmd == "replay" || cmd == "plugins")
+    if (cmd == "deliveries" || cmd == "replay" || cmd == "plugins" || cmd == "reload")
         return admin_command(args, out, err);
     if (cmd != "serve" && cmd != "check") {
         err << "clayhook: unknown command '" << cmd << "'\n\n" << kUsage;

@@ -3,6 +3,7 @@
 // changes nothing; under continuous load nothing is refused, lost or handled
 // twice.
 #include "clay/ClayApi.h"
+#include "cli/Commands.h"
 #include "support/Subprocess.h"
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
@@ -25,6 +26,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 using namespace clayhook;
@@ -386,4 +388,42 @@ TEST_CASE(
     CHECK(by_version["1.0.0"] > 0);
     CHECK(by_version["2.0.0"] > 0);
     CHECK(by_version["1.0.0"] + by_version["2.0.0"] == acked.size());
+}
+
+TEST_CASE("reload: a SIGHUP during a reload is not lost: one more reload follows", "[reload]") {
+    ReloadHost h;
+    std::string lib = h.install("probe.so", "plugin.so");
+    h.write_config(lib);
+    h.start();
+    // The next config's plugin takes 500 ms to create: the reload is slow.
+    h.write_config(lib);
+    {
+        std::ifstream in(h.config);
+        std::string yaml((std::istreambuf_iterator<char>(in)), {});
+        yaml.replace(yaml.find("config: {log:"), 13, "config: {create_sleep_ms: 500, log:");
+        std::ofstream(h.config) << yaml;
+    }
+    h.proc->signal(SIGHUP);
+    REQUIRE(h.proc->wait_for_output("msg=\"reload started\"", 30s));
+    h.proc->signal(SIGHUP);  // during the first one
+    REQUIRE(wait_until([&] { return count_of(h.proc->err(), "msg=reloaded") == 2; }, 30s));
+    CHECK_THAT(h.proc->err(), Catch::Contains("msg=reloaded generation=3"));
+}
+
+TEST_CASE("reload: `clayhook reload` says what happened, exit 1 when refused", "[reload][cli]") {
+    ReloadHost h;
+    std::string lib = h.install("probe.so", "plugin.so");
+    h.write_config(lib);
+    h.start();
+    ::setenv("RELOAD_TOKEN", kToken, 1);
+    std::string url = "http://127.0.0.1:" + std::to_string(h.admin_port);
+    std::ostringstream out, err;
+    CHECK(run_cli({"reload", "--config", h.config, "--admin", url}, out, err) == 0);
+    CHECK_THAT(out.str(), Catch::StartsWith("reloaded: generation 2 serving"));
+    h.write_config(h.dir.file("gone.so"));
+    std::ostringstream out2, err2;
+    CHECK(run_cli({"reload", "--config", h.config, "--admin", url}, out2, err2) == 1);
+    CHECK_THAT(err2.str(), Catch::Contains("refused, generation 2 keeps serving"));
+    CHECK_THAT(err2.str(), Catch::Contains("does not exist"));
+    ::unsetenv("RELOAD_TOKEN");
 }
