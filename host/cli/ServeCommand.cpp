@@ -84,13 +84,16 @@ int serve_command(const std::string& file, std::ostream& err) {
     // the store (it commits the results recorded so far), and plugin code is
     // unloaded last. Returns false when plugin calls were still running.
     auto shutdown = [&]() -> bool {
-        if (intake)
-            intake->stop(
-                std::max(config.dispatch.shutdown_timeout, std::chrono::milliseconds(1000)));
-        intake.reset();
+        // The admin API first: a reload it is running finishes (its thread
+        // is joined) before the intake it updates goes away.
         if (admin) admin->stop();
         admin.reset();
-        bool calls_ended = dispatcher ? dispatcher->stop(config.dispatch.shutdown_timeout) : true;
+        // dispatch.shutdown_timeout as the last successful reload left it.
+        const auto bound = reloader ? reloader->config().dispatch.shutdown_timeout
+                                    : config.dispatch.shutdown_timeout;
+        if (intake) intake->stop(std::max(bound, std::chrono::milliseconds(1000)));
+        intake.reset();
+        bool calls_ended = dispatcher ? dispatcher->stop(bound) : true;
         if (!calls_ended) {
             // Threads are still inside plugin code: neither the plugins nor
             // the dispatcher they call back into may be destroyed. Commit

@@ -81,7 +81,7 @@ struct Dispatcher::Lane {
     // a delivery reaching it twice (recovery racing a plugin's
     // deliver_again_at, say) is admitted once.
     std::unordered_set<int64_t> known;
-    std::unordered_set<int64_t> running;  // ids being handled now
+    std::unordered_map<int64_t, std::string> running;  // being handled now: id → ordering key
     bool paused = false;
     bool stopping = false;
     size_t in_flight = 0;
@@ -233,86 +233,107 @@ Dispatcher::Lane* Dispatcher::lane(std::string_view plugin) const {
 }
 
 void Dispatcher::reconfigure(const DispatchConfig& config, std::vector<DispatchTarget> targets) {
-    call_timeout_ms_.store(config.call_timeout.count());
-    std::vector<Lane*> fresh;
-    {
-        std::unique_lock g(lanes_mu_);
-        for (auto& l : lanes_) {
-            bool kept = false;
-            for (const auto& t : targets)
-                kept = kept || t.instance->name() == l->name;
-            if (kept) continue;
-            std::lock_guard lk(l->mu);
-            if (l->t.instance)
-                log_.info("dispatch",
-                          "plugin removed by the reload; its pending deliveries wait for it",
-                          {{"plugin", l->name}});
-            l->t.instance.reset();  // running calls keep their own copy
-            l->cv.notify_all();
-        }
-        for (auto& t : targets) {
-            Lane* l = nullptr;
-            for (auto& x : lanes_)
-                if (x->name == t.instance->name()) l = x.get();
-            if (l == nullptr) {
-                lanes_.push_back(make_lane(std::move(t)));
-                fresh.push_back(lanes_.back().get());
-                continue;
-            }
-            std::lock_guard lk(l->mu);
-            const bool was_ordered = l->t.ordered;
-            l->kind = t.instance->library().name();
-            l->version = t.instance->library().version();
-            l->t = std::move(t);
-            l->t.concurrency = std::clamp<uint32_t>(l->t.concurrency, 1, kMaxSlots);
-            l->t.max_batch = std::max<uint32_t>(l->t.max_batch, 1);
-            if (was_ordered && !l->t.ordered) {
-                // No longer ordered: what waited behind a key goes now.
-                const int64_t now = now_ms();
-                for (auto& [key, waiting] : l->keys)
-                    for (auto& r : waiting)
-                        l->place(std::move(r), now);
-                l->keys.clear();
-                l->held = 0;
-            }
-            bool started;
-            {
-                std::lock_guard g2(mu_);
-                started = started_ && !stopping_;
-            }
-            if (started) spawn_workers(*l);
-            l->cv.notify_all();  // slots past the new concurrency leave
-        }
+    // Everything that can fail first, before anything changes: the pending
+    // deliveries and paused flags of the plugins this generation adds.
+    std::map<std::string, std::vector<DeliveryRef>> preload;
+    for (const auto& t : targets)
+        if (lane(t.instance->name()) == nullptr) preload[t.instance->name()];
+    std::set<std::string> paused;
+    if (!preload.empty()) {
+        paused = store_.paused_plugins();
+        for (auto& [name, refs] : preload)
+            store_.load_pending([&refs](DeliveryRef&& ref) { refs.push_back(std::move(ref)); },
+                                name);
     }
-    if (fresh.empty()) return;
-    // New plugins: their pending deliveries (an earlier config's, or ones
-    // kept for them while they were gone) and their paused flags.
-    std::set<std::string> paused = store_.paused_plugins();
+
+    call_timeout_ms_.store(config.call_timeout.count());
+    bool started;
+    {
+        std::lock_guard g(mu_);
+        started = started_ && !stopping_;
+        for (const auto& [name, refs] : preload)
+            unloaded_.erase(name);
+    }
+    std::unique_lock g(lanes_mu_);
+    for (auto& l : lanes_) {
+        bool kept = false;
+        for (const auto& t : targets)
+            kept = kept || t.instance->name() == l->name;
+        if (kept) continue;
+        std::lock_guard lk(l->mu);
+        if (l->t.instance)
+            log_.info("dispatch",
+                      "plugin removed by the reload; its pending deliveries wait for it",
+                      {{"plugin", l->name}});
+        l->t.instance.reset();  // running calls keep their own copy
+        l->cv.notify_all();
+    }
     const int64_t now = now_ms();
-    for (Lane* l : fresh) {
-        size_t n = 0;
-        store_.load_pending(
-            [&](DeliveryRef&& ref) {
-                std::lock_guard lk(l->mu);
+    for (auto& t : targets) {
+        const std::string name = t.instance->name();
+        Lane* l = nullptr;
+        for (auto& x : lanes_)
+            if (x->name == name) l = x.get();
+        if (l == nullptr) {
+            lanes_.push_back(make_lane(std::move(t)));
+            l = lanes_.back().get();
+            std::lock_guard lk(l->mu);
+            size_t n = 0;
+            for (auto& ref : preload[name]) {
                 admit(*l, std::move(ref), now);
                 ++n;
-            },
-            l->name);
-        {
-            std::lock_guard g(mu_);
-            unloaded_.erase(l->name);
+            }
+            l->paused = paused.count(name) > 0;
+            l->paused_gauge->set(l->paused ? 1 : 0);
+            if (started) spawn_workers(*l);
+            log_.info("dispatch", "plugin added by the reload",
+                      {{"plugin", name}, {"pending", std::to_string(n)}});
+            continue;
         }
         std::lock_guard lk(l->mu);
-        l->paused = paused.count(l->name) > 0;
-        l->paused_gauge->set(l->paused ? 1 : 0);
-        bool started;
-        {
-            std::lock_guard g(mu_);
-            started = started_ && !stopping_;
-        }
+        const bool was_ordered = l->t.ordered;
+        l->kind = t.instance->library().name();
+        l->version = t.instance->library().version();
+        l->t = std::move(t);
+        l->t.concurrency = std::clamp<uint32_t>(l->t.concurrency, 1, kMaxSlots);
+        l->t.max_batch = std::max<uint32_t>(l->t.max_batch, 1);
+        if (was_ordered != l->t.ordered) reorder(*l, now);
         if (started) spawn_workers(*l);
-        log_.info("dispatch", "plugin added by the reload",
-                  {{"plugin", l->name}, {"pending", std::to_string(n)}});
+        l->cv.notify_all();  // slots past the new concurrency leave
+    }
+}
+
+// The lane's ordering was switched on or off: rebuild what waits behind
+// which key from what is running, due and later. Under l.mu.
+void Dispatcher::reorder(Lane& l, int64_t now) {
+    std::vector<DeliveryRef> all;
+    for (auto& [key, waiting] : l.keys)
+        for (auto& r : waiting)
+            all.push_back(std::move(r));
+    l.keys.clear();
+    l.held = 0;
+    for (auto& r : l.ready)
+        all.push_back(std::move(r));
+    l.ready.clear();
+    for (auto& r : l.later)
+        all.push_back(std::move(r));
+    l.later.clear();
+    // Event order (ids grow with arrival), so the first of each key goes first.
+    std::sort(all.begin(), all.end(),
+              [](const DeliveryRef& a, const DeliveryRef& b) { return a.id < b.id; });
+    if (l.t.ordered)
+        for (const auto& [id, key] : l.running)
+            if (!key.empty()) l.keys.try_emplace(key);  // a running one holds its key
+    for (auto& r : all) {
+        if (l.t.ordered && !r.order_key.empty()) {
+            auto [it, fresh] = l.keys.try_emplace(r.order_key);
+            if (!fresh) {
+                it->second.push_back(std::move(r));
+                ++l.held;
+                continue;
+            }
+        }
+        l.place(std::move(r), now);
     }
 }
 
@@ -417,16 +438,17 @@ void Dispatcher::worker(Lane& l, size_t slot) {
                 l.t.batch_linger.count() > 0) {
                 // Let the batch fill for a moment.
                 l.cv.wait_for(lk, l.t.batch_linger, [&] {
-                    return l.stopping || l.paused || l.ready.size() >= l.t.max_batch;
+                    return l.stopping || l.paused || slot >= l.t.concurrency ||
+                           l.ready.size() >= l.t.max_batch;
                 });
-                if (l.stopping) continue;  // leaves at the top
+                if (l.stopping || slot >= l.t.concurrency) continue;  // leaves at the top
                 l.promote(now_ms());
                 if (l.paused || l.ready.empty() || !l.t.instance) continue;
             }
             const size_t n = std::min<size_t>(l.t.max_batch, l.ready.size());
             items.clear();
             for (size_t i = 0; i < n; ++i) {
-                l.running.insert(l.ready.front().id);
+                l.running.emplace(l.ready.front().id, l.ready.front().order_key);
                 items.push_back(std::move(l.ready.front()));
                 l.ready.pop_front();
             }
@@ -671,7 +693,8 @@ void Dispatcher::watchdog() {
                           1000.0;
                 l->lag_gauge->set(lag);
             }
-            for (size_t i = 0; i < l->t.concurrency; ++i) {
+            for (size_t i = 0; i < kMaxSlots;
+                 ++i) {  // atomics: no lock, and cut slots finishing a call too
                 auto& s = l->slots[i];
                 int64_t started = s.started_ms.load();
                 if (started == 0 || now - started <= call_timeout_ms_.load()) continue;
@@ -834,7 +857,8 @@ int32_t Dispatcher::deliver_again_at(const std::string& plugin, std::string_view
         std::vector<int64_t> busy;
         {
             std::lock_guard lk(l->mu);
-            busy.assign(l->running.begin(), l->running.end());
+            for (const auto& [id, key] : l->running)
+                busy.push_back(id);
         }
         // Not ordered: a re-delivery the plugin asked for does not wait
         // behind (or hold back) the key's other deliveries.

@@ -98,7 +98,9 @@ class Dispatcher final : public PluginBackend {
     // calls already running finish on the instance they started with. A
     // plugin that is new gets a lane and its pending deliveries from the
     // store; one that is gone keeps its lane, idle, until it comes back.
-    // Throws on a store error (loading a new plugin's pending deliveries).
+    // Throws on a store error (reading a new plugin's pending deliveries),
+    // and then has changed nothing. Switching ordering on orders what is
+    // queued by its keys (deliveries stored while unordered have none).
     void reconfigure(const DispatchConfig& config, std::vector<DispatchTarget> targets);
 
     // Admin.
@@ -123,6 +125,7 @@ class Dispatcher final : public PluginBackend {
 
   private:
     std::unique_ptr<Lane> make_lane(DispatchTarget t);
+    void reorder(Lane& lane, int64_t now);
     void spawn_workers(Lane& lane);
     std::vector<Lane*> lanes() const;
     void worker(Lane& lane, size_t slot);

@@ -353,13 +353,22 @@ IntakeServer::IntakeServer(const Config& config, Store& store, Logger& log, Metr
     metrics.set_help("clayhook_store_commit_batch_size", "Deliveries per store transaction.");
 }
 
-void IntakeServer::update(const Config& config, std::shared_ptr<const Routes> fanout) {
+std::shared_ptr<const IntakeRoutes> IntakeServer::prepare(
+    const Config& config, std::shared_ptr<const Routes> fanout) const {
     auto next = std::make_shared<IntakeRoutes>();
     for (const auto& s : config.sources)
         next->sources.emplace(s.path, std::make_unique<SourceRuntime>(s, shared_->metrics));
     next->fanout = std::move(fanout);
+    return next;
+}
+
+void IntakeServer::publish(std::shared_ptr<const IntakeRoutes> routes) noexcept {
     std::lock_guard lk(shared_->routes_mu);
-    shared_->routes = std::move(next);
+    shared_->routes = std::move(routes);
+}
+
+void IntakeServer::update(const Config& config, std::shared_ptr<const Routes> fanout) {
+    publish(prepare(config, std::move(fanout)));
 }
 
 IntakeServer::~IntakeServer() {

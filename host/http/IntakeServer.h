@@ -22,6 +22,7 @@ class Store;
 class Histogram;
 class MetricValue;
 class Routes;
+struct IntakeRoutes;
 
 // One configured source as the data plane uses it: immutable after start,
 // with its hot-path metrics resolved once so a request takes no registry lock.
@@ -56,6 +57,11 @@ class IntakeServer {
     // finish with what they started with. The listener's own settings are
     // not touched (they need a restart).
     void update(const Config& config, std::shared_ptr<const Routes> fanout);
+    // update() in two steps, for a reload: prepare() builds the sources'
+    // verifiers (and may throw), publish() swaps them in (never throws).
+    std::shared_ptr<const IntakeRoutes> prepare(const Config& config,
+                                                std::shared_ptr<const Routes> fanout) const;
+    void publish(std::shared_ptr<const IntakeRoutes> routes) noexcept;
     // Stops accepting, lets requests in flight finish (up to `drain`), then
     // closes the remaining (idle) connections and waits for their threads.
     void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10'000));

@@ -170,19 +170,22 @@ ReloadStatus Reloader::reload(const std::string& trigger) {
         return finish();
     }
 
-    // 3. The swap. The dispatcher first, so that events the new fan-out
-    // routes to a new plugin find its lane.
-    for (auto& inst : set.instances)
-        inst->set_backend(&dispatcher_);
+    // 3. The swap. What can fail is done first: the intake's new sources are
+    // built, and the dispatcher reads what new plugins have pending before it
+    // changes anything (it throws, changing nothing). Then the dispatcher,
+    // so that events the new fan-out routes to a new plugin find its lane,
+    // then the intake, which cannot fail.
+    std::shared_ptr<const IntakeRoutes> routes;
     try {
+        routes = intake_.prepare(next, std::make_shared<const Routes>(Routes::from(set, next)));
+        for (auto& inst : set.instances)
+            inst->set_backend(&dispatcher_);
         dispatcher_.reconfigure(next.dispatch, dispatch_targets(next, set));
     } catch (const std::exception& e) {
-        // The new plugins are in place; some pending deliveries of a plugin
-        // new to this generation could not be read now. They stay in the
-        // store and are picked up at the next start.
-        st.last_warnings.push_back(std::string("reading pending deliveries: ") + e.what());
+        fail(st, e.what());
+        return finish();
     }
-    intake_.update(next, std::make_shared<const Routes>(Routes::from(set, next)));
+    intake_.publish(std::move(routes));
     log_.set_level(parse_level(next.log.level));
     for (const auto& w : next.warnings)
         log_.warn("config", w);

@@ -57,8 +57,10 @@ class Reloader {
     ReloadStatus reload(const std::string& trigger);
     ReloadStatus status() const;
 
-    // The plugins in force (for shutdown). Not while a reload runs.
+    // The plugins and the config in force (for shutdown). Not while a
+    // reload runs.
     PluginSet& plugins() { return plugins_; }
+    const Config& config() const { return config_; }
 
   private:
     std::string fail(ReloadStatus& st, const std::string& why);
