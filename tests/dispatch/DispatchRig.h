@@ -54,6 +54,7 @@ struct DispatchRig {
     PluginConfig plugin;
     bool batch = false;
     bool ordered = false;
+    std::string library;  // another plugin than the probe (an absolute .so path)
     uint32_t concurrency = 2;
 
     std::shared_ptr<PluginLibrary> lib;
@@ -76,7 +77,9 @@ struct DispatchRig {
         StoreConfig sc;
         sc.path = db;
         store = std::make_unique<SqliteStore>(sc, 256);
-        std::string so = std::string(kFixturePluginDir) + (batch ? "/probe_batch.so" : "/probe.so");
+        std::string so = !library.empty() ? library
+                                          : std::string(kFixturePluginDir) +
+                                                (batch ? "/probe_batch.so" : "/probe.so");
         lib = PluginLibrary::load(plugin.name, so, stage);
         inst = PluginInstance::create(lib, plugin, log, metrics);
         DispatchTarget t;
@@ -123,6 +126,17 @@ struct DispatchRig {
                    body,
                    received_at_ms ? received_at_ms : unix_ms(),
                    std::span(&d, 1)};
+        InsertResult r = store->insert(e);
+        REQUIRE(r.status == InsertStatus::stored);
+        return r.id;
+    }
+
+    // Stores one event with this type and body for plugin "p"; returns its id.
+    std::string post_body(const std::string& type, const std::string& body) {
+        std::string key = "k" + std::to_string(++counter);
+        NewDelivery d;
+        d.plugin = plugin.name;
+        NewEvent e{"clay", type, key, body, unix_ms(), std::span(&d, 1)};
         InsertResult r = store->insert(e);
         REQUIRE(r.status == InsertStatus::stored);
         return r.id;
