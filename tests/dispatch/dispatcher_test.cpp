@@ -386,3 +386,44 @@ TEST_CASE("dispatch: asking again for an event moves its pending re-delivery, no
     CHECK(rig.dispatcher->deliver_again_at("p", "evt_00000000000000000000000", later) ==
           CLAYHOOK_NOT_FOUND);
 }
+
+TEST_CASE("dispatch: switching ordering on and off rebuilds what waits behind which key",
+          "[dispatch][ordering]") {
+    DispatchRig rig;
+    rig.concurrency = 4;
+    rig.up();  // unordered
+    rig.dispatcher->set_paused("p", true);
+    rig.ordered = true;  // the events carry row_id as their ordering key from here
+    std::vector<std::string> a;
+    for (int i = 0; i < 3; ++i)
+        a.push_back(rig.post(R"({"sleep_ms":5})", "row_A"));
+    std::string b = rig.post("{}", "row_B");
+    REQUIRE(wait_until([&] { return rig.dispatcher->status()[0].due == 4; }));
+
+    auto target = [&](bool ordered) {
+        DispatchTarget t;
+        t.instance = rig.inst;
+        t.retry = rig.dispatch.retry;
+        t.concurrency = 4;
+        t.ordered = ordered;
+        return std::vector<DispatchTarget>{t};
+    };
+    rig.dispatcher->reconfigure(rig.dispatch, target(true));
+    auto st = rig.dispatcher->status()[0];
+    CHECK(st.ordered);
+    CHECK(st.due == 2);   // the first of row_A, and row_B
+    CHECK(st.held == 2);  // the other two of row_A
+    rig.dispatcher->reconfigure(rig.dispatch, target(false));
+    st = rig.dispatcher->status()[0];
+    CHECK(st.due == 4);
+    CHECK(st.held == 0);
+    rig.dispatcher->reconfigure(rig.dispatch, target(true));
+    rig.dispatcher->set_paused("p", false);
+    REQUIRE(wait_until([&] {
+        return rig.state_is(a.back(), DeliveryState::done) && rig.state_is(b, DeliveryState::done);
+    }));
+    std::vector<std::string> seen_a;
+    for (const auto& l : rig.lines())
+        if (l.get_string("row", "") == "row_A") seen_a.push_back(l.get_string("id", ""));
+    CHECK(seen_a == a);
+}
