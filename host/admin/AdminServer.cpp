@@ -250,7 +250,10 @@ class Handler : public HTTPRequestHandler {
         if (is({"admin", "reload"}) && s_->reloader != nullptr) {
             if (m == "GET")
                 return send(resp, HTTPResponse::HTTP_OK, reload_json(s_->reloader->status()));
-            method("POST");
+            if (m != "POST") {
+                resp.set("Allow", "GET, POST");
+                throw HttpError(HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "use GET or POST here");
+            }
             auto st = s_->reloader->reload("admin");
             return send(resp,
                         st.last_result == "ok" ? HTTPResponse::HTTP_OK

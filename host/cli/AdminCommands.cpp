@@ -255,14 +255,15 @@ int plugins_command(const std::vector<std::string>& args, std::ostream& out, std
         return kExitOk;
     }
     out << std::left << std::setw(16) << "PLUGIN" << std::setw(24) << "KIND" << std::setw(8)
-        << "PAUSED" << std::setw(9) << "PENDING" << std::setw(10) << "IN_FLIGHT" << std::setw(10)
-        << "DONE" << std::setw(8) << "DEAD"
+        << "PAUSED" << std::setw(8) << "LOADED" << std::setw(9) << "PENDING" << std::setw(10)
+        << "IN_FLIGHT" << std::setw(10) << "DONE" << std::setw(8) << "DEAD"
         << "LAG_S\n";
     if (const json::Value* list = v->find("plugins"); list && list->is_array())
         for (const auto& p : list->items())
             out << std::left << std::setw(16) << str_or(p, "name") << std::setw(24)
                 << (str_or(p, "kind") + " " + str_or(p, "version")) << std::setw(8)
-                << (p.get_bool("paused", false) ? "yes" : "no") << std::setw(9)
+                << (p.get_bool("paused", false) ? "yes" : "no") << std::setw(8)
+                << (p.get_bool("loaded", true) ? "yes" : "no") << std::setw(9)
                 << str_or(p, "pending") << std::setw(10) << str_or(p, "in_flight") << std::setw(10)
                 << str_or(p, "done") << std::setw(8) << str_or(p, "dead")
                 << str_or(p, "queue_lag_seconds") << "\n";
@@ -312,9 +313,14 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
         (r.status == 200 ? out : err) << json::dump(v) << "\n";
         return r.status == 200 ? kExitOk : kExitFailed;
     }
-    if (r.status != 200) {
+    if (r.status == 422) {
         err << "clayhook reload: refused, generation " << v.get_int("generation", 0)
             << " keeps serving: " << v.get_string("last_error", r.body) << "\n";
+        return kExitFailed;
+    }
+    if (r.status != 200) {
+        err << "clayhook reload: admin API answered " << r.status << ": "
+            << v.get_string("error", r.body) << "\n";
         return kExitFailed;
     }
     out << "reloaded: generation " << v.get_int("generation", 0) << " serving (took "
