@@ -22,7 +22,8 @@ struct PluginSet {
         std::string library;
         std::string reason;
     };
-    std::vector<std::shared_ptr<PluginInstance>> instances;  // shared: a call in flight keeps its own
+    std::vector<std::shared_ptr<PluginInstance>>
+        instances;  // shared: a call in flight keeps its own
     std::vector<Refusal> refused;
     std::vector<std::string> disabled;  // names of entries with enabled: false
 
