@@ -3,9 +3,12 @@
 // of several paths, and simple transforms.
 //
 //   mapping:
-//     Website:         {from: [data.company.domain, data.company_domain], transform: [trim,
-//     lowercase], required: true} Name:            {from: data.company.name, default: "Unknown"}
-//     LinkedIn_URL__c: data.linkedin.url          # shorthand for {from: data.linkedin.url}
+//     Website:
+//       from: [data.company.domain, data.company_domain]   # the first non-empty
+//       transform: [trim, lowercase]
+//       required: true
+//     Name: {from: data.company.name, default: "Unknown"}
+//     LinkedIn_URL__c: data.linkedin.url   # shorthand for {from: data.linkedin.url}
 //
 // Transforms: trim, lowercase, uppercase (on strings; other JSON values are
 // passed through unchanged). "Empty" means absent, null, or a string that is

@@ -21,6 +21,9 @@ struct SchedulerRig : DispatchRig {
         dispatch.retry.max_attempts = 5;
     }
 
+    // The plugin's calls end before the fake Clay API (a member) goes.
+    ~SchedulerRig() { down(); }
+
     std::string failed(const std::string& row, const std::string& code = "PROVIDER_TIMEOUT",
                        const std::string& column = "Email Finder") {
         std::string err = R"({"code":")" + code + R"(","message":"it broke")" +
