@@ -319,11 +319,7 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
 std::vector<DeliveryInfo> SqliteStore::event_deliveries(std::string_view event_id) {
     static const std::string sql = std::string(kInfoColumns) + " WHERE e.id = ?1 ORDER BY d.id";
     auto r = reader();
-    exec(r.db(), "BEGIN");  // one snapshot for the deliveries and their attempts
-    struct End {
-        sqlite3* db;
-        ~End() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-    } end{r.db()};
+    ReadTxn txn(r.db());  // one snapshot for the deliveries and their attempts
     sqlite3_stmt* s = r->stmt(sql.c_str());
     bind_text(s, 1, event_id);
     std::vector<DeliveryInfo> out;

@@ -925,12 +925,7 @@ std::vector<StoredEvent> SqliteStore::events_by_seq(std::span<const int64_t> seq
     out.reserve(seqs.size());
     auto r = reader();
     sqlite3_stmt* s = r->stmt(sql.c_str());
-    // One read transaction for the lot.
-    exec(r.db(), "BEGIN");
-    struct End {
-        sqlite3* db;
-        ~End() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-    } end{r.db()};
+    ReadTxn txn(r.db());  // one snapshot for the lot
     for (int64_t seq : seqs) {
         sqlite3_reset(s);
         sqlite3_bind_int64(s, 1, seq);

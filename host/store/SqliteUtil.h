@@ -107,4 +107,14 @@ inline void store_le64(unsigned char* p, uint64_t v) {
         p[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
+// A read transaction on a read connection: one snapshot for several
+// statements, ended (COMMIT, which cannot fail for a reader) on scope exit.
+struct ReadTxn {
+    sqlite3* db;
+    explicit ReadTxn(sqlite3* d) : db(d) { exec(db, "BEGIN"); }
+    ~ReadTxn() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+    ReadTxn(const ReadTxn&) = delete;
+    ReadTxn& operator=(const ReadTxn&) = delete;
+};
+
 }  // namespace clayhook::sqlite

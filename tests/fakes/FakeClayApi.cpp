@@ -1,5 +1,7 @@
 #include "fakes/FakeClayApi.h"
 
+#include "support/FakeServer.h"
+
 #include <clayhook/json.hpp>
 
 #include <Poco/Net/Context.h>
@@ -233,59 +235,19 @@ struct FakeClayApi::State {
     }
 };
 
-namespace {
-
-class Handler : public Poco::Net::HTTPRequestHandler {
-  public:
-    explicit Handler(std::shared_ptr<FakeClayApi::State> s) : s_(std::move(s)) {}
-    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-        s_->handle(req, resp);
-    }
-
-  private:
-    std::shared_ptr<FakeClayApi::State> s_;
-};
-
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-  public:
-    explicit Factory(std::shared_ptr<FakeClayApi::State> s) : s_(std::move(s)) {}
-    Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-        return new Handler(s_);
-    }
-
-  private:
-    std::shared_ptr<FakeClayApi::State> s_;
-};
-
-}  // namespace
-
 FakeClayApi::FakeClayApi(std::string api_key, const Tls& tls)
     : api_key_(std::move(api_key)),
       state_(std::make_shared<State>()),
       tls_(!tls.cert_file.empty()) {
     state_->api_key = api_key_;
-    Poco::Net::SocketAddress any_port("127.0.0.1", 0);
-    Poco::Net::ServerSocket socket;
-    if (tls_) {
-        Poco::Net::Context::Ptr context =
-            new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, tls.key_file, tls.cert_file,
-                                   "", Poco::Net::Context::VERIFY_NONE);
-        socket = Poco::Net::SecureServerSocket(any_port, 64, context);
-    } else {
-        socket = Poco::Net::ServerSocket(any_port);
-    }
-    port_ = socket.address().port();
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setKeepAlive(false);
-    pool_ = std::make_unique<Poco::ThreadPool>(1, 8);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(state_), *pool_, socket, params);
-    server_->start();
+    server_ =
+        std::make_unique<FakeServer>([s = state_](auto& req, auto& resp) { s->handle(req, resp); },
+                                     tls.cert_file, tls.key_file, 8);
+    port_ = server_->port();
 }
 
 FakeClayApi::~FakeClayApi() {
-    server_->stopAll(true);
     server_.reset();
-    pool_->joinAll();
 }
 
 std::string FakeClayApi::base_url() const {

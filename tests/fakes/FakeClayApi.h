@@ -11,14 +11,9 @@
 #include <string>
 #include <vector>
 
-namespace Poco {
-class ThreadPool;
-namespace Net {
-class HTTPServer;
-}
-}  // namespace Poco
-
 namespace clayhook::test {
+
+class FakeServer;
 
 class FakeClayApi {
   public:
@@ -67,8 +62,7 @@ class FakeClayApi {
   private:
     std::string api_key_;
     std::shared_ptr<State> state_;
-    std::unique_ptr<Poco::ThreadPool> pool_;  // outlives server_
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<FakeServer> server_;
     uint16_t port_ = 0;
     bool tls_ = false;
 };

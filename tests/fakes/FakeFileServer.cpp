@@ -1,5 +1,7 @@
 #include "fakes/FakeFileServer.h"
 
+#include "support/FakeServer.h"
+
 #include <Poco/DeflatingStream.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -111,55 +113,12 @@ struct FakeFileServer::State {
     }
 };
 
-namespace {
-
-class Handler : public Poco::Net::HTTPRequestHandler {
-  public:
-    explicit Handler(std::shared_ptr<FakeFileServer::State> s) : s_(std::move(s)) {}
-    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-        try {
-            s_->handle(req, resp);
-        } catch (...) {
-            // The client went away (a test that gave up early): nothing to do.
-        }
-    }
-
-  private:
-    std::shared_ptr<FakeFileServer::State> s_;
-};
-
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-  public:
-    explicit Factory(std::shared_ptr<FakeFileServer::State> s) : s_(std::move(s)) {}
-    Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-        return new Handler(s_);
-    }
-
-  private:
-    std::shared_ptr<FakeFileServer::State> s_;
-};
-
-}  // namespace
-
 FakeFileServer::FakeFileServer(const Tls& tls)
     : state_(std::make_shared<State>()), tls_(!tls.cert_file.empty()) {
-    Poco::Net::SocketAddress any_port("127.0.0.1", 0);
-    Poco::Net::ServerSocket socket;
-    if (tls_) {
-        Poco::Net::Context::Ptr context =
-            new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, tls.key_file, tls.cert_file,
-                                   "", Poco::Net::Context::VERIFY_NONE);
-        socket = Poco::Net::SecureServerSocket(any_port, 64, context);
-    } else {
-        socket = Poco::Net::ServerSocket(any_port);
-    }
-    port_ = socket.address().port();
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setKeepAlive(false);
-    params->setMaxThreads(16);
-    pool_ = std::make_unique<Poco::ThreadPool>(2, 16);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(state_), *pool_, socket, params);
-    server_->start();
+    server_ =
+        std::make_unique<FakeServer>([s = state_](auto& req, auto& resp) { s->handle(req, resp); },
+                                     tls.cert_file, tls.key_file, 16);
+    port_ = server_->port();
 }
 
 FakeFileServer::~FakeFileServer() {
@@ -168,9 +127,7 @@ FakeFileServer::~FakeFileServer() {
         state_->stopping = true;
     }
     state_->cv.notify_all();
-    server_->stopAll(true);
     server_.reset();
-    pool_->joinAll();
 }
 
 std::string FakeFileServer::url(const std::string& path_and_query, const std::string& host) const {

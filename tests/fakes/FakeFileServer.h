@@ -17,14 +17,9 @@
 #include <utility>
 #include <vector>
 
-namespace Poco {
-class ThreadPool;
-namespace Net {
-class HTTPServer;
-}
-}  // namespace Poco
-
 namespace clayhook::test {
+
+class FakeServer;
 
 class FakeFileServer {
   public:
@@ -87,8 +82,7 @@ class FakeFileServer {
 
   private:
     std::shared_ptr<State> state_;
-    std::unique_ptr<Poco::ThreadPool> pool_;  // outlives server_
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<FakeServer> server_;
     uint16_t port_ = 0;
     bool tls_ = false;
 };

@@ -26,14 +26,9 @@
 #include <utility>
 #include <vector>
 
-namespace Poco {
-class ThreadPool;
-namespace Net {
-class HTTPServer;
-}
-}  // namespace Poco
-
 namespace clayhook::test {
+
+class FakeServer;
 
 class FakeHubSpot {
   public:
@@ -92,8 +87,7 @@ class FakeHubSpot {
   private:
     std::string token_;
     std::shared_ptr<State> state_;
-    std::unique_ptr<Poco::ThreadPool> pool_;  // outlives server_
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<FakeServer> server_;
     uint16_t port_ = 0;
     bool tls_ = false;
 };

@@ -1,5 +1,7 @@
 #include "fakes/FakeSalesforce.h"
 
+#include "support/FakeServer.h"
+
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -386,50 +388,18 @@ struct FakeSalesforce::State {
     }
 };
 
-namespace {
-
-class Handler : public Poco::Net::HTTPRequestHandler {
-  public:
-    explicit Handler(std::shared_ptr<FakeSalesforce::State> s) : s_(std::move(s)) {}
-    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-        s_->handle(req, resp);
-    }
-
-  private:
-    std::shared_ptr<FakeSalesforce::State> s_;
-};
-
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-  public:
-    explicit Factory(std::shared_ptr<FakeSalesforce::State> s) : s_(std::move(s)) {}
-    Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-        return new Handler(s_);
-    }
-
-  private:
-    std::shared_ptr<FakeSalesforce::State> s_;
-};
-
-}  // namespace
-
 FakeSalesforce::FakeSalesforce() : FakeSalesforce(Options{}) {}
 
 FakeSalesforce::FakeSalesforce(Options options) : state_(std::make_shared<State>()) {
     state_->options = std::move(options);
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    port_ = socket.address().port();
+    server_ = std::make_unique<FakeServer>(
+        [s = state_](auto& req, auto& resp) { s->handle(req, resp); }, "", "", 8);
+    port_ = server_->port();
     state_->base_url = base_url();
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setKeepAlive(false);
-    pool_ = std::make_unique<Poco::ThreadPool>(1, 8);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(state_), *pool_, socket, params);
-    server_->start();
 }
 
 FakeSalesforce::~FakeSalesforce() {
-    server_->stopAll(true);
     server_.reset();
-    pool_->joinAll();
 }
 
 std::string FakeSalesforce::base_url() const {

@@ -18,14 +18,9 @@
 #include <string>
 #include <vector>
 
-namespace Poco {
-class ThreadPool;
-namespace Net {
-class HTTPServer;
-}
-}  // namespace Poco
-
 namespace clayhook::test {
+
+class FakeServer;
 
 class FakeSalesforce {
   public:
@@ -99,8 +94,7 @@ class FakeSalesforce {
 
   private:
     std::shared_ptr<State> state_;
-    std::unique_ptr<Poco::ThreadPool> pool_;  // outlives server_
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<FakeServer> server_;
     uint16_t port_ = 0;
 };
 
