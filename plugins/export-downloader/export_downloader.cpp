@@ -5,7 +5,9 @@
 // loopback or link-local addresses (checked after DNS, and the connection
 // goes to the very address that was checked), redirects re-checked hop by
 // hop, a size cap and timeouts. Atomic: a temporary file, fsync, rename.
-// Idempotent: an export already on disk is not fetched again.
+// Idempotent: an export already on disk is not fetched again. Beside each
+// download NAME go its side files NAME.sha256 and, for a file that failed a
+// check, NAME.rejected; no download may be named like one.
 //
 // config (docs/plugins/export-downloader.md):
 //   directory                where files go (required; created if missing)
@@ -82,6 +84,14 @@ constexpr int64_t kDefaultMaxDurationMs = 30 * 60'000;
 constexpr size_t kBufferSize = 64 * 1024;
 constexpr milliseconds kBusyRetry{5000};
 constexpr milliseconds kMaxRetryAfter{24 * 3600 * 1000};
+
+// The side files of a download NAME: NAME.sha256 (its checksum) and
+// NAME.rejected (a file that failed a check, set aside). parse_event refuses
+// every download name that ends in one of these, so that a download can
+// never pass for another's side file, nor be overwritten by one.
+constexpr std::string_view kSumSuffix = ".sha256";
+constexpr std::string_view kRejectedSuffix = ".rejected";
+constexpr std::string_view kSideSuffixes[] = {kSumSuffix, kRejectedSuffix};
 
 // ---------------------------------------------------------------------------
 // How an attempt ends when it does not succeed: thrown inside, turned into a
@@ -384,13 +394,23 @@ std::optional<std::string> special_range(const Ip& ip) {
         {"127.0.0.0/8", "loopback"},
         {"169.254.0.0/16", "link-local"},
         {"172.16.0.0/12", "private"},
+        {"192.0.0.0/24", "IETF protocol assignments"},
         {"192.168.0.0/16", "private"},
+        {"198.18.0.0/15", "benchmarking"},
         {"224.0.0.0/4", "multicast"},
         {"240.0.0.0/4", "reserved"},
     };
+    // Transition forms whose IPv4 address cannot be checked reliably are
+    // refused whole: local-use NAT64 (the IPv4 address sits where the
+    // operator's prefix length puts it), 6to4 and Teredo (tunnels to an IPv4
+    // address, deprecated) and IPv4-translated (SIIT).
     static const Range kV6[] = {
         {"::/128", "unspecified"},
         {"::1/128", "loopback"},
+        {"::ffff:0:0:0/96", "IPv4-translated"},
+        {"64:ff9b:1::/48", "local-use NAT64"},
+        {"2001::/32", "Teredo"},
+        {"2002::/16", "6to4"},
         {"fc00::/7", "unique-local (private)"},
         {"fe80::/10", "link-local"},
         {"fec0::/10", "site-local"},
@@ -403,8 +423,11 @@ std::optional<std::string> special_range(const Ip& ip) {
     }
     for (const auto& r : kV6)
         if (parse_cidr(r.cidr)->contains(ip)) return std::string(r.what) + " " + r.cidr;
-    // IPv6 forms that carry an IPv4 address: mapped (::ffff:0:0/96),
-    // IPv4-compatible (::/96, deprecated) and NAT64 (64:ff9b::/96).
+    // IPv6 forms that carry an IPv4 address in their last 32 bits, used
+    // only when that address passes the IPv4 rules: mapped (::ffff:0:0/96,
+    // the kernel connects to the IPv4 address), IPv4-compatible (::/96,
+    // deprecated) and the well-known NAT64 prefix (64:ff9b::/96, which DNS64
+    // hands out for public IPv4 hosts on IPv6-only networks).
     static const Range kEmbedding[] = {
         {"::ffff:0:0/96", "IPv4-mapped"},
         {"::/96", "IPv4-compatible"},
@@ -843,6 +866,13 @@ Job parse_event(std::string_view body) {
     // Two different ids that clean to the same text must not share a file.
     if (changed) base += "-" + sha256_hex(job.table_id + '\0' + job.export_id).substr(0, 12);
     job.file_name = base + "." + job.format;
+    // The name ends in "." + format, so only the format can make it look
+    // like a side file (t_1 + e_1.csv + sha256 would be t_1_e_1.csv.sha256).
+    for (std::string_view suffix : kSideSuffixes)
+        if (job.file_name.ends_with(suffix))
+            refuse("event field 'format' may not be '" + std::string(suffix.substr(1)) +
+                   "': names ending in " + std::string(suffix) +
+                   " are taken by the plugin's side files");
     return job;
 }
 
@@ -1221,7 +1251,7 @@ class ExportDownloader {
                       " data rows, the file has " + std::to_string(t.rows) + " (header excluded)";
             if (!why.empty()) {
                 fs::path aside = final_path;
-                aside += ".rejected";
+                aside += kRejectedSuffix;
                 tmp.rename_to(aside);
                 fsync_dir(dir_);
                 refuse(why + "; the file is kept as " + aside.string() + " for a person to check");
@@ -1229,9 +1259,9 @@ class ExportDownloader {
         }
 
         fs::path sum_path = final_path;
-        sum_path += ".sha256";
+        sum_path += kSumSuffix;
         {
-            TempFile sum(dir_, job.file_name + ".sha256");
+            TempFile sum(dir_, job.file_name + std::string(kSumSuffix));
             std::string line = t.sha256 + "  " + job.file_name + "\n";
             sum.write(line.data(), line.size());
             sum.finish();

@@ -147,15 +147,16 @@ struct Downloader {
     std::unique_ptr<PluginInstance> inst;
 
     // `tweak` edits the default config: the fake's CA, localhost allowed,
-    // loopback allowed through allowed_cidrs, short timeouts.
-    explicit Downloader(const std::function<void(json::Value&)>& tweak = {}) {
+    // loopback allowed through allowed_cidrs, short timeouts. Without
+    // `test_ca` there is no ca_file (and no need for the openssl command).
+    explicit Downloader(const std::function<void(json::Value&)>& tweak = {}, bool test_ca = true) {
         dir = root.path() / "exports";
         json::Value cfg = json::Value::object();
         cfg.set("directory", dir.string());
         cfg.set("allowed_hosts",
                 json::Value::array().push_back("localhost").push_back("127.0.0.1"));
         cfg.set("allowed_cidrs", json::Value::array().push_back("127.0.0.0/8"));
-        cfg.set("ca_file", pki().ca);
+        if (test_ca) cfg.set("ca_file", pki().ca);
         cfg.set("timeout_ms", 5000);
         cfg.set("max_duration_ms", 20000);
         if (tweak) tweak(cfg);
@@ -471,6 +472,96 @@ TEST_CASE("export-downloader refuses private addresses unless allowed", "[export
     }
 }
 
+// Addresses in ranges that are not public unicast, given as IP literals (no
+// DNS, and nothing is sent: the refusal comes before any connection).
+TEST_CASE("export-downloader refuses special-purpose IPv4 and transition IPv6 addresses",
+          "[export-downloader]") {
+    struct Case {
+        const char* address;  // as written in the URL, canonical form
+        const char* why;      // the range named in the reason
+    };
+    const Case cases[] = {
+        {"198.18.0.1", "benchmarking 198.18.0.0/15"},
+        {"198.19.255.254", "benchmarking 198.18.0.0/15"},
+        {"192.0.0.8", "IETF protocol assignments 192.0.0.0/24"},
+        // These ranges are refused whole, whatever IPv4 address they embed:
+        // 203.0.113.7 would pass the IPv4 rules, and is refused here.
+        {"64:ff9b:1::c000:201", "local-use NAT64 64:ff9b:1::/48"},
+        {"64:ff9b:1:ffff::cb00:7107", "local-use NAT64 64:ff9b:1::/48"},
+        {"2002:c000:204::1", "6to4 2002::/16"},
+        {"2002:cb00:7107::1", "6to4 2002::/16"},
+        {"2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo 2001::/32"},
+        {"::ffff:0:cb00:7107", "IPv4-translated ::ffff:0:0:0/96"},
+        {"::ffff:0:c612:1", "IPv4-translated ::ffff:0:0:0/96"},
+    };
+    json::Value hosts = json::Value::array();
+    for (const auto& c : cases)
+        hosts.push_back(c.address);
+    Downloader d(
+        [&](json::Value& c) {
+            c.set("allowed_hosts", hosts);
+            c.set("allowed_cidrs", json::Value::array());
+            c.set("timeout_ms", 300);
+        },
+        false);
+    for (const auto& c : cases) {
+        std::string a = c.address;
+        std::string url =
+            "https://" + (a.find(':') != std::string::npos ? "[" + a + "]" : a) + "/x.csv";
+        auto r = d.deliver(export_event(url, 1));
+        INFO(url << ": " << r.reason);
+        CHECK(r.status == CLAYHOOK_FAIL);
+        CHECK_THAT(r.reason,
+                   Catch::Contains("resolves to refused address(es): " + a + " (" + c.why + ")"));
+    }
+    CHECK(d.counter("bytes_total") == 0);
+    CHECK(d.files().empty());
+}
+
+// The IPv6 forms that carry a whole IPv4 address, which the kernel (mapped)
+// or a NAT64 gateway turns into a connection to that IPv4 address: the
+// embedded address goes through the IPv4 rules.
+TEST_CASE("export-downloader checks the IPv4 address inside mapped and NAT64 addresses",
+          "[export-downloader]") {
+    FakeFileServer plain;  // http://127.0.0.1:port
+    plain.route("/x.csv", {.body = csv(1)});
+    const std::string port = std::to_string(plain.port());
+    struct Case {
+        const char* address;
+        const char* why;
+    };
+    const Case cases[] = {
+        {"::ffff:127.0.0.1", "IPv4-mapped loopback 127.0.0.0/8"},
+        {"64:ff9b::7f00:1", "NAT64 loopback 127.0.0.0/8"},
+        {"::ffff:10.1.2.3", "IPv4-mapped private 10.0.0.0/8"},
+        {"::ffff:198.18.0.1", "IPv4-mapped benchmarking 198.18.0.0/15"},
+        {"64:ff9b::c612:1", "NAT64 benchmarking 198.18.0.0/15"},
+        {"::ffff:192.0.0.170", "IPv4-mapped IETF protocol assignments 192.0.0.0/24"},
+        {"64:ff9b::c000:aa", "NAT64 IETF protocol assignments 192.0.0.0/24"},
+    };
+    json::Value hosts = json::Value::array();
+    for (const auto& c : cases)
+        hosts.push_back(c.address);
+    Downloader d(
+        [&](json::Value& c) {
+            c.set("allowed_hosts", hosts);
+            c.set("allowed_cidrs", json::Value::array());
+            c.set("allow_http", true);
+            c.set("timeout_ms", 300);
+        },
+        false);
+    for (const auto& c : cases) {
+        std::string url = "http://[" + std::string(c.address) + "]:" + port + "/x.csv";
+        auto r = d.deliver(export_event(url, 1));
+        INFO(url << ": " << r.reason);
+        CHECK(r.status == CLAYHOOK_FAIL);
+        CHECK_THAT(r.reason, Catch::Contains("resolves to refused address(es): " +
+                                             std::string(c.address) + " (" + c.why + ")"));
+    }
+    CHECK(plain.requests().empty());
+    CHECK(d.files().empty());
+}
+
 TEST_CASE("export-downloader refuses http:// and hosts not allowed", "[export-downloader]") {
     if (!have_openssl()) return;
     FakeFileServer plain;  // http://
@@ -640,6 +731,76 @@ TEST_CASE("export-downloader names files from sanitised ids inside its directory
     r = d.deliver("not json");
     CHECK(r.status == CLAYHOOK_FAIL);
     CHECK_THAT(r.reason, Catch::Contains("not JSON"));
+}
+
+// The plugin writes NAME.sha256 beside a download and sets a rejected one
+// aside as NAME.rejected. A download must never get one of those names:
+// it would pass for another export's side file, or be overwritten by one.
+TEST_CASE("export-downloader keeps downloads and its side files apart", "[export-downloader]") {
+    FakeFileServer plain;  // http://
+    const std::string a_body = csv(2);
+    const std::string b_body = "a file named like a side file\n";
+    plain.route("/a.csv", {.body = a_body});
+    plain.route("/b", {.body = b_body});
+    Downloader d([](json::Value& c) { c.set("allow_http", true); }, false);
+    const std::string a_sum = sha256_hex(a_body) + "  t_1_e_1.csv\n";
+    // t_1_e_1.csv, and with a row count that does not match, rejected.
+    const std::string a = export_event(plain.url("/a.csv"), 2, "t_1", "e_1", "csv");
+    const std::string a_bad = export_event(plain.url("/a.csv"), 3, "t_1", "e_1", "csv");
+    // Ids and format that would name the file t_1_e_1.csv.sha256 and
+    // t_1_e_1.csv.rejected: a's side files.
+    const std::string b_sum = export_event(plain.url("/b"), 1, "t_1", "e_1.csv", "sha256");
+    const std::string b_rej = export_event(plain.url("/b"), 1, "t_1", "e_1.csv", "rejected");
+    auto refused = [&](const HandleOutcome& r) {
+        INFO(r.reason);
+        CHECK(r.status == CLAYHOOK_FAIL);
+        CHECK_THAT(r.reason, Catch::Contains("event field 'format'"));
+        CHECK_THAT(r.reason, Catch::Contains("side files"));
+    };
+
+    SECTION("named like a checksum already there: refused, not skipped") {
+        REQUIRE(d.deliver(a).status == CLAYHOOK_DONE);
+        refused(d.deliver(b_sum, "evt_2"));
+        CHECK(d.counter("downloads_total", R"(result="skipped")") == 0);
+        CHECK(plain.count("/b") == 0);
+        CHECK(d.files() == std::vector<std::string>{"t_1_e_1.csv", "t_1_e_1.csv.sha256"});
+        CHECK(d.read("t_1_e_1.csv.sha256") == a_sum);
+    }
+    SECTION("named like a checksum not yet written: refused, so nothing to overwrite") {
+        refused(d.deliver(b_sum));
+        CHECK(plain.count("/b") == 0);
+        CHECK(d.files().empty());
+        REQUIRE(d.deliver(a, "evt_2").status == CLAYHOOK_DONE);
+        CHECK(d.files() == std::vector<std::string>{"t_1_e_1.csv", "t_1_e_1.csv.sha256"});
+        CHECK(d.read("t_1_e_1.csv.sha256") == a_sum);
+    }
+    SECTION("named like a rejected file already there: refused, not skipped") {
+        REQUIRE(d.deliver(a_bad).status == CLAYHOOK_FAIL);
+        REQUIRE(d.files() == std::vector<std::string>{"t_1_e_1.csv.rejected"});
+        refused(d.deliver(b_rej, "evt_2"));
+        CHECK(d.counter("downloads_total", R"(result="skipped")") == 0);
+        CHECK(plain.count("/b") == 0);
+        CHECK(d.read("t_1_e_1.csv.rejected") == a_body);
+    }
+    SECTION("named like a rejected file not yet set aside: refused, so nothing to overwrite") {
+        refused(d.deliver(b_rej));
+        CHECK(plain.count("/b") == 0);
+        CHECK(d.files().empty());
+        REQUIRE(d.deliver(a_bad, "evt_2").status == CLAYHOOK_FAIL);
+        CHECK(d.files() == std::vector<std::string>{"t_1_e_1.csv.rejected"});
+        CHECK(d.read("t_1_e_1.csv.rejected") == a_body);
+    }
+    SECTION("in any case, and whatever the ids") {
+        refused(d.deliver(export_event(plain.url("/b"), 1, "t_2", "e_2", "SHA256")));
+        refused(d.deliver(export_event(plain.url("/b"), 1, "t_2", "e_2", "Rejected")));
+        CHECK(plain.count("/b") == 0);
+        CHECK(d.files().empty());
+        // Formats that merely contain those words are plain extensions.
+        auto r = d.deliver(export_event(plain.url("/b"), 1, "t_2", "e_2", "sha256x"));
+        INFO(r.reason);
+        CHECK(r.status == CLAYHOOK_DONE);
+        CHECK(d.files() == std::vector<std::string>{"t_2_e_2.sha256x", "t_2_e_2.sha256x.sha256"});
+    }
 }
 
 TEST_CASE("export-downloader runs calls concurrently, one download per export",
