@@ -32,6 +32,7 @@ struct TlsConfig {
     std::string cert_file;
     std::string key_file;
     bool enabled() const { return !cert_file.empty(); }
+    bool operator==(const TlsConfig&) const = default;
 };
 
 struct ListenerConfig {
@@ -40,9 +41,15 @@ struct ListenerConfig {
     int threads = 64;
     int max_connections = 1024;
     int max_queued = 256;
+    int max_connections_per_peer = 32;  // 0: no cap
     bool keep_alive = true;
-    std::chrono::milliseconds read_timeout{10'000};
+    std::chrono::milliseconds read_timeout{10'000};    // each single wait (read or send)
+    std::chrono::milliseconds header_timeout{10'000};  // the whole request head
+    std::chrono::milliseconds body_timeout{10'000};    // the body: this + size / body_min_rate
+    uint64_t body_min_rate = 64 * 1024;                // bytes per second
+    std::chrono::milliseconds idle_timeout{15'000};    // between keep-alive requests
     TlsConfig tls;
+    bool operator==(const ListenerConfig&) const = default;
 };
 
 struct AdminConfig {

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -381,8 +382,9 @@ class Loader {
     }
 
     void load_listener(const Node& n, ListenerConfig& l) {
-        n.expect_map({"address", "port", "threads", "max_connections", "max_queued", "keep_alive",
-                      "read_timeout", "tls"});
+        n.expect_map({"address", "port", "threads", "max_connections", "max_queued",
+                      "max_connections_per_peer", "keep_alive", "read_timeout", "header_timeout",
+                      "body_timeout", "body_min_rate", "idle_timeout", "tls"});
         if (n.has("address")) l.address = n.child("address").non_empty_str();
         if (n.has("port")) l.port = static_cast<uint16_t>(n.child("port").integer(0, 65535));
         if (n.has("threads")) l.threads = static_cast<int>(n.child("threads").integer(1, 1024));
@@ -391,8 +393,19 @@ class Loader {
         if (n.has("max_queued"))
             l.max_queued = static_cast<int>(n.child("max_queued").integer(1, 1'000'000));
         if (n.has("keep_alive")) l.keep_alive = n.child("keep_alive").boolean();
+        if (n.has("max_connections_per_peer"))
+            l.max_connections_per_peer =
+                static_cast<int>(n.child("max_connections_per_peer").integer(0, 1'000'000));
         if (n.has("read_timeout"))
             l.read_timeout = n.child("read_timeout").duration(std::chrono::milliseconds(1));
+        if (n.has("header_timeout"))
+            l.header_timeout = n.child("header_timeout").duration(std::chrono::milliseconds(1));
+        if (n.has("body_timeout"))
+            l.body_timeout = n.child("body_timeout").duration(std::chrono::milliseconds(1));
+        if (n.has("body_min_rate"))
+            l.body_min_rate = n.child("body_min_rate").size_bytes(1, 1ULL << 40);
+        if (n.has("idle_timeout"))
+            l.idle_timeout = n.child("idle_timeout").duration(std::chrono::milliseconds(1));
         if (n.has("tls")) {
             auto t = n.child("tls");
             t.expect_map({"cert_file", "key_file"});
@@ -615,55 +628,126 @@ class Loader {
         p.library_path = path.lexically_normal().string();
     }
 
+    // What one plugin's config may expand to. YAML aliases let a few hundred
+    // bytes stand for billions of values ("billion laughs"), and an alias
+    // inside its own anchor for endless nesting. The caps are checked while
+    // converting, so such a config is refused as soon as it crosses one,
+    // having cost no more than the caps. Real configs are far below them.
+    static constexpr size_t kMaxConfigValues = 100'000;  // every use of an alias counts
+    static constexpr size_t kMaxConfigJsonBytes = 1024 * 1024;
+    // As deep as the plugins' JSON parser reads (the SDK's limit).
+    static constexpr size_t kMaxConfigDepth = json::detail::kMaxDepth;
+
+    struct JsonOut {
+        const Node& root;  // plugins[N].config: where a cap error points
+        std::vector<Secret>& secrets;
+        std::string text;
+        size_t values = 0;
+        // Secret references already resolved, by the position of their node:
+        // an alias of one is the same reference, read and listed once.
+        std::map<std::pair<int, int>, std::string> resolved;
+    };
+
     // YAML → JSON text for the plugin. Plain scalars that read as numbers,
     // booleans or null keep those types; quoted scalars stay strings. A string
     // that is a secret reference (${VAR}, file:PATH) is replaced by its value.
     std::string to_json(const Node& n, std::vector<Secret>& secrets) {
-        const auto& y = n.yaml();
+        JsonOut out{n, secrets, {}, 0, {}};
+        std::string key = n.key();
+        append_json(n.yaml(), key, out, 1);
+        return std::move(out.text);
+    }
+
+    // `key` is the node's key path (plugins[0].config.a[2]); children append
+    // to it and cut it back, so that no value costs a string of its own.
+    void append_json(const YAML::Node& y, std::string& key, JsonOut& out, size_t depth) {
+        if (++out.values > kMaxConfigValues)
+            out.root.fail("expands to more than " + std::to_string(kMaxConfigValues) +
+                          " values (YAML aliases count at each use); a plugin's config is "
+                          "limited to " +
+                          std::to_string(kMaxConfigValues) + " values and 1 MiB of JSON");
+        const size_t key_len = key.size();
         switch (y.Type()) {
             case YAML::NodeType::Map: {
-                std::string out = "{";
-                n.expect_map_any();
+                if (depth > kMaxConfigDepth) too_deep(out);
+                Node(y, key, &file_).expect_map_any();
+                out.text += '{';
                 bool first = true;
                 for (auto it = y.begin(); it != y.end(); ++it) {
-                    if (!first) out += ",";
+                    if (!first) out.text += ',';
                     first = false;
-                    std::string k = it->first.Scalar();
-                    out += quote(k) + ":" + to_json(n.child(k), secrets);
+                    const std::string& k = it->first.Scalar();
+                    out.text += quote(k);
+                    out.text += ':';
+                    key += '.';
+                    key += k;
+                    append_json(it->second, key, out, depth + 1);
+                    key.resize(key_len);
                 }
-                return out + "}";
+                out.text += '}';
+                break;
             }
             case YAML::NodeType::Sequence: {
-                std::string out = "[";
-                bool first = true;
-                for (const auto& c : n.list()) {
-                    if (!first) out += ",";
-                    first = false;
-                    out += to_json(c, secrets);
+                if (depth > kMaxConfigDepth) too_deep(out);
+                out.text += '[';
+                size_t i = 0;
+                for (const auto& c : y) {
+                    if (i != 0) out.text += ',';
+                    key += '[';
+                    key += std::to_string(i++);
+                    key += ']';
+                    append_json(c, key, out, depth + 1);
+                    key.resize(key_len);
                 }
-                return out + "]";
+                out.text += ']';
+                break;
             }
-            case YAML::NodeType::Scalar: {
-                const std::string& s = y.Scalar();
-                bool plain = y.Tag() == "?";
-                // Only plain (unquoted) scalars are references, so quoting keeps
-                // a literal "file:..." or "${...}" as text.
-                if (plain && SecretResolver::is_reference(s) && s.rfind("file://", 0) != 0) {
-                    Secret sec = secret(n);
-                    std::string v = sec.value;
-                    secrets.push_back(std::move(sec));
-                    return quote(v);
-                }
-                if (plain) {
-                    if (s == "true" || s == "false") return s;
-                    if (s == "null" || s == "~") return "null";
-                    if (looks_numeric(s)) return s;
-                }
-                return quote(s);
-            }
+            case YAML::NodeType::Scalar:
+                append_scalar(y, key, out);
+                break;
             default:
-                return "null";
+                out.text += "null";
+                break;
         }
+        if (out.text.size() > kMaxConfigJsonBytes)
+            out.root.fail(
+                "expands to more than 1 MiB of JSON (YAML aliases count at each use); a "
+                "plugin's config is limited to " +
+                std::to_string(kMaxConfigValues) + " values and 1 MiB of JSON");
+    }
+
+    [[noreturn]] static void too_deep(const JsonOut& out) {
+        out.root.fail("nests deeper than " + std::to_string(kMaxConfigDepth) +
+                      " levels (is a YAML alias used inside its own anchor?)");
+    }
+
+    void append_scalar(const YAML::Node& y, const std::string& key, JsonOut& out) {
+        const std::string& s = y.Scalar();
+        bool plain = y.Tag() == "?";
+        // Only plain (unquoted) scalars are references, so quoting keeps
+        // a literal "file:..." or "${...}" as text.
+        if (plain && SecretResolver::is_reference(s) && s.rfind("file://", 0) != 0) {
+            auto at = std::make_pair(y.Mark().line, y.Mark().column);
+            auto seen = out.resolved.find(at);
+            if (seen == out.resolved.end()) {
+                Secret sec = secret(Node(y, key, &file_));
+                seen = out.resolved.emplace(at, sec.value).first;
+                out.secrets.push_back(std::move(sec));
+            }
+            out.text += quote(seen->second);
+            return;
+        }
+        if (plain) {
+            if (s == "true" || s == "false" || looks_numeric(s)) {
+                out.text += s;
+                return;
+            }
+            if (s == "null" || s == "~") {
+                out.text += "null";
+                return;
+            }
+        }
+        out.text += quote(s);
     }
 
     static bool looks_numeric(const std::string& s) {

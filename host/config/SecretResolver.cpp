@@ -1,13 +1,15 @@
 #include "config/SecretResolver.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace fs = std::filesystem;
 
@@ -21,6 +23,75 @@ bool env_name(const std::string& s) {
     return true;
 }
 constexpr size_t kMaxSecretBytes = 64 * 1024;
+
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a folder";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a file";
+}
+
+// Overwrites what was read of a file that is then refused: it may be a secret.
+void wipe(std::string& s) {
+    ::explicit_bzero(s.data(), s.size());
+    s.clear();
+}
+
+// Closes a descriptor at scope end.
+struct Fd {
+    int fd;
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+// Reads a secret file into `out`: a regular file (or a symlink to one) of at
+// most kMaxSecretBytes. Opened non-blocking, so that a FIFO without a writer
+// cannot block the open, and checked with fstat on the opened descriptor
+// before anything is read, so that /dev/zero, a FIFO or a folder is refused
+// without reading it; then at most kMaxSecretBytes + 1 bytes are read, so a
+// file that is huge (or grows while it is read) costs no more than that. On
+// failure `error` says why, naming the path and never a byte of the content,
+// and `out` holds nothing.
+bool read_secret_file(const fs::path& path, std::string& out, struct stat& st, std::string& error) {
+    out.clear();
+    Fd f{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)};
+    if (f.fd < 0) {
+        error = "not resolved: cannot read " + path.string() + ": " + std::strerror(errno);
+        return false;
+    }
+    if (::fstat(f.fd, &st) != 0) {
+        error = "not resolved: cannot read " + path.string() + ": " + std::strerror(errno);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error = "not resolved: " + path.string() + " is not a regular file (" +
+                file_kind(st.st_mode) + ")";
+        return false;
+    }
+    out.resize(kMaxSecretBytes + 1);
+    size_t got = 0;
+    while (got < out.size()) {
+        ssize_t n = ::read(f.fd, out.data() + got, out.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            error = "not resolved: cannot read " + path.string() + ": " + std::strerror(errno);
+            wipe(out);
+            return false;
+        }
+        if (n == 0) break;
+        got += static_cast<size_t>(n);
+    }
+    if (got > kMaxSecretBytes) {
+        error = "not resolved: " + path.string() + " is larger than 64 KiB";
+        wipe(out);
+        return false;
+    }
+    out.resize(got);
+    return true;
+}
 }  // namespace
 
 bool SecretResolver::is_reference(const std::string& text) {
@@ -89,26 +160,16 @@ bool SecretResolver::resolve_into(const std::string& ref, Secret& s, int depth) 
         }
         fs::path path = fs::path(base_dir_) / p;
         path = path.lexically_normal();
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-            s.error = "not resolved: cannot read " + path.string() + ": " + std::strerror(errno);
-            return false;
-        }
-        std::ostringstream buf;
-        buf << in.rdbuf();
-        std::string v = buf.str();
-        if (v.size() > kMaxSecretBytes) {
-            s.error = "not resolved: " + path.string() + " is larger than 64 KiB";
-            return false;
-        }
+        std::string v;
+        struct stat st {};
+        if (!read_secret_file(path, v, st, s.error)) return false;
         if (!v.empty() && v.back() == '\n') v.pop_back();
         if (!v.empty() && v.back() == '\r') v.pop_back();
         if (v.empty()) {
             s.error = "not resolved: " + path.string() + " is empty";
             return false;
         }
-        struct stat st {};
-        if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+        if ((st.st_mode & 077) != 0) {
             char mode[8];
             std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
             warnings_.push_back("secret file " + path.string() +

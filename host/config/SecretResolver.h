@@ -11,7 +11,11 @@ namespace clayhook {
 //   ${NAME}            the environment variable NAME (must be set and non-empty)
 //   ${NAME:-REF}       NAME when set, else REF (another reference)
 //   file:PATH          the file's contents, one trailing newline dropped;
-//                      a relative PATH resolves against the working directory
+//                      a relative PATH resolves against the working directory.
+//                      It must be a regular file (or a symlink to one) of at
+//                      most 64 KiB: a FIFO, device or folder is refused
+//                      without blocking or reading it, and no more than
+//                      64 KiB + 1 bytes are ever read.
 // Anything else is a secret written in clear, which is refused: secrets come
 // from the environment or a file, so that the config can be shared and
 // committed.

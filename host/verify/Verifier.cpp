@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cstdint>
 #include <initializer_list>
+#include <ratio>
 #include <stdexcept>
 
 namespace clayhook {
@@ -27,10 +27,14 @@ constexpr std::string_view kStdId = "webhook-id";
 constexpr std::string_view kStdTimestamp = "webhook-timestamp";
 constexpr std::string_view kStdSignature = "webhook-signature";
 
-// Timestamps beyond this (year ~5138) are refused as future without doing
-// time arithmetic on them, which could otherwise overflow the nanosecond
-// clock representation.
-constexpr int64_t kMaxTimestamp = 100'000'000'000;
+// Timestamps beyond this (year ~5138) are refused as future without any time
+// arithmetic. The host's clock (nanoseconds since 1970 in 64 bits) cannot go
+// past the year 2262, so with any tolerance the config allows (ten years at
+// most) such a timestamp is in the future anyway.
+constexpr uint64_t kMaxTimestamp = 100'000'000'000;
+// Longer timestamp texts are malformed: 19 digits is as many as parse into
+// 64 bits without overflow, and many more than any clock sends.
+constexpr size_t kMaxTimestampDigits = 19;
 
 const unsigned char* bytes(std::string_view s) {
     return reinterpret_cast<const unsigned char*>(s.data());
@@ -266,20 +270,50 @@ bool digest_equal(const Digest& a, const Digest& b) {
 
 // Unix seconds, digits only. The window check happens before any MAC so that
 // replays and junk cost no hashing.
+//
+// No arithmetic here can overflow, whatever the header holds or `now` is: the
+// text is at most 19 digits, so it parses exactly into 64 bits unsigned;
+// anything past kMaxTimestamp is refused as future before any time
+// arithmetic; and the comparison is in milliseconds, where the clock's whole
+// range (+-292 years around 1970 in nanoseconds) and a timestamp up to
+// kMaxTimestamp (1e14 ms) are far inside int64. Converting the timestamp to
+// the clock's nanoseconds instead would overflow past the year 2262, wrapping
+// a timestamp 585 years ahead into the accepted window.
 VerifyFailure check_timestamp(std::string_view text, std::chrono::system_clock::time_point now,
                               std::chrono::milliseconds tolerance) {
-    if (text.empty()) return VerifyFailure::malformed_header;
-    for (char c : text)
+    if (text.empty() || text.size() > kMaxTimestampDigits) return VerifyFailure::malformed_header;
+    uint64_t ts = 0;
+    for (char c : text) {
         if (c < '0' || c > '9') return VerifyFailure::malformed_header;
-    int64_t ts = 0;  // from_chars refuses what overflows it
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ts);
-    if (ec != std::errc() || end != text.data() + text.size())
-        return VerifyFailure::malformed_header;
+        ts = ts * 10 + static_cast<uint64_t>(c - '0');  // 19 digits < 2^64: exact
+    }
     if (ts > kMaxTimestamp) return VerifyFailure::future_timestamp;
-    auto signed_at = std::chrono::system_clock::time_point(std::chrono::seconds(ts));
-    auto age = now - signed_at;
-    if (age > tolerance) return VerifyFailure::stale_timestamp;
-    if (-age > tolerance) return VerifyFailure::future_timestamp;
+    const int64_t signed_ms = static_cast<int64_t>(ts) * 1000;
+
+    // now = now_ms milliseconds + sub_ms clock ticks, 0 <= sub_ms < one
+    // millisecond, by integer division (chrono's floor would convert back to
+    // the clock's ticks and could overflow at the clock's minimum).
+    using Ticks = std::chrono::system_clock::duration;
+    static_assert(std::ratio_divide<std::milli, Ticks::period>::den == 1,
+                  "the clock's tick must divide a millisecond");
+    constexpr int64_t kTicksPerMs = std::ratio_divide<std::milli, Ticks::period>::num;
+    const int64_t ticks = now.time_since_epoch().count();
+    int64_t now_ms = ticks / kTicksPerMs;
+    int64_t sub_ms = ticks % kTicksPerMs;
+    if (sub_ms < 0) {
+        sub_ms += kTicksPerMs;
+        now_ms -= 1;
+    }
+
+    // age = now - signed = (now_ms - signed_ms) ms + sub_ms ticks, exactly.
+    const int64_t age_ms = now_ms - signed_ms;  // |.| < 1e14 + 1e13: no overflow
+    const int64_t tol = tolerance.count();      // >= 0, checked at construction
+    // Too old: age > tolerance.
+    if (age_ms > tol || (age_ms == tol && sub_ms > 0)) return VerifyFailure::stale_timestamp;
+    // Too far ahead: -age > tolerance, i.e. (signed_ms - now_ms) ms - sub_ms
+    // ticks > tol ms; as sub_ms is under a millisecond, that is exactly
+    // signed_ms - now_ms > tol.
+    if (-age_ms > tol) return VerifyFailure::future_timestamp;
     return VerifyFailure::none;
 }
 

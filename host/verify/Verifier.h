@@ -17,10 +17,12 @@ namespace clayhook {
 enum class VerifyFailure {
     none,
     missing_header,    // a header the scheme needs is absent
-    malformed_header,  // present, but holds nothing checkable (bad hex/base64, bad timestamp)
+    malformed_header,  // present, but holds nothing checkable (bad hex/base64, a
+                       // timestamp that is not 1 to 19 digits)
     bad_signature,     // well formed, matches no secret
     stale_timestamp,   // signed timestamp older than now - tolerance
-    future_timestamp,  // signed timestamp newer than now + tolerance
+    future_timestamp,  // signed timestamp newer than now + tolerance, or past the
+                       // year 5138 (1e11), whatever the tolerance
     no_secret,         // none of the source's secrets resolved
 };
 

@@ -5,7 +5,9 @@
 #include "support/TestPaths.h"
 
 #include <catch2/catch.hpp>
+#include <clayhook/json.hpp>
 
+#include <chrono>
 #include <cstdlib>
 
 using namespace clayhook;
@@ -303,6 +305,129 @@ TEST_CASE("quoted strings in a plugin's config are never secret references", "[c
     CHECK(
         c.plugins[0].config_json ==
         R"({"a":"file:keep-me","b":"${CLAYHOOK_TEST_Q}","c":"file:///etc/hostname","d":"resolved-value"})");
+}
+
+namespace {
+
+// A plugin config whose YAML aliases nest `levels` deep, each level a list of
+// `width` uses of the one before: width^(levels + 1) values once expanded,
+// from a few hundred bytes of YAML ("billion laughs").
+std::string alias_bomb(int levels, int width) {
+    std::string y = "      l0: &l0 [";
+    for (int i = 0; i < width; ++i)
+        y += i ? ", lol" : "lol";
+    y += "]\n";
+    for (int l = 1; l <= levels; ++l) {
+        y += "      l" + std::to_string(l) + ": &l" + std::to_string(l) + " [";
+        for (int i = 0; i < width; ++i)
+            y += (i ? ", *l" : "*l") + std::to_string(l - 1);
+        y += "]\n";
+    }
+    return y;
+}
+
+const char* kTwoPlugins = R"(plugins:
+  - name: fine
+    library: x.so
+    config: {a: 1}
+  - name: bomb
+    library: x.so
+    config:
+)";  // the second plugin's config starts on line 17 of kMinimal + this
+
+}  // namespace
+
+TEST_CASE("YAML aliases in a plugin's config cannot expand without bound", "[config][security]") {
+    // 9^7 = 4.8 million values from 500 bytes: far over the cap of 100000
+    // values, and small enough that an unbounded conversion still finishes
+    // (in seconds, accepting it).
+    auto start = std::chrono::steady_clock::now();
+    auto e = error_of(std::string(kMinimal) + kTwoPlugins + alias_bomb(6, 9));
+    CHECK(e.key() == "plugins[1].config");
+    CHECK(e.position().line == 17);
+    CHECK(e.position().column == 7);
+    CHECK_THAT(e.message(), Catch::Contains("more than 100000 values"));
+    CHECK_THAT(std::string(e.what()), Catch::Contains(":17:7: plugins[1].config: "));
+    // 9^13 (2.5 trillion) values from under 1 KB: refused as fast.
+    auto e2 = error_of(std::string(kMinimal) + kTwoPlugins + alias_bomb(12, 9));
+    CHECK(e2.key() == "plugins[1].config");
+    CHECK_THAT(e2.message(), Catch::Contains("more than 100000 values"));
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took < std::chrono::seconds(2));
+}
+
+TEST_CASE("a long string used many times through aliases is capped at 1 MiB of JSON",
+          "[config][security]") {
+    // 61 values but 1.2 MB of JSON.
+    std::string y = std::string(kMinimal) + kTwoPlugins + "      s: &s " +
+                    std::string(20'000, 'x') + "\n      many: [";
+    for (int i = 0; i < 60; ++i)
+        y += i ? ", *s" : "*s";
+    y += "]\n";
+    auto e = error_of(y);
+    CHECK(e.key() == "plugins[1].config");
+    CHECK(e.position().line == 17);
+    CHECK_THAT(e.message(), Catch::Contains("more than 1 MiB"));
+}
+
+TEST_CASE("a YAML alias inside its own anchor is refused, not followed forever",
+          "[config][security]") {
+    for (std::string loop : {std::string("      loop: &loop\n        again: *loop\n"),
+                             std::string("      loop: &loop [1, *loop]\n")}) {
+        INFO(loop);
+        auto e = error_of(std::string(kMinimal) + kTwoPlugins + loop);
+        CHECK(e.key() == "plugins[1].config");
+        CHECK(e.position().line == 17);
+        CHECK_THAT(e.message(), Catch::Contains("nests deeper than 256 levels"));
+    }
+}
+
+TEST_CASE("a plugin's config nests as deep as plugins can parse, and no deeper", "[config]") {
+    // The config mapping is level 1; 255 lists inside it make 256 levels, the
+    // SDK JSON parser's limit.
+    auto nested = [](int lists) {
+        return std::string(kMinimal) + kTwoPlugins + "      deep: " + std::string(lists, '[') +
+               std::string(lists, ']') + "\n";
+    };
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", nested(255)), opts());
+    REQUIRE(c.plugins.size() == 2);
+    CHECK(c.plugins[1].config_json ==
+          R"({"deep":)" + std::string(255, '[') + std::string(255, ']') + "}");
+    CHECK_NOTHROW(json::parse(c.plugins[1].config_json));
+    auto e = error_of(nested(256));
+    CHECK(e.key() == "plugins[1].config");
+    CHECK_THAT(e.message(), Catch::Contains("nests deeper than 256 levels"));
+}
+
+TEST_CASE("plugin configs within the caps load whole, aliases expanded", "[config]") {
+    EnvVar token("CLAYHOOK_TEST_TOKEN", "tok-123456");
+    // 50 uses of a 1000-entry list: 50000 values, about 300 KB of JSON.
+    std::string y = std::string(kMinimal) + kTwoPlugins + "      list: &list [";
+    for (int i = 0; i < 1000; ++i)
+        y += (i ? ", " : "") + std::to_string(i);
+    y += "]\n      uses: [";
+    for (int i = 0; i < 50; ++i)
+        y += i ? ", *list" : "*list";
+    y += "]\n      key: &key ${CLAYHOOK_TEST_TOKEN}\n      again: [*key, *key]\n";
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", y), opts());
+    REQUIRE(c.plugins.size() == 2);
+    const auto& json = c.plugins[1].config_json;
+    std::string list = "[";
+    for (int i = 0; i < 1000; ++i)
+        list += (i ? "," : "") + std::to_string(i);
+    list += "]";
+    std::string uses = "[";
+    for (int i = 0; i < 50; ++i)
+        uses += (i ? "," : "") + list;
+    uses += "]";
+    CHECK(json == R"({"list":)" + list + R"(,"uses":)" + uses +
+                      R"(,"key":"tok-123456","again":["tok-123456","tok-123456"]})");
+    // A secret used through an alias is one reference, resolved once.
+    REQUIRE(c.plugins[1].secrets.size() == 1);
+    CHECK(c.plugins[1].secrets[0].ref == "${CLAYHOOK_TEST_TOKEN}");
+    CHECK(c.plugins[1].secrets[0].pos.line == 19);
 }
 
 TEST_CASE("the default config loads", "[config]") {

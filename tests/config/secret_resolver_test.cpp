@@ -5,9 +5,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 using namespace clayhook;
 using clayhook::test::TempDir;
@@ -50,6 +55,96 @@ TEST_CASE("an unreadable, empty or group-readable secret file is reported", "[se
     CHECK(r.resolve("file:open", {}).resolved);
     REQUIRE(r.warnings().size() == 1);
     CHECK_THAT(r.warnings()[0], Catch::Contains("mode 0644"));
+}
+
+TEST_CASE("a secret file is capped at 64 KiB, counted before the newline is dropped", "[secrets]") {
+    TempDir dir;
+    SecretResolver r(dir.path().string());
+    dir.write("max", std::string(64 * 1024 - 1, 'k') + "\n");
+    auto max = r.resolve("file:max", {});
+    CHECK(max.resolved);
+    CHECK(max.value == std::string(64 * 1024 - 1, 'k'));
+    dir.write("over", std::string(64 * 1024, 'k') + "\n");
+    auto over = r.resolve("file:over", {});
+    CHECK_FALSE(over.resolved);
+    CHECK(over.value.empty());
+    CHECK(over.error == "not resolved: " + dir.file("over") + " is larger than 64 KiB");
+    CHECK(over.error.find("kkkk") == std::string::npos);
+}
+
+// Only cap + 1 bytes are ever read: a sparse file of 64 GiB (more than the
+// machine's memory) is refused at once instead of being read whole.
+TEST_CASE("a huge secret file is refused without reading it whole", "[secrets]") {
+    TempDir dir;
+    auto path = dir.write("huge", "s3cr3t-prefix");
+    REQUIRE(::truncate(path.c_str(), 64LL << 30) == 0);
+    SecretResolver r(dir.path().string());
+    auto start = std::chrono::steady_clock::now();
+    auto s = r.resolve("file:huge", {});
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    CHECK_FALSE(s.resolved);
+    CHECK(s.value.empty());
+    CHECK_THAT(s.error, Catch::EndsWith(" is larger than 64 KiB"));
+    CHECK(s.error.find("s3cr3t") == std::string::npos);
+}
+
+TEST_CASE("file:/dev/zero is refused at once, not read forever", "[secrets]") {
+    SecretResolver r("/");
+    auto start = std::chrono::steady_clock::now();
+    auto s = r.resolve("file:/dev/zero", {});
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    CHECK_FALSE(s.resolved);
+    CHECK(s.value.empty());
+    CHECK(s.error == "not resolved: /dev/zero is not a regular file (a character device)");
+}
+
+// A FIFO without a writer blocks a plain open() forever. If the resolver ever
+// blocks on it again, a watchdog writes into the FIFO after a few seconds (and
+// keeps doing so until the test is over), so that the test fails instead of
+// hanging.
+TEST_CASE("a FIFO as a secret file is refused without blocking", "[secrets]") {
+    TempDir dir;
+    auto fifo = dir.file("fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    std::atomic<bool> done{false};
+    std::thread watchdog([&] {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!done) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (std::chrono::steady_clock::now() < deadline) continue;
+            // Succeeds only while a reader has the FIFO open, i.e. is stuck on it.
+            int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+            if (fd >= 0) {
+                (void)!::write(fd, "unblocked-by-watchdog", 21);
+                ::close(fd);
+            }
+        }
+    });
+    struct Join {
+        std::atomic<bool>& done;
+        std::thread& t;
+        ~Join() {
+            done = true;
+            t.join();
+        }
+    } join{done, watchdog};
+    SecretResolver r(dir.path().string());
+    auto start = std::chrono::steady_clock::now();
+    auto s = r.resolve("file:fifo", {});
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    CHECK_FALSE(s.resolved);
+    CHECK(s.value.empty());
+    CHECK(s.error == "not resolved: " + fifo + " is not a regular file (a FIFO)");
+    // Through a fallback and a symlink alike.
+    REQUIRE(::symlink(fifo.c_str(), dir.file("link").c_str()) == 0);
+    ::unsetenv("CLAYHOOK_T_FIFO");
+    auto via = r.resolve("${CLAYHOOK_T_FIFO:-file:link}", {});
+    CHECK_FALSE(via.resolved);
+    CHECK_THAT(via.error, Catch::EndsWith(dir.file("link") + " is not a regular file (a FIFO)"));
+    // A folder is not a secret file either.
+    ::mkdir(dir.file("folder").c_str(), 0700);
+    CHECK(r.resolve("file:folder", {}).error ==
+          "not resolved: " + dir.file("folder") + " is not a regular file (a folder)");
 }
 
 TEST_CASE("${VAR:-file:PATH} falls back when the variable is unset", "[secrets]") {

@@ -319,6 +319,120 @@ TEST_CASE("a timestamp that is not unix seconds is malformed_header", "[verify]"
     }
 }
 
+namespace {
+
+// Headers for kBody signed over an arbitrary timestamp text, as a sender
+// with a broken (or hostile) clock would send them.
+Headers signed_with_timestamp(VerifyScheme s, const std::string& ts) {
+    if (s == VerifyScheme::hmac_sha256_timestamp)
+        return headers({{"x-clay-timestamp", ts},
+                        {"x-clay-signature", hmac_sha256_hex(kSecretValue, ts + "." + kBody)}});
+    const std::string key = "a 24-byte key for tests!";  // kWhsec, decoded
+    return headers(
+        {{"webhook-id", "msg_1"},
+         {"webhook-timestamp", ts},
+         {"webhook-signature", "v1," + hmac_sha256_base64(key, "msg_1." + ts + "." + kBody)}});
+}
+
+const std::vector<VerifyScheme> kTimestamped = {VerifyScheme::hmac_sha256_timestamp,
+                                                VerifyScheme::standard_webhooks};
+
+}  // namespace
+
+// 2^63 ns after the epoch is 9223372036.85 s (year 2262): the clock's
+// nanoseconds cannot hold a timestamp past it. Such timestamps must be refused
+// as future, without signed overflow (UBSan aborts the sanitizer build on it),
+// and without wrapping around into the accepted window.
+TEST_CASE("timestamps past the clock's range are future_timestamp, never an overflow",
+          "[verify][timestamp]") {
+    const int64_t now_s = 1'764'158'442;
+    // 2^64 ns is 18446744073.7 s (~585 years): a timestamp that far ahead
+    // wraps to now + 0.3 s in 64-bit nanoseconds.
+    const std::string wraps_to_now = std::to_string(now_s + 18'446'744'074);
+    for (auto s : kTimestamped) {
+        INFO(scheme_label(s));
+        auto c = config(s, secret_for(s));
+        CHECK(check(c, kBody, signed_with_timestamp(s, std::to_string(now_s))) ==
+              VerifyFailure::none);
+        for (std::string ts :
+             {std::string("20000000000"), wraps_to_now, std::string("10000000000"),
+              std::string("9223372037"), std::string("18446744073"), std::string("18446744074"),
+              std::string("99999999999"), std::string("100000000000"), std::string("4294967296000"),
+              std::string("9223372036854775807"), std::string("9223372036854775808"),
+              std::string("9999999999999999999")}) {
+            INFO("timestamp " << ts);
+            CHECK(check(c, kBody, signed_with_timestamp(s, ts)) == VerifyFailure::future_timestamp);
+        }
+        // Longer than any 64-bit number: not a timestamp at all.
+        for (std::string ts : {std::string("18446744073709551615"),
+                               std::string("18446744073709551616"), std::string(25, '9')}) {
+            INFO("timestamp " << ts);
+            CHECK(check(c, kBody, signed_with_timestamp(s, ts)) == VerifyFailure::malformed_header);
+        }
+        // Leading zeros are digits like any other; the value is what counts.
+        CHECK(check(c, kBody, signed_with_timestamp(s, "000" + std::to_string(now_s))) ==
+              VerifyFailure::none);
+        CHECK(check(c, kBody, signed_with_timestamp(s, "0")) == VerifyFailure::stale_timestamp);
+    }
+}
+
+TEST_CASE("the clock's own extremes compare without overflow", "[verify][timestamp]") {
+    for (auto s : kTimestamped) {
+        INFO(scheme_label(s));
+        auto c = config(s, secret_for(s));
+        auto h = signed_with_timestamp(s, "1764158442");
+        CHECK(check(c, kBody, h, Clock::time_point::max()) == VerifyFailure::stale_timestamp);
+        CHECK(check(c, kBody, h, Clock::time_point::min()) == VerifyFailure::future_timestamp);
+        CHECK(check(c, kBody, signed_with_timestamp(s, "0"), Clock::time_point::min()) ==
+              VerifyFailure::future_timestamp);
+        CHECK(check(c, kBody, signed_with_timestamp(s, "99999999999"), Clock::time_point::max()) ==
+              VerifyFailure::future_timestamp);
+        // The largest tolerance the type holds: nothing in range is refused,
+        // and nothing overflows.
+        c.tolerance = std::chrono::milliseconds::max();
+        CHECK(check(c, kBody, h, Clock::time_point::max()) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, Clock::time_point::min()) == VerifyFailure::none);
+        // Past 100000000000 (the year 5138) is future whatever the tolerance.
+        CHECK(check(c, kBody, signed_with_timestamp(s, "100000000000")) == VerifyFailure::none);
+        CHECK(check(c, kBody, signed_with_timestamp(s, "100000000001")) ==
+              VerifyFailure::future_timestamp);
+    }
+}
+
+TEST_CASE("the tolerance is exact to the nanosecond on both sides", "[verify][timestamp]") {
+    for (auto s : kTimestamped) {
+        INFO(scheme_label(s));
+        auto c = config(s, secret_for(s));
+        auto h = signed_with_timestamp(s, "1764158442");  // kNow
+        using std::chrono::nanoseconds;
+        // Too old.
+        CHECK(check(c, kBody, h, kNow + 300s) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, kNow + 300s + nanoseconds(1)) == VerifyFailure::stale_timestamp);
+        CHECK(check(c, kBody, h, kNow + 300s + nanoseconds(999'999)) ==
+              VerifyFailure::stale_timestamp);
+        CHECK(check(c, kBody, h, kNow + 300s + 1ms) == VerifyFailure::stale_timestamp);
+        // Too far ahead.
+        CHECK(check(c, kBody, h, kNow - 300s) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, kNow - 300s + nanoseconds(1)) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, kNow - 300s - nanoseconds(1)) == VerifyFailure::future_timestamp);
+        CHECK(check(c, kBody, h, kNow - 300s - nanoseconds(999'999)) ==
+              VerifyFailure::future_timestamp);
+        // A tolerance that is not whole seconds.
+        c.tolerance = 1500ms;
+        CHECK(check(c, kBody, h, kNow + 1500ms) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, kNow + 1500ms + nanoseconds(1)) == VerifyFailure::stale_timestamp);
+        CHECK(check(c, kBody, h, kNow - 1500ms) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, kNow - 1500ms - nanoseconds(1)) ==
+              VerifyFailure::future_timestamp);
+        // The largest tolerance the config allows (ten years), both sides.
+        c.tolerance = std::chrono::milliseconds(10LL * 366 * 86'400'000);
+        CHECK(check(c, kBody, h, kNow + c.tolerance) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, kNow + c.tolerance + 1ms) == VerifyFailure::stale_timestamp);
+        CHECK(check(c, kBody, h, kNow - c.tolerance) == VerifyFailure::none);
+        CHECK(check(c, kBody, h, kNow - c.tolerance - 1ms) == VerifyFailure::future_timestamp);
+    }
+}
+
 TEST_CASE("token: the right token passes, a wrong or missing one does not", "[verify]") {
     auto c = config(VerifyScheme::token);
     std::string token = kSecretValue;
