@@ -63,7 +63,7 @@ say "clayhook (durable=$DURABLE)"
 cat >"$work/bench.yaml" <<YAML
 admin: {enabled: false}
 log: {level: info}   # per-request lines are only for rejects
-listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024}
+listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
 store: {path: $work/db/clayhook.db, durable: $DURABLE}
 sources:
   - name: clay

@@ -50,7 +50,7 @@ start_host() {
   cat >"$dir/bench.yaml" <<YAML
 admin: {enabled: false}
 log: {level: info}
-listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024}
+listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
 store: {path: $dir/db/clayhook.db, durable: true}
 sources:
   - name: clay

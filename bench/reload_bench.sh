@@ -52,7 +52,7 @@ write_config() {
   cat >"$work/next.yaml" <<YAML
 admin: {enabled: false}
 log: {level: info}
-listener: {address: 127.0.0.1, port: $port, threads: 16, max_connections: 1024}
+listener: {address: 127.0.0.1, port: $port, threads: 16, max_connections: 1024, max_connections_per_peer: 0}
 store: {path: $work/db/clayhook.db, durable: true}
 sources:
   - name: clay

@@ -1,9 +1,11 @@
 #include "admin/AdminServer.h"
 
 #include "dispatch/Dispatcher.h"
+#include "http/HttpServer.h"
 #include "log/Logger.h"
 #include "reload/Reloader.h"
 #include "store/Store.h"
+#include "text/Text.h"
 #include "verify/Verifier.h"
 
 #include <clayhook/json.hpp>
@@ -11,12 +13,7 @@
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeFormatter.h>
 #include <Poco/DateTimeParser.h>
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
+#include <Poco/Exception.h>
 #include <Poco/URI.h>
 #include <openssl/crypto.h>
 
@@ -25,11 +22,6 @@
 #include <map>
 
 namespace clayhook {
-
-using Poco::Net::HTTPRequestHandler;
-using Poco::Net::HTTPResponse;
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
 
 struct AdminServer::Shared {
     Store& store;
@@ -44,9 +36,10 @@ namespace {
 
 // A client mistake: 400 (or the given status) with this message.
 struct HttpError : std::runtime_error {
-    HTTPResponse::HTTPStatus status;
-    HttpError(HTTPResponse::HTTPStatus s, const std::string& m)
-        : std::runtime_error(m), status(s) {}
+    int status;
+    std::string allow;  // 405: the methods allowed
+    HttpError(int s, const std::string& m, std::string a = "")
+        : std::runtime_error(m), status(s), allow(std::move(a)) {}
 };
 
 std::string iso(int64_t ms) {
@@ -69,7 +62,7 @@ int64_t parse_time(const std::string& name, const std::string& v) {
         dt.makeUTC(tzd);
         return dt.timestamp().epochMicroseconds() / 1000;
     }
-    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+    throw HttpError(400,
                     name + ": expected unix milliseconds or an ISO 8601 time, got '" + v + "'");
 }
 
@@ -77,17 +70,14 @@ int64_t parse_int(const std::string& name, const std::string& v, int64_t min, in
     int64_t n = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (ec != std::errc() || p != v.data() + v.size() || n < min || n > max)
-        throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
-                        name + ": expected a whole number from " + std::to_string(min) + " to " +
-                            std::to_string(max) + ", got '" + v + "'");
+        throw HttpError(400, name + ": expected a whole number from " + std::to_string(min) +
+                                 " to " + std::to_string(max) + ", got '" + v + "'");
     return n;
 }
 
 DeliveryState parse_state(const std::string& name, const std::string& v) {
     auto s = parse_delivery_state(v);
-    if (!s)
-        throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
-                        name + ": expected pending, done or dead, got '" + v + "'");
+    if (!s) throw HttpError(400, name + ": expected pending, done or dead, got '" + v + "'");
     return *s;
 }
 
@@ -124,33 +114,51 @@ json::Value delivery_json(const DeliveryInfo& d, bool with_history) {
     return v;
 }
 
-class Handler : public HTTPRequestHandler {
-  public:
-    explicit Handler(std::shared_ptr<AdminServer::Shared> s) : s_(std::move(s)) {}
+}  // namespace
 
-    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+class AdminService final : public HttpService {
+  public:
+    explicit AdminService(std::shared_ptr<AdminServer::Shared> s) : s_(std::move(s)) {}
+
+    // The token is checked before any of the body is read.
+    Admission admit(const HttpRequest& req, BodyFraming, uint64_t content_length) override {
+        Admission a;
+        if (!authorized(req)) {
+            s_->log.warn("admin", "unauthorized request",
+                         {{"method", terminal_safe(req.method)},
+                          {"path", terminal_safe(req.path)},
+                          {"peer", req.peer}});
+            a.answer =
+                reply(401, error_json("a valid 'Authorization: Bearer <admin token>' is required"));
+            a.answer->set("WWW-Authenticate", "Bearer");
+            return a;
+        }
+        if (content_length > kMaxBody) {
+            a.answer = reply(413, error_json("body over 1 MiB"));
+            return a;
+        }
+        a.max_body = kMaxBody;
+        return a;
+    }
+
+    HttpReply too_large(const HttpRequest&, uint64_t) override {
+        return reply(413, error_json("body over 1 MiB"));
+    }
+
+    HttpReply handle(const HttpRequest& req, std::string body,
+                     const std::shared_ptr<const void>&) override {
         try {
-            if (!authorized(req)) {
-                resp.set("WWW-Authenticate", "Bearer");
-                s_->log.warn("admin", "unauthorized request",
-                             {{"method", req.getMethod()},
-                              {"path", Poco::URI(req.getURI()).getPath()},
-                              {"peer", req.clientAddress().host().toString()}});
-                return send(
-                    resp, HTTPResponse::HTTP_UNAUTHORIZED,
-                    error_json("a valid 'Authorization: Bearer <admin token>' is required"));
-            }
-            route(req, resp);
+            return route(req, body);
         } catch (const HttpError& e) {
-            send(resp, e.status, error_json(e.what()));
+            HttpReply r = reply(e.status, error_json(e.what()));
+            if (!e.allow.empty()) r.set("Allow", e.allow);
+            return r;
         } catch (const json::ParseError& e) {
-            send(resp, HTTPResponse::HTTP_BAD_REQUEST,
-                 error_json(std::string("body: ") + e.what()));
+            return reply(400, error_json(std::string("body: ") + e.what()));
         } catch (const std::exception& e) {
             s_->log.error("admin", std::string("request failed: ") + e.what(),
-                          {{"path", req.getURI()}});
-            if (!resp.sent())
-                send(resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, error_json(e.what()));
+                          {{"path", terminal_safe(req.path)}});
+            return reply(503, error_json(e.what()));
         }
     }
 
@@ -158,18 +166,18 @@ class Handler : public HTTPRequestHandler {
     static json::Value error_json(const std::string& m) {
         return json::Value::object().set("error", m);
     }
-    static void send(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
-                     const json::Value& v) {
-        std::string body = json::dump(v) + "\n";
-        resp.setStatusAndReason(status);
-        resp.setContentType("application/json");
-        resp.sendBuffer(body.data(), body.size());
+    static constexpr uint64_t kMaxBody = 1024 * 1024;
+
+    // JSON out is always valid UTF-8: strings stored before the intake
+    // checked them, or a plugin's error text, may hold bytes that are not.
+    static HttpReply reply(int status, const json::Value& v) {
+        return HttpReply(status, to_valid_utf8(json::dump(v)) + "\n");
     }
 
-    bool authorized(const HTTPServerRequest& req) const {
-        auto it = req.find("Authorization");
-        if (it == req.end()) return false;
-        const std::string& h = it->second;
+    bool authorized(const HttpRequest& req) const {
+        const std::string* header = req.header("authorization");
+        if (header == nullptr) return false;
+        const std::string& h = *header;
         const std::string prefix = "Bearer ";
         if (h.size() <= prefix.size() || h.compare(0, prefix.size(), prefix) != 0) return false;
         std::string d = sha256_hex(std::string_view(h).substr(prefix.size()));
@@ -189,13 +197,19 @@ class Handler : public HTTPRequestHandler {
         return parts;
     }
 
-    void route(HTTPServerRequest& req, HTTPServerResponse& resp) {
-        Poco::URI uri(req.getURI());
+    HttpReply route(const HttpRequest& req, const std::string& text) {
         std::map<std::string, std::string> q;
-        for (const auto& [k, v] : uri.getQueryParameters())
-            q[k] = v;
-        auto p = split_path(uri.getPath());
-        const std::string& m = req.getMethod();
+        std::string path;
+        try {
+            Poco::URI uri(req.target);
+            for (const auto& [k, v] : uri.getQueryParameters())
+                q[k] = v;
+            path = uri.getPath();
+        } catch (const Poco::Exception&) {
+            throw HttpError(400, "malformed request target (bad percent-encoding)");
+        }
+        auto p = split_path(path);
+        const std::string& m = req.method;
         auto is = [&](std::initializer_list<const char*> want) {
             if (p.size() != want.size()) return false;
             size_t i = 0;
@@ -206,65 +220,51 @@ class Handler : public HTTPRequestHandler {
             return true;
         };
         auto method = [&](const char* want) {
-            if (m != want) {
-                resp.set("Allow", want);
-                throw HttpError(HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
-                                "use " + std::string(want) + " here");
-            }
+            if (m != want) throw HttpError(405, "use " + std::string(want) + " here", want);
         };
         if (is({"admin", "plugins"})) {
             method("GET");
-            return send(resp, HTTPResponse::HTTP_OK, plugins());
+            return reply(200, plugins());
         }
         if (is({"admin", "plugins", "*", "pause"}) || is({"admin", "plugins", "*", "resume"})) {
             method("POST");
             const std::string& name = p[2];
             if (!s_->dispatcher.has_plugin(name))
-                throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no loaded plugin '" + name + "'");
+                throw HttpError(404, "no loaded plugin '" + name + "'");
             bool pause = p[3] == "pause";
             s_->dispatcher.set_paused(name, pause);
-            return send(resp, HTTPResponse::HTTP_OK,
-                        json::Value::object().set("plugin", name).set("paused", pause));
+            return reply(200, json::Value::object().set("plugin", name).set("paused", pause));
         }
         if (is({"admin", "events"})) {
             method("GET");
-            return send(resp, HTTPResponse::HTTP_OK, events(q));
+            return reply(200, events(q));
         }
         if (is({"admin", "events", "*"})) {
             method("GET");
-            return send(resp, HTTPResponse::HTTP_OK, event(p[2]));
+            return reply(200, event(p[2]));
         }
         if (is({"admin", "deliveries"})) {
             method("GET");
-            return send(resp, HTTPResponse::HTTP_OK, deliveries(q));
+            return reply(200, deliveries(q));
         }
         if (is({"admin", "deliveries", "*", "replay"})) {
             method("POST");
             int64_t id = parse_int("delivery id", p[2], 1, INT64_MAX);
             size_t n = s_->dispatcher.replay(std::span<const int64_t>(&id, 1));
-            if (n == 0)
-                throw HttpError(HTTPResponse::HTTP_CONFLICT,
-                                "delivery " + p[2] + " does not exist or is not dead");
-            return send(resp, HTTPResponse::HTTP_OK, json::Value::object().set("replayed", 1));
+            if (n == 0) throw HttpError(409, "delivery " + p[2] + " does not exist or is not dead");
+            return reply(200, json::Value::object().set("replayed", 1));
         }
         if (is({"admin", "reload"}) && s_->reloader != nullptr) {
-            if (m == "GET")
-                return send(resp, HTTPResponse::HTTP_OK, reload_json(s_->reloader->status()));
-            if (m != "POST") {
-                resp.set("Allow", "GET, POST");
-                throw HttpError(HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "use GET or POST here");
-            }
+            if (m == "GET") return reply(200, reload_json(s_->reloader->status()));
+            if (m != "POST") throw HttpError(405, "use GET or POST here", "GET, POST");
             auto st = s_->reloader->reload("admin");
-            return send(resp,
-                        st.last_result == "ok" ? HTTPResponse::HTTP_OK
-                                               : HTTPResponse::HTTP_UNPROCESSABLE_ENTITY,
-                        reload_json(st));
+            return reply(st.last_result == "ok" ? 200 : 422, reload_json(st));
         }
         if (is({"admin", "replay"})) {
             method("POST");
-            return send(resp, HTTPResponse::HTTP_OK, replay(req));
+            return reply(200, replay(text));
         }
-        throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no such admin endpoint: " + uri.getPath());
+        throw HttpError(404, "no such admin endpoint: " + terminal_safe(path));
     }
 
     static json::Value reload_json(const ReloadStatus& st) {
@@ -341,8 +341,7 @@ class Handler : public HTTPRequestHandler {
         if (auto it = q.find("until"); it != q.end()) f.until_ms = parse_time("until", it->second);
         if (auto it = q.find("before"); it != q.end()) {
             if (!is_event_id(it->second))
-                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
-                                "before: expected an event id, got '" + it->second + "'");
+                throw HttpError(400, "before: expected an event id, got '" + it->second + "'");
             f.before_id = it->second;
         }
         f.limit = limit_of(q);
@@ -365,10 +364,9 @@ class Handler : public HTTPRequestHandler {
     }
 
     json::Value event(const std::string& id) {
-        if (!is_event_id(id))
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "'" + id + "' is not an event id");
+        if (!is_event_id(id)) throw HttpError(400, "'" + id + "' is not an event id");
         auto e = s_->store.get(id);
-        if (!e) throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no event " + id);
+        if (!e) throw HttpError(404, "no event " + id);
         json::Value body;
         try {
             body = json::parse(e->body);
@@ -407,32 +405,16 @@ class Handler : public HTTPRequestHandler {
         return out;
     }
 
-    json::Value replay(HTTPServerRequest& req) {
-        // Capped while reading, whatever Content-Length says (or not, chunked).
-        constexpr size_t kMax = 1024 * 1024;
-        if (req.hasContentLength() && req.getContentLength64() > static_cast<int64_t>(kMax))
-            throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB");
-        std::string text;
-        char buf[8192];
-        std::istream& in = req.stream();
-        while (in) {
-            in.read(buf, sizeof buf);
-            text.append(buf, static_cast<size_t>(in.gcount()));
-            if (text.size() > kMax)
-                throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB");
-        }
+    json::Value replay(const std::string& text) {
+        // The body was capped while reading (admit, too_large).
         json::Value body = text.empty() ? json::Value::object() : json::parse(text);
-        if (!body.is_object())
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "body: expected a JSON object");
+        if (!body.is_object()) throw HttpError(400, "body: expected a JSON object");
         std::vector<int64_t> ids;
         if (const json::Value* v = body.find("ids")) {
-            if (!v->is_array())
-                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
-                                "ids: expected an array of delivery ids");
+            if (!v->is_array()) throw HttpError(400, "ids: expected an array of delivery ids");
             for (const auto& x : v->items()) {
                 if (!x.is_integer() || x.as_int64() < 1)
-                    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
-                                    "ids: expected positive whole numbers");
+                    throw HttpError(400, "ids: expected positive whole numbers");
                 ids.push_back(x.as_int64());
             }
         } else if (const json::Value* pl = body.find("plugin"); pl && pl->is_string()) {
@@ -440,8 +422,7 @@ class Handler : public HTTPRequestHandler {
         } else if (body.get_bool("all", false)) {
             ids = s_->store.dead_ids("", 100000);
         } else {
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
-                            R"(body: give {"ids":[…]}, {"plugin":"name"} or {"all":true})");
+            throw HttpError(400, R"(body: give {"ids":[…]}, {"plugin":"name"} or {"all":true})");
         }
         size_t n = ids.empty() ? 0 : s_->dispatcher.replay(ids);
         return json::Value::object().set("replayed", n).set("asked", ids.size());
@@ -450,30 +431,40 @@ class Handler : public HTTPRequestHandler {
     static void check_known(const std::map<std::string, std::string>& q,
                             const std::set<std::string>& known) {
         for (const auto& [k, v] : q)
-            if (!known.count(k))
-                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
-                                "unknown query parameter '" + k + "'");
+            if (!known.count(k)) throw HttpError(400, "unknown query parameter '" + k + "'");
     }
 
     std::shared_ptr<AdminServer::Shared> s_;
 };
 
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-  public:
-    explicit Factory(std::shared_ptr<AdminServer::Shared> s) : s_(std::move(s)) {}
-    HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-        return new Handler(s_);
-    }
+namespace {
 
-  private:
-    std::shared_ptr<AdminServer::Shared> s_;
-};
+HttpServerOptions admin_http_options(const AdminConfig& config) {
+    HttpServerOptions o;
+    o.name = "admin";
+    o.address = config.address;
+    o.port = config.port;
+    // Loopback callers only: no per-peer cap (they are all one peer), but
+    // enough threads that a few stalled connections block nothing, and
+    // short deadlines, since the CLI sends its requests at once.
+    o.threads = 16;
+    o.max_queued = 64;
+    o.max_connections = 256;
+    o.header_timeout = std::chrono::milliseconds(5'000);
+    o.body_timeout = std::chrono::milliseconds(5'000);
+    o.idle_timeout = std::chrono::milliseconds(5'000);
+    o.io_timeout = std::chrono::milliseconds(5'000);
+    return o;
+}
 
 }  // namespace
 
 AdminServer::AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher,
-                         Logger& log, Reloader* reloader)
-    : config_(config), shared_(std::make_shared<Shared>(store, dispatcher, log)) {
+                         Logger& log, Metrics& metrics, Reloader* reloader)
+    : config_(config),
+      shared_(std::make_shared<Shared>(store, dispatcher, log)),
+      service_(std::make_unique<AdminService>(shared_)),
+      http_(std::make_unique<HttpServer>(admin_http_options(config), *service_, log, metrics)) {
     shared_->reloader = reloader;
     if (!config.token || !config.token->resolved || config.token->value.empty())
         throw std::runtime_error(
@@ -487,30 +478,15 @@ AdminServer::~AdminServer() {
 }
 
 void AdminServer::start() {
-    Poco::Net::SocketAddress at(config_.address, config_.port);
-    Poco::Net::ServerSocket socket;
-    socket.bind(at, true, false);  // not SO_REUSEPORT: a second host must fail to bind
-    socket.listen(64);
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(4);
-    params->setMaxQueued(64);
-    params->setKeepAlive(true);
-    params->setTimeout(Poco::Timespan(10, 0));
-    pool_ = std::make_unique<Poco::ThreadPool>(1, 5, 60);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(shared_), *pool_, socket, params);
-    server_->start();
+    http_->start();
 }
 
 void AdminServer::stop() {
-    if (!server_) return;
-    server_->stopAll(true);
-    server_.reset();
-    pool_->joinAll();
-    pool_.reset();
+    http_->stop(std::chrono::milliseconds(2'000));
 }
 
 uint16_t AdminServer::port() const {
-    return server_ ? server_->port() : 0;
+    return http_->port();
 }
 
 }  // namespace clayhook

@@ -18,16 +18,16 @@
 
 #include "config/Config.h"
 
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/ThreadPool.h>
-
 #include <memory>
 #include <string>
 
 namespace clayhook {
 
+class AdminService;
 class Dispatcher;
+class HttpServer;
 class Logger;
+class Metrics;
 class Reloader;
 class Store;
 
@@ -36,7 +36,7 @@ class AdminServer {
     // Throws std::runtime_error when the token is missing or empty.
     // `reloader` may be null (no reload endpoint then: 404).
     AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher, Logger& log,
-                Reloader* reloader = nullptr);
+                Metrics& metrics, Reloader* reloader = nullptr);
     ~AdminServer();
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;
@@ -50,8 +50,8 @@ class AdminServer {
   private:
     AdminConfig config_;
     std::shared_ptr<Shared> shared_;
-    std::unique_ptr<Poco::ThreadPool> pool_;
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<AdminService> service_;  // outlives http_
+    std::unique_ptr<HttpServer> http_;
 };
 
 }  // namespace clayhook

@@ -7,6 +7,7 @@
 #include "cli/Commands.h"
 #include "config/ConfigError.h"
 #include "config/ConfigLoader.h"
+#include "text/Text.h"
 
 #include <clayhook/json.hpp>
 
@@ -105,10 +106,12 @@ std::optional<json::Value> call(const Admin& admin, const std::string& method,
         return std::nullopt;
     }
     json::Value v;
+    std::string parse_error;
     try {
         v = json::parse(r.body);
-    } catch (const json::ParseError&) {
+    } catch (const json::ParseError& e) {
         v = json::Value::object();
+        parse_error = e.what();
     }
     if (r.status == 401) {
         err << "clayhook " << cmd << ": the admin API refused the token (401): check admin.token\n";
@@ -117,7 +120,14 @@ std::optional<json::Value> call(const Admin& admin, const std::string& method,
     }
     if (r.status < 200 || r.status > 299) {
         err << "clayhook " << cmd << ": admin API answered " << r.status << ": "
-            << v.get_string("error", r.body) << "\n";
+            << terminal_safe(v.get_string("error", r.body)) << "\n";
+        code = kExitFailed;
+        return std::nullopt;
+    }
+    if (!parse_error.empty()) {
+        // Never an empty listing for an answer we could not read.
+        err << "clayhook " << cmd << ": admin API answered " << r.status
+            << " with a body that is not JSON (" << terminal_safe(parse_error) << ")\n";
         code = kExitFailed;
         return std::nullopt;
     }
@@ -143,7 +153,8 @@ std::string url_encode(std::string_view s) {
 std::string str_or(const json::Value& v, std::string_view key, std::string_view dash = "-") {
     const json::Value* x = v.find(key);
     if (x == nullptr || x->is_null()) return std::string(dash);
-    return x->is_string() ? x->as_string() : json::dump(*x);
+    // What reaches the terminal: no control characters or raw invalid bytes.
+    return terminal_safe(x->is_string() ? x->as_string() : json::dump(*x));
 }
 
 int deliveries_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -306,7 +317,8 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
     try {
         v = json::parse(r.body);
     } catch (const json::ParseError&) {
-        err << "clayhook reload: admin API answered " << r.status << ": " << r.body << "\n";
+        err << "clayhook reload: admin API answered " << r.status << ": " << terminal_safe(r.body)
+            << "\n";
         return kExitFailed;
     }
     if (a.has("--json")) {
@@ -315,12 +327,12 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
     }
     if (r.status == 422) {
         err << "clayhook reload: refused, generation " << v.get_int("generation", 0)
-            << " keeps serving: " << v.get_string("last_error", r.body) << "\n";
+            << " keeps serving: " << terminal_safe(v.get_string("last_error", r.body)) << "\n";
         return kExitFailed;
     }
     if (r.status != 200) {
         err << "clayhook reload: admin API answered " << r.status << ": "
-            << v.get_string("error", r.body) << "\n";
+            << terminal_safe(v.get_string("error", r.body)) << "\n";
         return kExitFailed;
     }
     out << "reloaded: generation " << v.get_int("generation", 0) << " serving (took "

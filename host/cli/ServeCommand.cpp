@@ -149,7 +149,7 @@ int serve_command(const std::string& file, std::ostream& err) {
         reloader = std::make_unique<Reloader>(file, config, std::move(*plugins), stage_dir, *intake,
                                               *dispatcher, log, metrics);
         if (config.admin.enabled) {
-            admin = std::make_unique<AdminServer>(config.admin, *store, *dispatcher, log,
+            admin = std::make_unique<AdminServer>(config.admin, *store, *dispatcher, log, metrics,
                                                   reloader.get());
             admin->start();
         }

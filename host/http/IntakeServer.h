@@ -3,9 +3,6 @@
 #include "config/Config.h"
 #include "verify/Verifier.h"
 
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/ThreadPool.h>
-
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -36,11 +33,15 @@ struct SourceRuntime {
     SourceRuntime(const SourceConfig& c, Metrics& metrics);
 };
 
+class HttpServer;
+class IntakeService;
+
 // The public listener: one POST route per source, plus /healthz, /readyz and
-// /metrics. Per request, in this order: method and path; the size cap before
-// reading (Content-Length) and while reading (chunked); verification on the
-// raw bytes; parse and classify; idempotency key; durable insert; 200 only
-// after the commit.
+// /metrics, served by the strict HttpServer (framing, deadlines, per-peer
+// cap). Per request, in this order: method and path; the size cap before
+// reading (Content-Length) and while reading (chunked); the body read whole;
+// verification on the raw bytes; parse and classify; idempotency key;
+// durable insert; 200 only after the commit.
 class IntakeServer {
   public:
     // `ready` tells /readyz whether the rest of the host is (plugins loaded).
@@ -67,14 +68,11 @@ class IntakeServer {
     void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10'000));
     uint16_t port() const;  // the bound port (useful with port: 0)
 
-    struct Shared;  // what request handlers share; defined in the .cpp
-
   private:
-    std::shared_ptr<Shared> shared_;
-    // Poco's default pool has 16 threads; a dedicated one sized from
-    // listener.threads serves as many connections at once as configured.
-    std::unique_ptr<Poco::ThreadPool> pool_;  // outlives server_
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    ListenerConfig listener_;
+    Metrics& metrics_;
+    std::unique_ptr<IntakeService> service_;  // outlives http_
+    std::unique_ptr<HttpServer> http_;
 };
 
 }  // namespace clayhook

@@ -20,10 +20,7 @@ int64_t now_ms() {
 }
 
 bool same_listener(const ListenerConfig& a, const ListenerConfig& b) {
-    return a.address == b.address && a.port == b.port && a.threads == b.threads &&
-           a.max_connections == b.max_connections && a.max_queued == b.max_queued &&
-           a.keep_alive == b.keep_alive && a.read_timeout == b.read_timeout &&
-           a.tls.cert_file == b.tls.cert_file && a.tls.key_file == b.tls.key_file;
+    return a == b;  // every field, so a new key cannot be forgotten here
 }
 
 bool same_admin(const AdminConfig& a, const AdminConfig& b) {

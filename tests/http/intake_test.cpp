@@ -1,6 +1,7 @@
 // The intake over real sockets: a real IntakeServer on 127.0.0.1:0, a real
 // SQLite file, Poco's HTTP client.
 #include "config/ConfigLoader.h"
+#include "http/IntakeRig.h"
 #include "http/IntakeServer.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
@@ -30,93 +31,11 @@ using namespace clayhook;
 using clayhook::test::TempDir;
 namespace net = Poco::Net;
 
-namespace {
-
-const char* kSecret = "intake-test-secret-1";
-const char* kSecond = "intake-test-secret-2";
-
-struct Reply {
-    int status = 0;
-    std::string body;
-    std::string retry_after;
-};
-
-struct Host {
-    TempDir dir;
-    std::ostringstream log_out;
-    Logger log{log_out, Level::debug};
-    Metrics metrics;
-    Config config;
-    std::unique_ptr<Store> store;
-    std::unique_ptr<IntakeServer> server;
-
-    explicit Host(const std::string& extra_source_yaml = "",
-                  const std::string& listener_extra = "") {
-        ::setenv("INTAKE_S1", kSecret, 1);
-        ::setenv("INTAKE_S2", kSecond, 1);
-        ::setenv("INTAKE_SW", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
-        auto file = dir.write("c.yaml", R"(admin: {enabled: false}
-listener: {address: 127.0.0.1, port: 0, threads: 16)" +
-                                            listener_extra + R"(}
-store: {path: )" + dir.file("db/clayhook.db") +
-                                            R"(}
-sources:
-  - name: clay
-    path: /webhooks/clay
-    max_body_bytes: 4KiB
-    verify:
-      scheme: hmac-sha256
-      secrets: ["${INTAKE_S1}", "${INTAKE_S2}"]
-)" + extra_source_yaml);
-        config = load_config(file, LoadOptions{});
-        start();
-    }
-    void start() {
-        store = open_store(config.store, 1024);
-        server = std::make_unique<IntakeServer>(config, *store, log, metrics, [] { return true; });
-        server->start();
-    }
-    void restart() {
-        server.reset();
-        store.reset();
-        start();
-    }
-
-    Reply request(const std::string& method, const std::string& path, const std::string& body,
-                  const std::vector<std::pair<std::string, std::string>>& headers = {},
-                  bool chunked = false) {
-        net::HTTPClientSession s("127.0.0.1", server->port());
-        net::HTTPRequest req(method, path, net::HTTPMessage::HTTP_1_1);
-        for (const auto& [k, v] : headers)
-            req.set(k, v);
-        if (chunked)
-            req.setChunkedTransferEncoding(true);
-        else
-            req.setContentLength64(static_cast<Poco::Int64>(body.size()));
-        std::ostream& os = s.sendRequest(req);
-        os << body;
-        net::HTTPResponse resp;
-        std::istream& is = s.receiveResponse(resp);
-        Reply r;
-        r.status = resp.getStatus();
-        Poco::StreamCopier::copyToString(is, r.body);
-        r.retry_after = resp.get("Retry-After", "");
-        return r;
-    }
-    Reply post_signed(const std::string& body, const std::string& secret = kSecret,
-                      const std::string& prefix = "") {
-        return request("POST", "/webhooks/clay", body,
-                       {{"x-clay-signature", prefix + hmac_sha256_hex(secret, body)}});
-    }
-};
-
-std::string delivery(int row, const std::string& event = "enrichment.completed") {
-    return R"({"event":")" + event + R"(","table_id":"t_abc123","row_id":"row_)" +
-           std::to_string(row) + R"(","timestamp":"2026-11-26T12:00:42.042Z","data":{"email":"p)" +
-           std::to_string(row) + R"(@example.com"}})";
-}
-
-}  // namespace
+using test::delivery;
+using test::kSecond;
+using test::kSecret;
+using test::Reply;
+using Host = test::IntakeRig;
 
 TEST_CASE("intake: a signed delivery is stored and acknowledged with its id", "[intake]") {
     Host h;
@@ -319,7 +238,8 @@ TEST_CASE("intake: connections past max_connections are closed unserved", "[inta
     INFO("status " << status);
     CHECK((status == 503 || status == -1));
     if (status == 503) CHECK(retry_after == "1");
-    CHECK(h.metrics.value("clayhook_intake_connections_refused_total", "") >= 1);
+    CHECK(h.metrics.value("clayhook_intake_connections_refused_total",
+                          "reason=\"max_connections\"") >= 1);
 }
 
 TEST_CASE("intake: timestamped HMAC, token and Standard Webhooks sources over sockets",
