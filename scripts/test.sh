@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds with warnings as errors,
 # checks formatting, and runs every test through ctest; then does the same
-# in an AddressSanitizer/UndefinedBehaviorSanitizer build.
+# in an AddressSanitizer/UndefinedBehaviorSanitizer build; then runs the fuzz
+# targets of tests/fuzz/ for a bounded time each (scripts/fuzz.sh, build-fuzz/).
 #   CLAYHOOK_TEST_SANITIZE=0  skips the sanitizer pass (CI keeps it on)
+#   CLAYHOOK_TEST_FUZZ=0      skips the fuzz pass (CI keeps it on)
+#   CLAYHOOK_FUZZ_SECONDS=N   how long each fuzz target runs (default 20)
 #   extra arguments go to ctest, e.g. scripts/test.sh -R loader
 set -euo pipefail
 CLAYHOOK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,5 +33,10 @@ if [ "${CLAYHOOK_TEST_SANITIZE:-1}" != 0 ]; then
   say "running the tests under the sanitizers"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2 "$@")
+fi
+
+if [ "${CLAYHOOK_TEST_FUZZ:-1}" != 0 ]; then
+  say "fuzzing (build-fuzz/, libFuzzer + ASan + UBSan, ${CLAYHOOK_FUZZ_SECONDS:-20} s per target)"
+  bash "$CLAYHOOK_ROOT/scripts/fuzz.sh"
 fi
 say "all tests passed"
