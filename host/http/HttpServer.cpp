@@ -237,6 +237,24 @@ class Connection : public Poco::Net::TCPServerConnection {
 
     void answer(const HttpReply& r, bool close) { write(serialize(r, close)); }
 
+    // More of a body. False when the connection is done for: the deadline
+    // passed (closed unanswered), or the peer closed its side before the
+    // body was whole (400, never processed).
+    bool read_body(Clock::time_point deadline) {
+        switch (read_more(deadline)) {
+            case Read::ok:
+                return true;
+            case Read::timeout:
+                core_->timeout_body.add(1);
+                return false;
+            case Read::eof:
+                core_->incomplete.add(1);
+                answer(HttpReply(400, R"({"error":"incomplete body"})"), true);
+                return false;
+        }
+        return false;
+    }
+
     // After an answer sent before the whole request was read: stop sending,
     // then read and discard for a moment, so that closing with unread bytes
     // does not reset the connection before the peer has read the answer.
@@ -342,19 +360,8 @@ class Connection : public Poco::Net::TCPServerConnection {
             };
             if (head.framing == BodyFraming::length) {
                 const uint64_t n = head.content_length;
-                while (buf_.size() < n) {
-                    Read r = read_more(body_deadline(n));
-                    if (r == Read::timeout) {
-                        core_->timeout_body.add(1);
-                        return;
-                    }
-                    if (r == Read::eof) {
-                        core_->incomplete.add(1);
-                        HttpReply inc(400, R"({"error":"incomplete body"})");
-                        answer(inc, true);
-                        return;
-                    }
-                }
+                while (buf_.size() < n)
+                    if (!read_body(body_deadline(n))) return;
                 body = buf_.substr(0, n);
                 buf_.erase(0, n);
             } else if (head.framing == BodyFraming::chunked) {
@@ -370,17 +377,7 @@ class Connection : public Poco::Net::TCPServerConnection {
                         answer(core_->service.too_large(req, admission.max_body), true);
                         return linger_close();
                     }
-                    Read r = read_more(body_deadline(decoder.decoded()));
-                    if (r == Read::timeout) {
-                        core_->timeout_body.add(1);
-                        return;
-                    }
-                    if (r == Read::eof) {
-                        core_->incomplete.add(1);
-                        HttpReply inc(400, R"({"error":"incomplete body"})");
-                        answer(inc, true);
-                        return;
-                    }
+                    if (!read_body(body_deadline(decoder.decoded()))) return;
                 }
             }
 
