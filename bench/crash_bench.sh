@@ -14,33 +14,19 @@ KILLS=${1:-20}
 N=${2:-20000}
 CONNS=${BENCH_CONNS:-8}
 RATE=${BENCH_RATE:-0}
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/scripts/lib.sh"
-CLAYHOOK_ROOT=$ROOT
+. "$ROOT/bench/lib.sh"
 ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}" sqlite3
 command -v python3 >/dev/null || ensure_packages python3
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-crash-XXXXXX")
-host_pid=
-driver_pid=
-keep=${BENCH_KEEP:-0}
-cleanup() {
-  for p in $host_pid $driver_pid; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "$keep" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-say "building $BUILD"
-build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/build.log" 2>&1 ||
-  { tail -40 "$work/build.log" >&2; exit 1; }
+bench_workdir crash
+bench_build
 
 secret=$(openssl rand -hex 32)
 say "generating $N unique signed deliveries"
 "$BUILD/bin/gen-deliveries" "$N" "$secret" "$work/deliveries.tsv"
 
 # One port for every incarnation of the host, so the driver keeps its target.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 sink=$work/events.jsonl
 cat >"$work/bench.yaml" <<YAML
 admin: {enabled: false}
@@ -58,32 +44,8 @@ plugins:
 dispatch: {workers: 4, shutdown_timeout: 5s}
 YAML
 
-now_ms() { date +%s%3N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
-
-# start_host N: starts incarnation N and waits (bounded) for msg=ready.
-# TMPDIR=$work: a SIGKILLed host cannot remove its plugin staging folder, so
-# those go where the cleanup finds them.
-start_host() {
-  local log=$work/host.$1.log
-  BENCH_SECRET=$secret TMPDIR=$work "$BUILD/bin/clayhook" serve --config "$work/bench.yaml" >"$log" 2>&1 &
-  host_pid=$!
-  for _ in $(seq 1 600); do
-    grep -q 'msg=ready' "$log" 2>/dev/null && return 0
-    kill -0 "$host_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "host $1 did not get ready:" >&2; tail -20 "$log" >&2; return 1
-}
-
-# stop_host: SIGTERM, up to 30 s for a graceful exit, then SIGKILL; sets host_rc.
-stop_host() {
-  kill -TERM "$host_pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$host_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$host_pid" 2>/dev/null || true
-  host_rc=0; wait "$host_pid" || host_rc=$?
-  host_pid=
-}
+# start_incarnation N: starts the host's Nth life on the same store and port.
+start_incarnation() { start_host "$work/bench.yaml" "$work/host.$1.log"; }
 
 # missing: how many acknowledged ids are not in the sink yet.
 missing() {
@@ -109,7 +71,7 @@ PY
 say "host on 127.0.0.1:$port; driver: $CONNS connections, rate $RATE/s; $KILLS kills"
 : >"$work/acked.txt"
 : >"$work/kills.txt"
-start_host 0
+start_incarnation 0
 t_start=$(now_ms)
 "$BUILD/bin/delivery-driver" "$work/deliveries.tsv" --port "$port" --conns "$CONNS" \
   --rate "$RATE" --acked "$work/acked.txt" >"$work/driver.out" 2>"$work/driver.err" &
@@ -124,7 +86,7 @@ for k in $(seq 1 "$KILLS"); do
   wait "$host_pid" 2>/dev/null || true
   t0=$(now_ms)
   echo "$t0" >>"$work/kills.txt"   # just after the kill: nothing is handled in between
-  start_host "$k"
+  start_incarnation "$k"
   restart_ms+=($(($(now_ms) - t0)))
   say "kill $k/$KILLS: $(wc -l <"$work/acked.txt") acknowledged so far, ready again in ${restart_ms[-1]} ms"
 done
@@ -196,7 +158,6 @@ print(f"acked={len(acked)} lost={lost} more={len(more)} dup_answers={dup_answers
       f"gap_max={max(gaps) if gaps else 'n/a'} after_last={after_last}")
 PY
 )
-field() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 driver=$(grep '^RESULT' "$work/driver.out" || echo "RESULT (none: see $work/driver.err)")
 restarts=$(printf '%s\n' "${restart_ms[@]}" | sort -n | awk '{ s += $1; a[NR] = $1 } END { if (NR) printf "avg %.0f ms, max %d ms", s / NR, a[NR]; else printf "none" }')
 lost=$(field "$report" lost)

@@ -1,6 +1,6 @@
 // Writes N unique signed deliveries for the intake benchmark, one per line:
 // <hex HMAC-SHA256 of the body>\t<body>. Bodies are ~0.5 KB
-// enrichment.completed events shaped like ../shared/reference/clay.md, each
+// enrichment.completed events shaped like docs/contracts.md, each
 // with its own row_id, so none is a duplicate.
 //   gen-deliveries N SECRET OUT [ROW_PREFIX]   (default row_)
 #include <openssl/hmac.h>

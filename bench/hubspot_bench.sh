@@ -15,16 +15,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RECORDS=${1:-2000}
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/scripts/lib.sh"
-CLAYHOOK_ROOT=$ROOT
+. "$ROOT/bench/lib.sh"
 ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}" "${CLAYHOOK_TEST_PACKAGES[@]}"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-hubspot-bench-XXXXXX")
-cleanup() {
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_workdir hubspot-bench
 
 say "building $BUILD (clayhook-tests, hubspot-push)"
 { cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLAYHOOK_BUILD_TESTS=ON &&

@@ -14,26 +14,15 @@ CONNS=${2:-64}
 N=${BENCH_DELIVERIES:-600000}
 DURABLE=${BENCH_DURABLE:-true}
 SINK=${BENCH_SINK:-true}
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/scripts/lib.sh"
-CLAYHOOK_ROOT=$ROOT
+. "$ROOT/bench/lib.sh"
 ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}" wrk bc sqlite3
-build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-bench-XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_workdir bench
+bench_build
 secret=$(openssl rand -hex 32)
 say "generating $N unique signed deliveries"
 "$BUILD/bin/gen-deliveries" "$N" "$secret" "$work/deliveries.tsv"
 bytes=$(head -1 "$work/deliveries.tsv" | cut -f2 | tr -d '\n' | wc -c)
-
-# wait_for FILE PATTERN: until PATTERN appears in FILE (bounded).
-wait_for() {
-  for _ in $(seq 1 600); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
 
 # run_wrk NAME PORT PID: one warm-up second, then the measured run; prints
 # the RESULT line with peak RSS appended.
@@ -53,7 +42,7 @@ run_wrk() {
 
 say "bare responder"
 "$BUILD/bin/bare-responder" "$secret" 64 >"$work/bare.log" 2>&1 &
-bare_pid=$!; pids+=("$bare_pid")
+bare_pid=$!; bench_pids+=("$bare_pid")
 wait_for "$work/bare.log" '^port='
 bare_port=$(sed -n 's/^port=//p' "$work/bare.log")
 bare=$(run_wrk bare "$bare_port" "$bare_pid")
@@ -78,16 +67,12 @@ plugins:
     config: {path: $work/events.jsonl}
 YAML
 fi
-BENCH_SECRET=$secret "$BUILD/bin/clayhook" serve --config "$work/bench.yaml" >"$work/host.log" 2>&1 &
-host_pid=$!; pids+=("$host_pid")
-wait_for "$work/host.log" 'msg=ready'
-host_port=$(sed -n 's/.*listen=127.0.0.1:\([0-9]*\).*/\1/p' "$work/host.log" | head -1)
+start_host "$work/bench.yaml" "$work/host.log"
 host=$(run_wrk clayhook "$host_port" "$host_pid")
 events=$(sqlite3 "$work/db/clayhook.db" 'select count(*) from events' 2>/dev/null || echo '?')
 handled=$( [ -f "$work/events.jsonl" ] && wc -l <"$work/events.jsonl" || echo 0)
-kill "$host_pid"; wait "$host_pid" 2>/dev/null || true
+stop_host
 
-field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durable=%s, sink=%s, %s cores\n' \
   "$SECONDS_RUN" "$CONNS" "$bytes" "$DURABLE" "$SINK" "$(nproc)"
 printf '%-10s %10s %10s %10s %10s %8s %8s\n' "" rps p50_ms p99_ms rss_MB non2xx sock_err

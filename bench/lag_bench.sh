@@ -19,32 +19,17 @@ CONNS=${BENCH_CONNS:-16}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-5}
 RATE=${BENCH_RATE:-}
 FSYNC=${BENCH_SINK_FSYNC:-true}
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/scripts/lib.sh"
-CLAYHOOK_ROOT=$ROOT
+. "$ROOT/bench/lib.sh"
 ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}"
 command -v python3 >/dev/null || ensure_packages python3
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-lag-XXXXXX")
-host_pid=
-driver_pid=
-cleanup() {
-  for p in $host_pid $driver_pid; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-say "building $BUILD"
-build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/build.log" 2>&1 ||
-  { tail -40 "$work/build.log" >&2; exit 1; }
+bench_workdir lag
+bench_build
 secret=$(openssl rand -hex 32)
-now_ms() { date +%s%3N; }
-field() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
-# start_host NAME: a fresh host with its own store and sink under $work/NAME;
-# waits (bounded) for msg=ready and sets host_port.
-start_host() {
+# start_fresh_host NAME: a fresh host with its own store and sink under
+# $work/NAME; waits (bounded) for msg=ready and sets host_port.
+start_fresh_host() {
   local dir=$work/$1
   mkdir -p "$dir"
   cat >"$dir/bench.yaml" <<YAML
@@ -62,26 +47,7 @@ plugins:
     config: {path: $dir/events.jsonl, fsync: $FSYNC}
 dispatch: {workers: 4, shutdown_timeout: 5s}
 YAML
-  BENCH_SECRET=$secret TMPDIR=$work "$BUILD/bin/clayhook" serve --config "$dir/bench.yaml" >"$dir/host.log" 2>&1 &
-  host_pid=$!
-  for _ in $(seq 1 600); do
-    if grep -q 'msg=ready' "$dir/host.log" 2>/dev/null; then
-      host_port=$(sed -n 's/.*listen=127.0.0.1:\([0-9]*\).*/\1/p' "$dir/host.log" | head -1)
-      return 0
-    fi
-    kill -0 "$host_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "host $1 did not get ready:" >&2; tail -20 "$dir/host.log" >&2; return 1
-}
-
-# stop_host: SIGTERM, up to 30 s for a graceful exit, then SIGKILL; sets host_rc.
-stop_host() {
-  kill -TERM "$host_pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$host_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$host_pid" 2>/dev/null || true
-  host_rc=0; wait "$host_pid" || host_rc=$?
-  host_pid=
+  start_host "$dir/bench.yaml" "$dir/host.log"
 }
 
 # drive NAME TSV ARGS...: runs the driver against the current host (in the
@@ -104,7 +70,7 @@ if [ -z "$RATE" ]; then
   max_lines=$((MAX_SECONDS * 20000))
   say "step 1: intake maximum, driver at --rate 0 for $MAX_SECONDS s ($max_lines deliveries ready)"
   "$BUILD/bin/gen-deliveries" "$max_lines" "$secret" "$work/max.tsv" max_
-  start_host max
+  start_fresh_host max
   drive max "$work/max.tsv" --rate 0 --duration "$MAX_SECONDS"
   max_result=$drive_result
   stop_host
@@ -116,7 +82,7 @@ fi
 lines=$((RATE * SECONDS_RUN))
 say "step 2: $lines deliveries at $RATE/s ($SECONDS_RUN s) on a fresh host"
 "$BUILD/bin/gen-deliveries" "$lines" "$secret" "$work/lag.tsv" lag_
-start_host lag
+start_fresh_host lag
 drive lag "$work/lag.tsv" --rate "$RATE"
 lag_result=$drive_result
 t_driver=$(now_ms)
@@ -147,7 +113,7 @@ for _ in $(seq 1 1800); do
   fi
   sleep 0.5
 done
-catch_up_s=$(awk -v a="$t_driver" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+catch_up_s=$(secs "$t_driver" "$(now_ms)")
 stop_host
 
 lag=$(python3 - "$work/lag/acked.txt" "$work/lag/events.jsonl" <<'PY'

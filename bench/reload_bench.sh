@@ -17,26 +17,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RELOADS=${1:-40}
 RATE=${BENCH_RATE:-1000}
 CONNS=${BENCH_CONNS:-8}
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/scripts/lib.sh"
-CLAYHOOK_ROOT=$ROOT
+. "$ROOT/bench/lib.sh"
 ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}"
 command -v python3 >/dev/null || ensure_packages python3
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-reload-XXXXXX")
-host_pid=
-driver_pid=
-keep=${BENCH_KEEP:-0}
-cleanup() {
-  for p in $host_pid $driver_pid; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "$keep" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-say "building $BUILD"
-build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/build.log" 2>&1 ||
-  { tail -40 "$work/build.log" >&2; exit 1; }
+bench_workdir reload
+bench_build
 
 # Enough deliveries for the whole run at RATE (about 0.3 s per reload, doubled).
 n=$(( RATE * (RELOADS * 6 / 10 + 10) ))
@@ -44,7 +30,7 @@ secret=$(openssl rand -hex 32)
 say "generating $n unique signed deliveries"
 "$BUILD/bin/gen-deliveries" "$n" "$secret" "$work/deliveries.tsv"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 # write_config VARIANT: a or b.
 write_config() {
   local threads=2
@@ -69,14 +55,7 @@ YAML
 write_config a
 
 log=$work/host.log
-BENCH_SECRET=$secret TMPDIR=$work "$BUILD/bin/clayhook" serve --config "$work/bench.yaml" >"$log" 2>&1 &
-host_pid=$!
-for _ in $(seq 1 600); do
-  grep -q 'msg=ready' "$log" 2>/dev/null && break
-  kill -0 "$host_pid" 2>/dev/null || { tail -20 "$log" >&2; exit 1; }
-  sleep 0.05
-done
-grep -q 'msg=ready' "$log" || { echo "the host did not get ready" >&2; exit 1; }
+start_host "$work/bench.yaml" "$log"
 
 "$BUILD/bin/delivery-driver" --port "$port" --conns "$CONNS" --rate "$RATE" \
   "$work/deliveries.tsv" >"$work/driver.out" 2>"$work/driver.err" &
@@ -104,10 +83,7 @@ done
 kill -TERM "$driver_pid" 2>/dev/null || true
 wait "$driver_pid" 2>/dev/null || true
 driver_pid=
-kill -TERM "$host_pid"
-host_rc=0
-wait "$host_pid" || host_rc=$?
-host_pid=
+stop_host
 
 python3 - "$work/sent.txt" "$log" "$work/driver.out" "$RELOADS" "$RATE" "$host_rc" "$(nproc)" <<'PY'
 import re, sys, datetime

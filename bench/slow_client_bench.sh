@@ -9,22 +9,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SLOW=${1:-1000}
 SECONDS_RUN=${2:-30}
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/scripts/lib.sh"
-CLAYHOOK_ROOT=$ROOT
+. "$ROOT/bench/lib.sh"
 ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}"
-build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ulimit -n 65536 2>/dev/null || true
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-bench-XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_workdir bench
+bench_build
 secret=$(openssl rand -hex 32)
-wait_for() {
-  for _ in $(seq 1 600); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
 # The listener as an out-of-the-box install has it; only the port differs.
 cat >"$work/bench.yaml" <<YAML
 admin: {enabled: false}
@@ -36,8 +27,6 @@ sources:
     path: /webhooks/clay
     verify: {scheme: hmac-sha256, secrets: ["\${BENCH_SECRET}"]}
 YAML
-BENCH_SECRET=$secret "$BUILD/bin/clayhook" serve --config "$work/bench.yaml" >"$work/host.log" 2>&1 &
-host_pid=$!; pids+=("$host_pid")
-wait_for "$work/host.log" 'msg=ready'
-port=$(sed -n 's/.*listen=127.0.0.1:\([0-9]*\).*/\1/p' "$work/host.log" | head -1)
-"$BUILD/bin/slow-clients" "$port" "$secret" "$SLOW" "$SECONDS_RUN"
+start_host "$work/bench.yaml" "$work/host.log"
+"$BUILD/bin/slow-clients" "$host_port" "$secret" "$SLOW" "$SECONDS_RUN"
+stop_host

@@ -1,6 +1,6 @@
 #pragma once
 
-// A small client for the Clay API (docs: shared/reference/crm-apis.md, "Clay
+// A small client for the Clay API (docs: docs/contracts.md, "Clay
 // API"), plus the one-shot HTTP exchange it is built on, which `clayhook
 // send` reuses to post signed deliveries to a host.
 

@@ -51,9 +51,7 @@ std::optional<int> admin_from(const Args& a, std::string_view cmd, const char* u
     std::string file = a.get("--config").value_or(default_config_path());
     Config config;
     try {
-        LoadOptions opts;
-        opts.bundled_plugin_dirs = default_bundled_plugin_dirs();
-        config = load_config(file, opts);
+        config = load_config(file, LoadOptions::with_bundled());
     } catch (const std::exception& e) {
         err << "clayhook " << cmd << ": " << e.what() << "\n";
         return kExitFailed;

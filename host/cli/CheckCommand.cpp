@@ -7,6 +7,7 @@
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 #include "plugins/PluginSet.h"
+#include "routing/EventCatalogue.h"
 
 #include <clayhook/json.hpp>
 
@@ -83,9 +84,7 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
     Config config;
     bool loaded = false;
     try {
-        LoadOptions opts;
-        opts.bundled_plugin_dirs = default_bundled_plugin_dirs();
-        config = load_config(file, opts);
+        config = load_config(file, LoadOptions::with_bundled());
         loaded = true;
     } catch (const ConfigError& e) {
         r.errors.push_back(e.what());
@@ -191,9 +190,7 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
                 names.push_back(i->name());
             route.set("plugins", names);
             routes.push_back(route);
-            bool in_catalogue =
-                std::find(clay_event_catalogue().begin(), clay_event_catalogue().end(), type) !=
-                clay_event_catalogue().end();
+            bool in_catalogue = is_clay_event_type(type);
             if (names.size() == 0 && in_catalogue)
                 r.warnings.push_back("no plugin handles " + type +
                                      ": such events are stored and "

@@ -10,6 +10,7 @@
 #include "clay/ClayApi.h"
 #include "config/ConfigError.h"
 #include "config/ConfigLoader.h"
+#include "routing/EventCatalogue.h"
 #include "verify/Verifier.h"
 
 #include <openssl/crypto.h>
@@ -60,12 +61,6 @@ constexpr const char* kSignUsage =
 constexpr const char* kSendUsage =
     "usage: clayhook send [--config FILE] [--source NAME] [--url URL]\n"
     "                     (BODY_FILE|- | --sample TYPE|all)\n";
-
-// The six event types of this project's Clay contract (shared/reference/clay.md).
-constexpr std::string_view kEventTypes[] = {
-    "enrichment.completed", "enrichment.failed",      "table.row.created",
-    "table.row.updated",    "table.export.completed", "workflow.completed",
-};
 
 // ---------------------------------------------------------------------------
 // Command-line options
@@ -438,11 +433,7 @@ std::string iso_utc_millis(Clock::time_point t) {
     return out;
 }
 
-bool known_event_type(std::string_view t) {
-    return std::find(std::begin(kEventTypes), std::end(kEventTypes), t) != std::end(kEventTypes);
-}
-
-// A delivery shaped like the examples in shared/reference/clay.md, with a
+// A delivery shaped like the examples in docs/contracts.md, with a
 // fresh row id (or export/workflow id) and timestamp so the host's
 // idempotency key (event, row_id, timestamp) never takes it for a retry.
 std::string sample_body(std::string_view type) {
@@ -544,9 +535,7 @@ std::optional<int> load_source(const Args& a, std::string_view cmd, const char* 
                                std::ostream& err) {
     std::string file = a.get("--config").value_or(default_config_file());
     try {
-        LoadOptions opts;
-        opts.bundled_plugin_dirs = default_bundled_plugin_dirs();
-        l.config = load_config(file, opts);
+        l.config = load_config(file, LoadOptions::with_bundled());
     } catch (const std::exception& e) {
         // ConfigError names file, line and key, never a secret's value.
         err << "clayhook " << cmd << ": " << e.what() << "\n";
@@ -696,15 +685,14 @@ int send_command(const std::vector<std::string>& args, std::ostream& out, std::o
     std::vector<std::string> types;
     if (sample) {
         if (*sample == "all") {
-            types.assign(std::begin(kEventTypes), std::end(kEventTypes));
-        } else if (known_event_type(*sample)) {
+            types = clay_event_catalogue();
+        } else if (is_clay_event_type(*sample)) {
             types.push_back(*sample);
         } else {
-            std::vector<std::string> all(std::begin(kEventTypes), std::end(kEventTypes));
-            return usage_error(
-                err, "send",
-                "unknown --sample '" + *sample + "': one of " + join(all, ", ") + ", or all",
-                kSendUsage);
+            return usage_error(err, "send",
+                               "unknown --sample '" + *sample + "': one of " +
+                                   join(clay_event_catalogue(), ", ") + ", or all",
+                               kSendUsage);
         }
     }
 

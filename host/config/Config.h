@@ -26,6 +26,8 @@ struct Secret {
     std::string origin;  // "env CLAY_WEBHOOK_SECRET", "file /abs/path": safe to show
     std::string error;   // why it did not resolve
     std::string value;
+    // The same secret: the same value, however it was written or found.
+    bool operator==(const Secret& o) const { return resolved == o.resolved && value == o.value; }
 };
 
 struct TlsConfig {
@@ -57,6 +59,7 @@ struct AdminConfig {
     std::string address = "127.0.0.1";
     uint16_t port = 8081;
     std::optional<Secret> token;
+    bool operator==(const AdminConfig&) const = default;
 };
 
 struct StoreConfig {
@@ -65,6 +68,7 @@ struct StoreConfig {
     bool durable = true;
     std::chrono::milliseconds dedup_retention{7LL * 24 * 3600 * 1000};
     std::optional<Secret> postgres_url;
+    bool operator==(const StoreConfig&) const = default;
 };
 
 enum class VerifyScheme { hmac_sha256, hmac_sha256_timestamp, token, standard_webhooks };

@@ -810,6 +810,12 @@ class Loader {
 
 }  // namespace
 
+LoadOptions LoadOptions::with_bundled() {
+    LoadOptions o;
+    o.bundled_plugin_dirs = default_bundled_plugin_dirs();
+    return o;
+}
+
 Config load_config(const std::string& file, const LoadOptions& options) {
     Loader loader(file, options);
     try {

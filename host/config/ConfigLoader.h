@@ -10,6 +10,8 @@ namespace clayhook {
 struct LoadOptions {
     // Folders searched for `bundled:NAME` plugins (NAME.so), in order.
     std::vector<std::string> bundled_plugin_dirs;
+    // What the commands use: default_bundled_plugin_dirs().
+    static LoadOptions with_bundled();
 };
 
 // Reads and validates a YAML config. Throws ConfigError naming file, line,

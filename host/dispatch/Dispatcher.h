@@ -14,10 +14,18 @@
 // Each plugin has its own lane: its own worker threads (its concurrency), its
 // queue of due deliveries, a timer heap for later ones, and, when ordered,
 // the keys in progress. A slow or hung plugin holds only its own threads.
+//
+// The parts without threads are units of their own: the lane's queue
+// (dispatch/LaneQueue.h), what an answer makes of a delivery
+// (dispatch/RetryDecision.h, with backoff_delay), and the metric series of a
+// plugin (dispatch/DispatchMetrics.h). This class adds the threads, the
+// store, the plugins, the watchdog and the host services.
 
 #include "config/Config.h"
-#include "plugins/HostServices.h"
+#include "dispatch/RetryDecision.h"
+#include "plugins/StoreServices.h"
 #include "store/Store.h"
+#include "util/Clock.h"
 
 #include <atomic>
 #include <chrono>
@@ -27,7 +35,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -50,11 +57,6 @@ struct DispatchTarget {
     bool ordered = false;
 };
 
-// Full-jitter exponential backoff: a uniform wait in [0, min(cap, base *
-// 2^(attempts-1))], `attempts` being the attempts made so far (>= 1).
-std::chrono::milliseconds backoff_delay(const RetryPolicy& p, uint32_t attempts,
-                                        std::mt19937_64& rng);
-
 struct LaneStatus {
     std::string plugin;
     std::string kind;     // the library's plugin name
@@ -71,7 +73,7 @@ struct LaneStatus {
     double oldest_due_age_s = 0;  // queue lag
 };
 
-class Dispatcher final : public PluginBackend {
+class Dispatcher final : public Rescheduler {
   public:
     Dispatcher(Store& store, const DispatchConfig& config, std::vector<DispatchTarget> targets,
                Logger& log, Metrics& metrics);
@@ -112,28 +114,25 @@ class Dispatcher final : public PluginBackend {
     // Pending deliveries in the store for plugins that are not loaded.
     std::map<std::string, size_t> waiting_for_unloaded() const;
 
-    // PluginBackend (the host services of the plugins).
-    int32_t kv_get(const std::string& plugin, std::string_view key,
-                   std::string& value) noexcept override;
-    int32_t kv_put(const std::string& plugin, std::string_view key,
-                   std::string_view value) noexcept override;
-    int32_t kv_delete(const std::string& plugin, std::string_view key) noexcept override;
+    // Rescheduler (a plugin's deliver_again_at, through StoreServices): the
+    // pending delivery of `event_id` to `plugin` is due at `at_ms` instead.
     int32_t deliver_again_at(const std::string& plugin, std::string_view event_id,
                              int64_t at_ms) noexcept override;
 
     struct Lane;  // defined in the .cpp
 
   private:
-    std::unique_ptr<Lane> make_lane(DispatchTarget t);
-    void reorder(Lane& lane, int64_t now);
+    struct Worker;  // one worker thread of a lane, and the call it runs
+
     void spawn_workers(Lane& lane);
     std::vector<Lane*> lanes() const;
-    void worker(Lane& lane, size_t slot);
-    void handle(Lane& lane, const DispatchTarget& t, size_t slot, std::vector<DeliveryRef>& items);
+    void worker(Lane& lane, size_t slot, Worker& w);
+    void handle(Lane& lane, const DispatchTarget& t, Worker& w, Jitter& jitter,
+                std::vector<DeliveryRef>& items);
     void watchdog();
     Lane* lane(std::string_view plugin) const;
-    void admit(Lane& lane, DeliveryRef&& ref, int64_t now);
 
+    SystemClock clock_;
     Store& store_;
     DispatchConfig config_;
     Logger& log_;

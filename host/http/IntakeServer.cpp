@@ -282,15 +282,23 @@ class IntakeService final : public HttpService {
     std::shared_ptr<const IntakeRoutes> routes_;  // swapped whole by publish()
 };
 
-IntakeServer::IntakeServer(const Config& config, Store& store, Logger& log, Metrics& metrics,
-                           std::function<bool()> ready, std::shared_ptr<const Routes> fanout)
-    : listener_(config.listener),
-      metrics_(metrics),
-      service_(std::make_unique<IntakeService>(store, log, metrics, std::move(ready))),
-      http_(std::make_unique<HttpServer>(intake_http_options(config.listener), *service_, log,
-                                         metrics)) {
+std::shared_ptr<const IntakeRoutes> build_intake_routes(const Config& config,
+                                                        std::shared_ptr<const Routes> fanout,
+                                                        Metrics& metrics) {
+    auto next = std::make_shared<IntakeRoutes>();
+    for (const auto& s : config.sources)
+        next->sources.emplace(s.path, std::make_unique<SourceRuntime>(s, metrics));
+    next->fanout = std::move(fanout);
+    return next;
+}
+
+IntakeServer::IntakeServer(const ListenerConfig& listener,
+                           std::shared_ptr<const IntakeRoutes> sources, Store& store, Logger& log,
+                           Metrics& metrics, std::function<bool()> ready)
+    : service_(std::make_unique<IntakeService>(store, log, metrics, std::move(ready))),
+      http_(std::make_unique<HttpServer>(intake_http_options(listener), *service_, log, metrics)) {
     service_->attach(http_.get());
-    update(config, std::move(fanout));
+    publish(std::move(sources));
     auto& batch = metrics.histogram("clayhook_store_commit_batch_size", "",
                                     {1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
     store.on_commit = [&batch](size_t n) { batch.observe(static_cast<double>(n)); };
@@ -301,21 +309,8 @@ IntakeServer::IntakeServer(const Config& config, Store& store, Logger& log, Metr
     metrics.set_help("clayhook_store_commit_batch_size", "Deliveries per store transaction.");
 }
 
-std::shared_ptr<const IntakeRoutes> IntakeServer::prepare(
-    const Config& config, std::shared_ptr<const Routes> fanout) const {
-    auto next = std::make_shared<IntakeRoutes>();
-    for (const auto& s : config.sources)
-        next->sources.emplace(s.path, std::make_unique<SourceRuntime>(s, metrics_));
-    next->fanout = std::move(fanout);
-    return next;
-}
-
 void IntakeServer::publish(std::shared_ptr<const IntakeRoutes> routes) noexcept {
     service_->publish(std::move(routes));
-}
-
-void IntakeServer::update(const Config& config, std::shared_ptr<const Routes> fanout) {
-    publish(prepare(config, std::move(fanout)));
 }
 
 IntakeServer::~IntakeServer() {

@@ -42,35 +42,33 @@ class IntakeService;
 // reading (Content-Length) and while reading (chunked); the body read whole;
 // verification on the raw bytes; parse and classify; idempotency key;
 // durable insert; 200 only after the commit.
+// The sources (with their verifiers and metrics) and the fan-out of one
+// config: what a reload swaps in whole. Building it may throw (a verifier
+// refusing its secrets); publishing it never does.
+std::shared_ptr<const IntakeRoutes> build_intake_routes(const Config& config,
+                                                        std::shared_ptr<const Routes> fanout,
+                                                        Metrics& metrics);
+
 class IntakeServer {
   public:
     // `ready` tells /readyz whether the rest of the host is (plugins loaded).
-    // `fanout` decides the deliveries written with each event (null: none).
-    IntakeServer(const Config& config, Store& store, Logger& log, Metrics& metrics,
-                 std::function<bool()> ready, std::shared_ptr<const Routes> fanout = nullptr);
+    IntakeServer(const ListenerConfig& listener, std::shared_ptr<const IntakeRoutes> sources,
+                 Store& store, Logger& log, Metrics& metrics, std::function<bool()> ready);
     ~IntakeServer();
     IntakeServer(const IntakeServer&) = delete;
     IntakeServer& operator=(const IntakeServer&) = delete;
 
     void start();
-    // A reload: the sources (paths, verification, secrets) and the fan-out
-    // of `config` replace the current ones at once; requests already running
-    // finish with what they started with. The listener's own settings are
-    // not touched (they need a restart).
-    void update(const Config& config, std::shared_ptr<const Routes> fanout);
-    // update() in two steps, for a reload: prepare() builds the sources'
-    // verifiers (and may throw), publish() swaps them in (never throws).
-    std::shared_ptr<const IntakeRoutes> prepare(const Config& config,
-                                                std::shared_ptr<const Routes> fanout) const;
-    void publish(std::shared_ptr<const IntakeRoutes> routes) noexcept;
+    // A reload: these sources and fan-out replace the current ones at once;
+    // requests already running finish with what they started with. The
+    // listener's own settings are not touched (they need a restart).
+    void publish(std::shared_ptr<const IntakeRoutes> sources) noexcept;
     // Stops accepting, lets requests in flight finish (up to `drain`), then
     // closes the remaining (idle) connections and waits for their threads.
     void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10'000));
     uint16_t port() const;  // the bound port (useful with port: 0)
 
   private:
-    ListenerConfig listener_;
-    Metrics& metrics_;
     std::unique_ptr<IntakeService> service_;  // outlives http_
     std::unique_ptr<HttpServer> http_;
 };

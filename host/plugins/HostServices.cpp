@@ -96,8 +96,9 @@ int32_t cb_deliver_again_at(void* ctx, clayhook_str event_id, int64_t at_ms) {
 
 }  // namespace
 
-HostServices::HostServices(std::string instance_name, Logger& log, Metrics& metrics)
-    : instance_(std::move(instance_name)), log_(log), metrics_(metrics) {
+HostServices::HostServices(std::string instance_name, Logger& log, Metrics& metrics,
+                           PluginBackend* backend)
+    : backend_(backend), instance_(std::move(instance_name)), log_(log), metrics_(metrics) {
     api_.struct_size = sizeof(clayhook_host_api);
     api_.host_ctx = this;
     api_.log = &cb_log;

@@ -13,8 +13,8 @@ class Logger;
 class Metrics;
 
 // What backs the store-based services (key-value store, delivery again at T):
-// the dispatcher, once the store is open. Every member is noexcept and
-// returns a CLAYHOOK_* code.
+// the host's StoreServices over its store and dispatcher. Every member is
+// noexcept and returns a CLAYHOOK_* code.
 class PluginBackend {
   public:
     virtual ~PluginBackend() = default;
@@ -33,7 +33,10 @@ class PluginBackend {
 // plugin.
 class HostServices {
   public:
-    HostServices(std::string instance_name, Logger& log, Metrics& metrics);
+    // `backend` null: the store-based services answer
+    // CLAYHOOK_ERR_UNSUPPORTED (no store, as in `clayhook check`).
+    HostServices(std::string instance_name, Logger& log, Metrics& metrics,
+                 PluginBackend* backend = nullptr);
     HostServices(const HostServices&) = delete;
     HostServices& operator=(const HostServices&) = delete;
 
@@ -41,13 +44,10 @@ class HostServices {
     const std::string& instance_name() const { return instance_; }
     Logger& logger() const { return log_; }
     Metrics& metrics() const { return metrics_; }
-    // Set once the store is open (null before: the services answer
-    // CLAYHOOK_ERR_UNSUPPORTED, as in `clayhook check`).
-    void set_backend(PluginBackend* b) { backend_.store(b, std::memory_order_release); }
-    PluginBackend* backend() const { return backend_.load(std::memory_order_acquire); }
+    PluginBackend* backend() const { return backend_; }
 
   private:
-    std::atomic<PluginBackend*> backend_{nullptr};
+    PluginBackend* const backend_;
     std::string instance_;
     Logger& log_;
     Metrics& metrics_;

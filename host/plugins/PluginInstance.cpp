@@ -15,7 +15,7 @@ clayhook_str view(std::string_view s) {
 
 std::unique_ptr<PluginInstance> PluginInstance::create(std::shared_ptr<PluginLibrary> library,
                                                        const PluginConfig& config, Logger& log,
-                                                       Metrics& metrics) {
+                                                       Metrics& metrics, PluginBackend* backend) {
     std::unique_ptr<PluginInstance> p(new PluginInstance());
     p->library_ = std::move(library);
     p->name_ = config.name;
@@ -34,7 +34,7 @@ std::unique_ptr<PluginInstance> PluginInstance::create(std::shared_ptr<PluginLib
         (d.max_concurrency == 0 || static_cast<uint32_t>(config.concurrency) < d.max_concurrency))
         p->concurrency_ = static_cast<uint32_t>(config.concurrency);
 
-    p->services_ = std::make_unique<HostServices>(config.name, log, metrics);
+    p->services_ = std::make_unique<HostServices>(config.name, log, metrics, backend);
     char err[CLAYHOOK_REASON_MAX] = {0};
     p->instance_ = d.create(p->services_->api(), view(config.config_json), err, sizeof err);
     if (p->instance_ == nullptr) {

@@ -39,11 +39,14 @@ struct HandleOutcome {
 // lets go of the library, in that order (the members are declared so).
 class PluginInstance {
   public:
-    // Creates the instance from its config entry. Throws PluginError with
-    // the plugin's own complaint when its create() refuses.
+    // Creates the instance from its config entry, its store-based services
+    // backed by `backend` (null: none, as in `clayhook check`), already
+    // usable inside the plugin's create(). Throws PluginError with the
+    // plugin's own complaint when its create() refuses.
     static std::unique_ptr<PluginInstance> create(std::shared_ptr<PluginLibrary> library,
                                                   const PluginConfig& config, Logger& log,
-                                                  Metrics& metrics);
+                                                  Metrics& metrics,
+                                                  PluginBackend* backend = nullptr);
     ~PluginInstance();
     PluginInstance(const PluginInstance&) = delete;
     PluginInstance& operator=(const PluginInstance&) = delete;
@@ -55,8 +58,6 @@ class PluginInstance {
     bool subscribes(std::string_view type) const;
     uint32_t max_batch_size() const { return library_->descriptor().max_batch_size; }
     uint32_t max_concurrency() const { return concurrency_; }
-    // Connects the store-based host services (see HostServices::set_backend).
-    void set_backend(PluginBackend* b) { services_->set_backend(b); }
 
     // Data plane: never throws.
     HandleOutcome handle(const EventView& event) noexcept;

@@ -8,7 +8,7 @@
 namespace clayhook {
 
 PluginSet PluginSet::load(const Config& config, const std::string& stage_dir, Logger& log,
-                          Metrics& metrics) {
+                          Metrics& metrics, PluginBackend* backend) {
     PluginSet set;
     // Two entries naming the same file share one loaded library.
     std::map<std::string, std::shared_ptr<PluginLibrary>> libraries;
@@ -23,7 +23,7 @@ PluginSet PluginSet::load(const Config& config, const std::string& stage_dir, Lo
                                   ") refused: " + pc.library_error);
             auto& lib = libraries[pc.library_path];
             if (!lib) lib = PluginLibrary::load(pc.name, pc.library_path, stage_dir);
-            auto inst = PluginInstance::create(lib, pc, log, metrics);
+            auto inst = PluginInstance::create(lib, pc, log, metrics, backend);
             log.info("plugins", "plugin loaded",
                      {{"plugin", pc.name},
                       {"kind", lib->name()},

@@ -27,8 +27,9 @@ struct PluginSet {
     std::vector<Refusal> refused;
     std::vector<std::string> disabled;  // names of entries with enabled: false
 
+    // `backend`: the instances' store-based services (null: none).
     static PluginSet load(const Config& config, const std::string& stage_dir, Logger& log,
-                          Metrics& metrics);
+                          Metrics& metrics, PluginBackend* backend = nullptr);
 
     // The instances subscribed to `type`, in config order.
     std::vector<PluginInstance*> route(std::string_view type) const;

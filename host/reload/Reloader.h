@@ -12,7 +12,6 @@
 // and one asked for while another runs follows it.
 
 #include "config/Config.h"
-#include "plugins/PluginSet.h"
 
 #include <chrono>
 #include <cstdint>
@@ -23,15 +22,18 @@
 
 namespace clayhook {
 
-class Dispatcher;
-class IntakeServer;
+class GenerationBuilder;
 class Logger;
 class Metrics;
-struct DispatchTarget;
+struct Generation;
 
-// The dispatcher's view of a plugin set: threads, batch size, retry policy
-// and ordering from each instance and its config entry.
-std::vector<DispatchTarget> dispatch_targets(const Config& config, const PluginSet& set);
+// Where a reload's generation goes: the Host, which hands it to its
+// components. swap() throws, having changed nothing, when it cannot be taken.
+class GenerationSwap {
+  public:
+    virtual ~GenerationSwap() = default;
+    virtual void swap(std::shared_ptr<const Generation> next) = 0;
+};
 
 struct ReloadStatus {
     uint64_t generation = 1;  // 1 is the config the host started with
@@ -47,8 +49,10 @@ struct ReloadStatus {
 
 class Reloader {
   public:
-    Reloader(std::string config_file, Config current, PluginSet plugins, std::string stage_dir,
-             IntakeServer& intake, Dispatcher& dispatcher, Logger& log, Metrics& metrics);
+    // `current`: the config of the generation serving (for the sections
+    // that only a restart changes).
+    Reloader(std::string config_file, Config current, const GenerationBuilder& builder,
+             GenerationSwap& target, Logger& log, Metrics& metrics);
     ~Reloader();
     Reloader(const Reloader&) = delete;
     Reloader& operator=(const Reloader&) = delete;
@@ -57,24 +61,17 @@ class Reloader {
     ReloadStatus reload(const std::string& trigger);
     ReloadStatus status() const;
 
-    // The plugins and the config in force (for shutdown). Not while a
-    // reload runs.
-    PluginSet& plugins() { return plugins_; }
-    const Config& config() const { return config_; }
-
   private:
     std::string fail(ReloadStatus& st, const std::string& why);
 
     std::string file_;
-    std::string stage_dir_;
-    IntakeServer& intake_;
-    Dispatcher& dispatcher_;
+    const GenerationBuilder& builder_;
+    GenerationSwap& target_;
     Logger& log_;
     Metrics& metrics_;
 
     std::mutex reload_mu_;  // one reload at a time
-    Config config_;         // under reload_mu_
-    PluginSet plugins_;     // under reload_mu_
+    Config config_;         // under reload_mu_: the config in force
     mutable std::mutex status_mu_;
     ReloadStatus status_;
 };

@@ -42,11 +42,4 @@ bool EventPattern::matches(std::string_view type) const {
     return false;
 }
 
-const std::vector<std::string>& clay_event_catalogue() {
-    static const std::vector<std::string> types = {"enrichment.completed",   "enrichment.failed",
-                                                   "table.row.created",      "table.row.updated",
-                                                   "table.export.completed", "workflow.completed"};
-    return types;
-}
-
 }  // namespace clayhook

@@ -25,7 +25,4 @@ class EventPattern {
     Kind kind_ = Kind::exact;
 };
 
-// The six event types of Clay's catalogue (../shared/reference/clay.md).
-const std::vector<std::string>& clay_event_catalogue();
-
 }  // namespace clayhook

@@ -3,6 +3,8 @@
 // Small helpers over the sqlite3 C API shared by the SQLite store's files.
 // Internal to host/store: include only from SqliteStore*.cpp.
 
+#include "util/Clock.h"
+
 #include <sqlite3.h>
 
 #include <chrono>
@@ -19,9 +21,7 @@ namespace clayhook::sqlite {
 inline const sqlite3_destructor_type kStatic = nullptr;
 
 inline int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    return SystemClock::unix_ms();
 }
 
 inline std::string describe(sqlite3* db, std::string_view what) {

@@ -2,12 +2,15 @@
 // real binary, against a fake Clay API (tests/fakes/FakeClayApi) for the API
 // commands and against a real `clayhook serve` for send.
 #include "fakes/FakeClayApi.h"
+#include "support/HostProcess.h"
 #include "support/Subprocess.h"
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
+#include "support/TestPki.h"
 
 #include "clay/ClayApi.h"
 #include "config/ConfigLoader.h"
+#include "routing/EventCatalogue.h"
 #include "verify/Verifier.h"
 
 #include <clayhook/json.hpp>
@@ -17,24 +20,17 @@
 
 #include <catch2/catch.hpp>
 
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <map>
 #include <sstream>
-#include <tuple>
 
 using namespace clayhook::test;
 using namespace std::chrono_literals;
 namespace json = clayhook::json;
 
 namespace {
-
-const std::vector<std::string> kSixTypes = {
-    "enrichment.completed", "enrichment.failed",      "table.row.created",
-    "table.row.updated",    "table.export.completed", "workflow.completed",
-};
 
 // The fake's URL and key; nothing else from the developer's environment that
 // would change what the commands do.
@@ -57,14 +53,6 @@ uint16_t closed_port() {
     uint16_t port = s.address().port();
     s.close();
     return port;
-}
-
-std::string value_after(const std::string& text, const std::string& key) {
-    auto at = text.find(key);
-    if (at == std::string::npos) return "";
-    at += key.size();
-    auto end = text.find_first_of(" \n", at);
-    return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
 }
 
 std::map<std::string, std::string> parse_headers(const std::string& out) {
@@ -455,50 +443,9 @@ TEST_CASE("ClayApi refuses to start without a key or with an unusable URL", "[cl
     }
 }
 
-namespace {
-
-// A throwaway CA and two server certificates it signed: one for localhost
-// and 127.0.0.1, one for another name. Made with the openssl command.
-struct TestPki {
-    TempDir dir;
-    std::string ca, good_cert, good_key, other_cert, other_key;
-
-    TestPki() {
-        ca = dir.file("ca.pem");
-        good_cert = dir.file("good.pem");
-        good_key = dir.file("good.key");
-        other_cert = dir.file("other.pem");
-        other_key = dir.file("other.key");
-        auto ext_good = dir.write("good.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-        auto ext_other = dir.write("other.ext", "subjectAltName=DNS:other.example\n");
-        openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                 "-nodes", "-keyout", dir.file("ca.key"), "-out", ca, "-days", "2", "-subj",
-                 "/CN=clayhook test CA"});
-        for (auto [cert, key, ext, cn] :
-             {std::tuple{good_cert, good_key, ext_good, "localhost"},
-              std::tuple{other_cert, other_key, ext_other, "other.example"}}) {
-            openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", key, "-out", cert + ".csr", "-subj", std::string("/CN=") + cn});
-            openssl({"x509", "-req", "-in", cert + ".csr", "-CA", ca, "-CAkey", dir.file("ca.key"),
-                     "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext});
-        }
-    }
-    void openssl(std::vector<std::string> args) {
-        args.insert(args.begin(), "/usr/bin/openssl");
-        auto r = run(args, {}, 60s);
-        INFO(r.out << r.err);
-        REQUIRE(r.code == 0);
-    }
-};
-
-}  // namespace
-
 TEST_CASE("https: the certificate chain and the host name are both checked", "[clay][cli]") {
-    if (!std::filesystem::exists("/usr/bin/openssl")) {
-        WARN("no /usr/bin/openssl to make test certificates; skipped");
-        return;
-    }
-    TestPki pki;
+    // A throwaway CA, a certificate for localhost and one for another name.
+    const TestPki& pki = TestPki::shared();
     SECTION("a certificate from a trusted CA for the right name is accepted") {
         FakeClayApi api("test-clay-api-key", {pki.good_cert, pki.good_key});
         auto o = clay_env(api);
@@ -684,33 +631,15 @@ sources:
 
 namespace {
 
-// `clayhook serve` on port 0; `port` is read from its ready line.
-struct Host {
-    TempDir dir;
+// `clayhook serve` on port 0 with one source per scheme.
+struct Host : HostProcess {
     SchemeSecrets secrets;
-    std::string config;
-    std::unique_ptr<Subprocess> process;
-    std::string port;
 
     Host() {
-        config = schemes_config(dir, secrets, 0);
-        Subprocess::Options o;
-        o.env["CLAYHOOK_PLUGIN_DIR"] = kBundledPluginDir;
-        o.unset_env = {"CLAYHOOK_CONFIG"};
-        process = std::make_unique<Subprocess>(
-            std::vector<std::string>{kClayhookBin, "serve", "--config", config}, o);
-        REQUIRE(process->wait_for_output("msg=ready", 30s));
-        std::string listen = value_after(process->err(), "listen=");
-        auto colon = listen.rfind(':');
-        REQUIRE(colon != std::string::npos);
-        port = listen.substr(colon + 1);
-        REQUIRE(port != "0");
+        schemes_config(dir, secrets, 0, std::filesystem::path(config).filename().string());
+        options.env["CLAYHOOK_PLUGIN_DIR"] = kBundledPluginDir;
+        start();
     }
-    ~Host() {
-        process->signal(SIGTERM);
-        process->wait(30s);
-    }
-    std::string url(const std::string& path) const { return "http://127.0.0.1:" + port + path; }
 };
 
 Subprocess::Options send_env() {
@@ -733,7 +662,7 @@ TEST_CASE("send signs a sample for every scheme and the host accepts it", "[clay
         CHECK_THAT(r.out, Catch::Contains(R"("received":true)"));
         CHECK_FALSE(has_secret(r, host.secrets));
     }
-    CHECK(host.process->err().find("verification failed") == std::string::npos);
+    CHECK(host.err().find("verification failed") == std::string::npos);
 }
 
 TEST_CASE("send --sample all sends each of the six event types", "[clay][cli][send]") {
@@ -743,7 +672,7 @@ TEST_CASE("send --sample all sends each of the six event types", "[clay][cli][se
                  send_env());
     INFO(r.out << r.err);
     CHECK(r.code == 0);
-    for (const auto& t : kSixTypes)
+    for (const auto& t : clayhook::clay_event_catalogue())
         CHECK_THAT(r.out, Catch::Contains(t + ": HTTP 200"));
     size_t received = 0;
     for (size_t at = r.out.find(R"("received":true)"); at != std::string::npos;
@@ -757,7 +686,7 @@ TEST_CASE("send --sample all sends each of the six event types", "[clay][cli][se
 TEST_CASE("send posts a body file to the listener's own URL by default", "[clay][cli][send]") {
     Host host;
     // A client config naming the port the host picked, so no --url is needed.
-    auto client = schemes_config(host.dir, host.secrets, std::stoi(host.port), "client.yaml");
+    auto client = schemes_config(host.dir, host.secrets, host.port(), "client.yaml");
     auto body = host.dir.write(
         "body.json",
         R"({"event":"table.row.created","table_id":"t_abc123","row_id":"row_00000044","timestamp":"2026-11-26T12:00:44.044Z","data":{"email":"person44@example.com"}})");

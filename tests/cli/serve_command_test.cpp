@@ -1,5 +1,6 @@
 // `clayhook serve` as a real child process: loads, reports ready, survives a
 // broken plugin, exits 0 on SIGTERM and SIGINT, refuses a broken config.
+#include "support/HostProcess.h"
 #include "support/Subprocess.h"
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
@@ -13,11 +14,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// A config whose store and sink live in `dir`: the sink, and a plugin that
+// cannot load.
 std::string config_with_plugins(const TempDir& dir) {
-    return dir.write("c.yaml", std::string(R"(admin: {enabled: false}
+    return std::string(R"(admin: {enabled: false}
 listener: {address: 127.0.0.1, port: 0}
-store: {path: )") + dir.file("var/clayhook.db") +
-                                   R"(}
+store: {path: )") +
+           dir.file("var/clayhook.db") +
+           R"(}
 sources:
   - name: clay
     path: /webhooks/clay
@@ -28,28 +32,40 @@ plugins:
   - name: sink
     library: bundled:jsonl-sink
     config:
-      path: )" + dir.file("events.jsonl") +
-                                   R"(
+      path: )" +
+           dir.file("events.jsonl") +
+           R"(
   - name: broken
-    library: )" + kFixturePluginDir +
-                                   R"(/no_entry.so
-)");
+    library: )" +
+           kFixturePluginDir +
+           R"(/no_entry.so
+)";
 }
+
+const std::map<std::string, std::string> kEnv = {
+    {"CLAYHOOK_PLUGIN_DIR", kBundledPluginDir},
+    {"CLAYHOOK_SERVE_SECRET", "serve-test-secret-0123"},
+};
 
 Subprocess::Options opts() {
     Subprocess::Options o;
-    o.env["CLAYHOOK_PLUGIN_DIR"] = kBundledPluginDir;
-    o.env["CLAYHOOK_SERVE_SECRET"] = "serve-test-secret-0123";
+    o.env = kEnv;
     return o;
+}
+
+// A host on config_with_plugins, started (ready).
+void start_with_plugins(HostProcess& host) {
+    host.options.env.insert(kEnv.begin(), kEnv.end());
+    host.write_config(config_with_plugins(host.dir));
+    host.start();
 }
 
 }  // namespace
 
 TEST_CASE("serve reports ready with a broken plugin refused, and exits 0 on SIGTERM",
           "[cli][serve]") {
-    TempDir dir;
-    Subprocess host({kClayhookBin, "serve", "--config", config_with_plugins(dir)}, opts());
-    REQUIRE(host.wait_for_output("msg=ready", 30s));
+    HostProcess host;
+    start_with_plugins(host);
     auto err = host.err();
     CHECK_THAT(err, Catch::Contains("msg=\"plugin loaded\" plugin=sink kind=jsonl-sink"));
     CHECK_THAT(err, Catch::Contains("does not export clayhook_plugin_entry"));
@@ -67,9 +83,8 @@ TEST_CASE("serve reports ready with a broken plugin refused, and exits 0 on SIGT
 }
 
 TEST_CASE("serve exits 0 on SIGINT", "[cli][serve]") {
-    TempDir dir;
-    Subprocess host({kClayhookBin, "serve", "--config", config_with_plugins(dir)}, opts());
-    REQUIRE(host.wait_for_output("msg=ready", 30s));
+    HostProcess host;
+    start_with_plugins(host);
     host.signal(SIGINT);
     CHECK(host.wait(30s) == 0);
 }
@@ -84,7 +99,8 @@ TEST_CASE("serve refuses to start on a config error or an unresolved secret", "[
     auto o = opts();
     o.unset_env.push_back("CLAYHOOK_SERVE_SECRET");
     o.env.erase("CLAYHOOK_SERVE_SECRET");
-    auto r2 = run({kClayhookBin, "serve", "--config", config_with_plugins(dir)}, o, 30s);
+    auto r2 = run(
+        {kClayhookBin, "serve", "--config", dir.write("c.yaml", config_with_plugins(dir))}, o, 30s);
     CHECK(r2.code == 1);
     CHECK_THAT(r2.err, Catch::Contains("CLAYHOOK_SERVE_SECRET is not set"));
 }

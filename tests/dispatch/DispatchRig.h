@@ -3,15 +3,18 @@
 // A real store (SQLite file in a temp folder), a real plugin (the probe
 // fixture, loaded with Boost.DLL) and the dispatcher between them, in this
 // process, so the dispatcher tests can restart it on the same store.
+#include "app/Generation.h"
 #include "config/Config.h"
 #include "dispatch/Dispatcher.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 #include "plugins/PluginInstance.h"
 #include "plugins/PluginLibrary.h"
+#include "plugins/StoreServices.h"
 #include "store/SqliteStore.h"
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
+#include "support/Wait.h"
 
 #include <clayhook/json.hpp>
 
@@ -31,17 +34,6 @@ inline int64_t unix_ms() {
         .count();
 }
 
-// Polls `f` every 5 ms until it is true or `timeout` passed.
-template <typename F>
-bool wait_until(F f, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-        if (f()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return f();
-}
-
 struct DispatchRig {
     TempDir dir;
     std::string db = dir.file("var/clayhook.db");
@@ -57,9 +49,11 @@ struct DispatchRig {
     std::string library;  // another plugin than the probe (an absolute .so path)
     uint32_t concurrency = 2;
 
-    std::shared_ptr<PluginLibrary> lib;
-    std::shared_ptr<PluginInstance> inst;
     std::unique_ptr<SqliteStore> store;
+    std::unique_ptr<StoreServices> services;
+    std::unique_ptr<GenerationBuilder> builder;
+    std::shared_ptr<const Generation> gen;
+    std::shared_ptr<PluginInstance> inst;
     std::unique_ptr<Dispatcher> dispatcher;
     int counter = 0;
 
@@ -77,24 +71,36 @@ struct DispatchRig {
         StoreConfig sc;
         sc.path = db;
         store = std::make_unique<SqliteStore>(sc, 256);
-        std::string so = !library.empty() ? library
-                                          : std::string(kFixturePluginDir) +
-                                                (batch ? "/probe_batch.so" : "/probe.so");
-        lib = PluginLibrary::load(plugin.name, so, stage);
-        inst = PluginInstance::create(lib, plugin, log, metrics);
-        DispatchTarget t;
-        t.instance = inst;
-        t.retry = dispatch.retry;
-        t.concurrency = concurrency;
-        t.max_batch = std::max<uint32_t>(inst->max_batch_size(), 1);
-        t.ordered = ordered;
-        t.batch_linger = dispatch.batch_linger;
-        dispatcher = std::make_unique<Dispatcher>(*store, dispatch, std::vector<DispatchTarget>{t},
-                                                  log, metrics);
+        services = std::make_unique<StoreServices>(*store, log);
+        // The same builder as serve and reload: a config of one plugin.
+        Config config;
+        config.dispatch = dispatch;
+        PluginConfig pc = plugin;
+        pc.library = pc.library_path =
+            !library.empty()
+                ? library
+                : std::string(kFixturePluginDir) + (batch ? "/probe_batch.so" : "/probe.so");
+        pc.concurrency = static_cast<int>(concurrency);
+        pc.ordered = ordered;
+        pc.retry = dispatch.retry;
+        config.plugins = {pc};
+        builder = std::make_unique<GenerationBuilder>(stage, services.get(), log, metrics);
+        gen = builder->build(config, 1);
+        // A refused plugin throws, as PluginInstance::create does.
+        if (!gen->plugins->refused.empty()) {
+            std::string why = gen->plugins->refused.front().reason;
+            gen.reset();
+            builder.reset();
+            services.reset();
+            store.reset();
+            throw PluginError(why);
+        }
+        inst = gen->plugins->instances.at(0);
+        dispatcher = std::make_unique<Dispatcher>(*store, dispatch, gen->targets, log, metrics);
+        services->attach(dispatcher.get());
         store->on_deliveries = [d = dispatcher.get()](std::vector<DeliveryRef>&& r) {
             d->enqueue(std::move(r));
         };
-        inst->set_backend(dispatcher.get());
         dispatcher->start();
     }
 
@@ -102,12 +108,14 @@ struct DispatchRig {
         if (!dispatcher) return;
         REQUIRE(dispatcher->stop(std::chrono::seconds(60)));
         store->on_deliveries = nullptr;
-        inst->set_backend(nullptr);
+        services->detach();
         dispatcher.reset();
         store->flush();
-        store.reset();
         inst.reset();
-        lib.reset();
+        gen.reset();  // the plugin, unloaded
+        builder.reset();
+        services.reset();
+        store.reset();
     }
 
     // Stores one event for plugin "p" the way the intake does; returns its id.

@@ -1,17 +1,13 @@
 // A real `clayhook serve` child with the probe plugin: SIGKILLed with calls in
 // flight and restarted on the same store; SIGTERMed under load; stopped with a
 // hung plugin call. Nothing acknowledged is lost, nothing finished runs again.
-#include "support/Subprocess.h"
-#include "support/TempDir.h"
+#include "support/HostProcess.h"
+#include "support/SignedPost.h"
 #include "support/TestPaths.h"
-#include "verify/Verifier.h"
+#include "support/Wait.h"
 
 #include <clayhook/json.hpp>
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
@@ -32,77 +28,38 @@ namespace {
 
 const char* kSecret = "crash-test-secret";
 
-uint16_t port_after(const std::string& log, const std::string& mark) {
-    auto at = log.rfind(mark);
-    if (at == std::string::npos) return 0;
-    return static_cast<uint16_t>(std::stoi(log.substr(at + mark.size())));
-}
-
-template <typename F>
-bool wait_until(F f, std::chrono::milliseconds timeout = 60s) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-        if (f()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return f();
-}
-
-struct Host {
-    TempDir dir;
+struct Host : HostProcess {
     std::string db = dir.file("var/clayhook.db");
     std::string probe_log = dir.file("probe.jsonl");
     std::string gate = dir.file("gate");
-    std::string config;
-    std::unique_ptr<Subprocess> proc;
-    uint16_t port = 0;
 
     explicit Host(const std::string& dispatch = "{workers: 4}") {
-        config = dir.write("c.yaml", R"(admin: {enabled: false}
+        options.env["CRASH_SECRET"] = kSecret;
+        write_config(R"(admin: {enabled: false}
 listener: {address: 127.0.0.1, port: 0, threads: 16}
-store: {path: )" + db + R"(}
+store: {path: )" + db +
+                     R"(}
 sources:
   - name: clay
     path: /webhooks/clay
     verify: {scheme: hmac-sha256, secrets: ["${CRASH_SECRET}"]}
-dispatch: )" + dispatch + R"(
+dispatch: )" + dispatch +
+                     R"(
 plugins:
   - name: probe
     library: )" + std::string(kFixturePluginDir) +
-                                         R"(/probe.so
-    config: {log: )" + probe_log + R"(}
+                     R"(/probe.so
+    config: {log: )" +
+                     probe_log + R"(}
 )");
-    }
-
-    void start() {
-        Subprocess::Options opts;
-        opts.env["CRASH_SECRET"] = kSecret;
-        opts.env["TMPDIR"] = dir.path().string();  // its plugin staging folder too
-        proc = std::make_unique<Subprocess>(
-            std::vector<std::string>{kClayhookBin, "serve", "--config", config}, opts);
-        REQUIRE(proc->wait_for_output("msg=ready", 30s));
-        port = port_after(proc->err(), "listen=127.0.0.1:");
-        REQUIRE(port != 0);
     }
 
     // Posts one signed delivery; returns the acknowledged id, or "".
     std::string post(const std::string& row, const std::string& probe = "{}") const {
-        std::string body = R"({"event":"enrichment.completed","row_id":")" + row +
-                           R"(","timestamp":"2026-11-26T12:00:42.042Z","probe":)" + probe + "}";
-        try {
-            Poco::Net::HTTPClientSession s("127.0.0.1", port);
-            Poco::Net::HTTPRequest req("POST", "/webhooks/clay", Poco::Net::HTTPMessage::HTTP_1_1);
-            req.set("x-clay-signature", hmac_sha256_hex(kSecret, body));
-            req.setContentLength64(static_cast<Poco::Int64>(body.size()));
-            s.sendRequest(req) << body;
-            Poco::Net::HTTPResponse resp;
-            std::string answer;
-            Poco::StreamCopier::copyToString(s.receiveResponse(resp), answer);
-            if (resp.getStatus() != 200) return "";
-            return json::parse(answer).get_string("id", "");
-        } catch (const Poco::Exception&) {
-            return "";
-        }
+        return signed_post(port(), kSecret,
+                           R"({"event":"enrichment.completed","row_id":")" + row +
+                               R"(","timestamp":"2026-11-26T12:00:42.042Z","probe":)" + probe + "}")
+            .id;
     }
 
     // Deliveries by state, read straight from the SQLite file.
@@ -151,7 +108,7 @@ TEST_CASE(
         finished.push_back(h.post("done_" + std::to_string(i)));
         REQUIRE_FALSE(finished.back().empty());
     }
-    REQUIRE(wait_until([&] { return h.done() == 20; }));
+    REQUIRE(wait_until([&] { return h.done() == 20; }, 60s));
     // Ten that block in the plugin until the gate exists: four are running
     // (the plugin's four threads) and six wait when the host is killed.
     for (int i = 0; i < 10; ++i) {
@@ -159,19 +116,19 @@ TEST_CASE(
             h.post("blocked_" + std::to_string(i), R"({"block":)" + json::quote(h.gate) + "}"));
         REQUIRE_FALSE(blocked.back().empty());
     }
-    h.proc->signal(SIGKILL);
-    REQUIRE(h.proc->wait(30s) == 128 + SIGKILL);
+    h.signal(SIGKILL);
+    REQUIRE(h.wait(30s) == 128 + SIGKILL);
 
     h.dir.write("gate", "");
     h.start();
-    REQUIRE(wait_until([&] { return h.done() == 30; }));
+    REQUIRE(wait_until([&] { return h.done() == 30; }, 60s));
     auto seen = h.handled();
     for (const auto& id : finished)
         CHECK(seen[id] == 1);
     for (const auto& id : blocked)
         CHECK(seen[id] == 1);  // the killed calls never got as far as the probe's log line
-    h.proc->signal(SIGTERM);
-    CHECK(h.proc->wait(30s) == 0);
+    h.signal(SIGTERM);
+    CHECK(h.wait(30s) == 0);
 }
 
 TEST_CASE("graceful shutdown under load: exit 0, nothing acknowledged lost, nothing run twice",
@@ -193,22 +150,24 @@ TEST_CASE("graceful shutdown under load: exit 0, nothing acknowledged lost, noth
     std::vector<std::thread> clients;
     for (int t = 0; t < 4; ++t)
         clients.emplace_back(client, t);
-    REQUIRE(wait_until([&] {
-        std::lock_guard lock(mu);
-        return acked.size() >= 200;
-    }));
-    h.proc->signal(SIGTERM);
-    int code = h.proc->wait(60s);
+    REQUIRE(wait_until(
+        [&] {
+            std::lock_guard lock(mu);
+            return acked.size() >= 200;
+        },
+        60s));
+    h.signal(SIGTERM);
+    int code = h.wait(60s);
     stop = true;
     for (auto& c : clients)
         c.join();
     CHECK(code == 0);
-    CHECK(h.proc->err().find("msg=stopped") != std::string::npos);
+    CHECK(h.err().find("msg=stopped") != std::string::npos);
 
     // What was acknowledged but not handled is pending in the store: a new
     // host hands it over; nothing is handed over twice.
     h.start();
-    REQUIRE(wait_until([&] { return h.done() >= static_cast<int>(acked.size()); }));
+    REQUIRE(wait_until([&] { return h.done() >= static_cast<int>(acked.size()); }, 60s));
     auto seen = h.handled();
     size_t lost = 0, twice = 0;
     for (const auto& id : acked) {
@@ -218,8 +177,8 @@ TEST_CASE("graceful shutdown under load: exit 0, nothing acknowledged lost, noth
     INFO(acked.size() << " acknowledged");
     CHECK(lost == 0);
     CHECK(twice == 0);
-    h.proc->signal(SIGTERM);
-    CHECK(h.proc->wait(30s) == 0);
+    h.signal(SIGTERM);
+    CHECK(h.wait(30s) == 0);
 }
 
 TEST_CASE("shutdown: a hung plugin call is abandoned after dispatch.shutdown_timeout, exit 0",
@@ -228,14 +187,14 @@ TEST_CASE("shutdown: a hung plugin call is abandoned after dispatch.shutdown_tim
     h.start();
     std::string id = h.post("hung", R"({"block":)" + json::quote(h.gate) + "}");
     REQUIRE_FALSE(id.empty());
-    h.proc->signal(SIGTERM);
-    CHECK(h.proc->wait(30s) == 0);
-    CHECK(h.proc->err().find("still running after dispatch.shutdown_timeout") != std::string::npos);
+    h.signal(SIGTERM);
+    CHECK(h.wait(30s) == 0);
+    CHECK(h.err().find("still running after dispatch.shutdown_timeout") != std::string::npos);
     // It stayed pending, and runs at the next start.
     h.dir.write("gate", "");
     h.start();
-    REQUIRE(wait_until([&] { return h.done() == 1; }));
+    REQUIRE(wait_until([&] { return h.done() == 1; }, 60s));
     CHECK(h.handled()[id] == 1);
-    h.proc->signal(SIGTERM);
-    CHECK(h.proc->wait(30s) == 0);
+    h.signal(SIGTERM);
+    CHECK(h.wait(30s) == 0);
 }

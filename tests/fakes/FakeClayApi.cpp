@@ -1,5 +1,6 @@
 #include "fakes/FakeClayApi.h"
 
+#include "routing/EventCatalogue.h"
 #include "support/FakeServer.h"
 
 #include <clayhook/json.hpp>
@@ -30,11 +31,6 @@ using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
 namespace {
-
-constexpr const char* kEventTypes[] = {
-    "enrichment.completed", "enrichment.failed",      "table.row.created",
-    "table.row.updated",    "table.export.completed", "workflow.completed",
-};
 
 std::string random_hex(size_t chars) {
     static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -130,8 +126,7 @@ struct FakeClayApi::State {
         } else {
             for (const auto& e : events->items()) {
                 std::string name = e.is_string() ? e.as_string() : json::dump(e);
-                if (std::find(std::begin(kEventTypes), std::end(kEventTypes), name) ==
-                    std::end(kEventTypes))
+                if (!is_clay_event_type(name))
                     details.push_back(detail("events", "unknown event type '" + name + "'"));
             }
         }

@@ -1,7 +1,7 @@
 #pragma once
 
 // A fake Clay API for tests: a real HTTP server on 127.0.0.1 (port 0: the
-// kernel picks one), speaking the shapes of shared/reference/crm-apis.md
+// kernel picks one), speaking the shapes of docs/contracts.md
 // ("Clay API"), with scriptable rate limiting and a record of every request.
 
 #include <chrono>

@@ -2,7 +2,7 @@
 
 // A fake HubSpot CRM v3 for tests: a real HTTP server on 127.0.0.1 (port 0:
 // the kernel picks one; https:// with a certificate when asked), speaking the
-// shapes of shared/reference/crm-apis.md ("HubSpot CRM v3"):
+// shapes of docs/contracts.md ("HubSpot CRM v3"):
 //
 //   POST /crm/v3/objects/{contacts|companies}/batch/upsert
 //        {"inputs":[{"idProperty","id","properties"}]}  (1..100 inputs)

@@ -1,7 +1,7 @@
 #pragma once
 
 // A fake Salesforce for tests: a real HTTP server on 127.0.0.1 (port 0: the
-// kernel picks one), speaking the shapes of shared/reference/crm-apis.md
+// kernel picks one), speaking the shapes of docs/contracts.md
 // ("Salesforce REST"): the OAuth 2.0 token endpoint (client credentials and
 // JWT bearer), upsert by external id one at a time and as sObject
 // Collections, errors included; with scriptable failures and a record of

@@ -68,7 +68,9 @@ sources:
     }
     void start() {
         store = open_store(config.store, 1024);
-        server = std::make_unique<IntakeServer>(config, *store, log, metrics, [] { return true; });
+        server = std::make_unique<IntakeServer>(config.listener,
+                                                build_intake_routes(config, nullptr, metrics),
+                                                *store, log, metrics, [] { return true; });
         server->start();
     }
     void restart() {

@@ -4,9 +4,8 @@
 // host opens the same file.
 #include "config/ConfigLoader.h"
 #include "store/Store.h"
-#include "support/Subprocess.h"
-#include "support/TempDir.h"
-#include "support/TestPaths.h"
+#include "support/HostProcess.h"
+#include "support/Wait.h"
 #include "verify/Verifier.h"
 
 #include <clayhook/json.hpp>
@@ -32,19 +31,12 @@ namespace {
 
 const char* kSecret = "durability-test-secret";
 
-uint16_t listen_port(const std::string& log) {
-    const std::string mark = "listen=127.0.0.1:";
-    auto at = log.find(mark);
-    if (at == std::string::npos) return 0;
-    return static_cast<uint16_t>(std::stoi(log.substr(at + mark.size())));
-}
-
 }  // namespace
 
 TEST_CASE("durability: acknowledged deliveries survive a SIGKILL of the host", "[durability]") {
-    TempDir dir;
-    std::string db = dir.file("var/clayhook.db");
-    auto config = dir.write("c.yaml", R"(admin: {enabled: false}
+    auto host = std::make_unique<HostProcess>();
+    std::string db = host->dir.file("var/clayhook.db");
+    host->write_config(R"(admin: {enabled: false}
 listener: {address: 127.0.0.1, port: 0, threads: 16}
 store: {path: )" + db + R"(, durable: true}
 sources:
@@ -52,14 +44,9 @@ sources:
     path: /webhooks/clay
     verify: {scheme: hmac-sha256, secrets: ["${DURABILITY_SECRET}"]}
 )");
-    Subprocess::Options opts;
-    opts.env["DURABILITY_SECRET"] = kSecret;
-    opts.env["TMPDIR"] = dir.path().string();  // its plugin staging folder too
-    auto host = std::make_unique<Subprocess>(
-        std::vector<std::string>{kClayhookBin, "serve", "--config", config}, opts);
-    REQUIRE(host->wait_for_output("msg=ready", 30s));
-    uint16_t port = listen_port(host->err());
-    REQUIRE(port != 0);
+    host->options.env["DURABILITY_SECRET"] = kSecret;
+    host->start();
+    const uint16_t port = host->port();
 
     std::mutex mu;
     std::vector<std::string> acked;
@@ -96,19 +83,17 @@ sources:
     for (int t = 0; t < 4; ++t)
         clients.emplace_back(client, t);
     // Kill once a good number have been acknowledged: a condition, not a sleep.
-    for (int spins = 0; spins < 6000; ++spins) {
-        {
+    wait_until(
+        [&] {
             std::lock_guard lock(mu);
-            if (acked.size() >= 300) break;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
+            return acked.size() >= 300;
+        },
+        30s);
     host->signal(SIGKILL);
     CHECK(host->wait(30s) == 128 + SIGKILL);
     stop = true;
     for (auto& c : clients)
         c.join();
-    host.reset();
 
     REQUIRE(acked.size() >= 300);
     StoreConfig sc;

@@ -8,6 +8,7 @@
 #include "store/Store.h"
 #include "support/Subprocess.h"
 #include "support/TempDir.h"
+#include "support/TestPki.h"
 #include "verify/Verifier.h"
 
 #include <sqlite3.h>
@@ -182,16 +183,12 @@ TEST_CASE("intake: a store that cannot take the write answers 503 with Retry-Aft
 }
 
 TEST_CASE("intake: TLS with the configured certificate and key", "[intake][tls]") {
-    TempDir certs;
-    std::string key = certs.file("key.pem"), cert = certs.file("cert.pem");
-    auto gen = clayhook::test::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
-                                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj",
-                                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
-                                   {});
-    REQUIRE(gen.code == 0);
+    const auto& pki = test::TestPki::shared();  // good_cert: SAN IP:127.0.0.1, signed by ca
+    const std::string& cert = pki.good_cert;
+    const std::string& key = pki.good_key;
     Host h("", ", tls: {cert_file: " + cert + ", key_file: " + key + "}");
     Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "",
-                                                         cert, Poco::Net::Context::VERIFY_STRICT);
+                                                         pki.ca, Poco::Net::Context::VERIFY_STRICT);
     net::HTTPSClientSession s("127.0.0.1", h.server->port(), ctx);
     std::string body = delivery(30);
     net::HTTPRequest req("POST", "/webhooks/clay", net::HTTPMessage::HTTP_1_1);

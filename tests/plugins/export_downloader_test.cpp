@@ -7,9 +7,10 @@
 #include "metrics/Metrics.h"
 #include "plugins/PluginInstance.h"
 #include "plugins/PluginLibrary.h"
-#include "support/Subprocess.h"
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
+#include "support/TestPki.h"
+#include "support/Wait.h"
 
 #include <clayhook/json.hpp>
 
@@ -29,7 +30,6 @@
 #include <set>
 #include <sstream>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 using namespace clayhook;
@@ -40,48 +40,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A throwaway CA and two server certificates it signed: one for localhost
-// and 127.0.0.1, one for another name. Made with the openssl command, once.
-struct TestPki {
-    TempDir dir;
-    std::string ca, good_cert, good_key, other_cert, other_key;
-
-    TestPki() {
-        ca = dir.file("ca.pem");
-        good_cert = dir.file("good.pem");
-        good_key = dir.file("good.key");
-        other_cert = dir.file("other.pem");
-        other_key = dir.file("other.key");
-        auto ext_good = dir.write("good.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-        auto ext_other = dir.write("other.ext", "subjectAltName=DNS:other.example\n");
-        openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                 "-nodes", "-keyout", dir.file("ca.key"), "-out", ca, "-days", "2", "-subj",
-                 "/CN=clayhook test CA"});
-        for (auto [cert, key, ext, cn] :
-             {std::tuple{good_cert, good_key, ext_good, "localhost"},
-              std::tuple{other_cert, other_key, ext_other, "other.example"}}) {
-            openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", key, "-out", cert + ".csr", "-subj", std::string("/CN=") + cn});
-            openssl({"x509", "-req", "-in", cert + ".csr", "-CA", ca, "-CAkey", dir.file("ca.key"),
-                     "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext});
-        }
-    }
-    static void openssl(std::vector<std::string> args) {
-        args.insert(args.begin(), "/usr/bin/openssl");
-        auto r = test::run(args, {}, 60s);
-        if (r.code != 0) throw std::runtime_error("openssl failed: " + r.out + r.err);
-    }
-};
-
-const TestPki& pki() {
-    static TestPki p;
-    return p;
-}
-
-bool have_openssl() {
-    if (fs::exists("/usr/bin/openssl")) return true;
-    WARN("no /usr/bin/openssl to make test certificates; skipped");
-    return false;
+// The test PKI (tests/support/TestPki), made once for every test here.
+const test::TestPki& pki() {
+    return test::TestPki::shared();
 }
 
 // The HTTPS fake with the localhost certificate.
@@ -198,7 +159,6 @@ struct Downloader {
 }  // namespace
 
 TEST_CASE("export-downloader fetches an export once: file, checksum, rows", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     const std::string body = csv(1200);
     server->route("/t_abc123/exp_9.csv", {.body = body});
@@ -238,7 +198,6 @@ TEST_CASE("export-downloader fetches an export once: file, checksum, rows", "[ex
 }
 
 TEST_CASE("export-downloader counts CSV records the RFC 4180 way", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     Downloader d;
     // Quoted fields with newlines and "" escapes, CRLF, a blank line, and a
@@ -263,7 +222,6 @@ TEST_CASE("export-downloader counts CSV records the RFC 4180 way", "[export-down
 }
 
 TEST_CASE("export-downloader keeps a file with the wrong row count aside", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     const std::string body = csv(1199);
     server->route("/t_abc123/exp_9.csv", {.body = body});
@@ -279,7 +237,6 @@ TEST_CASE("export-downloader keeps a file with the wrong row count aside", "[exp
 
 TEST_CASE("export-downloader retries a slow server and leaves nothing behind",
           "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     SECTION("no data for longer than timeout_ms") {
         server->route("/slow.csv", {.body = csv(3), .delay_before_body = 3000ms});
@@ -328,7 +285,6 @@ TEST_CASE("export-downloader retries a slow server and leaves nothing behind",
 
 TEST_CASE("export-downloader retries a truncated body and leaves nothing behind",
           "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     const std::string body = csv(100);
     server->route("/cut.csv", {.body = body, .truncate_after = 1000});
@@ -355,7 +311,6 @@ TEST_CASE("export-downloader retries a truncated body and leaves nothing behind"
 }
 
 TEST_CASE("export-downloader refuses an export past max_bytes", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     Downloader d([](json::Value& c) { c.set("max_bytes", 1000); });
     SECTION("announced by Content-Length") {
@@ -380,7 +335,6 @@ TEST_CASE("export-downloader refuses an export past max_bytes", "[export-downloa
 }
 
 TEST_CASE("export-downloader follows redirects only to allowed hosts", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     const std::string body = csv(5);
     server->route("/real.csv", {.body = body});
@@ -436,7 +390,6 @@ TEST_CASE("export-downloader follows redirects only to allowed hosts", "[export-
 }
 
 TEST_CASE("export-downloader refuses private addresses unless allowed", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     server->route("/x.csv", {.body = csv(1)});
     SECTION("localhost resolves to loopback: refused, nothing sent") {
@@ -563,7 +516,6 @@ TEST_CASE("export-downloader checks the IPv4 address inside mapped and NAT64 add
 }
 
 TEST_CASE("export-downloader refuses http:// and hosts not allowed", "[export-downloader]") {
-    if (!have_openssl()) return;
     FakeFileServer plain;  // http://
     plain.route("/x.csv", {.body = csv(2)});
     SECTION("http:// is refused by default") {
@@ -595,7 +547,6 @@ TEST_CASE("export-downloader refuses http:// and hosts not allowed", "[export-do
 
 TEST_CASE("export-downloader verifies the TLS certificate against the host name",
           "[export-downloader]") {
-    if (!have_openssl()) return;
     SECTION("a certificate for another name") {
         FakeFileServer server(FakeFileServer::Tls{pki().other_cert, pki().other_key});
         server.route("/x.csv", {.body = csv(1)});
@@ -617,7 +568,6 @@ TEST_CASE("export-downloader verifies the TLS certificate against the host name"
 }
 
 TEST_CASE("export-downloader decompresses gzip while streaming", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     const std::string body = csv(500);
     Downloader d;
@@ -647,7 +597,6 @@ TEST_CASE("export-downloader decompresses gzip while streaming", "[export-downlo
 }
 
 TEST_CASE("export-downloader retries 5xx and 429, fails other 4xx", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     Downloader d;
     server->route("/500", {.status = 500, .body = "oops"});
@@ -688,7 +637,6 @@ TEST_CASE("export-downloader retries 5xx and 429, fails other 4xx", "[export-dow
 
 TEST_CASE("export-downloader names files from sanitised ids inside its directory",
           "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     server->route("/x.csv", {.body = csv(2)});
     Downloader d;
@@ -805,7 +753,6 @@ TEST_CASE("export-downloader keeps downloads and its side files apart", "[export
 
 TEST_CASE("export-downloader runs calls concurrently, one download per export",
           "[export-downloader]") {
-    if (!have_openssl()) return;
     auto server = https_server();
     for (int i = 0; i < 4; ++i)
         server->route("/e" + std::to_string(i) + ".csv",
@@ -834,8 +781,7 @@ TEST_CASE("export-downloader runs calls concurrently, one download per export",
     const std::string same = export_event(server->url("/same.csv"), 1, "t_2", "exp_same");
     HandleOutcome first;
     std::thread t([&] { first = d.deliver(same, "evt_a"); });
-    for (int i = 0; i < 400 && server->count("/same.csv") == 0; ++i)
-        std::this_thread::sleep_for(5ms);
+    test::wait_until([&] { return server->count("/same.csv") != 0; }, 2s);
     auto second = d.deliver(same, "evt_b");
     t.join();
     CHECK(first.status == CLAYHOOK_DONE);
@@ -845,7 +791,6 @@ TEST_CASE("export-downloader runs calls concurrently, one download per export",
 }
 
 TEST_CASE("export-downloader refuses a bad config with its reason", "[export-downloader]") {
-    if (!have_openssl()) return;
     auto refused = [](const std::function<void(json::Value&)>& tweak) -> std::string {
         try {
             Downloader d(tweak);
@@ -879,7 +824,6 @@ TEST_CASE("export-downloader refuses a bad config with its reason", "[export-dow
 
 TEST_CASE("export-downloader removes stale temporary files at start, and only those",
           "[export-downloader]") {
-    if (!have_openssl()) return;
     TempDir root;
     const fs::path dir = root.path() / "exports";
     fs::create_directories(dir);

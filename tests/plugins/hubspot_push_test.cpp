@@ -3,13 +3,10 @@
 // HubSpot (tests/fakes/FakeHubSpot) over a real socket.
 #include "dispatch/DispatchRig.h"
 #include "fakes/FakeHubSpot.h"
-#include "support/Subprocess.h"
-#include "verify/Verifier.h"
+#include "support/HostProcess.h"
+#include "support/SignedPost.h"
+#include "support/TestPki.h"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
@@ -460,43 +457,13 @@ TEST_CASE("hubspot-push: config errors are refused at create, naming the key", "
     CHECK(log_out.str().find("pat-secret-1") == std::string::npos);
 }
 
-namespace {
-
-// A throwaway CA and a certificate for localhost it signed (openssl command).
-struct HubSpotPki {
-    TempDir dir;
-    std::string ca = dir.file("ca.pem"), cert = dir.file("localhost.pem"),
-                key = dir.file("localhost.key");
-    bool ok = false;
-    HubSpotPki() {
-        if (!std::filesystem::exists("/usr/bin/openssl")) return;
-        auto ext = dir.write("ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-        auto ssl = [](std::vector<std::string> args) {
-            args.insert(args.begin(), "/usr/bin/openssl");
-            return run(args, {}, 60s).code == 0;
-        };
-        ok = ssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                  "-nodes", "-keyout", dir.file("ca.key"), "-out", ca, "-days", "2", "-subj",
-                  "/CN=clayhook hubspot test CA"}) &&
-             ssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                  "-keyout", key, "-out", cert + ".csr", "-subj", "/CN=localhost"}) &&
-             ssl({"x509", "-req", "-in", cert + ".csr", "-CA", ca, "-CAkey", dir.file("ca.key"),
-                  "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext});
-    }
-};
-
-}  // namespace
-
 TEST_CASE("hubspot-push: over HTTPS, verified against ca_file", "[hubspot-push]") {
-    HubSpotPki pki;
-    if (!pki.ok) {
-        WARN("no usable /usr/bin/openssl to make test certificates; skipped");
-        return;
-    }
+    // A throwaway CA and a certificate for localhost it signed.
+    const TestPki& pki = TestPki::shared();
+    const FakeHubSpot::Tls tls{pki.good_cert, pki.good_key};
     SECTION("the CA in ca_file: pushed") {
         HubSpotRig rig(kContact, R"("ca_file":")" + pki.ca + "\"",
-                       std::make_unique<FakeHubSpot>("pat-na1-test-hubspot-token",
-                                                     FakeHubSpot::Tls{pki.cert, pki.key}));
+                       std::make_unique<FakeHubSpot>("pat-na1-test-hubspot-token", tls));
         rig.up();
         std::string id = rig.enriched("tls@example.com");
         REQUIRE(wait_until([&] { return rig.state_is(id, DeliveryState::done); }));
@@ -504,8 +471,7 @@ TEST_CASE("hubspot-push: over HTTPS, verified against ca_file", "[hubspot-push]"
     }
     SECTION("no ca_file: the private CA is not trusted, a retry naming the certificate") {
         HubSpotRig rig(kContact, "",
-                       std::make_unique<FakeHubSpot>("pat-na1-test-hubspot-token",
-                                                     FakeHubSpot::Tls{pki.cert, pki.key}));
+                       std::make_unique<FakeHubSpot>("pat-na1-test-hubspot-token", tls));
         rig.up();
         std::string id = rig.enriched("tls@example.com");
         REQUIRE(wait_until([&] { return rig.delivery(id).attempts >= 1; }));
@@ -547,11 +513,11 @@ TEST_CASE("hubspot-push: the whole way, signed webhooks into clayhook serve, out
           "[hubspot-push]") {
     const std::string secret = "hubspot-whole-way-secret";
     FakeHubSpot hub;
-    TempDir dir;
-    std::string db = dir.file("var/clayhook.db");
+    HostProcess serve;
+    std::string db = serve.dir.file("var/clayhook.db");
     // The token as ${HUBSPOT_TOKEN}, as an operator writes it: the host
     // resolves it, the plugin sees the value, and the log never shows it.
-    std::string config = dir.write("c.yaml", R"(admin: {enabled: false}
+    serve.write_config(R"(admin: {enabled: false}
 listener: {address: 127.0.0.1, port: 0, threads: 8}
 store: {path: )" + db + R"(}
 sources:
@@ -561,10 +527,11 @@ sources:
 plugins:
   - name: hubspot
     library: )" + std::string(kBundledPluginDir) +
-                                                 R"(/hubspot-push.so
+                       R"(/hubspot-push.so
     config:
       token: ${HUBSPOT_TOKEN}
-      base_url: )" + hub.base_url() + R"(
+      base_url: )" + hub.base_url() +
+                       R"(
       associate: true
       contact:
         mapping:
@@ -576,31 +543,17 @@ plugins:
           name: data.company.name
           numberofemployees: data.company.employee_count
 )");
-    Subprocess::Options opts;
-    opts.env["WHOLE_WAY_SECRET"] = secret;
-    opts.env["HUBSPOT_TOKEN"] = hub.token();
-    opts.env["TMPDIR"] = dir.path().string();
-    Subprocess serve({kClayhookBin, "serve", "--config", config}, opts);
-    REQUIRE(serve.wait_for_output("msg=ready", 30s));
-    std::string log = serve.err();
-    auto at = log.rfind("listen=127.0.0.1:");
-    REQUIRE(at != std::string::npos);
-    auto port = static_cast<uint16_t>(std::stoi(log.substr(at + 17)));
+    serve.options.env["WHOLE_WAY_SECRET"] = secret;
+    serve.options.env["HUBSPOT_TOKEN"] = hub.token();
+    serve.start();
 
     auto send = [&](const std::string& row, const std::string& data) {
-        std::string body = R"({"event":"enrichment.completed","table_id":"t_abc123","row_id":")" +
-                           row + R"(","timestamp":"2026-11-26T12:00:42.042Z","data":)" + data + "}";
-        Poco::Net::HTTPClientSession s("127.0.0.1", port);
-        Poco::Net::HTTPRequest req("POST", "/webhooks/clay", Poco::Net::HTTPMessage::HTTP_1_1);
-        req.set("x-clay-signature", hmac_sha256_hex(secret, body));
-        req.setContentType("application/json");
-        req.setContentLength64(static_cast<Poco::Int64>(body.size()));
-        s.sendRequest(req) << body;
-        Poco::Net::HTTPResponse resp;
-        std::string answer;
-        Poco::StreamCopier::copyToString(s.receiveResponse(resp), answer);
-        REQUIRE(resp.getStatus() == 200);
-        return json::parse(answer).get_string("id", "");
+        auto r = signed_post(serve.port(), secret,
+                             R"({"event":"enrichment.completed","table_id":"t_abc123","row_id":")" +
+                                 row + R"(","timestamp":"2026-11-26T12:00:42.042Z","data":)" +
+                                 data + "}");
+        REQUIRE(r.status == 200);
+        return r.id;
     };
     const std::string company =
         R"("company":{"name":"Company 42","domain":"company42.com","employee_count":1200})";

@@ -4,17 +4,13 @@
 // twice.
 #include "clay/ClayApi.h"
 #include "cli/Commands.h"
-#include "support/Subprocess.h"
-#include "support/TempDir.h"
+#include "support/HostProcess.h"
+#include "support/SignedPost.h"
 #include "support/TestPaths.h"
-#include "verify/Verifier.h"
+#include "support/Wait.h"
 
 #include <clayhook/json.hpp>
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
@@ -39,16 +35,6 @@ namespace {
 const char* kSecret = "reload-test-secret";
 const char* kToken = "reload-test-admin-token";
 
-template <typename F>
-bool wait_until(F f, std::chrono::milliseconds timeout = 60s) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-        if (f()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return f();
-}
-
 size_t count_of(const std::string& hay, const std::string& needle) {
     size_t n = 0;
     for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1))
@@ -56,14 +42,15 @@ size_t count_of(const std::string& hay, const std::string& needle) {
     return n;
 }
 
-struct ReloadHost {
-    TempDir dir;
+struct ReloadHost : HostProcess {
     std::string db = dir.file("var/clayhook.db");
     std::string probe_log = dir.file("probe.jsonl");
     std::string gate = dir.file("gate");
-    std::string config = dir.file("c.yaml");
-    std::unique_ptr<Subprocess> proc;
-    uint16_t port = 0, admin_port = 0;
+
+    ReloadHost() {
+        options.env["RELOAD_SECRET"] = kSecret;
+        options.env["RELOAD_TOKEN"] = kToken;
+    }
 
     // Copies a fixture build to `name` in the test folder, atomically (the
     // host loads a staged copy, so replacing the file is what an operator
@@ -99,62 +86,26 @@ dispatch: {workers: 2}
     config: {log: )" +
                     probe_log + R"(}
 )" + extra;
-        std::string tmp = config + ".tmp";
-        std::ofstream(tmp) << yaml;
-        fs::rename(tmp, config);
+        HostProcess::write_config(yaml);
     }
 
     void start() {
-        Subprocess::Options opts;
-        opts.env["RELOAD_SECRET"] = kSecret;
-        opts.env["RELOAD_TOKEN"] = kToken;
-        opts.env["TMPDIR"] = dir.path().string();
-        proc = std::make_unique<Subprocess>(
-            std::vector<std::string>{kClayhookBin, "serve", "--config", config}, opts);
-        REQUIRE(proc->wait_for_output("msg=ready", 30s));
-        auto log = proc->err();
-        auto after = [&](const std::string& mark) {
-            auto at = log.rfind(mark);
-            return at == std::string::npos
-                       ? uint16_t{0}
-                       : static_cast<uint16_t>(std::stoi(log.substr(at + mark.size())));
-        };
-        port = after("listen=127.0.0.1:");
-        admin_port = after("admin=127.0.0.1:");
-        REQUIRE(port != 0);
-        REQUIRE(admin_port != 0);
-    }
-
-    ~ReloadHost() {
-        if (proc) {
-            proc->signal(SIGTERM);
-            proc->wait(30s);
-        }
+        HostProcess::start();
+        REQUIRE(admin_port() != 0);
     }
 
     // Posts one signed delivery: the HTTP status (0 when no answer) and the id.
     std::pair<int, std::string> post(const std::string& row, const std::string& probe = "{}",
                                      uint16_t to = 0) const {
-        std::string body = R"({"event":"enrichment.completed","row_id":")" + row +
-                           R"(","timestamp":"2026-11-27T12:00:42.042Z","probe":)" + probe + "}";
-        try {
-            Poco::Net::HTTPClientSession s("127.0.0.1", to ? to : port);
-            Poco::Net::HTTPRequest req("POST", "/webhooks/clay", Poco::Net::HTTPMessage::HTTP_1_1);
-            req.set("x-clay-signature", hmac_sha256_hex(kSecret, body));
-            req.setContentLength64(static_cast<Poco::Int64>(body.size()));
-            s.sendRequest(req) << body;
-            Poco::Net::HTTPResponse resp;
-            std::string answer;
-            Poco::StreamCopier::copyToString(s.receiveResponse(resp), answer);
-            int status = static_cast<int>(resp.getStatus());
-            return {status, status == 200 ? json::parse(answer).get_string("id", "") : ""};
-        } catch (const Poco::Exception&) {
-            return {0, ""};
-        }
+        auto r =
+            signed_post(to ? to : port(), kSecret,
+                        R"({"event":"enrichment.completed","row_id":")" + row +
+                            R"(","timestamp":"2026-11-27T12:00:42.042Z","probe":)" + probe + "}");
+        return {r.status, r.id};
     }
 
     HttpResponse admin(const std::string& method, const std::string& path) const {
-        return http_exchange(method, "http://127.0.0.1:" + std::to_string(admin_port) + path,
+        return http_exchange(method, "http://127.0.0.1:" + std::to_string(admin_port()) + path,
                              {{"Authorization", std::string("Bearer ") + kToken}}, "", 30s);
     }
 
@@ -199,15 +150,15 @@ TEST_CASE("reload: SIGHUP swaps a plugin from version 1 to version 2 for the nex
     h.start();
     auto [s1, e1] = h.post("row_1");
     REQUIRE(s1 == 200);
-    REQUIRE(wait_until([&] { return h.handled().count(e1) == 1; }));
+    REQUIRE(wait_until([&] { return h.handled().count(e1) == 1; }, 60s));
     CHECK(h.handled()[e1] == std::vector<std::string>{"1.0.0"});
 
     h.install("probe_v2.so", "plugin.so");  // rebuilt at the same path
-    h.proc->signal(SIGHUP);
-    REQUIRE(h.proc->wait_for_output("msg=reloaded generation=2", 30s));
+    h.signal(SIGHUP);
+    REQUIRE(h.wait_for_output("msg=reloaded generation=2", 30s));
     auto [s2, e2] = h.post("row_2");
     REQUIRE(s2 == 200);
-    REQUIRE(wait_until([&] { return h.handled().count(e2) == 1; }));
+    REQUIRE(wait_until([&] { return h.handled().count(e2) == 1; }, 60s));
     CHECK(h.handled()[e2] == std::vector<std::string>{"2.0.0"});
     CHECK(h.handled()[e1].size() == 1);
 
@@ -240,7 +191,7 @@ TEST_CASE(
         // The old generation keeps serving: version 1 handles the next event.
         auto [status, id] = h.post("row_" + why.substr(0, 4) + std::to_string(std::rand()));
         REQUIRE(status == 200);
-        REQUIRE(wait_until([&] { return h.handled().count(id) == 1; }));
+        REQUIRE(wait_until([&] { return h.handled().count(id) == 1; }, 60s));
         CHECK(h.handled()[id] == std::vector<std::string>{"1.0.0"});
     };
 
@@ -263,7 +214,7 @@ TEST_CASE(
     h.write_config(h.dir.file("no-such.so"));
     refused("does not exist");
 
-    auto metrics = http_exchange("GET", "http://127.0.0.1:" + std::to_string(h.port) + "/metrics",
+    auto metrics = http_exchange("GET", "http://127.0.0.1:" + std::to_string(h.port()) + "/metrics",
                                  {}, "", 10s);
     CHECK_THAT(metrics.body, Catch::Contains("clayhook_reloads_total{result=\"failed\"} 4"));
     CHECK_THAT(metrics.body, Catch::Contains("clayhook_last_reload_success 0"));
@@ -298,10 +249,12 @@ TEST_CASE("reload: a removed plugin's pending deliveries wait, and run when it c
     auto [s2, w1] = h.post("row_w1");
     auto [s3, w2] = h.post("row_w2");
     REQUIRE((s1 == 200 && s2 == 200 && s3 == 200));
-    REQUIRE(wait_until([&] {
-        auto p = json::parse(h.admin("GET", "/admin/plugins").body).find("plugins")->items()[0];
-        return p.get_int("in_flight", 0) == 1 && p.get_int("due", 0) == 2;
-    }));
+    REQUIRE(wait_until(
+        [&] {
+            auto p = json::parse(h.admin("GET", "/admin/plugins").body).find("plugins")->items()[0];
+            return p.get_int("in_flight", 0) == 1 && p.get_int("due", 0) == 2;
+        },
+        60s));
 
     h.write_config("");  // no plugins at all
     REQUIRE(h.admin("POST", "/admin/reload").status == 200);
@@ -310,7 +263,7 @@ TEST_CASE("reload: a removed plugin's pending deliveries wait, and run when it c
     CHECK(p.get_int("due", 0) == 2);
     // The running call finishes on the instance it started with.
     h.dir.write("gate", "");
-    REQUIRE(wait_until([&] { return h.handled().count(blocked) == 1; }));
+    REQUIRE(wait_until([&] { return h.handled().count(blocked) == 1; }, 60s));
     auto [s4, unrouted] = h.post("row_u");  // no plugin subscribed: no delivery
     REQUIRE(s4 == 200);
     CHECK(h.count_state(0) == 2);  // the two waiting ones, kept
@@ -318,7 +271,7 @@ TEST_CASE("reload: a removed plugin's pending deliveries wait, and run when it c
 
     h.write_config(lib, "    concurrency: 1\n");
     REQUIRE(h.admin("POST", "/admin/reload").status == 200);
-    REQUIRE(wait_until([&] { return h.count_state(0) == 0 && h.count_state(1) == 3; }));
+    REQUIRE(wait_until([&] { return h.count_state(0) == 0 && h.count_state(1) == 3; }, 60s));
     auto seen = h.handled();
     CHECK(seen[w1].size() == 1);
     CHECK(seen[w2].size() == 1);
@@ -359,21 +312,20 @@ TEST_CASE(
             h.write_config(b, "    concurrency: 1\n    retry: {max_attempts: 5}\n");
         else
             h.write_config(a, "    events: [\"enrichment.*\"]\n");
-        h.proc->signal(SIGHUP);
+        h.signal(SIGHUP);
         // Each one done before the next, so all 50 happen (signals pending
         // at once would merge into one).
         REQUIRE(wait_until(
-            [&] { return count_of(h.proc->err(), "msg=reloaded") == static_cast<size_t>(i); },
-            30s));
+            [&] { return count_of(h.err(), "msg=reloaded") == static_cast<size_t>(i); }, 30s));
     }
     stop = true;
     for (auto& c : clients)
         c.join();
 
     CHECK(refusals == 0);
-    CHECK(count_of(h.proc->err(), "msg=\"reload failed") == 0);
+    CHECK(count_of(h.err(), "msg=\"reload failed") == 0);
     REQUIRE(acked.size() > 0);
-    REQUIRE(wait_until([&] { return h.count_state(1) >= static_cast<int>(acked.size()); }));
+    REQUIRE(wait_until([&] { return h.count_state(1) >= static_cast<int>(acked.size()); }, 60s));
     auto seen = h.handled();
     size_t lost = 0, twice = 0;
     std::map<std::string, size_t> by_version;
@@ -403,11 +355,11 @@ TEST_CASE("reload: a SIGHUP during a reload is not lost: one more reload follows
         yaml.replace(yaml.find("config: {log:"), 13, "config: {create_sleep_ms: 500, log:");
         std::ofstream(h.config) << yaml;
     }
-    h.proc->signal(SIGHUP);
-    REQUIRE(h.proc->wait_for_output("msg=\"reload started\"", 30s));
-    h.proc->signal(SIGHUP);  // during the first one
-    REQUIRE(wait_until([&] { return count_of(h.proc->err(), "msg=reloaded") == 2; }, 30s));
-    CHECK_THAT(h.proc->err(), Catch::Contains("msg=reloaded generation=3"));
+    h.signal(SIGHUP);
+    REQUIRE(h.wait_for_output("msg=\"reload started\"", 30s));
+    h.signal(SIGHUP);  // during the first one
+    REQUIRE(wait_until([&] { return count_of(h.err(), "msg=reloaded") == 2; }, 30s));
+    CHECK_THAT(h.err(), Catch::Contains("msg=reloaded generation=3"));
 }
 
 TEST_CASE("reload: `clayhook reload` says what happened, exit 1 when refused", "[reload][cli]") {
@@ -416,7 +368,7 @@ TEST_CASE("reload: `clayhook reload` says what happened, exit 1 when refused", "
     h.write_config(lib);
     h.start();
     ::setenv("RELOAD_TOKEN", kToken, 1);
-    std::string url = "http://127.0.0.1:" + std::to_string(h.admin_port);
+    std::string url = "http://127.0.0.1:" + std::to_string(h.admin_port());
     std::ostringstream out, err;
     CHECK(run_cli({"reload", "--config", h.config, "--admin", url}, out, err) == 0);
     CHECK_THAT(out.str(), Catch::StartsWith("reloaded: generation 2 serving"));

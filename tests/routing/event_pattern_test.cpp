@@ -27,7 +27,3 @@ TEST_CASE("malformed patterns are refused with a reason", "[routing]") {
         CHECK_THROWS_AS(EventPattern(bad), std::invalid_argument);
     }
 }
-
-TEST_CASE("the catalogue has Clay's six event types", "[routing]") {
-    CHECK(clayhook::clay_event_catalogue().size() == 6);
-}

@@ -5,13 +5,13 @@
 #include "store/DedupPruner.h"
 #include "store/SqliteStore.h"
 #include "support/TempDir.h"
+#include "support/Wait.h"
 
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
 
 #include <sstream>
-#include <thread>
 
 using namespace clayhook;
 using namespace std::chrono_literals;
@@ -34,17 +34,6 @@ int64_t now_ms() {
         .count();
 }
 
-// Polls `cond` until true or `limit` passes: waiting on a condition.
-template <class F>
-bool eventually(F cond, std::chrono::milliseconds limit = 15s) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return cond();
-}
-
 }  // namespace
 
 TEST_CASE("the pruner forgets keys past the retention window at start", "[store][pruner]") {
@@ -59,8 +48,8 @@ TEST_CASE("the pruner forgets keys past the retention window at start", "[store]
     Metrics metrics;
     {
         DedupPruner pruner(store, std::chrono::minutes(10), std::chrono::hours(1), log, metrics);
-        REQUIRE(eventually(
-            [&] { return metrics.value("clayhook_store_dedup_pruned_total", "") >= 1; }));
+        REQUIRE(test::wait_until(
+            [&] { return metrics.value("clayhook_store_dedup_pruned_total", "") >= 1; }, 15s));
     }
     CHECK(store.insert(event("old", now_ms())).status == InsertStatus::stored);
     CHECK(store.insert(event("new", now_ms())).status == InsertStatus::duplicate);
@@ -90,5 +79,5 @@ TEST_CASE("the pruner brings an unwritable store back without any delivery", "[s
     REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(other);
 
-    CHECK(eventually([&] { return store.writable(); }));
+    CHECK(test::wait_until([&] { return store.writable(); }, 15s));
 }

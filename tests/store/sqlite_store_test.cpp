@@ -3,6 +3,7 @@
 // bound, failed commits and recovery, dedup pruning, the commit hook, ids.
 #include "store/SqliteStore.h"
 #include "support/TempDir.h"
+#include "support/Wait.h"
 
 #include <catch2/catch.hpp>
 
@@ -51,17 +52,6 @@ NewEvent event(std::string_view source, std::string_view key,
                std::string_view body = R"({"event":"enrichment.completed"})",
                int64_t received_at_ms = now_ms()) {
     return NewEvent{source, "enrichment.completed", key, body, received_at_ms};
-}
-
-// Polls until `pred` holds; false after `timeout`.
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
 }
 
 // Inserts on a thread of its own and keeps the result.
@@ -229,7 +219,7 @@ TEST_CASE("a duplicate inside one batch is caught by the item before it") {
     AsyncInsert a(store, "clay", "dup");
     AsyncInsert b(store, "clay", "dup");
     AsyncInsert c(store, "clay", "other");
-    REQUIRE(wait_until([&] { return store.queue_depth() == 3; }));
+    REQUIRE(test::wait_until([&] { return store.queue_depth() == 3; }, 5s));
     store.hold_writer(false);
 
     const auto& ra = a.get();
@@ -309,7 +299,7 @@ TEST_CASE("a full queue answers overloaded at once, and what was queued still co
     for (int i = 0; i < 4; ++i) {
         queued.push_back(std::make_unique<AsyncInsert>(store, "clay", "q" + std::to_string(i)));
     }
-    REQUIRE(wait_until([&] { return store.queue_depth() == 4; }));
+    REQUIRE(test::wait_until([&] { return store.queue_depth() == 4; }, 5s));
 
     auto t0 = std::chrono::steady_clock::now();
     auto refused = store.insert(event("clay", "one-too-many"));

@@ -5,9 +5,10 @@
 // smuggling and slow-client tests that an HTTP client library would refuse
 // to send.
 
+#include "support/Wait.h"  // wait_until, which tests of raw connections use too
+
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,8 +40,5 @@ class RawConnection {
 // The status codes of the HTTP responses in `bytes`, in order (bodies
 // skipped by their Content-Length; 1xx answers included).
 std::vector<int> statuses(const std::string& bytes);
-
-// Polls `done` (every few milliseconds) until it is true or `timeout` passes.
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
 }  // namespace clayhook::test

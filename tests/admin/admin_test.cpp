@@ -55,6 +55,17 @@ struct AdminRig : DispatchRig {
     }
 };
 
+// A config for the CLI: the admin token from ADMIN_TEST_TOKEN (set here).
+std::string cli_config(const TempDir& dir) {
+    ::setenv("ADMIN_TEST_TOKEN", kToken, 1);
+    return dir.write("cli.yaml", R"(admin: {token: "${ADMIN_TEST_TOKEN}"}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify: {scheme: token, header: x-token, secrets: ["${ADMIN_TEST_TOKEN}"]}
+)");
+}
+
 int cli(const std::vector<std::string>& args, std::string& out, std::string& err) {
     std::ostringstream o, e;
     int code = run_cli(args, o, e);
@@ -151,13 +162,7 @@ TEST_CASE("admin: events, one event with its attempts, dead deliveries, replay",
     int64_t did = dead.find("deliveries")->items()[0].get_int("id", 0);
 
     // The CLI lists the same, and replays by plugin.
-    std::string cfg = rig.dir.write("cli.yaml", R"(admin: {token: "${ADMIN_TEST_TOKEN}"}
-sources:
-  - name: clay
-    path: /webhooks/clay
-    verify: {scheme: token, header: x-token, secrets: ["${ADMIN_TEST_TOKEN}"]}
-)");
-    ::setenv("ADMIN_TEST_TOKEN", kToken, 1);
+    std::string cfg = cli_config(rig.dir);
     std::string out, err;
     REQUIRE(cli({"deliveries", "list", "--config", cfg, "--admin", rig.base, "--state", "dead"},
                 out, err) == 0);
@@ -201,13 +206,7 @@ TEST_CASE("admin: stored text that is not printable UTF-8 reaches JSON and the t
     CHECK(valid_utf8(r.body));
     CHECK(json::parse(r.body).get_string("type", "") == "evil\x1b[2J\xef\xbf\xbd\ntype");
 
-    std::string cfg = rig.dir.write("cli.yaml", R"(admin: {token: "${ADMIN_TEST_TOKEN}"}
-sources:
-  - name: clay
-    path: /webhooks/clay
-    verify: {scheme: token, header: x-token, secrets: ["${ADMIN_TEST_TOKEN}"]}
-)");
-    ::setenv("ADMIN_TEST_TOKEN", kToken, 1);
+    std::string cfg = cli_config(rig.dir);
     std::string out, err;
     REQUIRE(cli({"deliveries", "list", "--config", cfg, "--admin", rig.base}, out, err) == 0);
     INFO(out);
@@ -225,13 +224,7 @@ TEST_CASE("admin CLI: an answer that is not JSON is an error, never an empty lis
         resp.sendBuffer(body.data(), body.size());
     });
     test::TempDir dir;
-    std::string cfg = dir.write("cli.yaml", R"(admin: {token: "${ADMIN_TEST_TOKEN}"}
-sources:
-  - name: clay
-    path: /webhooks/clay
-    verify: {scheme: token, header: x-token, secrets: ["${ADMIN_TEST_TOKEN}"]}
-)");
-    ::setenv("ADMIN_TEST_TOKEN", kToken, 1);
+    std::string cfg = cli_config(dir);
     std::string out, err;
     CHECK(cli({"deliveries", "list", "--config", cfg, "--admin",
                "http://127.0.0.1:" + std::to_string(fake.port())},
