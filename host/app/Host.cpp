@@ -42,16 +42,14 @@ void Host::start() {
     dispatcher_ =
         std::make_unique<Dispatcher>(*store_, gen->config.dispatch, gen->targets, log_, metrics_);
     services_->attach(dispatcher_.get());
-    store_->on_deliveries = [d = dispatcher_.get()](std::vector<DeliveryRef>&& refs) {
-        d->enqueue(std::move(refs));
-    };
     intake_ = std::make_unique<IntakeServer>(gen->config.listener, gen->sources, *store_, log_,
                                              metrics_, [this] { return ready_.load(); });
     reloader_ = std::make_unique<Reloader>(file_, gen->config, *builder_, *this, log_, metrics_);
     // The webhook port opens before any plugin is handed a delivery, so a
     // plugin that misbehaves on its first calls cannot keep it closed.
     // Deliveries committed meanwhile reach the dispatcher both through
-    // on_deliveries and through its start's read of what is pending; it
+    // its commit subscription and through its start's read of what is
+    // pending; it
     // admits each once.
     intake_->start();
     dispatcher_->start();
@@ -96,7 +94,6 @@ bool Host::stop() {
         } catch (const std::exception& e) {
             log_.error("store", e.what());
         }
-        store_->on_deliveries = nullptr;  // after flush: the writer is idle
     }
     if (services_) services_->detach();
     reloader_.reset();

@@ -91,6 +91,13 @@ Dispatcher::Dispatcher(Store& store, const DispatchConfig& config,
     DispatchMetrics::describe(metrics_);
     for (auto& t : targets)
         lanes_.push_back(std::make_unique<Lane>(std::move(t), metrics_));
+    // From here every commit's deliveries arrive; before start() they are
+    // admitted and wait (start's read of the store admits each one once).
+    store_.subscribe(this);
+}
+
+void Dispatcher::committed(size_t, std::vector<DeliveryRef>& deliveries) noexcept {
+    if (!deliveries.empty()) enqueue(std::move(deliveries));
 }
 
 // Starts the threads of the slots below target.concurrency that have none running
@@ -110,6 +117,7 @@ void Dispatcher::spawn_workers(Lane& l) {
 }
 
 Dispatcher::~Dispatcher() {
+    store_.unsubscribe(this);  // waits out a commit telling us of its deliveries
     bool running;
     {
         std::lock_guard lk(mu_);

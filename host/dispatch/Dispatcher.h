@@ -7,7 +7,7 @@
 // dead) result is committed. The dispatcher keeps the pending deliveries of
 // the loaded plugins in memory (ids and times, no bodies: ~100 bytes each),
 // fed at start by Store::load_pending and then by each commit
-// (Store::on_deliveries). A delivery being handled is owned by the worker
+// (the dispatcher is the store's CommitListener). A delivery being handled is owned by the worker
 // that took it and not marked in the store, so a crash leaves it pending and
 // it runs again at the next start (at-least-once).
 //
@@ -73,7 +73,7 @@ struct LaneStatus {
     double oldest_due_age_s = 0;  // queue lag
 };
 
-class Dispatcher final : public Rescheduler {
+class Dispatcher final : public Rescheduler, public CommitListener {
   public:
     Dispatcher(Store& store, const DispatchConfig& config, std::vector<DispatchTarget> targets,
                Logger& log, Metrics& metrics);
@@ -86,8 +86,11 @@ class Dispatcher final : public Rescheduler {
     // error.
     void start();
 
-    // New deliveries (Store::on_deliveries). Never blocks on a plugin.
+    // New deliveries. Never blocks on a plugin.
     void enqueue(std::vector<DeliveryRef>&& refs) noexcept;
+    // CommitListener: the deliveries of each committed batch are enqueued
+    // (subscribed from construction to destruction).
+    void committed(size_t batch_size, std::vector<DeliveryRef>& deliveries) noexcept override;
 
     // Graceful stop: no new call starts; waits up to `bound` for running
     // calls to end and records their results. True when every call ended;

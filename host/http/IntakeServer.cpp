@@ -79,12 +79,22 @@ struct SourceRequest {
 
 // The intake's HTTP application: routing, verification, classification,
 // the durable insert.
-class IntakeService final : public HttpService {
+class IntakeService final : public HttpService, public CommitListener {
   public:
     IntakeService(Store& store, Logger& log, Metrics& metrics, std::function<bool()> ready)
-        : store_(store), log_(log), metrics_(metrics), ready_(std::move(ready)) {}
+        : store_(store),
+          log_(log),
+          metrics_(metrics),
+          ready_(std::move(ready)),
+          batch_(&metrics.histogram("clayhook_store_commit_batch_size", "",
+                                    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512})) {}
 
     void attach(const HttpServer* http) { http_ = http; }
+
+    // CommitListener: the commit-batch-size histogram.
+    void committed(size_t batch_size, std::vector<DeliveryRef>&) noexcept override {
+        if (batch_size > 0) batch_->observe(static_cast<double>(batch_size));
+    }
     std::shared_ptr<const IntakeRoutes> current() const {
         std::lock_guard lk(routes_mu_);
         return routes_;
@@ -277,6 +287,7 @@ class IntakeService final : public HttpService {
     Logger& log_;
     Metrics& metrics_;
     std::function<bool()> ready_;
+    Histogram* batch_;
     const HttpServer* http_ = nullptr;
     mutable std::mutex routes_mu_;
     std::shared_ptr<const IntakeRoutes> routes_;  // swapped whole by publish()
@@ -295,13 +306,12 @@ std::shared_ptr<const IntakeRoutes> build_intake_routes(const Config& config,
 IntakeServer::IntakeServer(const ListenerConfig& listener,
                            std::shared_ptr<const IntakeRoutes> sources, Store& store, Logger& log,
                            Metrics& metrics, std::function<bool()> ready)
-    : service_(std::make_unique<IntakeService>(store, log, metrics, std::move(ready))),
+    : store_(store),
+      service_(std::make_unique<IntakeService>(store, log, metrics, std::move(ready))),
       http_(std::make_unique<HttpServer>(intake_http_options(listener), *service_, log, metrics)) {
     service_->attach(http_.get());
     publish(std::move(sources));
-    auto& batch = metrics.histogram("clayhook_store_commit_batch_size", "",
-                                    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
-    store.on_commit = [&batch](size_t n) { batch.observe(static_cast<double>(n)); };
+    store.subscribe(service_.get());
     metrics.set_help("clayhook_intake_requests_total",
                      "Webhook requests by source, outcome and status.");
     metrics.set_help("clayhook_intake_latency_seconds",
@@ -315,6 +325,7 @@ void IntakeServer::publish(std::shared_ptr<const IntakeRoutes> routes) noexcept 
 
 IntakeServer::~IntakeServer() {
     stop();
+    store_.unsubscribe(service_.get());
 }
 
 void IntakeServer::start() {

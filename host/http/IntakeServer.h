@@ -69,6 +69,7 @@ class IntakeServer {
     uint16_t port() const;  // the bound port (useful with port: 0)
 
   private:
+    Store& store_;
     std::unique_ptr<IntakeService> service_;  // outlives http_
     std::unique_ptr<HttpServer> http_;
 };

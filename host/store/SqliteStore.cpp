@@ -597,21 +597,8 @@ void SqliteStore::commit_batch(const std::vector<Request*>& batch,
         updates.clear();
         space_cv_.notify_all();
     }
-    if (on_deliveries && !new_deliveries_.empty()) {
-        try {
-            on_deliveries(std::move(new_deliveries_));
-        } catch (...) {
-            // The deliveries are in the store: the next start picks them up.
-        }
-        new_deliveries_.clear();
-    }
-    if (on_commit && !batch.empty()) {
-        try {
-            on_commit(batch.size());
-        } catch (...) {
-            // A metrics hook must not take the writer down.
-        }
-    }
+    if (!batch.empty() || !new_deliveries_.empty()) notify_committed(batch.size(), new_deliveries_);
+    new_deliveries_.clear();
 }
 
 bool SqliteStore::insert_one(Request& r, int64_t& next_seq, std::string& error) {

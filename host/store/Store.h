@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -163,8 +164,22 @@ struct DeliveryFilter {
     size_t limit = 100;
 };
 
-// Thread safety: every member may be called from any thread at the same time,
-// except that on_commit and on_deliveries must be set before the first insert.
+// Who hears of each committed batch of inserts: the dispatcher (the
+// deliveries to queue) and the intake (the batch-size histogram). A listener
+// subscribes for as long as it lives (subscribe in its constructor,
+// unsubscribe in its destructor), so no caller has to know in which order to
+// wire things.
+class CommitListener {
+  public:
+    virtual ~CommitListener() = default;
+    // On the committing thread after each committed batch, before the
+    // batch's inserts return: its size (stored + duplicate items) and the
+    // deliveries it created. A listener may take (move) the deliveries; the
+    // ones after it then see none. Must not block.
+    virtual void committed(size_t batch_size, std::vector<DeliveryRef>& deliveries) noexcept = 0;
+};
+
+// Thread safety: every member may be called from any thread at the same time.
 class Store {
   public:
     virtual ~Store() = default;
@@ -245,14 +260,19 @@ class Store {
     // Deliveries per plugin name: {pending, done, dead} (a full scan: admin only).
     virtual std::vector<std::pair<std::string, std::array<int64_t, 3>>> delivery_counts() = 0;
 
-    // Called on the committing thread after each batch with its size (stored +
-    // duplicate items), before the batch's inserts return: feeds the
-    // commit-batch-size histogram. Must not block; exceptions are swallowed.
-    std::function<void(size_t)> on_commit;
-    // Called on the committing thread after each committed batch with the
-    // deliveries it created, before the batch's inserts return: the
-    // dispatcher queues them. Must not block; exceptions are swallowed.
-    std::function<void(std::vector<DeliveryRef>&&)> on_deliveries;
+    // Listeners of committed batches, called in subscription order.
+    // unsubscribe() waits out a call in progress, so once it returns the
+    // listener is never called again and may go.
+    void subscribe(CommitListener* listener);
+    void unsubscribe(CommitListener* listener);
+
+  protected:
+    // For the engines: tells every listener of a committed batch.
+    void notify_committed(size_t batch_size, std::vector<DeliveryRef>& deliveries) noexcept;
+
+  private:
+    std::mutex listeners_mu_;
+    std::vector<CommitListener*> listeners_;
 };
 
 // Opens the engine named by config.engine ("sqlite" only for now) with an

@@ -98,16 +98,12 @@ struct DispatchRig {
         inst = gen->plugins->instances.at(0);
         dispatcher = std::make_unique<Dispatcher>(*store, dispatch, gen->targets, log, metrics);
         services->attach(dispatcher.get());
-        store->on_deliveries = [d = dispatcher.get()](std::vector<DeliveryRef>&& r) {
-            d->enqueue(std::move(r));
-        };
         dispatcher->start();
     }
 
     void down() {
         if (!dispatcher) return;
         REQUIRE(dispatcher->stop(std::chrono::seconds(60)));
-        store->on_deliveries = nullptr;
         services->detach();
         dispatcher.reset();
         store->flush();

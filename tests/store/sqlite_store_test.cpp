@@ -209,11 +209,28 @@ TEST_CASE("16 threads inserting the same key at once: exactly one stored, the re
     CHECK(store->event_count() == 1);
 }
 
+namespace {
+
+// Batch sizes as the store reports them to its commit listeners.
+struct BatchSizes final : CommitListener {
+    Store& store;
+    std::mutex mu;
+    std::vector<size_t> sizes;
+    explicit BatchSizes(Store& s) : store(s) { store.subscribe(this); }
+    ~BatchSizes() override { store.unsubscribe(this); }
+    void committed(size_t n, std::vector<DeliveryRef>&) noexcept override {
+        std::lock_guard lk(mu);
+        sizes.push_back(n);
+    }
+};
+
+}  // namespace
+
 TEST_CASE("a duplicate inside one batch is caught by the item before it") {
     test::TempDir dir;
     SqliteStore store(config_in(dir), 64);
-    std::vector<size_t> batches;
-    store.on_commit = [&](size_t n) { batches.push_back(n); };
+    BatchSizes listener(store);
+    std::vector<size_t>& batches = listener.sizes;
 
     store.hold_writer(true);
     AsyncInsert a(store, "clay", "dup");
@@ -450,17 +467,14 @@ TEST_CASE("a dedup record is only a duplicate when its event has the same source
     CHECK(c3.id == c2.id);
 }
 
-TEST_CASE("on_commit sees batch sizes summing to the number of inserts") {
+TEST_CASE("commit listeners see batch sizes summing to the number of inserts") {
     test::TempDir dir;
     SqliteStore::Tuning tuning;
     tuning.max_batch = 16;
     SqliteStore store(config_in(dir), 64, tuning);
-    std::mutex mu;
-    std::vector<size_t> batches;
-    store.on_commit = [&](size_t n) {
-        std::lock_guard lk(mu);
-        batches.push_back(n);
-    };
+    BatchSizes listener(store);
+    std::mutex& mu = listener.mu;
+    std::vector<size_t>& batches = listener.sizes;
 
     constexpr int kThreads = 4, kEach = 60;
     std::vector<std::thread> threads;
