@@ -117,4 +117,25 @@ struct ReadTxn {
     ReadTxn& operator=(const ReadTxn&) = delete;
 };
 
+// A statement prepared for one control-plane call.
+struct Stmt {
+    sqlite3_stmt* s = nullptr;
+    Stmt(sqlite3* db, const char* sql) {
+        if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+            throw std::runtime_error(std::string(sqlite3_errmsg(db)) + " in: " + sql);
+    }
+    ~Stmt() { sqlite3_finalize(s); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    operator sqlite3_stmt*() const { return s; }
+};
+
+// Steps one row; false at the end; throws on an error.
+inline bool step(sqlite3* db, sqlite3_stmt* s, std::string_view what) {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(describe(db, what));
+}
+
 }  // namespace clayhook::sqlite

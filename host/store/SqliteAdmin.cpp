@@ -1,0 +1,136 @@
+// The admin API's queries on the SQLite store: events, deliveries with their
+// attempts, counts per plugin.
+#include "store/SqliteStore.h"
+#include "store/SqliteUtil.h"
+
+namespace clayhook {
+
+using namespace sqlite;
+
+namespace {
+
+constexpr const char* kInfoColumns =
+    "SELECT d.id, e.id, e.type, d.plugin, d.state, d.attempts, d.due_ms, d.finished_ms,"
+    " e.received_at_ms, d.last_error, d.order_key"
+    " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+
+DeliveryInfo read_info(sqlite3_stmt* s) {
+    DeliveryInfo d;
+    d.id = sqlite3_column_int64(s, 0);
+    d.event_id = column_view(s, 1);
+    d.event_type = column_view(s, 2);
+    d.plugin = column_view(s, 3);
+    d.state = static_cast<DeliveryState>(sqlite3_column_int(s, 4));
+    d.attempts = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
+    d.due_ms = sqlite3_column_int64(s, 6);
+    d.finished_ms = sqlite3_column_int64(s, 7);
+    d.received_at_ms = sqlite3_column_int64(s, 8);
+    d.last_error = column_view(s, 9);
+    d.order_key = column_view(s, 10);
+    return d;
+}
+
+int state_or(const std::optional<DeliveryState>& s) {
+    return s ? static_cast<int>(*s) : -1;
+}
+
+}  // namespace
+
+std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(
+        "SELECT e.id, e.source, e.type, e.idempotency_key, e.received_at_ms,"
+        " (SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 0),"
+        " (SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 1),"
+        " (SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 2)"
+        " FROM events e"
+        " WHERE (?1 = '' OR e.type = ?1) AND (?2 = 0 OR e.received_at_ms >= ?2)"
+        " AND (?3 = 0 OR e.received_at_ms < ?3)"
+        " AND (?4 < 0 OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
+        " AND d.state = ?4))"
+        " AND (?5 = '' OR e.id < ?5)"
+        " ORDER BY e.id DESC LIMIT ?6");
+    bind_text(s, 1, f.type);
+    sqlite3_bind_int64(s, 2, f.since_ms);
+    sqlite3_bind_int64(s, 3, f.until_ms);
+    sqlite3_bind_int(s, 4, state_or(f.status));
+    bind_text(s, 5, f.before_id);
+    sqlite3_bind_int64(s, 6, static_cast<int64_t>(f.limit));
+    std::vector<EventSummary> out;
+    while (step(r.db(), s, "list events")) {
+        EventSummary e;
+        e.id = column_view(s, 0);
+        e.source = column_view(s, 1);
+        e.type = column_view(s, 2);
+        e.key = column_view(s, 3);
+        e.received_at_ms = sqlite3_column_int64(s, 4);
+        e.pending = sqlite3_column_int64(s, 5);
+        e.done = sqlite3_column_int64(s, 6);
+        e.dead = sqlite3_column_int64(s, 7);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+std::vector<DeliveryInfo> SqliteStore::event_deliveries(std::string_view event_id) {
+    static const std::string sql = std::string(kInfoColumns) + " WHERE e.id = ?1 ORDER BY d.id";
+    auto r = reader();
+    ReadTxn txn(r.db());  // one snapshot for the deliveries and their attempts
+    sqlite3_stmt* s = r->stmt(sql.c_str());
+    bind_text(s, 1, event_id);
+    std::vector<DeliveryInfo> out;
+    while (step(r.db(), s, "read an event's deliveries"))
+        out.push_back(read_info(s));
+    sqlite3_reset(s);
+    sqlite3_stmt* a = r->stmt(
+        "SELECT attempt, started_ms, duration_us, outcome, reason FROM attempts"
+        " WHERE delivery_id = ?1 ORDER BY rowid");
+    for (auto& d : out) {
+        sqlite3_reset(a);
+        sqlite3_bind_int64(a, 1, d.id);
+        while (step(r.db(), a, "read attempts")) {
+            AttemptRecord rec;
+            rec.attempt = static_cast<uint32_t>(sqlite3_column_int64(a, 0));
+            rec.started_ms = sqlite3_column_int64(a, 1);
+            rec.duration_us = sqlite3_column_int64(a, 2);
+            rec.outcome = column_view(a, 3);
+            rec.reason = column_view(a, 4);
+            d.history.push_back(std::move(rec));
+        }
+    }
+    sqlite3_reset(a);
+    return out;
+}
+
+std::vector<DeliveryInfo> SqliteStore::list_deliveries(const DeliveryFilter& f) {
+    static const std::string sql = std::string(kInfoColumns) +
+                                   " WHERE (?1 < 0 OR d.state = ?1) AND (?2 = '' OR d.plugin = ?2)"
+                                   " AND (?3 = 0 OR d.id < ?3) ORDER BY d.id DESC LIMIT ?4";
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(sql.c_str());
+    sqlite3_bind_int(s, 1, state_or(f.state));
+    bind_text(s, 2, f.plugin);
+    sqlite3_bind_int64(s, 3, f.before_id);
+    sqlite3_bind_int64(s, 4, static_cast<int64_t>(f.limit));
+    std::vector<DeliveryInfo> out;
+    while (step(r.db(), s, "list deliveries"))
+        out.push_back(read_info(s));
+    return out;
+}
+
+std::vector<std::pair<std::string, std::array<int64_t, 3>>> SqliteStore::delivery_counts() {
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(
+        "SELECT plugin, state, count(*) FROM deliveries GROUP BY plugin, state ORDER BY plugin");
+    std::vector<std::pair<std::string, std::array<int64_t, 3>>> out;
+    while (step(r.db(), s, "count deliveries")) {
+        std::string plugin(column_view(s, 0));
+        int state = sqlite3_column_int(s, 1);
+        if (out.empty() || out.back().first != plugin) out.push_back({plugin, {0, 0, 0}});
+        if (state >= 0 && state < 3)
+            out.back().second[static_cast<size_t>(state)] = sqlite3_column_int64(s, 2);
+    }
+    return out;
+}
+
+}  // namespace clayhook
