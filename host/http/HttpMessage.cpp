@@ -55,7 +55,7 @@ const char* reason_phrase(int status) {
     }
 }
 
-std::string serialize(const HttpReply& r, bool close) {
+std::string serialize(const HttpReply& r, ReplyFraming f) {
     std::string out;
     out.reserve(160 + r.body.size());
     out += "HTTP/1.1 ";
@@ -77,9 +77,12 @@ std::string serialize(const HttpReply& r, bool close) {
         out += value;
         out += "\r\n";
     }
-    if (close) out += "Connection: close\r\n";
+    if (f.close)
+        out += "Connection: close\r\n";
+    else if (f.announce_keep_alive)
+        out += "Connection: keep-alive\r\n";
     out += "\r\n";
-    out += r.body;
+    if (!f.head) out += r.body;
     return out;
 }
 

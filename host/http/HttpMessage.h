@@ -47,8 +47,15 @@ struct HttpReply {
 // The standard reason phrase for a status ("Unknown" for others).
 const char* reason_phrase(int status);
 
+// How a response goes on the wire for one request.
+struct ReplyFraming {
+    bool close = false;                // Connection: close, the connection's last answer
+    bool announce_keep_alive = false;  // Connection: keep-alive (an HTTP/1.0 client kept)
+    bool head = false;                 // an answer to HEAD: no body, its Content-Length kept
+};
+
 // The response as bytes on the wire: status line, Content-Type,
-// Content-Length, the extra fields, Connection: close when `close`.
-std::string serialize(const HttpReply& response, bool close);
+// Content-Length, the extra fields, the Connection field, the body.
+std::string serialize(const HttpReply& response, ReplyFraming framing);
 
 }  // namespace clayhook

@@ -235,7 +235,17 @@ class Connection : public Poco::Net::TCPServerConnection {
         }
     }
 
-    void answer(const HttpReply& r, bool close) { write(serialize(r, close)); }
+    // The framing of an answer to `req` (null: before any request was read).
+    static ReplyFraming framing(const HttpRequest* req, bool close) {
+        ReplyFraming f;
+        f.close = close;
+        f.announce_keep_alive = !close && req != nullptr && req->minor_version == 0;
+        f.head = req != nullptr && req->method == "HEAD";
+        return f;
+    }
+    void answer(const HttpReply& r, bool close, const HttpRequest* req = nullptr) {
+        write(serialize(r, framing(req, close)));
+    }
 
     // More of a body. False when the connection is done for: the deadline
     // passed (closed unanswered), or the peer closed its side before the
@@ -315,11 +325,18 @@ class Connection : public Poco::Net::TCPServerConnection {
             watch_.idle = false;
             in_flight.begin(core_->in_flight);
 
-            HeadParse hp;
-            while ((hp = parse_head(buf_, o.head)).state == HeadParse::State::incomplete) {
+            // The head is parsed again only when a line was completed (or the
+            // head outgrew its limit): a client sending one byte per packet
+            // costs one scan per line, not one per byte.
+            HeadParse hp = parse_head(buf_, o.head);
+            while (hp.state == HeadParse::State::incomplete) {
+                const size_t before = buf_.size();
                 Read r = read_more(head_deadline);
                 if (r == Read::timeout) core_->timeout_header.add(1);
                 if (r != Read::ok) return;
+                if (buf_.find('\n', before) != std::string::npos ||
+                    buf_.size() > o.head.max_head_bytes)
+                    hp = parse_head(buf_, o.head);
             }
             if (hp.state == HeadParse::State::error) return refuse(hp.status, hp.error);
             buf_.erase(0, hp.consumed);
@@ -334,7 +351,7 @@ class Connection : public Poco::Net::TCPServerConnection {
                 core_->service.admit(req, head.framing, head.content_length);
             if (admission.answer) {
                 bool keep = !body_announced && keep_alive(head, *admission.answer);
-                answer(*admission.answer, !keep);
+                answer(*admission.answer, !keep, &req);
                 if (keep) {
                     first = false;
                     continue;
@@ -348,7 +365,8 @@ class Connection : public Poco::Net::TCPServerConnection {
             }
             // `100 Continue` only now that the request passed its checks, and
             // only when the client is waiting for it.
-            if (head.expect_continue && body_announced && buf_.empty() &&
+            // Never to HTTP/1.0 (RFC 9110 §10.1.1).
+            if (head.expect_continue && req.minor_version == 1 && body_announced && buf_.empty() &&
                 !write("HTTP/1.1 100 Continue\r\n\r\n"))
                 return;
 
@@ -389,7 +407,7 @@ class Connection : public Poco::Net::TCPServerConnection {
                 resp = HttpReply(500, R"({"error":"internal error"})");
             }
             bool keep = keep_alive(head, resp);
-            if (!write(serialize(resp, !keep)) || !keep) {
+            if (!write(serialize(resp, framing(&req, !keep))) || !keep) {
                 try {
                     socket().shutdownSend();
                 } catch (const Poco::Exception&) {
@@ -456,10 +474,13 @@ class AcceptFilter : public Poco::Net::TCPServerConnectionFilter {
     }
 
   private:
-    static void busy(const Poco::Net::StreamSocket& socket, const std::string& body) {
+    void busy(const Poco::Net::StreamSocket& socket, const std::string& body) {
+        // With TLS the first write would run the handshake, blocking the
+        // acceptor on a client that never sends one: close unanswered.
+        if (core_->opts.tls.enabled()) return;
         HttpReply r(503, body);
         r.set("Retry-After", "1");
-        std::string bytes = serialize(r, true);
+        std::string bytes = serialize(r, ReplyFraming{true, false, false});
         try {
             // A fresh socket's send buffer is empty: this never blocks the acceptor.
             Poco::Net::StreamSocket s(socket);

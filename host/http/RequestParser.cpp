@@ -282,9 +282,11 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, size_t& consume
                 if (v >= 0) {
                     if (++digits_ > 15) return fail("chunk size too long");
                     remaining_ = remaining_ * 16 + static_cast<uint64_t>(v);
-                } else if (digits_ > 0 && (c == ';' || c == ' ' || c == '\t')) {
+                } else if (digits_ > 0 && c == ';') {
                     phase_ = Phase::ext;
                     in_quotes_ = escaped_ = false;
+                } else if (digits_ > 0 && (c == ' ' || c == '\t')) {
+                    phase_ = Phase::size_ws;  // BWS, which only a ';' may follow
                 } else if (digits_ > 0 && c == '\r') {
                     phase_ = Phase::size_lf;
                 } else {
@@ -294,6 +296,16 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, size_t& consume
                 if (++line_bytes_ > kMaxLine) return fail("chunk size line too long");
                 break;
             }
+            case Phase::size_ws:
+                if (c == ';') {
+                    phase_ = Phase::ext;
+                    in_quotes_ = escaped_ = false;
+                } else if (c != ' ' && c != '\t') {
+                    return fail("whitespace after a chunk size not followed by ';'");
+                }
+                ++i;
+                if (++line_bytes_ > kMaxLine) return fail("chunk size line too long");
+                break;
             case Phase::ext: {
                 if (in_quotes_) {
                     if (escaped_)

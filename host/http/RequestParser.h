@@ -74,7 +74,18 @@ class ChunkedDecoder {
     uint64_t decoded() const { return decoded_; }
 
   private:
-    enum class Phase { size, ext, size_lf, data, data_cr, data_lf, trailer, trailer_lf, done };
+    enum class Phase {
+        size,
+        size_ws,
+        ext,
+        size_lf,
+        data,
+        data_cr,
+        data_lf,
+        trailer,
+        trailer_lf,
+        done
+    };
     Status fail(std::string why);
 
     uint64_t max_body_;

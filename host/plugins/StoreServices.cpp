@@ -44,8 +44,19 @@ int32_t StoreServices::kv_delete(const std::string& plugin, std::string_view key
 
 int32_t StoreServices::deliver_again_at(const std::string& plugin, std::string_view event_id,
                                         int64_t at_ms) noexcept {
-    Rescheduler* r = rescheduler_.load();
-    return r != nullptr ? r->deliver_again_at(plugin, event_id, at_ms) : CLAYHOOK_ERR_UNSUPPORTED;
+    std::shared_lock lk(rescheduler_mu_);
+    return rescheduler_ != nullptr ? rescheduler_->deliver_again_at(plugin, event_id, at_ms)
+                                   : CLAYHOOK_ERR_UNSUPPORTED;
+}
+
+void StoreServices::attach(Rescheduler* dispatcher) {
+    std::unique_lock lk(rescheduler_mu_);
+    rescheduler_ = dispatcher;
+}
+
+void StoreServices::detach() {
+    std::unique_lock lk(rescheduler_mu_);
+    rescheduler_ = nullptr;
 }
 
 }  // namespace clayhook

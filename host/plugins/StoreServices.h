@@ -8,8 +8,8 @@
 
 #include "plugins/HostServices.h"
 
-#include <atomic>
 #include <cstddef>
+#include <shared_mutex>
 
 namespace clayhook {
 
@@ -35,8 +35,9 @@ class StoreServices final : public PluginBackend {
     // stops (before and after, that call answers CLAYHOOK_ERR_UNSUPPORTED).
     // The Host attaches it right after creating it and detaches it before
     // destroying it.
-    void attach(Rescheduler* dispatcher) noexcept { rescheduler_.store(dispatcher); }
-    void detach() noexcept { rescheduler_.store(nullptr); }
+    // detach() waits out a deliver_again_at in progress.
+    void attach(Rescheduler* dispatcher);
+    void detach();
 
     int32_t kv_get(const std::string& plugin, std::string_view key,
                    std::string& value) noexcept override;
@@ -49,7 +50,8 @@ class StoreServices final : public PluginBackend {
   private:
     Store& store_;
     Logger& log_;
-    std::atomic<Rescheduler*> rescheduler_{nullptr};
+    std::shared_mutex rescheduler_mu_;
+    Rescheduler* rescheduler_ = nullptr;  // under rescheduler_mu_
 };
 
 }  // namespace clayhook

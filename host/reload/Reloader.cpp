@@ -103,7 +103,13 @@ ReloadStatus Reloader::reload(const std::string& trigger) {
     // each library, so a rebuilt .so at the same path is really loaded
     // anew) and created, and what the components derive. One refusal
     // refuses the reload; the new generation is destroyed here.
-    auto gen = builder_.build(std::move(next), st.generation + 1);
+    std::shared_ptr<const Generation> gen;
+    try {
+        gen = builder_.build(std::move(next), st.generation + 1);
+    } catch (const std::exception& e) {  // a source's verifier refusing its secrets
+        fail(st, e.what());
+        return finish();
+    }
     if (!gen->plugins->refused.empty()) {
         std::string why;
         for (const auto& r : gen->plugins->refused)

@@ -4,6 +4,12 @@
 // addresses.
 #include "http/IntakeRig.h"
 #include "support/RawHttp.h"
+#include "support/TestPki.h"
+
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
 
 #include <clayhook/json.hpp>
 
@@ -334,4 +340,70 @@ TEST_CASE("intake: bodies nested to the JSON reader's limit are answered, not a 
     }
     CHECK(h.store->event_count() == 2);
     CHECK(h.post_signed(test::delivery(1)).status == 200);  // still serving
+}
+
+TEST_CASE("intake: with TLS, a connection refused at accept never blocks the acceptor",
+          "[intake][tls]") {
+    const auto& pki = test::TestPki::shared();
+    test::IntakeRig h("", ", max_connections_per_peer: 1, tls: {cert_file: " + pki.good_cert +
+                              ", key_file: " + pki.good_key + "}");
+    const uint16_t port = h.server->port();
+    // One peer takes its one place, and a second connection of its own is
+    // refused; neither ever starts a TLS handshake.
+    RawConnection held(port, "127.0.0.6");
+    REQUIRE(wait_until(
+        [&] {
+            return h.metrics.value("clayhook_intake_connections_refused_total",
+                                   "reason=\"per_peer\"") == 0;
+        },
+        1s));
+    RawConnection refused(port, "127.0.0.6");
+    REQUIRE(wait_until(
+        [&] {
+            return h.metrics.value("clayhook_intake_connections_refused_total",
+                                   "reason=\"per_peer\"") == 1;
+        },
+        10s));
+    // Another peer is served at once (a 503 written to the refused one would
+    // wait for its handshake, holding the acceptor).
+    Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "",
+                                                         pki.ca, Poco::Net::Context::VERIFY_STRICT);
+    Poco::Net::HTTPSClientSession s("127.0.0.1", port, ctx);
+    s.setTimeout(Poco::Timespan(5, 0));
+    Poco::Net::HTTPRequest req("GET", "/healthz", Poco::Net::HTTPMessage::HTTP_1_1);
+    s.sendRequest(req);
+    Poco::Net::HTTPResponse resp;
+    s.receiveResponse(resp);
+    CHECK(resp.getStatus() == 200);
+}
+
+TEST_CASE(
+    "intake: an answer to HEAD has no body, and the next request on the connection is "
+    "read right",
+    "[intake]") {
+    test::IntakeRig h;
+    RawConnection c(h.server->port());
+    c.send(
+        "HEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    std::string got = c.read_until_close(10s);
+    INFO(got);
+    // Both heads say Content-Length: 3; only the GET carries "ok\n".
+    CHECK(got.find("\r\n\r\nHTTP/1.1 200 OK\r\n") != std::string::npos);
+    CHECK(got.size() >= 3);
+    CHECK(got.substr(got.size() - 3) == "ok\n");
+    CHECK(got.find("ok\n") == got.size() - 3);
+}
+
+TEST_CASE("intake: an HTTP/1.0 client kept alive is told so", "[intake]") {
+    test::IntakeRig h;
+    RawConnection c(h.server->port());
+    c.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    std::string got = c.read_until("ok\n", 10s);
+    CHECK_THAT(got, Catch::Contains("Connection: keep-alive\r\n"));
+    c.send("GET /healthz HTTP/1.0\r\n\r\n");  // no keep-alive: the last
+    bool closed = false;
+    std::string last = c.read_until_close(10s, &closed);
+    CHECK(closed);
+    CHECK_THAT(last, Catch::Contains("Connection: close\r\n"));
 }

@@ -203,6 +203,9 @@ TEST_CASE("chunked body: an incomplete or malformed body is never complete",
     CHECK(decode("1000000000000000\r\n").status == S::error);           // 16 digits: overflow
     CHECK(decode("5\rhello\r\n0\r\n\r\n").status == S::error);          // size line bare CR
     CHECK(decode("5;a\x01\r\nhello\r\n0\r\n\r\n").status == S::error);  // CTL in extension
+    CHECK(decode("5 abc\r\nhello\r\n0\r\n\r\n").status == S::error);    // BWS, then no ';'
+    CHECK(decode("5\t\r\nhello\r\n0\r\n\r\n").status == S::error);
+    CHECK(decode("5 \t;x=1\r\nhello\r\n0\r\n\r\n").status == S::done);  // BWS before ';' is fine
     CHECK(decode("0\r\nNoColon\r\n\r\n").status == S::error);           // bad trailer
     CHECK(decode("0\r\n folded: x\r\n\r\n").status == S::error);
     CHECK(decode("0\r\nX: a\x7f\r\n\r\n").status == S::error);
