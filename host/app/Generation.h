@@ -55,8 +55,6 @@ class GenerationBuilder {
     // (serve starts without it; a reload refuses the whole generation).
     std::shared_ptr<const Generation> build(Config config, uint64_t number) const;
 
-    const std::string& stage_dir() const { return stage_dir_; }
-
   private:
     std::string stage_dir_;
     PluginBackend* backend_;

@@ -135,9 +135,7 @@ struct HttpServer::Core {
         std::unique_lock lk(mu);
         while (!watchdog_stop) {
             cv.wait_for(lk, milliseconds(100));
-            // A little grace, so that the socket's own timeout (which is
-            // exact) normally ends the wait first.
-            int64_t now = ticks(Clock::now() - milliseconds(50));
+            int64_t now = ticks(Clock::now());
             for (Watch* w : watches) {
                 int64_t d = w->deadline.load();
                 if (d != 0 && d < now && !w->cut.exchange(true)) ::shutdown(w->fd, SHUT_RDWR);
@@ -171,6 +169,9 @@ class Connection : public Poco::Net::TCPServerConnection {
             peer_ = s.peerAddress().toString();
             peer_host_ = s.peerAddress().host().toString();
             s.setNoDelay(true);
+            const Poco::Timespan io(core_->opts.io_timeout.count() * 1000);
+            s.setReceiveTimeout(io);  // each single wait; deadlines: the watchdog
+            s.setSendTimeout(io);
             serve();
         } catch (const std::exception& e) {
             core_->log.debug(core_->opts.name, "connection ended", {{"error", e.what()}});
@@ -193,15 +194,14 @@ class Connection : public Poco::Net::TCPServerConnection {
 
     // Reads what is there (at least one byte) into buf_, waiting until
     // `deadline` at most.
+    // The deadline is the watchdog's to enforce (it shuts the socket down);
+    // the socket's own timeout, set once, bounds each single wait.
     Read read_more(Clock::time_point deadline) {
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0 || watch_.cut) return Read::timeout;
-        auto wait = std::max(milliseconds(1), std::min(left, core_->opts.io_timeout));
+        if (deadline <= Clock::now() || watch_.cut) return Read::timeout;
         watch_.deadline = ticks(deadline);
         char tmp[16384];
         int n = 0;
         try {
-            socket().setReceiveTimeout(Poco::Timespan(wait.count() * 1000));
             n = socket().receiveBytes(tmp, sizeof tmp);
         } catch (const Poco::TimeoutException&) {
             watch_.deadline = 0;
@@ -219,7 +219,6 @@ class Connection : public Poco::Net::TCPServerConnection {
     bool write(std::string_view bytes) {
         watch_.deadline = ticks(Clock::now() + core_->opts.io_timeout);
         try {
-            socket().setSendTimeout(Poco::Timespan(core_->opts.io_timeout.count() * 1000));
             size_t sent = 0;
             while (sent < bytes.size()) {
                 int n = socket().sendBytes(bytes.data() + sent, static_cast<int>(std::min<size_t>(
@@ -380,8 +379,12 @@ class Connection : public Poco::Net::TCPServerConnection {
                 const uint64_t n = head.content_length;
                 while (buf_.size() < n)
                     if (!read_body(body_deadline(n))) return;
-                body = buf_.substr(0, n);
-                buf_.erase(0, n);
+                if (buf_.size() == n) {
+                    body.swap(buf_);  // the usual case: nothing pipelined behind it
+                } else {
+                    body.assign(buf_, 0, n);
+                    buf_.erase(0, n);
+                }
             } else if (head.framing == BodyFraming::chunked) {
                 ChunkedDecoder decoder(admission.max_body);
                 while (true) {
@@ -563,10 +566,6 @@ uint16_t HttpServer::port() const {
 
 bool HttpServer::stopping() const {
     return core_->stopping.load();
-}
-
-int HttpServer::in_flight() const {
-    return core_->in_flight.load();
 }
 
 }  // namespace clayhook

@@ -12,8 +12,10 @@
 //   - between keep-alive requests the connection may idle `idle_timeout`;
 //   - each single wait for the socket (a read or a send) at most `io_timeout`.
 // Past any of these the connection is closed without an answer and counted.
-// A background thread also shuts down connections past their deadline, so a
-// wait inside TLS cannot outlive it either.
+// The deadlines are enforced by one watchdog thread, which every 100 ms
+// shuts down the sockets past theirs (so a wait inside TLS cannot outlive
+// one either); the socket's own timeout, set once per connection, is
+// `io_timeout`.
 //
 // At accept: connections being served plus queued are capped
 // (`max_connections`, and `threads` + `max_queued`), and so are connections
@@ -100,7 +102,6 @@ class HttpServer {
     void stop(std::chrono::milliseconds drain);
     uint16_t port() const;
     bool stopping() const;
-    int in_flight() const;  // requests between their first byte and their answer
 
     struct Core;  // shared with the connections; defined in the .cpp
 
