@@ -58,6 +58,9 @@ class Host final : public GenerationSwap {
     std::shared_ptr<const Generation> generation() const;
     uint16_t intake_port() const;
     uint16_t admin_port() const;  // 0 when the admin API is off
+    // The store's name for logs (no password) and this host's claim name.
+    std::string store_name() const { return store_ ? store_->location() : ""; }
+    std::string host_id() const { return store_ ? store_->owner() : ""; }
 
   private:
     std::string file_;

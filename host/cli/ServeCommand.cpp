@@ -67,7 +67,8 @@ int serve_command(const std::string& file, std::ostream& err) {
               {"admin", config.admin.enabled
                             ? config.admin.address + ":" + std::to_string(host->admin_port())
                             : std::string("off")},
-              {"store", config.store.path},
+              {"store", host->store_name()},
+              {"host_id", host->host_id()},
               {"sources", std::to_string(config.sources.size())},
               {"plugins", std::to_string(gen->plugins->instances.size())},
               {"refused", std::to_string(gen->plugins->refused.size())}});

@@ -67,7 +67,11 @@ struct StoreConfig {
     std::string path = "var/clayhook.db";  // sqlite: relative to the working directory
     bool durable = true;
     std::chrono::milliseconds dedup_retention{7LL * 24 * 3600 * 1000};
-    std::optional<Secret> postgres_url;
+    std::optional<Secret>
+        postgres_url;          // libpq URL or key=value string; a secret (it may hold a password)
+    size_t postgres_pool = 8;  // read/control connections kept open, besides the writer's
+    std::chrono::milliseconds postgres_connect_timeout{5'000};
+    std::string host_id;  // who this host is in delivery claims; "" = hostname:pid:random
     bool operator==(const StoreConfig&) const = default;
 };
 
@@ -120,6 +124,13 @@ struct DispatchConfig {
     // over what is due at once (under load, batches form by themselves).
     std::chrono::milliseconds batch_linger{0};
     std::chrono::milliseconds shutdown_timeout{10'000};  // for running plugin calls at SIGTERM
+    // How long a claimed delivery stays this host's without a renewal: a
+    // host that dies leaves its claims to the others after this. Renewed
+    // every lease/3 while the call runs.
+    std::chrono::milliseconds lease{30'000};
+    // Shared stores (PostgreSQL): how often a host looks for work stored,
+    // given up or left behind by another host.
+    std::chrono::milliseconds poll_interval{1'000};
     RetryPolicy retry;
 };
 

@@ -424,7 +424,8 @@ class Loader {
 
     void load_store(const Node& n, Config& c) {
         auto& s = c.store;
-        n.expect_map({"engine", "path", "durable", "dedup_retention", "postgres_url"});
+        n.expect_map({"engine", "path", "durable", "dedup_retention", "postgres_url",
+                      "postgres_pool", "postgres_connect_timeout", "host_id"});
         if (n.has("engine"))
             s.engine = n.child("engine").choice<std::string>(
                 {{"sqlite", "sqlite"}, {"postgres", "postgres"}});
@@ -433,6 +434,15 @@ class Loader {
         if (n.has("dedup_retention"))
             s.dedup_retention = n.child("dedup_retention").duration(std::chrono::minutes(1));
         if (n.has("postgres_url")) s.postgres_url = secret(n.child("postgres_url"));
+        if (n.has("postgres_pool"))
+            s.postgres_pool = static_cast<size_t>(n.child("postgres_pool").integer(1, 64));
+        if (n.has("postgres_connect_timeout"))
+            s.postgres_connect_timeout =
+                n.child("postgres_connect_timeout").duration(std::chrono::seconds(1));
+        if (n.has("host_id")) {
+            s.host_id = n.child("host_id").non_empty_str();
+            if (s.host_id.size() > 200) n.child("host_id").fail("at most 200 characters");
+        }
         if (s.engine == "postgres" && !s.postgres_url)
             throw ConfigError(n.pos(), "store.postgres_url", "required when engine is postgres");
         s.path = (fs::path(c.base_dir) / s.path).lexically_normal().string();
@@ -455,7 +465,8 @@ class Loader {
     }
 
     void load_dispatch(const Node& n, DispatchConfig& d) {
-        n.expect_map({"workers", "call_timeout", "batch_linger", "shutdown_timeout", "retry"});
+        n.expect_map({"workers", "call_timeout", "batch_linger", "shutdown_timeout", "lease",
+                      "poll_interval", "retry"});
         if (n.has("workers")) d.workers = static_cast<int>(n.child("workers").integer(1, 256));
         if (n.has("call_timeout"))
             d.call_timeout = n.child("call_timeout").duration(std::chrono::milliseconds(1));
@@ -463,6 +474,9 @@ class Loader {
             d.batch_linger = n.child("batch_linger").duration(std::chrono::milliseconds(0));
         if (n.has("shutdown_timeout"))
             d.shutdown_timeout = n.child("shutdown_timeout").duration(std::chrono::milliseconds(0));
+        if (n.has("lease")) d.lease = n.child("lease").duration(std::chrono::seconds(1));
+        if (n.has("poll_interval"))
+            d.poll_interval = n.child("poll_interval").duration(std::chrono::milliseconds(50));
         if (n.has("retry")) load_retry(n.child("retry"), d.retry);
     }
 

@@ -35,6 +35,8 @@ DispatchMetrics::DispatchMetrics(Metrics& m, std::string_view plugin)
       retries(m.counter("clayhook_dispatch_retries_total", labels)),
       dead(m.counter("clayhook_dispatch_dead_letters_total", labels)),
       overruns(m.counter("clayhook_dispatch_call_overruns_total", labels)),
+      claim_lost(m.counter("clayhook_dispatch_claims_lost_total", labels)),
+      adopted(m.counter("clayhook_dispatch_adopted_total", labels)),
       pending(m.gauge("clayhook_dispatch_pending", labels)),
       in_flight(m.gauge("clayhook_dispatch_in_flight", labels)),
       lag(m.gauge("clayhook_dispatch_queue_lag_seconds", labels)),
@@ -51,6 +53,12 @@ void DispatchMetrics::describe(Metrics& m) {
                "Deliveries that gave up (fail, attempts or age exhausted)");
     m.set_help("clayhook_dispatch_call_overruns_total",
                "Calls that ran past dispatch.call_timeout");
+    m.set_help("clayhook_dispatch_claims_lost_total",
+               "Deliveries this host did not get at the claim: finished, held by another host, "
+               "or behind an earlier delivery of their key");
+    m.set_help("clayhook_dispatch_adopted_total",
+               "Deliveries this host took over from the shared store's poll (stored, given up "
+               "or left behind by another host)");
     m.set_help("clayhook_dispatch_queue_lag_seconds",
                "Age of the oldest due delivery not yet handed over");
     m.set_help("clayhook_dispatch_pending", "Pending deliveries held by the dispatcher");

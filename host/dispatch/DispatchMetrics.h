@@ -28,13 +28,15 @@ struct DispatchMetrics {
     MetricValue& done;
     MetricValue& retried;
     MetricValue& failed;
-    MetricValue& retries;    // clayhook_dispatch_retries_total
-    MetricValue& dead;       // clayhook_dispatch_dead_letters_total
-    MetricValue& overruns;   // clayhook_dispatch_call_overruns_total
-    MetricValue& pending;    // clayhook_dispatch_pending
-    MetricValue& in_flight;  // clayhook_dispatch_in_flight
-    MetricValue& lag;        // clayhook_dispatch_queue_lag_seconds
-    MetricValue& paused;     // clayhook_dispatch_paused
+    MetricValue& retries;     // clayhook_dispatch_retries_total
+    MetricValue& dead;        // clayhook_dispatch_dead_letters_total
+    MetricValue& overruns;    // clayhook_dispatch_call_overruns_total
+    MetricValue& claim_lost;  // clayhook_dispatch_claims_lost_total: taken by another host
+    MetricValue& adopted;     // clayhook_dispatch_adopted_total: found by the poll
+    MetricValue& pending;     // clayhook_dispatch_pending
+    MetricValue& in_flight;   // clayhook_dispatch_in_flight
+    MetricValue& lag;         // clayhook_dispatch_queue_lag_seconds
+    MetricValue& paused;      // clayhook_dispatch_paused
 };
 
 }  // namespace clayhook

@@ -22,6 +22,8 @@ constexpr uint32_t kMaxConcurrency = 1024;
 // How often the watchdog refreshes the gauges and looks for calls past
 // dispatch.call_timeout.
 constexpr std::chrono::milliseconds kWatchdogTick{250};
+// The most deliveries one poll of a shared store admits.
+constexpr size_t kPollLimit = 1000;
 
 void normalise(DispatchTarget& t) {
     t.concurrency = std::clamp<uint32_t>(t.concurrency, 1, kMaxConcurrency);
@@ -87,7 +89,9 @@ Dispatcher::Dispatcher(Store& store, const DispatchConfig& config,
       config_(config),
       log_(log),
       metrics_(metrics),
-      call_timeout_ms_(config.call_timeout.count()) {
+      call_timeout_ms_(config.call_timeout.count()),
+      lease_ms_(config.lease.count()),
+      poll_ms_(config.poll_interval.count()) {
     DispatchMetrics::describe(metrics_);
     for (auto& t : targets)
         lanes_.push_back(std::make_unique<Lane>(std::move(t), metrics_));
@@ -150,6 +154,8 @@ void Dispatcher::reconfigure(const DispatchConfig& config, std::vector<DispatchT
     }
 
     call_timeout_ms_.store(config.call_timeout.count());
+    lease_ms_.store(config.lease.count());
+    poll_ms_.store(config.poll_interval.count());
     bool started;
     {
         std::lock_guard g(mu_);
@@ -252,6 +258,95 @@ void Dispatcher::start() {
         spawn_workers(*l);
     }
     watchdog_ = std::thread([this] { watchdog(); });
+    if (store_.shared()) poller_ = std::thread([this] { poller(); });
+}
+
+void Dispatcher::poller() {
+    std::unique_lock lk(mu_);
+    while (!stopping_) {
+        // cv_ is also notified when calls end: wait out the whole interval.
+        const auto next =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(poll_ms_.load());
+        while (!stopping_ && cv_.wait_until(lk, next) != std::cv_status::timeout) {
+        }
+        if (stopping_) break;
+        lk.unlock();
+        poll_once();
+        lk.lock();
+    }
+}
+
+void Dispatcher::poll_once() {
+    std::vector<std::string> plugins;
+    std::set<std::string> paused;
+    try {
+        // Pause and resume on another host reach this one here.
+        paused = store_.paused_plugins();
+    } catch (const std::exception& e) {
+        log_.warn("dispatch", std::string("cannot read paused flags: ") + e.what());
+        return;
+    }
+    for (Lane* l : lanes()) {
+        const bool p = paused.count(l->name) > 0;
+        bool changed;
+        {
+            std::lock_guard g(l->mu);
+            changed = l->paused != p;
+            l->paused = p;
+            if (!p && l->target.instance) plugins.push_back(l->name);
+        }
+        if (changed) {
+            l->m.paused.set(p ? 1 : 0);
+            l->cv.notify_all();
+        }
+    }
+    if (plugins.empty()) return;
+    const int64_t now = clock_.now_ms();
+    // Not what was stored in the last interval: its host is about to claim
+    // it. Older unclaimed work is fair game (that host is busy, or gone).
+    std::vector<DeliveryRef> refs;
+    try {
+        refs = store_.claimable(plugins, now - poll_ms_.load(), kPollLimit);
+    } catch (const std::exception& e) {
+        log_.warn("dispatch", std::string("cannot poll the shared store: ") + e.what());
+        return;
+    }
+    for (auto& ref : refs) {
+        Lane* l = lane(ref.plugin);
+        if (l == nullptr) continue;
+        bool admitted;
+        {
+            std::lock_guard g(l->mu);
+            admitted = l->q.admit(std::move(ref), now);
+        }
+        if (admitted) {
+            l->m.adopted.add(1);
+            l->cv.notify_one();
+        }
+    }
+}
+
+void Dispatcher::renew_leases(int64_t now) {
+    const int64_t lease = lease_ms_.load();
+    if (now - last_renew_ms_ < lease / 3) return;
+    last_renew_ms_ = now;
+    std::vector<int64_t> ids;
+    for (Lane* l : lanes()) {
+        std::lock_guard g(l->mu);
+        for (int64_t id : l->q.running_ids())
+            ids.push_back(id);
+    }
+    if (ids.empty()) return;
+    try {
+        const size_t held = store_.renew(ids, now + lease);
+        if (held < ids.size())
+            log_.warn("dispatch",
+                      "some running deliveries' leases were taken by another host (a call ran "
+                      "past dispatch.lease without a renewal); their results will be dropped",
+                      {{"running", std::to_string(ids.size())}, {"held", std::to_string(held)}});
+    } catch (const std::exception& e) {
+        log_.warn("dispatch", std::string("cannot renew delivery leases: ") + e.what());
+    }
 }
 
 void Dispatcher::enqueue(std::vector<DeliveryRef>&& refs) noexcept {
@@ -345,21 +440,87 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
     back.reserve(items.size());
     updates.reserve(items.size());
 
+    // Claim first: the attempt is counted in the store before the plugin
+    // sees it, so a call cut short by a crash still counts, and on a shared
+    // store no other host runs these while the lease lasts.
+    std::vector<char> skip(items.size(), 0);
+    {
+        std::vector<int64_t> ids;
+        ids.reserve(items.size());
+        for (const auto& r : items)
+            ids.push_back(r.id);
+        std::vector<ClaimedDelivery> claimed;
+        try {
+            claimed = store_.claim(ids, clock_.now_ms() + lease_ms_.load());
+        } catch (const std::exception& e) {
+            log_.error("dispatch", std::string("cannot claim deliveries: ") + e.what(),
+                       {{"plugin", l.name}});
+            const int64_t now = clock_.now_ms();
+            std::lock_guard lk(l.mu);
+            for (auto& r : items) {
+                r.due_ms = now + kStoreRetryMs;
+                l.q.put_back(std::move(r), now);
+            }
+            return;
+        }
+        std::unordered_map<int64_t, uint32_t> got;
+        for (const auto& c : claimed)
+            got.emplace(c.id, c.attempts);
+        const int64_t now = clock_.now_ms();
+        for (size_t i = 0; i < items.size(); ++i) {
+            auto it = got.find(items[i].id);
+            if (it == got.end()) {
+                // Finished, or another host holds it (or an earlier delivery
+                // of its key): not ours. Dropped here; the store keeps it.
+                skip[i] = 1;
+                l.m.claim_lost.add(1);
+                back.push_back({items[i], true});
+                continue;
+            }
+            items[i].attempts = it->second - 1;  // attempts before this one
+            if (static_cast<int64_t>(it->second) > t.retry.max_attempts) {
+                // Earlier claims never reported (the host died during them,
+                // or a plugin took it down): their attempts count.
+                skip[i] = 1;
+                DeliveryUpdate u;
+                u.delivery_id = items[i].id;
+                u.state = DeliveryState::dead;
+                u.attempts = it->second - 1;
+                u.finished_ms = now;
+                u.last_error =
+                    "attempts exhausted by " + std::to_string(it->second - 1) +
+                    " attempts, some of which never reported (the host stopped during them)";
+                updates.push_back(std::move(u));
+                l.m.dead.add(1);
+                log_.warn("dispatch",
+                          "delivery is dead: its attempts ran out in calls that never reported",
+                          {{"plugin", l.name}, {"delivery", std::to_string(items[i].id)}});
+                back.push_back({items[i], true});
+            }
+        }
+    }
+
     std::vector<int64_t> seqs;
-    for (const auto& r : items)
-        seqs.push_back(r.event_seq);
+    for (size_t i = 0; i < items.size(); ++i)
+        if (!skip[i]) seqs.push_back(items[i].event_seq);
     std::vector<StoredEvent> events;
     try {
         events = store_.events_by_seq(seqs);
     } catch (const std::exception& e) {
         log_.error("dispatch", std::string("cannot load events to hand over: ") + e.what(),
                    {{"plugin", l.name}});
+        // Claimed: the attempt counted stays counted; the lease runs out
+        // and the retry comes from this queue.
         const int64_t now = clock_.now_ms();
         std::lock_guard lk(l.mu);
-        for (auto& r : items) {
-            r.due_ms = now + kStoreRetryMs;
-            l.q.put_back(std::move(r), now);
+        for (size_t i = 0; i < items.size(); ++i) {
+            if (skip[i]) continue;
+            items[i].due_ms = now + kStoreRetryMs;
+            l.q.put_back(std::move(items[i]), now);
         }
+        for (auto& f : back)
+            l.q.release(f.ref, now);
+        if (!updates.empty()) store_.record(std::move(updates));
         return;
     }
     std::unordered_map<int64_t, const StoredEvent*> by_seq;
@@ -370,6 +531,7 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
     std::vector<size_t> which;  // item index of each view
     const int64_t started = clock_.now_ms();
     for (size_t i = 0; i < items.size(); ++i) {
+        if (skip[i]) continue;
         auto it = by_seq.find(items[i].event_seq);
         if (it == by_seq.end()) {
             // Deleted under us (nothing deletes events today): nothing to hand over.
@@ -506,6 +668,7 @@ void Dispatcher::watchdog() {
         if (stopping_) break;
         lk.unlock();
         const int64_t now = clock_.now_ms();
+        renew_leases(now);
         const int64_t budget = call_timeout_ms_.load();
         for (Lane* l : lanes()) {
             overruns.clear();
@@ -557,6 +720,7 @@ bool Dispatcher::stop(std::chrono::milliseconds bound) {
         l->cv.notify_all();
     }
     if (watchdog_.joinable()) watchdog_.join();
+    if (poller_.joinable()) poller_.join();
     bool ended;
     {
         std::unique_lock lk(mu_);

@@ -15,6 +15,15 @@
 // queue of due deliveries, a timer heap for later ones, and, when ordered,
 // the keys in progress. A slow or hung plugin holds only its own threads.
 //
+// Before a call, its deliveries are claimed in the store (Store::claim): the
+// attempt is counted there first, and the claim carries a lease of
+// dispatch.lease, renewed by the watchdog while the call runs. A delivery the
+// claim does not return is dropped from the lane: it is finished, or another
+// host sharing the store holds it. On a shared store (PostgreSQL) a poller
+// admits, every dispatch.poll_interval, what no host holds: deliveries stored
+// by another host and not claimed within the interval, given up, or left
+// behind by a host that died once its lease ran out.
+//
 // The parts without threads are units of their own: the lane's queue
 // (dispatch/LaneQueue.h), what an answer makes of a delivery
 // (dispatch/RetryDecision.h, with backoff_delay), and the metric series of a
@@ -133,6 +142,11 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     void handle(Lane& lane, const DispatchTarget& t, Worker& w, Jitter& jitter,
                 std::vector<DeliveryRef>& items);
     void watchdog();
+    // Shared stores: every poll_interval, admits the claimable deliveries
+    // this host does not hold, and refreshes the paused flags.
+    void poller();
+    void poll_once();
+    void renew_leases(int64_t now);
     Lane* lane(std::string_view plugin) const;
 
     SystemClock clock_;
@@ -150,8 +164,12 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     bool stopping_ = false;
     std::map<std::string, size_t> unloaded_;
     std::thread watchdog_;
+    std::thread poller_;
+    int64_t last_renew_ms_ = 0;  // watchdog thread only
     std::atomic<size_t> running_calls_{0};
     std::atomic<int64_t> call_timeout_ms_;
+    std::atomic<int64_t> lease_ms_;
+    std::atomic<int64_t> poll_ms_;
 };
 
 }  // namespace clayhook

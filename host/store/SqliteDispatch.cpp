@@ -87,6 +87,69 @@ void SqliteStore::load_pending(const std::function<void(DeliveryRef&&)>& fn,
         fn(read_ref(s));
 }
 
+std::vector<ClaimedDelivery> SqliteStore::claim(std::span<const int64_t> ids,
+                                                int64_t lease_until_ms) {
+    if (ids.empty()) return {};
+    GroupCommit::Claim c;
+    c.ids = ids;
+    c.now_ms = now_ms();
+    c.lease_until_ms = lease_until_ms;
+    gc_->claim(c);  // rides in the next group commit, with the intake's inserts
+    if (c.failed) throw std::runtime_error("claim deliveries in " + path_ + ": " + c.error);
+    return std::move(c.claimed);
+}
+
+size_t SqliteStore::renew(std::span<const int64_t> ids, int64_t lease_until_ms) {
+    size_t held = 0;
+    if (ids.empty()) return 0;
+    write_txn("renew delivery leases", [&](sqlite3* db) {
+        held = 0;
+        Stmt s(db,
+               "UPDATE deliveries SET lease_until_ms = ?2"
+               " WHERE id = ?1 AND state = 0 AND claimed_by = ?3");
+        for (int64_t id : ids) {
+            sqlite3_reset(s);
+            sqlite3_bind_int64(s, 1, id);
+            sqlite3_bind_int64(s, 2, lease_until_ms);
+            bind_text(s, 3, owner_);
+            step(db, s, "renew a lease");
+            held += static_cast<size_t>(sqlite3_changes(db));
+        }
+    });
+    return held;
+}
+
+std::vector<DeliveryRef> SqliteStore::claimable(std::span<const std::string> plugins,
+                                                int64_t due_before_ms, size_t limit) {
+    static const std::string sql =
+        std::string(kRefColumns) +
+        " WHERE d.state = 0 AND d.plugin = ?1 AND d.due_ms <= ?2 AND d.lease_until_ms <= ?4"
+        " AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries o"
+        " WHERE o.plugin = d.plugin AND o.order_key = d.order_key AND o.state = 0"
+        " AND o.id < d.id))"
+        " ORDER BY d.due_ms, d.id LIMIT ?3";
+    std::vector<DeliveryRef> out;
+    const int64_t now = now_ms();
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(sql.c_str());
+    ReadTxn txn(r.db());
+    for (const std::string& plugin : plugins) {
+        sqlite3_reset(s);
+        bind_text(s, 1, plugin);
+        sqlite3_bind_int64(s, 2, due_before_ms);
+        sqlite3_bind_int64(s, 3, static_cast<int64_t>(limit));
+        sqlite3_bind_int64(s, 4, now);
+        while (step(r.db(), s, "list claimable deliveries in " + path_))
+            out.push_back(read_ref(s));
+    }
+    sqlite3_reset(s);
+    std::sort(out.begin(), out.end(), [](const DeliveryRef& a, const DeliveryRef& b) {
+        return a.due_ms != b.due_ms ? a.due_ms < b.due_ms : a.id < b.id;
+    });
+    if (out.size() > limit) out.resize(limit);
+    return out;
+}
+
 std::optional<Store::Scheduled> SqliteStore::schedule_again(std::string_view event_id,
                                                             std::string_view plugin, int64_t at_ms,
                                                             std::span<const int64_t> busy) {
@@ -107,9 +170,10 @@ std::optional<Store::Scheduled> SqliteStore::schedule_again(std::string_view eve
         // the ones being handled (their result decides their own fate).
         Stmt pending(db,
                      "SELECT id FROM deliveries WHERE event_seq = ?1 AND plugin = ?2"
-                     " AND scheduled = 1 AND state = 0 ORDER BY id");
+                     " AND scheduled = 1 AND state = 0 AND lease_until_ms <= ?3 ORDER BY id");
         sqlite3_bind_int64(pending, 1, ref.event_seq);
         bind_text(pending, 2, plugin);
+        sqlite3_bind_int64(pending, 3, now_ms());
         while (step(db, pending, "find a scheduled delivery")) {
             int64_t id = sqlite3_column_int64(pending, 0);
             if (std::find(busy.begin(), busy.end(), id) != busy.end()) continue;

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,6 +59,10 @@ namespace clayhook {
 //   rows, so start-up finds the pending ones and the admin API the dead ones without a scan, and a
 //   done row leaves both. A delivery being handed over is not marked in the store: the dispatcher
 //   owns it in memory, and after a crash it is simply still pending (at-least-once).
+// - claimed_by, lease_until_ms: who is handling a delivery now and until
+//   when (Store::claim). The attempt is counted at the claim, so a call cut
+//   short by a crash still counts. One process holds a SQLite store (the
+//   lock file), so the claims left by a crashed one are cleared at open.
 // - attempts: the history of attempts that did not succeed (retry, fail);
 //   a successful one is recorded in its delivery row alone, so the common
 //   path costs one row update.
@@ -96,7 +101,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     age_from_ms INTEGER NOT NULL,
     finished_ms INTEGER NOT NULL,
     order_key TEXT NOT NULL,
-    last_error TEXT NOT NULL
+    last_error TEXT NOT NULL,
+    claimed_by TEXT NOT NULL DEFAULT '',
+    lease_until_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(id) WHERE state = 0;
@@ -124,7 +131,7 @@ CREATE TABLE IF NOT EXISTS plugin_state (
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 2;
+constexpr int64_t kSchemaVersion = 3;
 
 }  // namespace
 
@@ -184,7 +191,10 @@ void SqliteStore::StmtFinalizer::operator()(sqlite3_stmt* s) const {
 }
 
 SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tuning)
-    : durable_(config.durable), max_queue_(max_queue), tuning_(tuning) {
+    : durable_(config.durable),
+      max_queue_(max_queue),
+      tuning_(tuning),
+      owner_(config.host_id.empty() ? default_store_owner() : config.host_id) {
     namespace fs = std::filesystem;
     std::error_code ec;
     fs::path abs = config.path.empty() ? fs::path() : fs::absolute(config.path, ec);
@@ -209,26 +219,66 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
     ::close(fd);
 
     try {
+        lock_exclusively();
         open_write_connection();
         create_schema();
         prepare_statements();
         readers_.push_back(open_reader());  // proves now that reading works
+        GroupCommit::Limits limits;
+        limits.max_queue = max_queue_;
+        limits.max_batch = tuning_.max_batch;
+        limits.max_updates = tuning_.max_updates;
+        gc_ = std::make_unique<GroupCommit>(static_cast<GroupCommit::Committer&>(*this), limits,
+                                            "store " + path_);
     } catch (const std::exception& e) {
+        if (lock_fd_ >= 0) ::close(lock_fd_);
         throw fail(e.what());
     }
-    ring_.assign(max_queue_, nullptr);
-    writer_ = std::thread([this] { writer_loop(); });
 }
 
 SqliteStore::~SqliteStore() {
-    {
-        std::lock_guard lk(mu_);
-        stopping_ = true;
-        held_ = false;
+    gc_->stop();  // answers everything queued first
+    gc_.reset();
+    wdb_.reset();
+    readers_.clear();
+    ::close(lock_fd_);  // the lock goes with the descriptor
+}
+
+// One process at a time serves a SQLite store: two would hand out the same
+// deliveries. An exclusive flock on "<path>.lock" (not on the database file,
+// where SQLite keeps its own POSIX locks) is held while the store is open and
+// released by the kernel when the process dies, however it dies. The file
+// names the holder, for the refusal.
+void SqliteStore::lock_exclusively() {
+    const std::string lock_path = path_ + ".lock";
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0)
+        throw std::runtime_error("cannot open lock file " + lock_path + ": " +
+                                 std::error_code(errno, std::generic_category()).message());
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        std::string holder;
+        char buf[256];
+        ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
+        if (n > 0) holder.assign(buf, static_cast<size_t>(n));
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0'))
+            holder.pop_back();
+        ::close(lock_fd_);
+        lock_fd_ = -1;
+        if (err == EWOULDBLOCK)
+            throw std::runtime_error("it is in use by another clayhook process (" +
+                                     (holder.empty() ? std::string("holder unknown") : holder) +
+                                     "; lock file " + lock_path +
+                                     "). One host serves a SQLite store; several hosts share a "
+                                     "PostgreSQL store (store.engine: postgres)");
+        throw std::runtime_error("cannot lock " + lock_path + ": " +
+                                 std::error_code(err, std::generic_category()).message());
     }
-    work_cv_.notify_all();
-    space_cv_.notify_all();
-    if (writer_.joinable()) writer_.join();
+    const std::string me = "held by " + owner_ + "\n";
+    if (::ftruncate(lock_fd_, 0) != 0 ||
+        ::pwrite(lock_fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+        // The lock is what matters; the name is a courtesy.
+    }
 }
 
 void SqliteStore::open_write_connection() {
@@ -270,7 +320,7 @@ void SqliteStore::create_schema() {
     try {
         exec(db, kSchema);
         exec(db,
-             "INSERT INTO store_meta(name, value) VALUES('schema_version', 2)"
+             "INSERT INTO store_meta(name, value) VALUES('schema_version', 3)"
              " ON CONFLICT(name) DO NOTHING");
         std::string version = query_text(
             db, "SELECT CAST(value AS TEXT) FROM store_meta WHERE name = 'schema_version'");
@@ -283,12 +333,30 @@ void SqliteStore::create_schema() {
         // Version 1 had no deliveries: CREATE ... IF NOT EXISTS above added
         // them, and events stored before stay undelivered (nothing was
         // subscribed then).
-        exec(db, "UPDATE store_meta SET value = 2 WHERE name = 'schema_version' AND value < 2");
-        // Early version 2 files had no age_from_ms (0: count from arrival).
-        if (query_text(db,
-                       "SELECT count(*) FROM pragma_table_info('deliveries')"
-                       " WHERE name = 'age_from_ms'") == "0")
-            exec(db, "ALTER TABLE deliveries ADD COLUMN age_from_ms INTEGER NOT NULL DEFAULT 0");
+        // Early version 2 files had no age_from_ms (0: count from arrival);
+        // version 3 added the claims.
+        auto add_column = [db](const char* name, const char* ddl) {
+            if (query_text(db, (std::string("SELECT count(*) FROM pragma_table_info('deliveries')"
+                                            " WHERE name = '") +
+                                name + "'")
+                                   .c_str()) == "0")
+                exec(db, ddl);
+        };
+        add_column("age_from_ms",
+                   "ALTER TABLE deliveries ADD COLUMN age_from_ms INTEGER NOT NULL DEFAULT 0");
+        add_column("claimed_by",
+                   "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''");
+        add_column("lease_until_ms",
+                   "ALTER TABLE deliveries ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0");
+        // The ordered deliveries still to run, by key: the claim's ordering check.
+        exec(db,
+             "CREATE INDEX IF NOT EXISTS deliveries_pending_by_key"
+             " ON deliveries(plugin, order_key, id) WHERE state = 0 AND order_key <> ''");
+        exec(db, "UPDATE store_meta SET value = 3 WHERE name = 'schema_version' AND value < 3");
+        // This process holds the store alone (the lock file): claims left by
+        // one that crashed are nobody's now. Their attempts stay counted.
+        exec(db,
+             "UPDATE deliveries SET lease_until_ms = 0 WHERE state = 0 AND lease_until_ms <> 0");
 
         std::string key =
             query_text(db, "SELECT value FROM store_meta WHERE name = 'dedup_hash_key'");
@@ -360,9 +428,17 @@ void SqliteStore::prepare_statements() {
             "INSERT INTO deliveries(event_seq, plugin, state, due_ms, attempts, scheduled,"
             " age_from_ms, finished_ms, order_key, last_error)"
             " VALUES(?1, ?2, 0, ?3, 0, 0, ?3, 0, ?4, '')");
+    // A result ends the lease; one for a delivery another owner claimed since
+    // is dropped (never the case with one process, kept for the contract).
     prepare(update_delivery_,
             "UPDATE deliveries SET state = ?2, attempts = ?3, due_ms = ?4, finished_ms = ?5,"
-            " last_error = ?6 WHERE id = ?1");
+            " last_error = ?6, lease_until_ms = 0"
+            " WHERE id = ?1 AND (claimed_by = ?7 OR claimed_by = '')");
+    // One process holds the file, so no lease of another can be live and the
+    // dispatcher's own queue keeps the order: pending is all a claim checks.
+    prepare(claim_,
+            "UPDATE deliveries SET attempts = attempts + 1, claimed_by = ?2, lease_until_ms = ?3"
+            " WHERE id = ?1 AND state = 0 RETURNING attempts");
     prepare(insert_attempt_,
             "INSERT INTO attempts(delivery_id, attempt, started_ms, duration_us, outcome, reason)"
             " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
@@ -422,144 +498,7 @@ SqliteStore::ReaderLease::~ReaderLease() {
     s_.readers_.push_back(std::move(r_));
 }
 
-InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
-    Request req;
-    req.event = &e;
-    std::unique_lock lk(mu_);
-    if (stopping_) return {InsertStatus::unavailable, {}, "store is closing"};
-    if (count_ == max_queue_) {
-        lk.unlock();
-        return {InsertStatus::overloaded,
-                {},
-                "store insert queue is full (" + std::to_string(max_queue_) + " waiting)"};
-    }
-    ring_[(head_ + count_) % max_queue_] = &req;
-    ++count_;
-    depth_.store(count_, std::memory_order_relaxed);
-    if (!busy_ && !held_ && jobs_.empty()) {
-        // Nobody holds the write connection: this caller commits everything
-        // queued (its own delivery included) and so leads the group commit.
-        // It is already running, so no thread has to be woken to start the
-        // commit: with a dedicated writer thread, that wake-up waited behind
-        // every request thread woken by the previous commit.
-        busy_ = true;
-        drain(lk, &req);
-        busy_ = false;
-        // Work the leader left (a job, or deliveries queued while held)
-        // goes to the writer thread.
-        if (!jobs_.empty() || ((count_ > 0 || !updates_.empty()) && !held_) || stopping_)
-            work_cv_.notify_one();
-    }
-    lk.unlock();
-    std::unique_lock own(req.m);
-    req.cv.wait(own, [&] { return req.done; });
-    return std::move(req.result);
-}
-
-void SqliteStore::hold_writer(bool held) {
-    {
-        std::lock_guard lk(mu_);
-        held_ = held;
-    }
-    work_cv_.notify_all();
-}
-
-void SqliteStore::drain(std::unique_lock<std::mutex>& lk, const Request* own_request) {
-    std::vector<Request*> batch;
-    bool own_done = false;
-    // Jobs come first: a prune chunk waits for at most one batch. A leading
-    // caller stops once its own delivery is committed, so its answer is not
-    // held back by other callers' batches; what is left goes to the writer.
-    while ((count_ > 0 || updates_due()) && !held_ && jobs_.empty() && !own_done) {
-        // Everything that piled up while the last transaction committed goes
-        // into this one: that is the group commit. Recorded delivery results
-        // ride along in the same transaction.
-        size_t n = std::min(count_, tuning_.max_batch);
-        for (size_t i = 0; i < n; ++i) {
-            batch.push_back(ring_[head_]);
-            head_ = (head_ + 1) % max_queue_;
-        }
-        count_ -= n;
-        depth_.store(count_, std::memory_order_relaxed);
-        std::vector<DeliveryUpdate> updates = take_updates();
-        lk.unlock();
-
-        commit_batch(batch, updates);
-        if (!updates.empty()) {
-            // The commit failed: keep them for the next one, a little later.
-            lk.lock();
-            updates.insert(updates.end(), std::make_move_iterator(updates_.begin()),
-                           std::make_move_iterator(updates_.end()));
-            updates_ = std::move(updates);
-            updates_not_before_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-            lk.unlock();
-        }
-
-        // Under each request's own mutex: its caller can only see `done` and
-        // return (destroying the Request) after we let go of it, and we touch
-        // none of them after.
-        for (Request* r : batch) {
-            own_done = own_done || r == own_request;
-            std::lock_guard own(r->m);
-            r->done = true;
-            r->cv.notify_one();
-        }
-        batch.clear();
-        lk.lock();
-    }
-}
-
-// Runs jobs, and commits what no caller is leading: deliveries queued while
-// the writer was held, or behind a job.
-void SqliteStore::writer_loop() {
-    std::unique_lock lk(mu_);
-    for (;;) {
-        auto ready = [&] {
-            return !busy_ &&
-                   (stopping_ || (!held_ && (count_ > 0 || !jobs_.empty() || updates_due())));
-        };
-        while (!ready()) {
-            if (!updates_.empty() && !updates_due()) {
-                // Results wait out the pause after a failed commit.
-                work_cv_.wait_until(lk, updates_not_before_);
-            } else {
-                // Whoever holds the connection (a leading caller) notifies
-                // when it lets go with work left; record(), insert() and
-                // run_on_writer() notify too.
-                work_cv_.wait(lk);
-            }
-        }
-        busy_ = true;
-        if (!jobs_.empty()) {
-            Job* job = jobs_.front();
-            jobs_.erase(jobs_.begin());
-            lk.unlock();
-            run_job(*job);
-            lk.lock();
-            busy_ = false;
-            job->done = true;
-            job->cv.notify_one();
-            continue;
-        }
-        if (!held_) drain(lk, nullptr);
-        busy_ = false;
-        // All answered; results that cannot be committed now stay pending in
-        // the store and run again next time.
-        if (stopping_ && count_ == 0 && jobs_.empty() && (updates_.empty() || !updates_due()))
-            return;
-    }
-}
-
-void SqliteStore::run_job(Job& job) {
-    try {
-        job.run();
-    } catch (...) {
-        job.error = std::current_exception();
-    }
-}
-
-void SqliteStore::commit_batch(const std::vector<Request*>& batch,
-                               std::vector<DeliveryUpdate>& updates) {
+bool SqliteStore::commit(GroupCommit::Batch& batch) noexcept {
     sqlite3* db = wdb_.get();
     std::string error;
     new_deliveries_.clear();
@@ -567,11 +506,11 @@ void SqliteStore::commit_batch(const std::vector<Request*>& batch,
     // up here (after the busy timeout), not halfway through the batch.
     if (!run(db, begin_.get(), "begin transaction", error)) {
         fail_batch(batch, error);
-        return;  // `updates` stay with the caller, for the next try
+        return false;  // `updates` stay with the caller, for the next try
     }
     bool ok = true;
     int64_t next_seq = 0;
-    {
+    if (!batch.inserts.empty()) {
         sqlite3_stmt* s = max_seq_.get();
         if (sqlite3_step(s) == SQLITE_ROW) {
             next_seq = sqlite3_column_int64(s, 0);
@@ -581,27 +520,53 @@ void SqliteStore::commit_batch(const std::vector<Request*>& batch,
         }
         sqlite3_reset(s);
     }
-    for (size_t i = 0; ok && i < batch.size(); ++i)
-        ok = insert_one(*batch[i], next_seq, error);
-    for (size_t i = 0; ok && i < updates.size(); ++i)
-        ok = apply_update(updates[i], error);
+    for (size_t i = 0; ok && i < batch.inserts.size(); ++i)
+        ok = insert_one(*batch.inserts[i], next_seq, error);
+    // Results before claims: a delivery whose retry is claimed again in this
+    // same batch gets its earlier result first.
+    for (size_t i = 0; ok && i < batch.updates.size(); ++i)
+        ok = apply_update(batch.updates[i], error);
+    for (size_t i = 0; ok && i < batch.claims.size(); ++i)
+        ok = apply_claims(*batch.claims[i], error);
     if (ok) ok = run(db, commit_.get(), "commit", error);
     if (!ok) {
         rollback_if_open();
         fail_batch(batch, error);
         new_deliveries_.clear();
-        return;  // `updates` stay with the caller, for the next try
+        return false;  // `updates` stay with the caller, for the next try
     }
     writable_.store(true, std::memory_order_relaxed);
-    if (!updates.empty()) {
-        updates.clear();
-        space_cv_.notify_all();
-    }
-    if (!batch.empty() || !new_deliveries_.empty()) notify_committed(batch.size(), new_deliveries_);
+    batch.updates.clear();
+    if (!batch.inserts.empty() || !new_deliveries_.empty())
+        notify_committed(batch.inserts.size(), new_deliveries_);
     new_deliveries_.clear();
+    return true;
 }
 
-bool SqliteStore::insert_one(Request& r, int64_t& next_seq, std::string& error) {
+bool SqliteStore::apply_claims(GroupCommit::Claim& c, std::string& error) {
+    sqlite3* db = wdb_.get();
+    sqlite3_stmt* s = claim_.get();
+    c.claimed.clear();
+    for (int64_t id : c.ids) {
+        sqlite3_bind_int64(s, 1, id);
+        bind_text(s, 2, owner_);
+        sqlite3_bind_int64(s, 3, c.lease_until_ms);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            c.claimed.push_back({id, static_cast<uint32_t>(sqlite3_column_int64(s, 0))});
+            rc = sqlite3_step(s);
+        }
+        if (rc != SQLITE_DONE) {
+            error = describe(db, "claim a delivery");
+            sqlite3_reset(s);
+            return false;
+        }
+        sqlite3_reset(s);
+    }
+    return true;
+}
+
+bool SqliteStore::insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::string& error) {
     sqlite3* db = wdb_.get();
     const NewEvent& e = *r.event;
 
@@ -724,8 +689,9 @@ bool SqliteStore::apply_update(const DeliveryUpdate& u, std::string& error) {
     sqlite3_bind_int64(s, 4, u.due_ms);
     sqlite3_bind_int64(s, 5, u.finished_ms);
     bind_text(s, 6, u.last_error);
+    bind_text(s, 7, owner_);
     if (!run(db, s, "record a delivery result", error)) return false;
-    if (!u.attempt) return true;
+    if (!u.attempt || sqlite3_changes(db) == 0) return true;
     const AttemptRecord& a = *u.attempt;
     sqlite3_stmt* h = insert_attempt_.get();
     sqlite3_bind_int64(h, 1, u.delivery_id);
@@ -737,50 +703,15 @@ bool SqliteStore::apply_update(const DeliveryUpdate& u, std::string& error) {
     return run(db, h, "record an attempt", error);
 }
 
-std::vector<DeliveryUpdate> SqliteStore::take_updates() {
-    std::vector<DeliveryUpdate> out;
-    if (updates_due()) out.swap(updates_);
-    return out;
-}
-
-bool SqliteStore::updates_due() const {
-    return !updates_.empty() && std::chrono::steady_clock::now() >= updates_not_before_;
-}
-
-void SqliteStore::record(std::vector<DeliveryUpdate> updates) noexcept {
-    if (updates.empty()) return;
-    std::unique_lock lk(mu_);
-    space_cv_.wait(lk, [&] { return stopping_ || updates_.size() < tuning_.max_updates; });
-    for (auto& u : updates)
-        updates_.push_back(std::move(u));
-    if (!busy_) work_cv_.notify_one();
-}
-
-void SqliteStore::flush() {
-    run_on_writer([this] {
-        std::vector<DeliveryUpdate> updates;
-        {
-            std::lock_guard lk(mu_);
-            updates.swap(updates_);
-        }
-        if (updates.empty()) return;
-        std::vector<Request*> none;
-        commit_batch(none, updates);
-        if (!updates.empty()) {
-            std::lock_guard lk(mu_);
-            updates.insert(updates.end(), std::make_move_iterator(updates_.begin()),
-                           std::make_move_iterator(updates_.end()));
-            updates_ = std::move(updates);
-            throw std::runtime_error("commit delivery results to " + path_ +
-                                     ": the store is not writable");
-        }
-    });
-}
-
-void SqliteStore::fail_batch(const std::vector<Request*>& batch, const std::string& error) {
+void SqliteStore::fail_batch(GroupCommit::Batch& batch, const std::string& error) {
     writable_.store(false, std::memory_order_relaxed);
-    for (Request* r : batch)
+    for (GroupCommit::Insert* r : batch.inserts)
         r->result = {InsertStatus::unavailable, {}, error};
+    for (GroupCommit::Claim* c : batch.claims) {
+        c->failed = true;
+        c->error = error;
+        c->claimed.clear();
+    }
 }
 
 void SqliteStore::rollback_if_open() {
@@ -799,17 +730,6 @@ int64_t SqliteStore::dedup_hash(const NewEvent& e) {
     hash_scratch_.append(e.idempotency_key);
     return static_cast<int64_t>(
         siphash24(hash_k0_, hash_k1_, hash_scratch_.data(), hash_scratch_.size()));
-}
-
-void SqliteStore::run_on_writer(std::function<void()> fn) {
-    Job job;
-    job.run = std::move(fn);
-    std::unique_lock lk(mu_);
-    if (stopping_) throw std::runtime_error("store " + path_ + " is closing");
-    jobs_.push_back(&job);
-    work_cv_.notify_one();
-    job.cv.wait(lk, [&] { return job.done; });
-    if (job.error) std::rethrow_exception(job.error);
 }
 
 size_t SqliteStore::prune_dedup(std::chrono::system_clock::time_point older_than) {
@@ -925,16 +845,6 @@ std::vector<StoredEvent> SqliteStore::events_by_seq(std::span<const int64_t> seq
     }
     sqlite3_reset(s);
     return out;
-}
-
-std::unique_ptr<Store> open_store(const StoreConfig& config, size_t max_queue) {
-    if (config.engine == "sqlite") return std::make_unique<SqliteStore>(config, max_queue);
-    if (config.engine == "postgres") {
-        throw std::runtime_error(
-            "cannot open store (engine postgres): not available in this build");
-    }
-    throw std::runtime_error("cannot open store \"" + config.path + "\": unknown engine \"" +
-                             config.engine + "\" (expected sqlite)");
 }
 
 }  // namespace clayhook

@@ -4,6 +4,7 @@
 // group-commits every insert queued while the previous transaction committed,
 // and a separate read connection. See SqliteStore.cpp for the schema and why.
 
+#include "store/GroupCommit.h"
 #include "store/Store.h"
 
 #include <atomic>
@@ -27,7 +28,7 @@ namespace clayhook {
 // halves), 64-bit result. Exposed for its reference test vectors.
 uint64_t siphash24(uint64_t k0, uint64_t k1, const void* data, size_t size);
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, private GroupCommit::Committer {
   public:
     // Knobs that are not in the config because only tests and benchmarks
     // have a reason to turn them.
@@ -39,8 +40,10 @@ class SqliteStore final : public Store {
             8192;  // recorded results waiting for the writer before record() blocks
     };
 
-    // Opens (creating the folder and a 0600 file when missing) and starts the
-    // writer. Throws std::runtime_error naming the path and the reason.
+    // Opens (creating the folder and a 0600 file when missing), takes the
+    // store's exclusive lock (a second process on the same file is refused,
+    // naming the holder) and starts the writer. Throws std::runtime_error
+    // naming the path and the reason.
     SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tuning);
     SqliteStore(const StoreConfig& config, size_t max_queue)
         : SqliteStore(config, max_queue, Tuning{}) {}
@@ -51,15 +54,24 @@ class SqliteStore final : public Store {
     SqliteStore(const SqliteStore&) = delete;
     SqliteStore& operator=(const SqliteStore&) = delete;
 
-    InsertResult insert(const NewEvent& e) noexcept override;
+    InsertResult insert(const NewEvent& e) noexcept override { return gc_->insert(e); }
     bool writable() const noexcept override { return writable_.load(std::memory_order_relaxed); }
-    size_t queue_depth() const noexcept override { return depth_.load(std::memory_order_relaxed); }
+    size_t queue_depth() const noexcept override { return gc_->depth(); }
     uint64_t event_count() override;
     std::optional<StoredEvent> get(std::string_view id) override;
     size_t prune_dedup(std::chrono::system_clock::time_point older_than) override;
 
-    void record(std::vector<DeliveryUpdate> updates) noexcept override;
-    void flush() override;
+    void record(std::vector<DeliveryUpdate> updates) noexcept override {
+        gc_->record(std::move(updates));
+    }
+    void flush() override { gc_->flush(); }
+    std::vector<ClaimedDelivery> claim(std::span<const int64_t> ids,
+                                       int64_t lease_until_ms) override;
+    size_t renew(std::span<const int64_t> ids, int64_t lease_until_ms) override;
+    std::vector<DeliveryRef> claimable(std::span<const std::string> plugins, int64_t due_before_ms,
+                                       size_t limit) override;
+    bool shared() const noexcept override { return false; }
+    const std::string& owner() const noexcept override { return owner_; }
     void load_pending(const std::function<void(DeliveryRef&&)>& fn,
                       std::string_view plugin = {}) override;
     std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) override;
@@ -85,12 +97,13 @@ class SqliteStore final : public Store {
     };
     const Settings& settings() const { return settings_; }
     const std::string& path() const { return path_; }
+    std::string location() const override { return "sqlite:" + path_; }
 
     // Test hook: while held, the writer starts no new transaction, so what is
     // queued stays queued. Lets tests fill the queue exactly (overloaded) and
     // put chosen inserts into one batch (duplicates within a batch). The
     // destructor releases it.
-    void hold_writer(bool held);
+    void hold_writer(bool held) { gc_->hold(held); }
 
   private:
     struct DbCloser {
@@ -102,67 +115,45 @@ class SqliteStore final : public Store {
     using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
     using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
-    // One waiting insert, on the caller's stack. `result` is written by the
-    // writer alone; `done` and the wake-up go through the request's own
-    // mutex, so the caller can only return (and free this) after the writer
-    // let go of it. A mutex per request, not mu_: waking 64 callers while
-    // holding the queue's lock made each of them block again on it at once.
-    struct Request {
-        const NewEvent* event = nullptr;
-        InsertResult result;
-        bool done = false;
-        std::mutex m;
-        std::condition_variable cv;
-    };
-    // Control work that must run on the write connection (prune).
-    struct Job {
-        std::function<void()> run;
-        std::exception_ptr error;
-        bool done = false;
-        std::condition_variable cv;
-    };
     struct PruneStep {
         size_t deleted = 0;
         bool finished = false;
         int64_t next_hash = 0;
     };
 
+    void lock_exclusively();
     void open_write_connection();
     void create_schema();
     void prepare_statements();
 
-    void writer_loop();
-    // Commits queued batches while there are any (and no job or hold);
-    // called with mu_ held and busy_ set by the caller.
-    void drain(std::unique_lock<std::mutex>& lk, const Request* own_request);
-    void run_job(Job& job);
-    void commit_batch(const std::vector<Request*>& batch, std::vector<DeliveryUpdate>& updates);
+    // GroupCommit::Committer: one transaction for the lot.
+    bool commit(GroupCommit::Batch& batch) noexcept override;
+    bool apply_claims(GroupCommit::Claim& c, std::string& error);
     bool apply_update(const DeliveryUpdate& u, std::string& error);
     bool insert_deliveries(const NewEvent& e, int64_t seq, std::string& error);
-    // Takes what record() queued (under mu_), for the next transaction.
-    std::vector<DeliveryUpdate> take_updates();
-    bool updates_due() const;  // under mu_
     // Decides one item inside the open transaction. False on an SQLite error
     // that dooms the whole transaction (the message is in `error`).
-    bool insert_one(Request& r, int64_t& next_seq, std::string& error);
+    bool insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::string& error);
     bool insert_event_row(int64_t seq, std::string& id, std::string& error);
-    void fail_batch(const std::vector<Request*>& batch, const std::string& error);
+    void fail_batch(GroupCommit::Batch& batch, const std::string& error);
     void rollback_if_open();
     int64_t dedup_hash(const NewEvent& e);
     PruneStep prune_step(int64_t cutoff_ms, int64_t from_hash);
-    void run_on_writer(std::function<void()> fn);
+    void run_on_writer(std::function<void()> fn) { gc_->run_on_writer(std::move(fn)); }
 
     std::string path_;
     bool durable_;
     size_t max_queue_;
     Tuning tuning_;
     Settings settings_;
+    std::string owner_;
+    int lock_fd_ = -1;  // the exclusive lock on <path>.lock, held while open
 
     // Write side: touched by the constructor, then only by the writer thread.
     DbPtr wdb_;
     StmtPtr begin_, commit_, rollback_, max_seq_, insert_dedup_, find_dup_, repoint_dedup_,
         insert_event_, prune_scan_, prune_delete_, insert_delivery_, update_delivery_,
-        insert_attempt_;
+        insert_attempt_, claim_, claim_ordered_;
     std::vector<DeliveryRef> new_deliveries_;  // created by the open transaction
     uint64_t hash_k0_ = 0, hash_k1_ = 0;
     std::string hash_scratch_;
@@ -196,25 +187,9 @@ class SqliteStore final : public Store {
     // Runs fn inside BEGIN IMMEDIATE .. COMMIT on the writer (control plane).
     void write_txn(const std::string& what, const std::function<void(sqlite3*)>& fn);
 
-    // The queue: a fixed ring of max_queue_ slots, so insert() never
-    // allocates and the bound is structural.
-    std::mutex mu_;
-    std::condition_variable work_cv_;
-    std::vector<Request*> ring_;
-    size_t head_ = 0, count_ = 0;
-    std::vector<Job*> jobs_;
-    std::vector<DeliveryUpdate> updates_;                         // recorded, not yet committed
-    std::chrono::steady_clock::time_point updates_not_before_{};  // after a failed commit
-    std::condition_variable space_cv_;                            // record() waiting for room
-    bool stopping_ = false;
-    bool held_ = false;
-    // Someone (a leading caller, or the writer thread) holds the write
-    // connection. Set and cleared under mu_.
-    bool busy_ = false;
-    std::atomic<size_t> depth_{0};
     std::atomic<bool> writable_{true};
-
-    std::thread writer_;
+    // Last: started when the connections are ready, stopped first.
+    std::unique_ptr<GroupCommit> gc_;
 };
 
 }  // namespace clayhook

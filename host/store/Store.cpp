@@ -1,8 +1,22 @@
 #include "store/Store.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <random>
 
 namespace clayhook {
+
+std::string default_store_owner() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+        std::snprintf(host, sizeof host, "%s", "unknown-host");
+    std::random_device rd;
+    char suffix[16];
+    std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(rd()));
+    return std::string(host) + ":" + std::to_string(::getpid()) + ":" + suffix;
+}
 
 void Store::subscribe(CommitListener* listener) {
     std::lock_guard lk(listeners_mu_);

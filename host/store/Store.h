@@ -179,46 +179,85 @@ class CommitListener {
     virtual void committed(size_t batch_size, std::vector<DeliveryRef>& deliveries) noexcept = 0;
 };
 
-// Thread safety: every member may be called from any thread at the same time.
-class Store {
+// A delivery this host claimed: its attempt is counted in the store before
+// the plugin is called, so a call that never reports (the host was killed, a
+// plugin crashed it) still counts.
+struct ClaimedDelivery {
+    int64_t id = 0;
+    uint32_t attempts = 0;  // counting this claim's attempt
+};
+
+// The store by role. Each collaborator takes the role it uses; an engine
+// implements them all (class Store below). Thread safety: every member may be
+// called from any thread at the same time.
+
+// What the intake writes: events, their dedup records and their deliveries.
+class IntakeWriter {
   public:
-    virtual ~Store() = default;
+    virtual ~IntakeWriter() = default;
 
     // Data plane: never throws. Blocks until the event's transaction committed
     // (stored / duplicate) or was refused (overloaded at once when the queue is
     // full, unavailable when the commit failed). Nothing is reported stored
     // unless its transaction committed. Two concurrent inserts of the same
     // (source, key) give exactly one `stored`; the other gets `duplicate` and
-    // the first one's id.
+    // the first one's id (on every host sharing the store).
     virtual InsertResult insert(const NewEvent& e) noexcept = 0;
 
-    // For /readyz: false after a failed commit, true again after the next
-    // successful one.
+    // For /readyz: false after a failed commit (or a lost database
+    // connection), true again after the next successful one.
     virtual bool writable() const noexcept = 0;
 
     // Inserts waiting for the writer (not counting the batch being committed),
     // for /metrics.
     virtual size_t queue_depth() const noexcept = 0;
 
-    // Control plane (tests, admin): these may throw std::runtime_error.
-    virtual uint64_t event_count() = 0;
-    virtual std::optional<StoredEvent> get(std::string_view id) = 0;
-
     // Forgets the dedup records first seen before `older_than` (the events
     // themselves stay), so a key seen again after the retention window is
     // stored anew. Returns how many records were forgotten. Works in small
     // transactions so intake keeps flowing while it runs.
     virtual size_t prune_dedup(std::chrono::system_clock::time_point older_than) = 0;
+};
 
-    // ---- Dispatch ----
+// The delivery ledger: which plugin still has to handle which event, who is
+// handling it now (claims and leases), and the results.
+class DeliveryLedger {
+  public:
+    virtual ~DeliveryLedger() = default;
 
     // Records attempt results. Asynchronous: they are committed with the next
     // group commit, and a crash before that leaves the deliveries pending (so
-    // they run again: at-least-once). Blocks only while too many results wait
-    // for the writer (backpressure). Never throws.
+    // they run again: at-least-once). Each result ends this host's lease on
+    // its delivery; a result for a delivery another host has claimed since
+    // (this host's lease ran out) is dropped. Blocks only while too many
+    // results wait for the writer (backpressure). Never throws.
     virtual void record(std::vector<DeliveryUpdate> updates) noexcept = 0;
     // Waits until every result recorded before the call is committed.
     virtual void flush() = 0;
+
+    // Claims deliveries for this host until `lease_until_ms` and counts an
+    // attempt on each, durably, before it returns. Returns the ones claimed:
+    // those pending, not under another host's unexpired lease, and, for an
+    // ordered one (non-empty order_key), with no earlier pending delivery of
+    // the same plugin and key. The rest belong to someone else (or are
+    // finished): the caller drops them. Throws on a store error.
+    virtual std::vector<ClaimedDelivery> claim(std::span<const int64_t> ids,
+                                               int64_t lease_until_ms) = 0;
+    // Extends this host's leases on `ids` (calls still running). Returns how
+    // many it still held. Throws on a store error.
+    virtual size_t renew(std::span<const int64_t> ids, int64_t lease_until_ms) = 0;
+    // Pending deliveries of `plugins` due before `due_before_ms`, under no
+    // live lease and claimable (ordered ones first in their key), oldest due
+    // first, at most `limit`: how a host learns of work another host stored
+    // and has not claimed, gave up, or left behind when it died.
+    virtual std::vector<DeliveryRef> claimable(std::span<const std::string> plugins,
+                                               int64_t due_before_ms, size_t limit) = 0;
+    // True when several hosts may share this store: the dispatcher then polls
+    // claimable(). False for an engine one host holds exclusively.
+    virtual bool shared() const noexcept = 0;
+    // Who this host is in claims ("claimed_by"): host name, pid and a random
+    // suffix unless configured.
+    virtual const std::string& owner() const noexcept = 0;
 
     // Every pending delivery (of `plugin` only, when given), in id order:
     // start-up, crash recovery, a plugin added by a reload.
@@ -228,10 +267,11 @@ class Store {
     virtual std::vector<StoredEvent> events_by_seq(std::span<const int64_t> seqs) = 0;
 
     // Delivers event `event_id` to `plugin` again at `at_ms`: a delivery
-    // scheduled this way that is still pending and not in `busy` (the ones
-    // being handled now) is moved to `at_ms`; else a new one is made. So a
-    // plugin that asks again after a crash re-ran its call does not end up
-    // with two. Durable when it returns. nullopt when there is no such event.
+    // scheduled this way that is still pending, under no live lease and not
+    // in `busy` (the ones being handled here now) is moved to `at_ms`; else a
+    // new one is made. So a plugin that asks again after a crash re-ran its
+    // call does not end up with two. Durable when it returns. nullopt when
+    // there is no such event.
     struct Scheduled {
         DeliveryRef ref;
         bool created = false;  // false: an existing pending one was moved
@@ -245,20 +285,44 @@ class Store {
     // keeps committing in between. Returns the ones replayed.
     virtual std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) = 0;
     virtual std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) = 0;
+};
 
-    // Per-plugin durable key-value store, and the paused flag.
+// The plugins' own durable state: their key-value entries, and the paused
+// flags (shared by every host).
+class PluginStateStore {
+  public:
+    virtual ~PluginStateStore() = default;
     virtual std::optional<std::string> kv_get(std::string_view plugin, std::string_view key) = 0;
     virtual void kv_put(std::string_view plugin, std::string_view key, std::string_view value) = 0;
     virtual bool kv_delete(std::string_view plugin, std::string_view key) = 0;
     virtual std::set<std::string> paused_plugins() = 0;
     virtual void set_paused(std::string_view plugin, bool paused) = 0;
+};
 
-    // Admin queries.
+// What the admin API and the tests read. May throw std::runtime_error.
+class AdminQueries {
+  public:
+    virtual ~AdminQueries() = default;
+    virtual uint64_t event_count() = 0;
+    virtual std::optional<StoredEvent> get(std::string_view id) = 0;
     virtual std::vector<EventSummary> list_events(const EventFilter& f) = 0;
     virtual std::vector<DeliveryInfo> event_deliveries(std::string_view event_id) = 0;
     virtual std::vector<DeliveryInfo> list_deliveries(const DeliveryFilter& f) = 0;
     // Deliveries per plugin name: {pending, done, dead} (a full scan: admin only).
     virtual std::vector<std::pair<std::string, std::array<int64_t, 3>>> delivery_counts() = 0;
+};
+
+// One engine: every role, and the listeners of committed batches.
+class Store : public IntakeWriter,
+              public DeliveryLedger,
+              public PluginStateStore,
+              public AdminQueries {
+  public:
+    ~Store() override = default;
+
+    // What the logs call this store: "sqlite:/abs/path.db" or
+    // "postgresql://USER@HOST:PORT/DB" (never a password).
+    virtual std::string location() const = 0;
 
     // Listeners of committed batches, called in subscription order.
     // unsubscribe() waits out a call in progress, so once it returns the
@@ -275,13 +339,17 @@ class Store {
     std::vector<CommitListener*> listeners_;
 };
 
-// Opens the engine named by config.engine ("sqlite" only for now) with an
+// Opens the engine named by config.engine ("sqlite" or "postgres") with an
 // insert queue of at most `max_queue` waiting requests. Control plane: throws
-// std::runtime_error naming the path and the reason (folder not creatable,
-// not a database, WAL unavailable, unknown engine, max_queue of 0).
-//
-// Defined in SqliteStore.cpp while SQLite is the only engine.
+// std::runtime_error naming the store (the SQLite path; for PostgreSQL the
+// host and database, never the password) and the reason (folder not
+// creatable, not a database, WAL unavailable, held by another process,
+// server unreachable, unknown engine, max_queue of 0). Defined in
+// OpenStore.cpp.
 std::unique_ptr<Store> open_store(const StoreConfig& config, size_t max_queue);
+
+// The default owner() of a store: "<hostname>:<pid>:<4 random hex bytes>".
+std::string default_store_owner();
 
 // Event ids: "evt_" + 13 lower-case hex digits of Unix ms + 10 hex digits of a
 // sequence, 27 characters, URL-safe. Fixed width and lower case make byte

@@ -621,7 +621,57 @@ TEST_CASE("a version 1 store (before deliveries) is upgraded in place at open", 
     REQUIRE(sqlite3_prepare_v2(db, "SELECT value FROM store_meta WHERE name = 'schema_version'", -1,
                                &s, nullptr) == SQLITE_OK);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-    CHECK(sqlite3_column_int(s, 0) == 2);
+    CHECK(sqlite3_column_int(s, 0) == 3);
     sqlite3_finalize(s);
     sqlite3_close(db);
+}
+
+TEST_CASE("a second store on the same file is refused, naming the holder, until the first closes",
+          "[store]") {
+    test::TempDir dir;
+    StoreConfig c = config_in(dir);
+    c.host_id = "first-host";
+    auto first = open_store(c, 16);
+    StoreConfig again = config_in(dir);
+    again.host_id = "second-host";
+    CHECK_THROWS_WITH(open_store(again, 16),
+                      Catch::Contains("in use by another clayhook process") &&
+                          Catch::Contains("first-host") && Catch::Contains(c.path + ".lock"));
+    CHECK(first->insert(event("clay", "still-serving")).status == InsertStatus::stored);
+    first.reset();
+    auto second = open_store(again, 16);
+    CHECK(second->event_count() == 1);
+    CHECK(second->owner() == "second-host");
+}
+
+TEST_CASE("claims left by a process that died are cleared at open; their attempts stay counted",
+          "[store]") {
+    test::TempDir dir;
+    StoreConfig c = config_in(dir);
+    int64_t id = 0;
+    std::string event_id;
+    {
+        auto store = open_store(c, 16);
+        NewDelivery d{"sink", ""};
+        NewEvent e = event("clay", "k");
+        e.deliveries = std::span(&d, 1);
+        event_id = store->insert(e).id;
+        std::vector<DeliveryRef> refs;
+        store->load_pending([&](DeliveryRef&& r) { refs.push_back(std::move(r)); });
+        REQUIRE(refs.size() == 1);
+        id = refs[0].id;
+        const int64_t ids[] = {id};
+        REQUIRE(store->claim(ids, now_ms() + 3'600'000).size() == 1);
+        // No result: the process "dies" here.
+    }
+    auto store = open_store(c, 16);
+    auto info = store->event_deliveries(event_id);
+    REQUIRE(info.size() == 1);
+    CHECK(info[0].attempts == 1);
+    const std::vector<std::string> sink = {"sink"};
+    CHECK(store->claimable(sink, now_ms() + 1, 10).size() == 1);  // no live lease is left
+    const int64_t ids[] = {id};
+    auto again = store->claim(ids, now_ms() + 30'000);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].attempts == 2);
 }

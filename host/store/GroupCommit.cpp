@@ -1,0 +1,266 @@
+#include "store/GroupCommit.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace clayhook {
+
+GroupCommit::GroupCommit(Committer& committer, Limits limits, std::string name)
+    : committer_(committer), limits_(limits), name_(std::move(name)) {
+    if (limits_.max_queue == 0)
+        throw std::runtime_error("the insert queue must hold at least one request");
+    limits_.max_batch = std::max<size_t>(limits_.max_batch, 1);
+    limits_.max_updates = std::max<size_t>(limits_.max_updates, 1);
+    ring_.assign(limits_.max_queue, nullptr);
+    writer_ = std::thread([this] { writer_loop(); });
+}
+
+GroupCommit::~GroupCommit() {
+    stop();
+}
+
+void GroupCommit::stop() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+        held_ = false;
+    }
+    work_cv_.notify_all();
+    space_cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+}
+
+void GroupCommit::finish(Waiter* w) {
+    // Under the waiter's own mutex: its caller can only see `done` and return
+    // (destroying the Waiter) after we let go of it. A mutex per waiter, not
+    // mu_: waking 64 callers while holding the queue's lock made each of them
+    // block again on it at once.
+    std::lock_guard own(w->m);
+    w->done = true;
+    w->cv.notify_one();
+}
+
+InsertResult GroupCommit::insert(const NewEvent& e) noexcept {
+    Insert item;
+    item.event = &e;
+    Waiter w;
+    w.insert = &item;
+    std::unique_lock lk(mu_);
+    if (stopping_) return {InsertStatus::unavailable, {}, name_ + " is closing"};
+    if (count_ == limits_.max_queue) {
+        lk.unlock();
+        return {InsertStatus::overloaded,
+                {},
+                "store insert queue is full (" + std::to_string(limits_.max_queue) + " waiting)"};
+    }
+    ring_[(head_ + count_) % limits_.max_queue] = &w;
+    ++count_;
+    depth_.store(count_, std::memory_order_relaxed);
+    enqueue_and_wait(w, lk);
+    return std::move(item.result);
+}
+
+void GroupCommit::claim(Claim& c) noexcept {
+    Waiter w;
+    w.claim = &c;
+    std::unique_lock lk(mu_);
+    if (stopping_) {
+        c.failed = true;
+        c.error = name_ + " is closing";
+        return;
+    }
+    claims_.push_back(&w);
+    enqueue_and_wait(w, lk);
+}
+
+// With `w` queued: leads the commit when nobody holds the connection, then
+// waits for w's transaction.
+void GroupCommit::enqueue_and_wait(Waiter& w, std::unique_lock<std::mutex>& lk) {
+    if (!busy_ && !held_ && jobs_.empty()) {
+        // This caller commits everything queued (its own item included). It
+        // is already running, so no thread has to be woken to start the
+        // commit: with a dedicated writer thread, that wake-up waited behind
+        // every request thread woken by the previous commit.
+        busy_ = true;
+        drain(lk, &w);
+        busy_ = false;
+        // Work the leader left (a job, or items queued while held) goes to
+        // the writer thread.
+        if (!jobs_.empty() || (work_queued() && !held_) || stopping_) work_cv_.notify_one();
+    }
+    lk.unlock();
+    std::unique_lock own(w.m);
+    w.cv.wait(own, [&] { return w.done; });
+}
+
+bool GroupCommit::updates_due() const {
+    return !updates_.empty() && std::chrono::steady_clock::now() >= updates_not_before_;
+}
+
+bool GroupCommit::work_queued() const {
+    return count_ > 0 || !claims_.empty() || updates_due();
+}
+
+void GroupCommit::drain(std::unique_lock<std::mutex>& lk, const Waiter* own) {
+    std::vector<Waiter*> waiters;
+    bool own_done = false;
+    // Jobs come first: a control transaction waits for at most one batch. A
+    // leading caller stops once its own item is committed, so its answer is
+    // not held back by other callers' batches; what is left goes to the writer.
+    while (work_queued() && !held_ && jobs_.empty() && !own_done) {
+        // Everything that piled up while the last transaction committed goes
+        // into this one: that is the group commit. Claims and recorded
+        // results ride along in the same transaction.
+        Batch batch;
+        const size_t n = std::min(count_, limits_.max_batch);
+        for (size_t i = 0; i < n; ++i) {
+            waiters.push_back(ring_[head_]);
+            batch.inserts.push_back(ring_[head_]->insert);
+            head_ = (head_ + 1) % limits_.max_queue;
+        }
+        count_ -= n;
+        depth_.store(count_, std::memory_order_relaxed);
+        for (Waiter* c : claims_) {
+            waiters.push_back(c);
+            batch.claims.push_back(c->claim);
+        }
+        claims_.clear();
+        if (updates_due()) batch.updates.swap(updates_);
+        const bool had_updates = !batch.updates.empty();
+        lk.unlock();
+
+        if (!committer_.commit(batch)) {
+            for (Insert* i : batch.inserts)
+                if (i->result.status == InsertStatus::stored ||
+                    i->result.status == InsertStatus::duplicate)
+                    i->result = {InsertStatus::unavailable, {}, "the transaction did not commit"};
+            for (Claim* c : batch.claims) {
+                c->failed = true;
+                c->claimed.clear();
+            }
+        }
+        lk.lock();
+        if (!batch.updates.empty()) {
+            // The commit failed: keep them for the next one, a little later.
+            batch.updates.insert(batch.updates.end(), std::make_move_iterator(updates_.begin()),
+                                 std::make_move_iterator(updates_.end()));
+            updates_ = std::move(batch.updates);
+            updates_not_before_ = std::chrono::steady_clock::now() + limits_.retry_pause;
+        } else if (had_updates) {
+            space_cv_.notify_all();
+        }
+        lk.unlock();
+        for (Waiter* w : waiters) {
+            own_done = own_done || w == own;
+            finish(w);
+        }
+        waiters.clear();
+        lk.lock();
+    }
+}
+
+void GroupCommit::writer_loop() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+        auto ready = [&] {
+            return !busy_ && (stopping_ || (!held_ && (work_queued() || !jobs_.empty())));
+        };
+        bool idle_due = false;
+        while (!ready() && !idle_due) {
+            auto wake = std::chrono::steady_clock::time_point::max();
+            if (!updates_.empty() && !updates_due()) wake = updates_not_before_;
+            if (limits_.idle_period.count() > 0)
+                wake = std::min(wake, std::chrono::steady_clock::now() + limits_.idle_period);
+            if (wake == std::chrono::steady_clock::time_point::max()) {
+                // Whoever holds the connection (a leading caller) notifies
+                // when it lets go with work left; record(), insert(), claim()
+                // and run_on_writer() notify too.
+                work_cv_.wait(lk);
+            } else if (work_cv_.wait_until(lk, wake) == std::cv_status::timeout &&
+                       limits_.idle_period.count() > 0 && !busy_ && !ready()) {
+                idle_due = true;
+            }
+        }
+        busy_ = true;
+        if (idle_due && !ready()) {
+            lk.unlock();
+            committer_.idle();
+            lk.lock();
+            busy_ = false;
+            continue;
+        }
+        if (!jobs_.empty()) {
+            Job* job = jobs_.front();
+            jobs_.erase(jobs_.begin());
+            lk.unlock();
+            try {
+                job->run();
+            } catch (...) {
+                job->error = std::current_exception();
+            }
+            lk.lock();
+            busy_ = false;
+            job->done = true;
+            job->cv.notify_one();
+            continue;
+        }
+        if (!held_) drain(lk, nullptr);
+        busy_ = false;
+        // All answered; results that cannot be committed now stay pending in
+        // the store and run again next time.
+        if (stopping_ && count_ == 0 && claims_.empty() && jobs_.empty() &&
+            (updates_.empty() || !updates_due()))
+            return;
+    }
+}
+
+void GroupCommit::record(std::vector<DeliveryUpdate> updates) noexcept {
+    if (updates.empty()) return;
+    std::unique_lock lk(mu_);
+    space_cv_.wait(lk, [&] { return stopping_ || updates_.size() < limits_.max_updates; });
+    for (auto& u : updates)
+        updates_.push_back(std::move(u));
+    if (!busy_) work_cv_.notify_one();
+}
+
+void GroupCommit::flush() {
+    run_on_writer([this] {
+        Batch batch;
+        {
+            std::lock_guard lk(mu_);
+            batch.updates.swap(updates_);
+        }
+        if (batch.updates.empty()) return;
+        if (committer_.commit(batch) && batch.updates.empty()) {
+            space_cv_.notify_all();
+            return;
+        }
+        std::lock_guard lk(mu_);
+        batch.updates.insert(batch.updates.end(), std::make_move_iterator(updates_.begin()),
+                             std::make_move_iterator(updates_.end()));
+        updates_ = std::move(batch.updates);
+        throw std::runtime_error("commit delivery results to " + name_ +
+                                 ": the store is not writable");
+    });
+}
+
+void GroupCommit::run_on_writer(std::function<void()> fn) {
+    Job job;
+    job.run = std::move(fn);
+    std::unique_lock lk(mu_);
+    if (stopping_) throw std::runtime_error(name_ + " is closing");
+    jobs_.push_back(&job);
+    work_cv_.notify_one();
+    job.cv.wait(lk, [&] { return job.done; });
+    if (job.error) std::rethrow_exception(job.error);
+}
+
+void GroupCommit::hold(bool held) {
+    {
+        std::lock_guard lk(mu_);
+        held_ = held;
+    }
+    work_cv_.notify_all();
+}
+
+}  // namespace clayhook

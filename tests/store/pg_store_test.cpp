@@ -1,0 +1,298 @@
+// What only the PostgreSQL engine does: migrations several hosts apply at
+// once, leases between hosts, ordering across hosts, a server that goes away
+// and comes back, TLS, and a URL that never shows its password. The contract
+// both engines keep is in store_contract_test.cpp.
+
+#include "store/PgStore.h"
+#include "support/PgServer.h"
+#include "support/TestPki.h"
+#include "support/Wait.h"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+using namespace clayhook;
+
+namespace {
+
+int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+StoreConfig pg_config(const std::string& url, const std::string& host_id = "") {
+    StoreConfig c;
+    c.engine = "postgres";
+    Secret s;
+    s.ref = "test";
+    s.resolved = true;
+    s.value = url;
+    c.postgres_url = s;
+    c.host_id = host_id;
+    return c;
+}
+
+NewEvent event(std::string_view key, std::span<const NewDelivery> deliveries = {}) {
+    NewEvent e{"clay", "enrichment.completed", key, "{}", now_ms()};
+    e.deliveries = deliveries;
+    return e;
+}
+
+struct Refs final : CommitListener {
+    explicit Refs(Store& s) : store(s) { store.subscribe(this); }
+    ~Refs() override { store.unsubscribe(this); }
+    void committed(size_t, std::vector<DeliveryRef>& d) noexcept override {
+        std::lock_guard lk(mu);
+        for (auto& r : d)
+            refs.push_back(r);
+    }
+    Store& store;
+    std::mutex mu;
+    std::vector<DeliveryRef> refs;
+};
+
+}  // namespace
+
+TEST_CASE("postgres: hosts starting at once apply each migration exactly once", "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    constexpr int kHosts = 4;
+    std::vector<std::thread> threads;
+    std::atomic<int> opened{0};
+    std::vector<std::string> errors(kHosts);
+    for (int i = 0; i < kHosts; ++i)
+        threads.emplace_back([&, i] {
+            try {
+                PgStore s(pg_config(url, "host-" + std::to_string(i)), 16);
+                CHECK(s.schema_version() == PgStore::known_schema_version());
+                opened.fetch_add(1);
+            } catch (const std::exception& e) {
+                errors[i] = e.what();
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    for (const auto& e : errors)
+        CHECK(e.empty());
+    CHECK(opened.load() == kHosts);
+    CHECK(server.query(url, "SELECT count(*) FROM clayhook_schema") ==
+          std::to_string(PgStore::known_schema_version()));
+
+    // A database migrated by a newer clayhook is refused, not misread.
+    server.query(url, "INSERT INTO clayhook_schema VALUES (99, 0, 'the future')");
+    CHECK_THROWS_WITH(PgStore(pg_config(url), 16),
+                      Catch::Contains("schema version 99") && Catch::Contains("newer"));
+}
+
+TEST_CASE("postgres: a lease keeps a delivery one host's until it runs out", "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    PgStore a(pg_config(url, "host-a"), 16);
+    PgStore b(pg_config(url, "host-b"), 16);
+    CHECK(a.owner() == "host-a");
+    CHECK(a.shared());
+
+    NewDelivery nd{"sink", ""};
+    Refs refs(a);
+    REQUIRE(a.insert(event("k", std::span(&nd, 1))).status == InsertStatus::stored);
+    REQUIRE(refs.refs.size() == 1);
+    const int64_t id = refs.refs[0].id;
+    const int64_t ids[] = {id};
+    const std::vector<std::string> sink = {"sink"};
+
+    // A holds it: B neither claims it nor sees it as claimable.
+    auto ca = a.claim(ids, now_ms() + 400);
+    REQUIRE(ca.size() == 1);
+    CHECK(ca[0].attempts == 1);
+    CHECK(b.claim(ids, now_ms() + 30'000).empty());
+    CHECK(b.claimable(sink, now_ms(), 10).empty());
+    CHECK(b.renew(ids, now_ms() + 30'000) == 0);
+    CHECK(a.renew(ids, now_ms() + 400) == 1);
+
+    // A stops renewing (it died): once the lease ran out, B takes it, and
+    // the attempt A never reported stays counted.
+    REQUIRE(test::wait_until([&] { return !b.claimable(sink, now_ms(), 10).empty(); },
+                             std::chrono::seconds(10)));
+    auto cb = b.claim(ids, now_ms() + 30'000);
+    REQUIRE(cb.size() == 1);
+    CHECK(cb[0].attempts == 2);
+    CHECK(server.query(url, "SELECT claimed_by FROM deliveries WHERE id = " + std::to_string(id)) ==
+          "host-b");
+
+    // A's late result is dropped; B's counts.
+    DeliveryUpdate late;
+    late.delivery_id = id;
+    late.state = DeliveryState::dead;
+    late.attempts = 1;
+    late.last_error = "late";
+    late.attempt = AttemptRecord{1, now_ms(), 1, "fail", "late"};
+    a.record({late});
+    a.flush();
+    CHECK(server.query(url, "SELECT state FROM deliveries WHERE id = " + std::to_string(id)) ==
+          "0");
+    CHECK(server.query(url, "SELECT count(*) FROM attempts") == "0");
+    DeliveryUpdate done;
+    done.delivery_id = id;
+    done.state = DeliveryState::done;
+    done.attempts = 2;
+    b.record({done});
+    b.flush();
+    CHECK(server.query(url, "SELECT state, attempts, lease_until_ms FROM deliveries WHERE id = " +
+                                std::to_string(id)) == "1|2|0");
+}
+
+TEST_CASE("postgres: one ordering key is never claimed by two hosts at once", "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    PgStore a(pg_config(url, "host-a"), 16);
+    PgStore b(pg_config(url, "host-b"), 16);
+    NewDelivery nd{"crm", "row-1"};
+    Refs refs(a);
+    REQUIRE(a.insert(event("first", std::span(&nd, 1))).status == InsertStatus::stored);
+    REQUIRE(a.insert(event("second", std::span(&nd, 1))).status == InsertStatus::stored);
+    REQUIRE(refs.refs.size() == 2);
+    const int64_t first[] = {refs.refs[0].id}, second[] = {refs.refs[1].id};
+    const std::vector<std::string> crm = {"crm"};
+
+    // The second waits behind the first, pending anywhere.
+    auto listed = b.claimable(crm, now_ms(), 10);
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0].id == first[0]);
+    CHECK(b.claim(second, now_ms() + 30'000).empty());
+    REQUIRE(a.claim(first, now_ms() + 30'000).size() == 1);
+    CHECK(b.claim(second, now_ms() + 30'000).empty());
+    CHECK(b.claimable(crm, now_ms(), 10).empty());
+    // A retry of the first keeps the key: still pending.
+    DeliveryUpdate retry;
+    retry.delivery_id = first[0];
+    retry.state = DeliveryState::pending;
+    retry.attempts = 1;
+    retry.due_ms = now_ms();
+    a.record({retry});
+    a.flush();
+    CHECK(b.claim(second, now_ms() + 30'000).empty());
+    // Done: the key moves on.
+    REQUIRE(a.claim(first, now_ms() + 30'000).size() == 1);
+    DeliveryUpdate done;
+    done.delivery_id = first[0];
+    done.state = DeliveryState::done;
+    done.attempts = 2;
+    a.record({done});
+    a.flush();
+    CHECK(b.claim(second, now_ms() + 30'000).size() == 1);
+}
+
+TEST_CASE("postgres: a server that goes away gives unavailable and unready; it recovers alone",
+          "[store][pg]") {
+    test::PgServer server;  // its own: this one is stopped
+    const std::string url = server.create_database();
+    PgStore::Tuning tuning;
+    tuning.reconnect_every = std::chrono::milliseconds(100);
+    PgStore store(pg_config(url), 16, tuning);
+    auto first = store.insert(event("before"));
+    REQUIRE(first.status == InsertStatus::stored);
+
+    server.stop();
+    auto during = store.insert(event("during"));
+    CHECK(during.status == InsertStatus::unavailable);
+    CHECK_FALSE(during.error.empty());
+    CHECK(during.error.find("password") == std::string::npos);
+    CHECK_FALSE(store.writable());
+
+    server.start();
+    // Ready again without any traffic (the writer's idle check).
+    REQUIRE(test::wait_until([&] { return store.writable(); }, std::chrono::seconds(15)));
+    CHECK(store.insert(event("during")).status == InsertStatus::stored);
+    CHECK(store.insert(event("before")).status == InsertStatus::duplicate);
+    CHECK(store.event_count() == 2);
+
+    // Killed outright (a crash of the database): the same.
+    server.kill9();
+    REQUIRE(test::wait_until([&] { return !store.writable(); }, std::chrono::seconds(15)));
+    CHECK(store.insert(event("crash")).status == InsertStatus::unavailable);
+    server.start();
+    REQUIRE(test::wait_until([&] { return store.writable(); }, std::chrono::seconds(30)));
+    CHECK(store.insert(event("crash")).status == InsertStatus::stored);
+    CHECK(store.event_count() == 3);
+}
+
+TEST_CASE("postgres: a full queue answers overloaded at once; what was queued commits",
+          "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    PgStore store(pg_config(server.create_database()), 2);
+    store.hold_writer(true);
+    std::vector<InsertResult> queued(2);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i)
+        threads.emplace_back([&, i] { queued[i] = store.insert(event("q" + std::to_string(i))); });
+    REQUIRE(test::wait_until([&] { return store.queue_depth() == 2; }));
+    auto over = store.insert(event("over"));
+    CHECK(over.status == InsertStatus::overloaded);
+    store.hold_writer(false);
+    for (auto& t : threads)
+        t.join();
+    CHECK(queued[0].status == InsertStatus::stored);
+    CHECK(queued[1].status == InsertStatus::stored);
+}
+
+TEST_CASE("postgres: errors name the server, never the password", "[store][pg]") {
+    // Nothing listens on port 1.
+    StoreConfig c = pg_config("postgresql://clay:SuperSecret-42@127.0.0.1:1/clayhook");
+    c.postgres_connect_timeout = std::chrono::seconds(1);
+    try {
+        open_store(c, 16);
+        FAIL("opened a store on a closed port");
+    } catch (const std::exception& e) {
+        const std::string m = e.what();
+        CHECK(m.find("SuperSecret-42") == std::string::npos);
+        CHECK(m.find("postgresql://clay@127.0.0.1:1/clayhook") != std::string::npos);
+    }
+    // A string libpq cannot parse is not echoed either.
+    c = pg_config("host=127.0.0.1 password=SuperSecret-42 bogus");
+    CHECK_THROWS_WITH(open_store(c, 16), !Catch::Contains("SuperSecret-42") &&
+                                             Catch::Contains("not a valid PostgreSQL URL"));
+}
+
+TEST_CASE("postgres: TLS with the CA verified (sslmode=verify-full)", "[store][pg]") {
+    const auto& pki = test::TestPki::shared();
+    test::PgServer::Options o;
+    o.ssl_cert_file = pki.good_cert;
+    o.ssl_key_file = pki.good_key;
+    test::PgServer server(o);
+    const std::string db = server.create_database();
+    const std::string name = db.substr(db.rfind('/') + 1);
+    // The certificate names localhost and 127.0.0.1.
+    PgStore store(pg_config(server.url(name, "sslmode=verify-full&sslrootcert=" + pki.ca)), 16);
+    REQUIRE(store.insert(event("tls")).status == InsertStatus::stored);
+    CHECK(server.query(db, "SELECT count(*) FROM pg_stat_ssl WHERE ssl") != "0");
+    // Another CA's view of it: refused, and said why.
+    test::TestPki other;
+    CHECK_THROWS_WITH(
+        PgStore(pg_config(server.url(name, "sslmode=verify-full&sslrootcert=" + other.ca)), 16),
+        Catch::Contains("certificate"));
+}
+
+TEST_CASE("postgres: a role without CREATE serves a database that is up to date", "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    { PgStore first(pg_config(url), 16); }  // the owner migrates it
+    server.query(url,
+                 "DO $$ BEGIN CREATE ROLE clayhook_rw LOGIN; EXCEPTION WHEN duplicate_object"
+                 " THEN NULL; END $$;"
+                 "GRANT USAGE ON SCHEMA public TO clayhook_rw;"
+                 "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
+                 " TO clayhook_rw;"
+                 "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO clayhook_rw;");
+    CHECK(server.query(url, "SELECT has_schema_privilege('clayhook_rw', 'public', 'CREATE')") ==
+          "f");
+    const std::string db = url.substr(url.rfind('/') + 1);
+    const std::string as_rw =
+        "postgresql://clayhook_rw@127.0.0.1:" + std::to_string(server.port()) + "/" + db;
+    PgStore store(pg_config(as_rw), 16);
+    CHECK(store.insert(event("limited")).status == InsertStatus::stored);
+    CHECK(store.event_count() == 1);
+}
