@@ -279,11 +279,18 @@ void Dispatcher::poller() {
 void Dispatcher::poll_once() {
     std::vector<std::string> plugins;
     std::set<std::string> paused;
+    // One line when polling starts failing and one when it works again, not
+    // one per poll while the database is away.
+    auto failed = [&](const std::string& what, const std::exception& e) {
+        if (!poll_failing_)
+            log_.warn("dispatch", what + e.what() + " (logged once until it works again)");
+        poll_failing_ = true;
+    };
     try {
         // Pause and resume on another host reach this one here.
         paused = store_.paused_plugins();
     } catch (const std::exception& e) {
-        log_.warn("dispatch", std::string("cannot read paused flags: ") + e.what());
+        failed("cannot read paused flags: ", e);
         return;
     }
     for (Lane* l : lanes()) {
@@ -300,7 +307,11 @@ void Dispatcher::poll_once() {
             l->cv.notify_all();
         }
     }
-    if (plugins.empty()) return;
+    if (plugins.empty()) {
+        if (poll_failing_) log_.info("dispatch", "the shared store answers the poll again");
+        poll_failing_ = false;
+        return;
+    }
     const int64_t now = clock_.now_ms();
     // Not what was stored in the last interval: its host is about to claim
     // it. Older unclaimed work is fair game (that host is busy, or gone).
@@ -308,9 +319,11 @@ void Dispatcher::poll_once() {
     try {
         refs = store_.claimable(plugins, now - poll_ms_.load(), kPollLimit);
     } catch (const std::exception& e) {
-        log_.warn("dispatch", std::string("cannot poll the shared store: ") + e.what());
+        failed("cannot poll the shared store: ", e);
         return;
     }
+    if (poll_failing_) log_.info("dispatch", "the shared store answers the poll again");
+    poll_failing_ = false;
     for (auto& ref : refs) {
         Lane* l = lane(ref.plugin);
         if (l == nullptr) continue;

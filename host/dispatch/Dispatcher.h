@@ -166,6 +166,7 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     std::thread watchdog_;
     std::thread poller_;
     int64_t last_renew_ms_ = 0;  // watchdog thread only
+    bool poll_failing_ = false;  // poller thread only
     std::atomic<size_t> running_calls_{0};
     std::atomic<int64_t> call_timeout_ms_;
     std::atomic<int64_t> lease_ms_;

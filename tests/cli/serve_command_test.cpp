@@ -104,3 +104,30 @@ TEST_CASE("serve refuses to start on a config error or an unresolved secret", "[
     CHECK(r2.code == 1);
     CHECK_THAT(r2.err, Catch::Contains("CLAYHOOK_SERVE_SECRET is not set"));
 }
+
+TEST_CASE("a second serve on the same SQLite file refuses to start, naming the holder",
+          "[cli][serve]") {
+    HostProcess host;
+    start_with_plugins(host);
+    auto ready = host.err();
+    auto at = ready.find("host_id=");
+    REQUIRE(at != std::string::npos);
+    const std::string holder = ready.substr(at + 8, ready.find(' ', at) - at - 8);
+    CHECK_THAT(ready, Catch::Contains("store=sqlite:" + host.dir.file("var/clayhook.db")));
+
+    // The same config (same store) from a second process: refused, the first
+    // keeps serving.
+    auto r = run({kClayhookBin, "serve", "--config", host.config}, opts(), 30s);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("in use by another clayhook process (held by " + holder));
+    CHECK_THAT(r.err, Catch::Contains(host.dir.file("var/clayhook.db") + ".lock"));
+    host.signal(SIGTERM);
+    CHECK(host.wait(30s) == 0);
+    // Once it stopped, the file is free again.
+    HostProcess again;
+    again.options.env.insert(kEnv.begin(), kEnv.end());
+    again.write_config(config_with_plugins(host.dir));
+    again.start();
+    again.signal(SIGTERM);
+    CHECK(again.wait(30s) == 0);
+}

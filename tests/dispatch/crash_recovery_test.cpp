@@ -84,6 +84,19 @@ plugins:
         return s.count(1) ? s[1] : 0;
     }
 
+    // The attempt number the probe was handed each event id with (the last).
+    std::map<std::string, int64_t> attempts() const {
+        std::map<std::string, int64_t> out;
+        std::ifstream in(probe_log);
+        std::string line;
+        while (std::getline(in, line))
+            if (!line.empty() && line.back() == '}') {
+                auto v = json::parse(line);
+                out[v.get_string("id", "")] = v.get_int("attempt", 0);
+            }
+        return out;
+    }
+
     // How often the probe was handed each event id.
     std::map<std::string, int> handled() const {
         std::map<std::string, int> out;
@@ -127,6 +140,17 @@ TEST_CASE(
         CHECK(seen[id] == 1);
     for (const auto& id : blocked)
         CHECK(seen[id] == 1);  // the killed calls never got as far as the probe's log line
+    // The four calls the kill cut short were claimed, so their attempt
+    // counted: the plugin sees them again as attempt 2. The six that were
+    // waiting were never claimed: attempt 1.
+    auto attempt = h.attempts();
+    int second = 0, first = 0;
+    for (const auto& id : blocked) {
+        if (attempt[id] == 2) ++second;
+        if (attempt[id] == 1) ++first;
+    }
+    CHECK(second == 4);
+    CHECK(first == 6);
     h.signal(SIGTERM);
     CHECK(h.wait(30s) == 0);
 }

@@ -74,6 +74,12 @@ plugins:
     }
 };
 
+std::map<std::string, int> handled_by(const Node& node) {
+    std::map<std::string, int> out;
+    node.handled(out);
+    return out;
+}
+
 std::map<std::string, int> handled(const std::vector<std::unique_ptr<Node>>& nodes) {
     std::map<std::string, int> out;
     for (const auto& n : nodes)
@@ -221,4 +227,52 @@ TEST_CASE("three hosts on one PostgreSQL: one delivery posted to all at once is 
     CHECK(handled(nodes)[held] == 1);
     for (auto& n : nodes)
         CHECK(n->stop(30s) == 0);
+}
+
+TEST_CASE(
+    "a host on PostgreSQL answers 503 and is unready while the database is away, then "
+    "serves again by itself",
+    "[dispatch][multi-host][pg]") {
+    PgServer server;  // its own: this one is stopped
+    const std::string url = server.create_database();
+    // With a parameter, so the URL (a secret, redacted from logs) differs
+    // from the store's name in the log.
+    Node node(url + "?connect_timeout=3", "host-0", "30s");
+    node.start();
+    auto ready = [&] {
+        return http_exchange("GET", node.url("/readyz"), {}, "", 5s).status == 200;
+    };
+    REQUIRE(ready());
+    std::vector<std::string> acked;
+    for (int i = 0; i < 5; ++i) {
+        acked.push_back(node.post("before_" + std::to_string(i)));
+        REQUIRE_FALSE(acked.back().empty());
+    }
+
+    server.stop();
+    // Unready without any traffic (the writer checks while idle).
+    REQUIRE(wait_until([&] { return !ready(); }, 15s));
+    auto refused = signed_post(node.port(), kSecret,
+                               R"({"event":"enrichment.completed","row_id":"during",)"
+                               R"("timestamp":"2026-12-05T12:00:42.042Z"})");
+    CHECK(refused.status == 503);
+    CHECK(node.wait_for_output("msg=\"request rejected\" source=clay status=503", 10s));
+
+    server.start();
+    REQUIRE(wait_until(ready, 30s));
+    // The sender's retry of the refused delivery is stored now.
+    acked.push_back(node.post("during"));
+    REQUIRE_FALSE(acked.back().empty());
+    REQUIRE(wait_until(
+        [&] {
+            auto seen = handled_by(node);
+            for (const auto& id : acked)
+                if (seen[id] != 1) return false;
+            return true;
+        },
+        30s));
+    CHECK(server.query(url, "SELECT count(*) FROM events") == "6");
+    CHECK(node.err().find("postgresql://postgres@127.0.0.1:" + std::to_string(server.port())) !=
+          std::string::npos);
+    CHECK(node.stop(30s) == 0);
 }
