@@ -286,6 +286,9 @@ void Dispatcher::poll_once() {
             log_.warn("dispatch", what + e.what() + " (logged once until it works again)");
         poll_failing_ = true;
     };
+    // Under admin_mu_, as a pause or resume through this host's admin API:
+    // a flag read before that change cannot be applied after it.
+    std::unique_lock admin(admin_mu_);
     try {
         // Pause and resume on another host reach this one here.
         paused = store_.paused_plugins();
@@ -307,6 +310,7 @@ void Dispatcher::poll_once() {
             l->cv.notify_all();
         }
     }
+    admin.unlock();
     if (plugins.empty()) {
         if (poll_failing_) log_.info("dispatch", "the shared store answers the poll again");
         poll_failing_ = false;
@@ -339,15 +343,25 @@ void Dispatcher::poll_once() {
     }
 }
 
+void Dispatcher::forget_leases(const std::vector<DeliveryRef>& items) {
+    if (!store_.shared()) return;
+    std::lock_guard g(leases_mu_);
+    for (const auto& r : items)
+        leased_.erase(r.id);
+}
+
+// Shared stores only: a single process's leases guard against nobody (a
+// SQLite store clears them at open), so renewing them would be a durable
+// write for nothing.
 void Dispatcher::renew_leases(int64_t now) {
+    if (!store_.shared()) return;
     const int64_t lease = lease_ms_.load();
     if (now - last_renew_ms_ < lease / 3) return;
     last_renew_ms_ = now;
     std::vector<int64_t> ids;
-    for (Lane* l : lanes()) {
-        std::lock_guard g(l->mu);
-        for (int64_t id : l->q.running_ids())
-            ids.push_back(id);
+    {
+        std::lock_guard g(leases_mu_);
+        ids.assign(leased_.begin(), leased_.end());
     }
     if (ids.empty()) return;
     try {
@@ -479,6 +493,11 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
         std::unordered_map<int64_t, uint32_t> got;
         for (const auto& c : claimed)
             got.emplace(c.id, c.attempts);
+        if (store_.shared()) {
+            std::lock_guard g(leases_mu_);
+            for (const auto& c : claimed)
+                leased_.insert(c.id);
+        }
         const int64_t now = clock_.now_ms();
         for (size_t i = 0; i < items.size(); ++i) {
             auto it = got.find(items[i].id);
@@ -522,9 +541,22 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
     } catch (const std::exception& e) {
         log_.error("dispatch", std::string("cannot load events to hand over: ") + e.what(),
                    {{"plugin", l.name}});
-        // Claimed: the attempt counted stays counted; the lease runs out
-        // and the retry comes from this queue.
+        // The plugin never saw them: the attempts their claim counted are
+        // given back (and the leases ended), and they are tried again here
+        // in a second. Otherwise a store that cannot read would use up
+        // every delivery's attempts without a single call.
         const int64_t now = clock_.now_ms();
+        for (size_t i = 0; i < items.size(); ++i) {
+            if (skip[i]) continue;
+            DeliveryUpdate u;
+            u.delivery_id = items[i].id;
+            u.state = DeliveryState::pending;
+            u.attempts = items[i].attempts;
+            u.due_ms = now + kStoreRetryMs;
+            updates.push_back(std::move(u));
+        }
+        store_.record(std::move(updates));
+        forget_leases(items);
         std::lock_guard lk(l.mu);
         for (size_t i = 0; i < items.size(); ++i) {
             if (skip[i]) continue;
@@ -533,7 +565,6 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
         }
         for (auto& f : back)
             l.q.release(f.ref, now);
-        if (!updates.empty()) store_.record(std::move(updates));
         return;
     }
     std::unordered_map<int64_t, const StoredEvent*> by_seq;
@@ -655,6 +686,7 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
     // results in the order they were recorded, so the next attempt's result
     // can never be overwritten by this one's.
     store_.record(std::move(updates));
+    forget_leases(items);
     {
         std::lock_guard lk(l.mu);
         const int64_t now = clock_.now_ms();
@@ -734,10 +766,21 @@ bool Dispatcher::stop(std::chrono::milliseconds bound) {
     }
     if (watchdog_.joinable()) watchdog_.join();
     if (poller_.joinable()) poller_.join();
-    bool ended;
+    // While the last calls finish, their leases are still renewed: a
+    // shutdown_timeout longer than the lease must not let another host run
+    // them at the same time.
+    bool ended = false;
     {
+        const auto deadline = std::chrono::steady_clock::now() + bound;
         std::unique_lock lk(mu_);
-        ended = cv_.wait_for(lk, bound, [&] { return running_calls_.load() == 0; });
+        for (;;) {
+            const auto step = std::min(deadline, std::chrono::steady_clock::now() + kWatchdogTick);
+            ended = cv_.wait_until(lk, step, [&] { return running_calls_.load() == 0; });
+            if (ended || std::chrono::steady_clock::now() >= deadline) break;
+            lk.unlock();
+            renew_leases(clock_.now_ms());
+            lk.lock();
+        }
     }
     std::vector<std::thread> threads;
     for (Lane* l : lanes()) {

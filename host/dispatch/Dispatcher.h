@@ -48,6 +48,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace clayhook {
@@ -147,6 +148,7 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     void poller();
     void poll_once();
     void renew_leases(int64_t now);
+    void forget_leases(const std::vector<DeliveryRef>& items);  // their calls returned
     Lane* lane(std::string_view plugin) const;
 
     SystemClock clock_;
@@ -167,6 +169,8 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     std::thread poller_;
     int64_t last_renew_ms_ = 0;  // watchdog thread only
     bool poll_failing_ = false;  // poller thread only
+    std::mutex leases_mu_;
+    std::unordered_set<int64_t> leased_;  // shared stores: claimed here, call not returned
     std::atomic<size_t> running_calls_{0};
     std::atomic<int64_t> call_timeout_ms_;
     std::atomic<int64_t> lease_ms_;

@@ -86,7 +86,10 @@ void GroupCommit::enqueue_and_wait(Waiter& w, std::unique_lock<std::mutex>& lk) 
         busy_ = false;
         // Work the leader left (a job, or items queued while held) goes to
         // the writer thread.
-        if (!jobs_.empty() || (work_queued() && !held_) || stopping_) work_cv_.notify_one();
+        // Results waiting out the pause after a failed commit count too: the
+        // writer must wake to time that pause (its wait is untimed otherwise).
+        if (!jobs_.empty() || ((work_queued() || !updates_.empty()) && !held_) || stopping_)
+            work_cv_.notify_one();
     }
     lk.unlock();
     std::unique_lock own(w.m);
@@ -125,7 +128,10 @@ void GroupCommit::drain(std::unique_lock<std::mutex>& lk, const Waiter* own) {
             batch.claims.push_back(c->claim);
         }
         claims_.clear();
-        if (updates_due()) batch.updates.swap(updates_);
+        // With claims aboard, every waiting result goes too, pause or not: a
+        // result committed after a claim of the same delivery would
+        // overwrite the newer attempt (its count, its lease).
+        if (updates_due() || !batch.claims.empty()) batch.updates.swap(updates_);
         const bool had_updates = !batch.updates.empty();
         lk.unlock();
 
@@ -182,7 +188,7 @@ void GroupCommit::writer_loop() {
             }
         }
         busy_ = true;
-        if (idle_due && !ready()) {
+        if (idle_due) {
             lk.unlock();
             committer_.idle();
             lk.lock();

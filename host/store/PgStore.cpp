@@ -283,8 +283,20 @@ pg_conn* PgStore::connect() const {
     const std::string timeout =
         std::to_string(std::max<int64_t>(1, (connect_timeout_.count() + 999) / 1000));
     // Ours first: what the URL sets wins over them (expand_dbname).
-    const char* keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
-    const char* values[] = {"clayhook", timeout.c_str(), url_.c_str(), nullptr};
+    // TCP keepalives and a user timeout: a server that stops answering
+    // without closing (a network cut, a paused VM) fails the connection in
+    // about 15 s instead of blocking the writer for ever.
+    const char* keys[] = {"application_name",
+                          "connect_timeout",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          nullptr};
+    const char* values[] = {"clayhook", timeout.c_str(), "1",          "5",    "2",
+                            "3",        "15000",         url_.c_str(), nullptr};
     PGconn* c = PQconnectdbParams(keys, values, 1);
     if (!c) throw std::runtime_error("out of memory connecting to " + name_);
     if (PQstatus(c) != CONNECTION_OK) {
@@ -406,8 +418,28 @@ void PgStore::migrate(pg_conn* c) {
     }
 }
 
+void PgStore::rollback_writer() noexcept {
+    PGconn* c = wconn_;
+    bool ok_ = c && PQtransactionStatus(c) == PQTRANS_IDLE;
+    if (!ok_ && c && send(c, "ROLLBACK", Params{}) && PQpipelineSync(c) == 1) {
+        Result r(PQgetResult(c));
+        while (PGresult* extra = PQgetResult(c))
+            PQclear(extra);
+        Result sync(PQgetResult(c));
+        ok_ = sync && PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC &&
+              PQtransactionStatus(c) == PQTRANS_IDLE;
+    }
+    if (!ok_ && wconn_) {
+        // Unknown state: a fresh connection is simpler than repair.
+        PQfinish(wconn_);
+        wconn_ = nullptr;
+        next_reconnect_ = {};
+    }
+}
+
 bool PgStore::ensure_writer() noexcept {
-    if (wconn_ && PQstatus(wconn_) == CONNECTION_OK) return true;
+    if (wconn_ && PQstatus(wconn_) == CONNECTION_OK && PQtransactionStatus(wconn_) == PQTRANS_IDLE)
+        return true;
     if (wconn_) PQfinish(wconn_);
     wconn_ = nullptr;
     // While the database is away, one attempt per reconnect_every: the
@@ -461,13 +493,31 @@ constexpr const char* kUpdateSql =
     " SELECT u.id, $9::integer, $10::bigint, $11::bigint, $12::text, $13::bytea FROM u"
     " WHERE $8::boolean";
 
+// Per-key exclusivity across hosts: a delivery with an ordering key is
+// claimed only while no other pending delivery of its (plugin, key) is under
+// a live lease or older. Two hosts claiming two deliveries of one key at once
+// could each miss the other's uncommitted lease, so the claim first takes a
+// transaction-scoped advisory lock per key (try-lock: never waits, so claims
+// cannot deadlock), in a statement of its own; the claim statement that
+// follows has a snapshot taken after the lock, so it sees the lease of the
+// transaction that held the lock before. The lock is re-taken (it nests)
+// inside the claim so a key locked by another transaction right now is skipped.
+constexpr const char* kClaimLockSql =
+    "SELECT pg_try_advisory_xact_lock(hashtextextended(d.plugin || ':' ||"
+    " encode(d.order_key, 'hex'), 0)) FROM deliveries d"
+    " WHERE d.id = ANY($1::bigint[]) AND d.state = 0 AND d.order_key <> ''::bytea";
+
 constexpr const char* kClaimSql =
     "WITH c AS ("
     " SELECT d.id FROM deliveries d"
     " WHERE d.id = ANY($1::bigint[]) AND d.state = 0"
     " AND (d.lease_until_ms <= $4::bigint OR d.claimed_by = $2::text)"
-    " AND (d.order_key = ''::bytea OR NOT EXISTS (SELECT 1 FROM deliveries o"
-    " WHERE o.plugin = d.plugin AND o.order_key = d.order_key AND o.state = 0 AND o.id < d.id))"
+    " AND (d.order_key = ''::bytea OR ("
+    " pg_try_advisory_xact_lock(hashtextextended(d.plugin || ':' || encode(d.order_key, 'hex'),"
+    " 0))"
+    " AND NOT EXISTS (SELECT 1 FROM deliveries o"
+    " WHERE o.plugin = d.plugin AND o.order_key = d.order_key AND o.state = 0 AND o.id <> d.id"
+    " AND (o.id < d.id OR o.lease_until_ms > $4::bigint))))"
     " FOR UPDATE SKIP LOCKED)"
     " UPDATE deliveries t SET attempts = t.attempts + 1, claimed_by = $2::text,"
     " lease_until_ms = $3::bigint FROM c WHERE t.id = c.id RETURNING t.id, t.attempts";
@@ -522,6 +572,12 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
     std::vector<std::string> ids(batch.inserts.size());
     const int64_t now = now_ms();
 
+    // Results in delivery id order (stable: two results of one delivery keep
+    // theirs), as renew() locks its rows: the two cannot deadlock.
+    std::stable_sort(batch.updates.begin(), batch.updates.end(),
+                     [](const DeliveryUpdate& a, const DeliveryUpdate& b) {
+                         return a.delivery_id < b.delivery_id;
+                     });
     bool sent = send(c, "BEGIN", Params{});
     for (size_t k = 0; sent && k < order.size(); ++k) {
         const NewEvent& e = *batch.inserts[order[k]]->event;
@@ -568,9 +624,10 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
     for (size_t i = 0; sent && i < batch.claims.size(); ++i) {
         const GroupCommit::Claim& cl = *batch.claims[i];
         std::vector<int64_t> v(cl.ids.begin(), cl.ids.end());
+        sent = send(c, kClaimLockSql, Params().i64_array(v));
         Params p;
         p.i64_array(v).text(owner_).i64(cl.lease_until_ms).i64(cl.now_ms);
-        sent = send(c, kClaimSql, p);
+        sent = sent && send(c, kClaimSql, p);
     }
     if (sent) sent = send(c, "COMMIT", Params{});
     if (sent) sent = PQpipelineSync(c) == 1;
@@ -582,7 +639,7 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
     }
 
     // Read every result, in the order sent, then the sync.
-    const size_t statements = 2 + order.size() + batch.updates.size() + batch.claims.size();
+    const size_t statements = 2 + order.size() + batch.updates.size() + 2 * batch.claims.size();
     std::vector<Result> results;
     results.reserve(statements);
     bool broken = false;
@@ -608,17 +665,20 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
         wconn_ = nullptr;
         return false;
     }
+    bool failed = false;
     for (const Result& r : results) {
         if (!ok(r.get())) {
             // The first failure explains; the rest are PIPELINE_ABORTED.
-            if (PQresultStatus(r.get()) != PGRES_PIPELINE_ABORTED) {
+            if (!failed && PQresultStatus(r.get()) != PGRES_PIPELINE_ABORTED)
                 error = error_of(r.get(), c);
-                return false;
-            }
+            failed = true;
         }
     }
-    if (!ok(results.back().get())) {
-        error = "the transaction was rolled back";
+    if (failed) {
+        if (error.empty()) error = "the transaction was rolled back";
+        // The failed statement left the session inside an aborted
+        // transaction (our BEGIN): end it, or every later batch would fail.
+        rollback_writer();
         return false;
     }
 
@@ -650,7 +710,7 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
     }
     for (size_t i = 0; i < batch.claims.size(); ++i) {
         GroupCommit::Claim& cl = *batch.claims[i];
-        const PGresult* r = results[1 + order.size() + batch.updates.size() + i].get();
+        const PGresult* r = results[1 + order.size() + batch.updates.size() + 2 * i + 1].get();
         cl.claimed.clear();
         for (int row = 0; row < PQntuples(r); ++row)
             cl.claimed.push_back({int_at(r, row, 0), static_cast<uint32_t>(int_at(r, row, 1))});
@@ -748,8 +808,9 @@ size_t PgStore::renew(std::span<const int64_t> ids, int64_t lease_until_ms) {
     return with_conn([&](PGconn* pc) -> size_t {
         std::vector<int64_t> v(ids.begin(), ids.end());
         Result r = exec(pc,
-                        "UPDATE deliveries SET lease_until_ms = $2::bigint"
-                        " WHERE id = ANY($1::bigint[]) AND state = 0 AND claimed_by = $3::text",
+                        "UPDATE deliveries SET lease_until_ms = $2::bigint WHERE id IN"
+                        " (SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) AND state = 0"
+                        " AND claimed_by = $3::text ORDER BY id FOR UPDATE)",
                         Params().i64_array(v).i64(lease_until_ms).text(owner_),
                         "renew delivery leases in " + name_);
         return static_cast<size_t>(std::stoull(PQcmdTuples(r.get())));
@@ -765,7 +826,7 @@ std::vector<DeliveryRef> PgStore::claimable(std::span<const std::string> plugins
         " AND d.lease_until_ms <= $3::bigint"
         " AND (d.order_key = ''::bytea OR NOT EXISTS (SELECT 1 FROM deliveries o"
         " WHERE o.plugin = d.plugin AND o.order_key = d.order_key AND o.state = 0"
-        " AND o.id < d.id))"
+        " AND o.id <> d.id AND (o.id < d.id OR o.lease_until_ms > $3::bigint)))"
         " ORDER BY d.due_ms, d.id LIMIT $4::bigint";
     return with_conn([&](PGconn* pc) -> std::vector<DeliveryRef> {
         Result r = exec(pc, sql.c_str(),

@@ -117,6 +117,8 @@ class PgStore final : public Store, private GroupCommit::Committer {
 
     void migrate(pg_conn* c);
     bool ensure_writer() noexcept;  // reconnects the write connection if it is gone
+    // Ends an aborted transaction on the write connection, or drops it.
+    void rollback_writer() noexcept;
 
     // GroupCommit::Committer
     bool commit(GroupCommit::Batch& batch) noexcept override;

@@ -109,12 +109,14 @@ inline std::string error_of(PGconn* c) {
     return m;
 }
 
+// A statement's error: the primary message and the SQLSTATE only. Never the
+// DETAIL, which may quote a failing row (another sender's body).
 inline std::string error_of(const PGresult* r, PGconn* c) {
     if (r) {
-        std::string m = PQresultErrorMessage(r);
-        while (!m.empty() && (m.back() == '\n' || m.back() == ' '))
-            m.pop_back();
-        if (!m.empty()) return m;
+        const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (primary && *primary)
+            return std::string(primary) + (code ? std::string(" (SQLSTATE ") + code + ")" : "");
     }
     return error_of(c);
 }

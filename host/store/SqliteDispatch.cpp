@@ -126,7 +126,7 @@ std::vector<DeliveryRef> SqliteStore::claimable(std::span<const std::string> plu
         " WHERE d.state = 0 AND d.plugin = ?1 AND d.due_ms <= ?2 AND d.lease_until_ms <= ?4"
         " AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries o"
         " WHERE o.plugin = d.plugin AND o.order_key = d.order_key AND o.state = 0"
-        " AND o.id < d.id))"
+        " AND o.id <> d.id AND (o.id < d.id OR o.lease_until_ms > ?4)))"
         " ORDER BY d.due_ms, d.id LIMIT ?3";
     std::vector<DeliveryRef> out;
     const int64_t now = now_ms();

@@ -8,6 +8,8 @@
 #include "support/TestPki.h"
 #include "support/Wait.h"
 
+#include <libpq-fe.h>
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -295,4 +297,86 @@ TEST_CASE("postgres: a role without CREATE serves a database that is up to date"
     PgStore store(pg_config(as_rw), 16);
     CHECK(store.insert(event("limited")).status == InsertStatus::stored);
     CHECK(store.event_count() == 1);
+}
+
+TEST_CASE("postgres: a failed statement does not leave the writer stuck, nor log a row",
+          "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    PgStore store(pg_config(url), 16);
+    REQUIRE(store.insert(event("first")).status == InsertStatus::stored);
+    // A constraint the next event breaks: its batch fails on the server.
+    server.query(url, "ALTER TABLE events ADD CONSTRAINT no_poison CHECK (body <> 'poison')");
+    NewEvent poison{"clay", "enrichment.completed", "poison-key", "poison", now_ms()};
+    auto bad = store.insert(poison);
+    CHECK(bad.status == InsertStatus::unavailable);
+    CHECK_THAT(bad.error, Catch::Contains("no_poison") && Catch::Contains("SQLSTATE 23514"));
+    // The server's DETAIL quotes the failing row (another sender's body).
+    CHECK(bad.error.find("Failing row") == std::string::npos);
+    CHECK(bad.error.find("706f69736f6e") == std::string::npos);  // "poison" in hex
+    // A result keeps the writer busy retrying (no idle check runs).
+    DeliveryUpdate u;
+    u.delivery_id = 1;
+    store.record({u});
+    server.query(url, "ALTER TABLE events DROP CONSTRAINT no_poison");
+    // The next batch commits: the aborted transaction was rolled back.
+    CHECK(test::wait_until(
+        [&] { return store.insert(event("second")).status == InsertStatus::stored; },
+        std::chrono::seconds(5)));
+    CHECK(store.writable());
+    CHECK(store.insert(poison).status == InsertStatus::stored);
+}
+
+TEST_CASE("postgres: a key is never leased to two hosts, even when ids commit out of order",
+          "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    PgStore b(pg_config(url, "host-b"), 16);
+    PgStore a(pg_config(url, "host-a"), 16);
+    // Host A's insert of row-1 draws the lower delivery id but has not
+    // committed yet (held open here on a connection of the test's own).
+    PGconn* raw = PQconnectdb(url.c_str());
+    REQUIRE(PQstatus(raw) == CONNECTION_OK);
+    auto run = [&](const char* sql) {
+        PGresult* r = PQexec(raw, sql);
+        const bool ok =
+            PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+        std::string v = ok && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+        INFO(PQresultErrorMessage(r));
+        PQclear(r);
+        REQUIRE(ok);
+        return v;
+    };
+    run("BEGIN");
+    const std::string x1 =
+        run("WITH e AS (INSERT INTO events(id, source, type, idempotency_key, received_at_ms, body)"
+            " VALUES('evt_00000000000010000000000a', 'clay', 't', 'a', 1, '{}') RETURNING seq)"
+            " INSERT INTO deliveries(event_seq, plugin, state, due_ms, attempts, scheduled,"
+            " age_from_ms, finished_ms, order_key, last_error)"
+            " SELECT seq, 'crm', 0, 1, 0, false, 1, 0, 'row-1', '' FROM e RETURNING id");
+    // Host B stores and claims row-1's next delivery: nothing pending below
+    // it is visible, so it gets it.
+    NewDelivery nd{"crm", "row-1"};
+    Refs refs(b);
+    REQUIRE(b.insert(event("b", std::span(&nd, 1))).status == InsertStatus::stored);
+    REQUIRE(refs.refs.size() == 1);
+    const int64_t x2[] = {refs.refs[0].id};
+    REQUIRE(std::stoll(x1) < x2[0]);
+    REQUIRE(b.claim(x2, now_ms() + 30'000).size() == 1);
+    run("COMMIT");
+    PQfinish(raw);
+    // A's own delivery of the key, lower id, now committed: not while B's
+    // lease on the key lasts.
+    const int64_t first[] = {std::stoll(x1)};
+    CHECK(a.claim(first, now_ms() + 30'000).empty());
+    const std::vector<std::string> crm = {"crm"};
+    CHECK(a.claimable(crm, now_ms(), 10).empty());
+    // B's call ends: the key is free.
+    DeliveryUpdate done;
+    done.delivery_id = x2[0];
+    done.state = DeliveryState::done;
+    done.attempts = 1;
+    b.record({done});
+    b.flush();
+    CHECK(a.claim(first, now_ms() + 30'000).size() == 1);
 }
