@@ -418,50 +418,6 @@ void PgStore::migrate(pg_conn* c) {
     }
 }
 
-void PgStore::rollback_writer() noexcept {
-    PGconn* c = wconn_;
-    bool ok_ = c && PQtransactionStatus(c) == PQTRANS_IDLE;
-    if (!ok_ && c && send(c, "ROLLBACK", Params{}) && PQpipelineSync(c) == 1) {
-        Result r(PQgetResult(c));
-        while (PGresult* extra = PQgetResult(c))
-            PQclear(extra);
-        Result sync(PQgetResult(c));
-        ok_ = sync && PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC &&
-              PQtransactionStatus(c) == PQTRANS_IDLE;
-    }
-    if (!ok_ && wconn_) {
-        // Unknown state: a fresh connection is simpler than repair.
-        PQfinish(wconn_);
-        wconn_ = nullptr;
-        next_reconnect_ = {};
-    }
-}
-
-bool PgStore::ensure_writer() noexcept {
-    if (wconn_ && PQstatus(wconn_) == CONNECTION_OK && PQtransactionStatus(wconn_) == PQTRANS_IDLE)
-        return true;
-    if (wconn_) PQfinish(wconn_);
-    wconn_ = nullptr;
-    // While the database is away, one attempt per reconnect_every: the
-    // commits in between fail at once (503) instead of each waiting for a
-    // connection timeout.
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_reconnect_) return false;
-    next_reconnect_ = now + tuning_.reconnect_every;
-    try {
-        wconn_ = connect();
-        if (!durable_) exec(wconn_, "SET synchronous_commit = off", "relax durability");
-        if (PQenterPipelineMode(wconn_) != 1) throw std::runtime_error(error_of(wconn_));
-        writer_error_.clear();
-        return true;
-    } catch (const std::exception& e) {
-        writer_error_ = e.what();
-        if (wconn_) PQfinish(wconn_);
-        wconn_ = nullptr;
-        return false;
-    }
-}
-
 // ---- The write path ----
 
 namespace {
@@ -523,6 +479,61 @@ constexpr const char* kClaimSql =
     " lease_until_ms = $3::bigint FROM c WHERE t.id = c.id RETURNING t.id, t.attempts";
 
 }  // namespace
+
+void PgStore::rollback_writer() noexcept {
+    PGconn* c = wconn_;
+    bool ok_ = c && PQtransactionStatus(c) == PQTRANS_IDLE;
+    if (!ok_ && c && send(c, "ROLLBACK", Params{}) && PQpipelineSync(c) == 1) {
+        Result r(PQgetResult(c));
+        while (PGresult* extra = PQgetResult(c))
+            PQclear(extra);
+        Result sync(PQgetResult(c));
+        ok_ = sync && PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC &&
+              PQtransactionStatus(c) == PQTRANS_IDLE;
+    }
+    if (!ok_ && wconn_) {
+        // Unknown state: a fresh connection is simpler than repair.
+        PQfinish(wconn_);
+        wconn_ = nullptr;
+        next_reconnect_ = {};
+    }
+}
+
+bool PgStore::ensure_writer() noexcept {
+    if (wconn_ && PQstatus(wconn_) == CONNECTION_OK && PQtransactionStatus(wconn_) == PQTRANS_IDLE)
+        return true;
+    if (wconn_) PQfinish(wconn_);
+    wconn_ = nullptr;
+    // While the database is away, one attempt per reconnect_every: the
+    // commits in between fail at once (503) instead of each waiting for a
+    // connection timeout.
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_reconnect_) return false;
+    next_reconnect_ = now + tuning_.reconnect_every;
+    try {
+        wconn_ = connect();
+        if (!durable_) exec(wconn_, "SET synchronous_commit = off", "relax durability");
+        // Prepared once per connection: planning the insert cost the
+        // server as much CPU as running it, at every delivery.
+        for (const auto& [name, sql] :
+             {std::pair{"clayhook_insert", kInsertSql}, std::pair{"clayhook_result", kUpdateSql},
+              std::pair{"clayhook_claim_lock", kClaimLockSql},
+              std::pair{"clayhook_claim", kClaimSql}}) {
+            Result r(PQprepare(wconn_, name, sql, 0, nullptr));
+            if (!ok(r.get()))
+                throw std::runtime_error(std::string("prepare ") + name + ": " +
+                                         error_of(r.get(), wconn_));
+        }
+        if (PQenterPipelineMode(wconn_) != 1) throw std::runtime_error(error_of(wconn_));
+        writer_error_.clear();
+        return true;
+    } catch (const std::exception& e) {
+        writer_error_ = e.what();
+        if (wconn_) PQfinish(wconn_);
+        wconn_ = nullptr;
+        return false;
+    }
+}
 
 void PgStore::fail_batch(GroupCommit::Batch& batch, const std::string& error) {
     writable_.store(false, std::memory_order_relaxed);
@@ -597,7 +608,7 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
             .bytes(e.body)
             .text_array(plugins)
             .text(bytea_array(keys));
-        sent = send(c, kInsertSql, p);
+        sent = send_prepared(c, "clayhook_insert", p);
     }
     for (size_t i = 0; sent && i < batch.updates.size(); ++i) {
         const DeliveryUpdate& u = batch.updates[i];
@@ -619,15 +630,15 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
         } else {
             p.i64(0).i64(0).i64(0).text("").bytes("");
         }
-        sent = send(c, kUpdateSql, p);
+        sent = send_prepared(c, "clayhook_result", p);
     }
     for (size_t i = 0; sent && i < batch.claims.size(); ++i) {
         const GroupCommit::Claim& cl = *batch.claims[i];
         std::vector<int64_t> v(cl.ids.begin(), cl.ids.end());
-        sent = send(c, kClaimLockSql, Params().i64_array(v));
+        sent = send_prepared(c, "clayhook_claim_lock", Params().i64_array(v));
         Params p;
         p.i64_array(v).text(owner_).i64(cl.lease_until_ms).i64(cl.now_ms);
-        sent = sent && send(c, kClaimSql, p);
+        sent = sent && send_prepared(c, "clayhook_claim", p);
     }
     if (sent) sent = send(c, "COMMIT", Params{});
     if (sent) sent = PQpipelineSync(c) == 1;

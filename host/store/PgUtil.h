@@ -157,6 +157,15 @@ inline bool send(PGconn* c, const char* sql, const Params& p) {
                              formats.data(), 1) == 1;
 }
 
+// Queues one execution of a statement prepared on this connection.
+inline bool send_prepared(PGconn* c, const char* name, const Params& p) {
+    std::vector<const char*> values;
+    std::vector<int> lengths, formats;
+    p.finish(values, lengths, formats);
+    return PQsendQueryPrepared(c, name, p.count(), values.data(), lengths.data(), formats.data(),
+                               1) == 1;
+}
+
 // Column readers for binary results.
 inline std::string_view bytes_at(const PGresult* r, int row, int col) {
     if (PQgetisnull(r, row, col)) return {};
