@@ -8,6 +8,7 @@
 #include "metrics/Metrics.h"
 #include "plugins/PluginSet.h"
 #include "routing/EventCatalogue.h"
+#include "store/PgStore.h"
 
 #include <clayhook/json.hpp>
 
@@ -98,6 +99,7 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
     PluginSet plugins;
     std::string stage_dir;
     Value sources = Value::array(), plugin_list = Value::array(), routes = Value::array();
+    Value store = Value::object();
 
     if (loaded) {
         for (const Secret* s : config.all_secrets()) {
@@ -111,6 +113,37 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
         for (const auto* f : {&config.listener.tls.cert_file, &config.listener.tls.key_file})
             if (!f->empty() && !std::ifstream(*f))
                 r.errors.push_back(file + ": listener.tls: cannot read " + *f);
+
+        // The store: what serve will open. check never connects to a
+        // database (serve does, and says why it cannot).
+        store.set("engine", config.store.engine);
+        if (config.store.engine == "postgres") {
+            if (config.store.postgres_url && config.store.postgres_url->resolved) {
+                try {
+                    PgUrlInfo pg = inspect_postgres_url(config.store.postgres_url->value);
+                    store.set("location", pg.name);
+                    if (!pg.local() && pg.sslmode != "verify-full" && pg.sslmode != "verify-ca")
+                        r.warnings.push_back(
+                            "store.postgres_url reaches " + pg.host + " with sslmode " +
+                            (pg.sslmode.empty() ? std::string("prefer (libpq's default)")
+                                                : pg.sslmode) +
+                            ": the server's certificate is not verified, so the password and "
+                            "every delivery can be read by whoever sits in between; use "
+                            "sslmode=verify-full and sslrootcert");
+                } catch (const std::exception& e) {
+                    r.errors.push_back(config.store.postgres_url->pos.str() + ": " + e.what());
+                }
+            }
+            if (config.store.postgres_url)
+                store.set("url", secret_json(*config.store.postgres_url));
+        } else {
+            store.set("location", config.store.path);
+        }
+        store.set("durable", config.store.durable);
+        store.set("host_id", config.store.host_id.empty() ? std::string("(hostname:pid:random)")
+                                                          : config.store.host_id);
+        store.set("lease", ms_text(config.dispatch.lease));
+        store.set("poll_interval", ms_text(config.dispatch.poll_interval));
 
         for (const auto& s : config.sources) {
             Value o = Value::object();
@@ -217,6 +250,7 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
         Value root = Value::object();
         root.set("config", file);
         root.set("ok", ok);
+        root.set("store", store);
         root.set("sources", sources);
         root.set("plugins", plugin_list);
         root.set("routes", routes);
@@ -233,6 +267,23 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
 
     out << "clayhook check: " << file << "\n";
     if (loaded) {
+        out << "\nstore\n  " << store.get_string("engine", "") << "  "
+            << store.get_string("location", "(unknown)")
+            << (store.get_bool("durable", true) ? "" : "  (not durable)") << "\n";
+        if (const Value* url = store.find("url"))
+            out << "    postgres_url " << url->get_string("ref", "") << ": "
+                << (url->get_bool("resolved", false)
+                        ? "resolved from " + url->get_string("from", "")
+                        : url->get_string("error", ""))
+                << " (check does not connect; serve does at start)\n";
+        out << "    host_id " << store.get_string("host_id", "");
+        if (store.get_string("engine", "") == "postgres")
+            out << "; lease " << store.get_string("lease", "") << ", poll every "
+                << store.get_string("poll_interval", "");
+        else
+            out << "; one process at a time (lock file " << store.get_string("location", "")
+                << ".lock)";
+        out << "\n";
         out << "\nsources\n";
         for (const auto& s : sources.items()) {
             out << "  " << s.get_string("name", "") << "  POST " << s.get_string("path", "")

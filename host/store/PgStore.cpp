@@ -197,32 +197,52 @@ DeliveryInfo read_info(const PGresult* r, int i) {
     return d;
 }
 
-// "postgresql://USER@HOST:PORT/DB" from the connection string, without the
-// password; never libpq's parse error, which may echo the string.
-std::string describe_url(const std::string& url) {
+}  // namespace
+
+PgUrlInfo inspect_postgres_url(const std::string& url) {
     char* err = nullptr;
     PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
-    if (err) PQfreemem(err);
+    if (err) PQfreemem(err);  // libpq's message may quote the string
     if (!opts) {
         throw std::runtime_error(
             "store.postgres_url is not a valid PostgreSQL URL or connection string (its text is "
             "not shown: it may hold a password)");
     }
-    std::string host = "localhost", port = "5432", db, user;
+    PgUrlInfo info;
+    std::string hostaddr, port = "5432", db, user;
     for (PQconninfoOption* o = opts; o->keyword; ++o) {
         if (!o->val) continue;
-        std::string_view k = o->keyword;
-        if (k == "host" || (k == "hostaddr" && host == "localhost")) host = o->val;
+        const std::string_view k = o->keyword;
+        if (k == "host") info.host = o->val;
+        if (k == "hostaddr") hostaddr = o->val;
         if (k == "port") port = o->val;
         if (k == "dbname") db = o->val;
         if (k == "user") user = o->val;
+        if (k == "sslmode") info.sslmode = o->val;
     }
     PQconninfoFree(opts);
+    if (info.host.empty()) info.host = hostaddr;
     if (db.empty()) db = user;
-    return "postgresql://" + (user.empty() ? "" : user + "@") + host + ":" + port + "/" + db;
+    info.name = "postgresql://" + (user.empty() ? "" : user + "@") +
+                (info.host.empty() ? "localhost" : info.host) + ":" + port + "/" + db;
+    return info;
 }
 
-}  // namespace
+bool PgUrlInfo::local() const {
+    if (host.empty() || host.front() == '/') return true;  // a Unix socket
+    // Several hosts ("a,b"): local only if every one is.
+    size_t from = 0;
+    while (from <= host.size()) {
+        size_t comma = host.find(',', from);
+        std::string h = host.substr(from, comma == std::string::npos ? comma : comma - from);
+        if (!(h.empty() || h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0 ||
+              h.front() == '/'))
+            return false;
+        if (comma == std::string::npos) break;
+        from = comma + 1;
+    }
+    return true;
+}
 
 int64_t PgStore::known_schema_version() {
     return static_cast<int64_t>(std::size(kMigrations));
@@ -240,7 +260,7 @@ PgStore::PgStore(const StoreConfig& config, size_t max_queue, Tuning tuning)
             "cannot open store (engine postgres): store.postgres_url is not set or did not "
             "resolve");
     url_ = config.postgres_url->value;
-    name_ = describe_url(url_);
+    name_ = inspect_postgres_url(url_).name;
     auto fail = [&](const std::string& why) {
         return std::runtime_error("cannot open store " + name_ + ": " + why);
     };

@@ -25,6 +25,19 @@ struct pg_conn;
 
 namespace clayhook {
 
+// What a PostgreSQL connection string says, without connecting (for `check`
+// and the errors). Throws std::runtime_error when libpq cannot parse it (the
+// text is never echoed: it may hold a password).
+struct PgUrlInfo {
+    std::string name;     // "postgresql://USER@HOST:PORT/DB", no password
+    std::string host;     // as written ("" = libpq's default, a local socket)
+    std::string sslmode;  // as written ("" = libpq's default, prefer)
+    // The server is on this machine: a Unix socket, localhost or a
+    // loopback address.
+    bool local() const;
+};
+PgUrlInfo inspect_postgres_url(const std::string& url);
+
 class PgStore final : public Store, private GroupCommit::Committer {
   public:
     struct Tuning {

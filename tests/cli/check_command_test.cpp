@@ -115,3 +115,49 @@ TEST_CASE("usage errors exit 2", "[cli]") {
     CHECK(v.code == 0);
     CHECK_THAT(v.out, Catch::Contains("plugin ABI 1.0"));
 }
+
+TEST_CASE("check shows the store without the password, and warns of an unverified remote server",
+          "[cli][check]") {
+    TempDir dir;
+    const std::string config = dir.write("c.yaml", R"(admin: {enabled: false}
+store: {engine: postgres, postgres_url: "${CHECK_PG_URL}", host_id: alpha}
+dispatch: {lease: 12s, poll_interval: 500ms}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify: {scheme: hmac-sha256, secrets: ["${CHECK_SECRET}"]}
+)");
+    auto check = [&](const std::string& url) {
+        return run({kClayhookBin, "check", "--config", config},
+                   in_source_dir({{"CHECK_PG_URL", url}, {"CHECK_SECRET", "s3cret-value"}}));
+    };
+    auto remote = check("postgresql://clay:Pg-Passw0rd@db.internal:6432/hooks");
+    INFO(remote.out << remote.err);
+    CHECK(remote.code == 0);
+    CHECK_THAT(remote.out, Catch::Contains("postgres  postgresql://clay@db.internal:6432/hooks"));
+    CHECK_THAT(remote.out, Catch::Contains("postgres_url ${CHECK_PG_URL}: resolved from env"));
+    CHECK_THAT(remote.out, Catch::Contains("host_id alpha; lease 12s, poll every 500ms"));
+    CHECK_THAT(remote.out, Catch::Contains("store.postgres_url reaches db.internal with sslmode "
+                                           "prefer (libpq's default)"));
+    CHECK(remote.out.find("Pg-Passw0rd") == std::string::npos);
+
+    auto verified = check(
+        "postgresql://clay:Pg-Passw0rd@db.internal/hooks?sslmode=verify-full&sslrootcert=/ca.pem");
+    CHECK(verified.code == 0);
+    CHECK(verified.out.find("store.postgres_url reaches") == std::string::npos);
+    auto local = check("postgresql://clay@127.0.0.1:5432/hooks");
+    CHECK(local.out.find("store.postgres_url reaches") == std::string::npos);
+
+    // Not parsable: an error, and the text is not echoed.
+    auto bad = check("host=db.internal password=Pg-Passw0rd bogus");
+    CHECK(bad.code == 1);
+    CHECK_THAT(bad.out, Catch::Contains("not a valid PostgreSQL URL"));
+    CHECK(bad.out.find("Pg-Passw0rd") == std::string::npos);
+    CHECK(bad.err.find("Pg-Passw0rd") == std::string::npos);
+
+    auto sqlite = run({kClayhookBin, "check", "--config", "config/clayhook.yaml"},
+                      in_source_dir({{"CLAY_WEBHOOK_SECRET", "x"}, {"CLAYHOOK_ADMIN_TOKEN", "y"}}));
+    CHECK_THAT(sqlite.out, Catch::Contains("\nstore\n  sqlite  " + std::string(kSourceDir) +
+                                           "/var/clayhook.db\n"));
+    CHECK_THAT(sqlite.out, Catch::Contains("one process at a time (lock file"));
+}
