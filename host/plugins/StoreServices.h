@@ -1,10 +1,9 @@
 #pragma once
 
 // The plugins' store-based services (host/plugins/HostServices.h): the
-// key-value store over the host's Store, and deliver_again_at, which the
-// dispatcher carries out (it owns the pending deliveries). Created with the
-// store, before any plugin, so a plugin can use them from its create() on;
-// outlives every plugin instance.
+// key-value store over the host's store (its PluginStateStore role), and deliver_again_at, which
+// the dispatcher carries out (it owns the pending deliveries). Created with the store, before any
+// plugin, so a plugin can use them from its create() on; outlives every plugin instance.
 
 #include "plugins/HostServices.h"
 
@@ -14,7 +13,7 @@
 namespace clayhook {
 
 class Logger;
-class Store;
+class PluginStateStore;
 
 // What carries out deliver_again_at: the dispatcher.
 class Rescheduler {
@@ -29,7 +28,7 @@ class StoreServices final : public PluginBackend {
     static constexpr size_t kMaxKey = 1024;
     static constexpr size_t kMaxValue = 1024 * 1024;
 
-    StoreServices(Store& store, Logger& log) : store_(store), log_(log) {}
+    StoreServices(PluginStateStore& store, Logger& log) : store_(store), log_(log) {}
 
     // The dispatcher, for deliver_again_at, from when it exists until it
     // stops (before and after, that call answers CLAYHOOK_ERR_UNSUPPORTED).
@@ -48,7 +47,7 @@ class StoreServices final : public PluginBackend {
                              int64_t at_ms) noexcept override;
 
   private:
-    Store& store_;
+    PluginStateStore& store_;
     Logger& log_;
     std::shared_mutex rescheduler_mu_;
     Rescheduler* rescheduler_ = nullptr;  // under rescheduler_mu_

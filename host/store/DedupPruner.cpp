@@ -8,7 +8,7 @@
 
 namespace clayhook {
 
-DedupPruner::DedupPruner(Store& store, std::chrono::milliseconds retention,
+DedupPruner::DedupPruner(IntakeWriter& store, std::chrono::milliseconds retention,
                          std::chrono::milliseconds interval, Logger& log, Metrics& metrics)
     : store_(store), retention_(retention), interval_(interval), log_(log), metrics_(metrics) {
     thread_ = std::thread(&DedupPruner::run, this);

@@ -9,7 +9,7 @@ namespace clayhook {
 
 class Logger;
 class Metrics;
-class Store;
+class IntakeWriter;
 
 // Forgets dedup records older than the retention window, in the background:
 // once at start, then every `interval` (every second while the store is not
@@ -19,7 +19,7 @@ class DedupPruner {
   public:
     static constexpr std::chrono::milliseconds kUnwritableRetry{1000};
 
-    DedupPruner(Store& store, std::chrono::milliseconds retention,
+    DedupPruner(IntakeWriter& store, std::chrono::milliseconds retention,
                 std::chrono::milliseconds interval, Logger& log, Metrics& metrics);
     ~DedupPruner();  // stops and joins
     DedupPruner(const DedupPruner&) = delete;
@@ -30,7 +30,7 @@ class DedupPruner {
 
   private:
     void run();
-    Store& store_;
+    IntakeWriter& store_;
     std::chrono::milliseconds retention_, interval_;
     Logger& log_;
     Metrics& metrics_;
