@@ -187,7 +187,9 @@ struct ClaimedDelivery {
     uint32_t attempts = 0;  // counting this claim's attempt
 };
 
-// The store by role. Each collaborator takes the role it uses; an engine
+// The store by role. A collaborator that needs one role takes that role (the
+// dedup pruner, the plugins' services); one that needs several, or the
+// commit subscriptions, takes the Store. An engine
 // implements them all (class Store below). Thread safety: every member may be
 // called from any thread at the same time.
 
