@@ -380,3 +380,57 @@ TEST_CASE("postgres: a key is never leased to two hosts, even when ids commit ou
     b.flush();
     CHECK(a.claim(first, now_ms() + 30'000).size() == 1);
 }
+
+TEST_CASE("postgres: one batch with a duplicate inside and two results of one delivery",
+          "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    PgStore store(pg_config(url), 16);
+    NewDelivery nd{"sink", "row-7"};
+    Refs refs(store);
+    // Three inserts in one transaction: two share a key.
+    store.hold_writer(true);
+    std::vector<InsertResult> r(3);
+    std::vector<std::thread> t;
+    const std::string keys[] = {"same", "other", "same"};
+    for (int i = 0; i < 3; ++i)
+        t.emplace_back([&, i] { r[i] = store.insert(event(keys[i], std::span(&nd, 1))); });
+    REQUIRE(test::wait_until([&] { return store.queue_depth() == 3; }));
+    store.hold_writer(false);
+    for (auto& x : t)
+        x.join();
+    int stored = 0;
+    for (const auto& x : r)
+        stored += x.status == InsertStatus::stored;
+    CHECK(stored == 2);
+    CHECK(r[0].id == r[2].id);
+    CHECK(r[0].id != r[1].id);
+    CHECK(store.event_count() == 2);
+    REQUIRE(refs.refs.size() == 2);  // one delivery per stored event, none for the duplicate
+    CHECK(refs.refs[0].order_key == "row-7");
+
+    // A retry and then done for one delivery, committed together: the row
+    // ends done, the retry stays in its history.
+    const int64_t id = refs.refs[0].id;
+    const int64_t ids[] = {id};
+    REQUIRE(store.claim(ids, now_ms() + 30'000).size() == 1);
+    DeliveryUpdate retry;
+    retry.delivery_id = id;
+    retry.state = DeliveryState::pending;
+    retry.attempts = 1;
+    retry.due_ms = now_ms();
+    retry.last_error = "busy";
+    retry.attempt = AttemptRecord{1, now_ms(), 10, "retry", "busy"};
+    DeliveryUpdate done;
+    done.delivery_id = id;
+    done.state = DeliveryState::done;
+    done.attempts = 2;
+    store.hold_writer(true);
+    store.record({retry, done});
+    store.hold_writer(false);
+    store.flush();
+    CHECK(server.query(url, "SELECT state, attempts FROM deliveries WHERE id = " +
+                                std::to_string(id)) == "1|2");
+    CHECK(server.query(url, "SELECT count(*) FROM attempts WHERE delivery_id = " +
+                                std::to_string(id)) == "1");
+}
