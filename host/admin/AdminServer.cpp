@@ -105,6 +105,10 @@ json::Value delivery_json(const DeliveryInfo& d, bool with_history) {
                  .set("last_error",
                       d.last_error.empty() ? json::Value(nullptr) : json::Value(d.last_error));
     if (!d.order_key.empty()) v.set("ordering_key", d.order_key);
+    // Who is handling it now: the host whose claim's lease still runs.
+    v.set("claimed_by", d.claimed_by.empty() ? json::Value(nullptr) : json::Value(d.claimed_by));
+    v.set("lease_until", d.state == DeliveryState::pending ? time_or_null(d.lease_until_ms)
+                                                           : json::Value(nullptr));
     if (with_history) {
         auto h = json::Value::array();
         for (const auto& a : d.history)

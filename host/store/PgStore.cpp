@@ -155,7 +155,7 @@ StoredEvent read_event(const PGresult* r, int i) {
 
 constexpr const char* kInfoColumns =
     "SELECT d.id, e.id, e.type, d.plugin, d.state, d.attempts, d.due_ms, d.finished_ms,"
-    " e.received_at_ms, d.last_error, d.order_key"
+    " e.received_at_ms, d.last_error, d.order_key, d.claimed_by, d.lease_until_ms"
     " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 DeliveryState state_from(int64_t v) {
@@ -194,6 +194,8 @@ DeliveryInfo read_info(const PGresult* r, int i) {
     d.received_at_ms = int_at(r, i, 8);
     d.last_error = bytes_at(r, i, 9);
     d.order_key = bytes_at(r, i, 10);
+    d.claimed_by = bytes_at(r, i, 11);
+    d.lease_until_ms = int_at(r, i, 12);
     return d;
 }
 

@@ -11,7 +11,7 @@ namespace {
 
 constexpr const char* kInfoColumns =
     "SELECT d.id, e.id, e.type, d.plugin, d.state, d.attempts, d.due_ms, d.finished_ms,"
-    " e.received_at_ms, d.last_error, d.order_key"
+    " e.received_at_ms, d.last_error, d.order_key, d.claimed_by, d.lease_until_ms"
     " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 DeliveryInfo read_info(sqlite3_stmt* s) {
@@ -27,6 +27,8 @@ DeliveryInfo read_info(sqlite3_stmt* s) {
     d.received_at_ms = sqlite3_column_int64(s, 8);
     d.last_error = column_view(s, 9);
     d.order_key = column_view(s, 10);
+    d.claimed_by = column_view(s, 11);
+    d.lease_until_ms = sqlite3_column_int64(s, 12);
     return d;
 }
 

@@ -136,6 +136,8 @@ struct DeliveryInfo {
     int64_t received_at_ms = 0;
     std::string last_error;
     std::string order_key;
+    std::string claimed_by;              // the host_id that claimed it last ("" = never claimed)
+    int64_t lease_until_ms = 0;          // its claim's lease (0 once a result ended it)
     std::vector<AttemptRecord> history;  // filled by event_deliveries() only
 };
 

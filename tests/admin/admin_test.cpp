@@ -155,6 +155,9 @@ TEST_CASE("admin: events, one event with its attempts, dead deliveries, replay",
     CHECK(ds[0].get_string("last_error", "").find("is missing") != std::string::npos);
     REQUIRE(ds[0].find("attempts_history")->size() == 1);
     CHECK(ds[0].find("attempts_history")->items()[0].get_string("outcome", "") == "fail");
+    // Who claimed it last; no lease once it is finished.
+    CHECK(ds[0].get_string("claimed_by", "") == rig.store->owner());
+    CHECK(ds[0].find("lease_until")->is_null());
     CHECK(rig.call("GET", "/admin/events/evt_00000000000000000000000").status == 404);
 
     auto dead = rig.get_json("/admin/deliveries?state=dead");

@@ -273,6 +273,8 @@ TEST_CASE("contract: a claim counts the attempt; results end it and keep the his
     CHECK(c1[0].attempts == 1);
     // Counted before any result: what a crash during the call leaves.
     CHECK(store->event_deliveries(id).at(0).attempts == 1);
+    CHECK(store->event_deliveries(id).at(0).claimed_by == store->owner());
+    CHECK(store->event_deliveries(id).at(0).lease_until_ms > now_ms());
 
     store->record({result(d, DeliveryState::pending, 1, "retry", "HTTP 503 from the CRM")});
     store->flush();
@@ -285,6 +287,7 @@ TEST_CASE("contract: a claim counts the attempt; results end it and keep the his
     auto info = store->event_deliveries(id).at(0);
     CHECK(info.state == DeliveryState::done);
     CHECK(info.attempts == 2);
+    CHECK(info.lease_until_ms == 0);  // the result ended the lease
     REQUIRE(info.history.size() == 1);
     CHECK(info.history[0].outcome == "retry");
     CHECK(info.history[0].reason == "HTTP 503 from the CRM");
