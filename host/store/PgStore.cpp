@@ -278,6 +278,7 @@ PgStore::PgStore(const StoreConfig& config, size_t max_queue, Tuning tuning)
         limits.max_batch = tuning_.max_batch;
         limits.max_updates = tuning_.max_updates;
         limits.idle_period = tuning_.reconnect_every;
+        serving_ = true;  // before the writer thread starts: it reads it
         gc_ = std::make_unique<GroupCommit>(static_cast<GroupCommit::Committer&>(*this), limits,
                                             "store " + name_);
     } catch (const std::exception& e) {
@@ -546,6 +547,18 @@ bool PgStore::ensure_writer() noexcept {
                 throw std::runtime_error(std::string("prepare ") + name + ": " +
                                          error_of(r.get(), wconn_));
         }
+        // One live process per host_id: two would share their claims (each
+        // takes the other's deliveries for its own). The writer's session
+        // holds the lock; it goes with the session, however it ends. Checked
+        // at start only: after a network cut the server may keep this
+        // process's old session (and the lock) until it notices, and the
+        // writer must not wait for that to serve again.
+        Result mine = exec(wconn_, "SELECT pg_try_advisory_lock(hashtextextended($1::text, 7))",
+                           Params().text("clayhook host_id " + owner_), "lock this host_id");
+        if (int_at(mine.get(), 0, 0) == 0 && !serving_)
+            throw std::runtime_error("store.host_id \"" + owner_ +
+                                     "\" is in use by another running clayhook host; two hosts "
+                                     "with one host_id would take each other's deliveries");
         if (PQenterPipelineMode(wconn_) != 1) throw std::runtime_error(error_of(wconn_));
         writer_error_.clear();
         return true;

@@ -153,6 +153,7 @@ class PgStore final : public Store, private GroupCommit::Committer {
     EventIdGenerator ids_;
     std::chrono::steady_clock::time_point next_reconnect_{};
     std::string writer_error_;  // why the last connection attempt failed
+    bool serving_ = false;      // the constructor's first connection is made
 
     std::mutex pool_mu_;
     std::condition_variable pool_cv_;

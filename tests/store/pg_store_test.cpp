@@ -434,3 +434,18 @@ TEST_CASE("postgres: one batch with a duplicate inside and two results of one de
     CHECK(server.query(url, "SELECT count(*) FROM attempts WHERE delivery_id = " +
                                 std::to_string(id)) == "1");
 }
+
+TEST_CASE("postgres: a second running host with the same host_id is refused", "[store][pg]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    {
+        PgStore first(pg_config(url, "twin"), 16);
+        CHECK_THROWS_WITH(PgStore(pg_config(url, "twin"), 16),
+                          Catch::Contains("store.host_id \"twin\" is in use by another running"));
+        PgStore other(pg_config(url, "not-twin"), 16);  // another id is fine
+        CHECK(other.insert(event("k")).status == InsertStatus::stored);
+    }
+    // Gone with the first one's session: the id is free again.
+    PgStore again(pg_config(url, "twin"), 16);
+    CHECK(again.event_count() == 1);
+}
