@@ -135,16 +135,8 @@ void GroupCommit::drain(std::unique_lock<std::mutex>& lk, const Waiter* own) {
         const bool had_updates = !batch.updates.empty();
         lk.unlock();
 
-        if (!committer_.commit(batch)) {
-            for (Insert* i : batch.inserts)
-                if (i->result.status == InsertStatus::stored ||
-                    i->result.status == InsertStatus::duplicate)
-                    i->result = {InsertStatus::unavailable, {}, "the transaction did not commit"};
-            for (Claim* c : batch.claims) {
-                c->failed = true;
-                c->claimed.clear();
-            }
-        }
+        std::string error;
+        if (!committer_.commit(batch, error)) fail(batch, error);
         lk.lock();
         if (!batch.updates.empty()) {
             // The commit failed: keep them for the next one, a little later.
@@ -162,6 +154,16 @@ void GroupCommit::drain(std::unique_lock<std::mutex>& lk, const Waiter* own) {
         }
         waiters.clear();
         lk.lock();
+    }
+}
+
+void GroupCommit::fail(Batch& batch, const std::string& error) {
+    for (Insert* i : batch.inserts)
+        i->result = {InsertStatus::unavailable, {}, error};
+    for (Claim* c : batch.claims) {
+        c->failed = true;
+        c->error = error;
+        c->claimed.clear();
     }
 }
 
@@ -237,7 +239,8 @@ void GroupCommit::flush() {
             batch.updates.swap(updates_);
         }
         if (batch.updates.empty()) return;
-        if (committer_.commit(batch) && batch.updates.empty()) {
+        std::string error;
+        if (committer_.commit(batch, error) && batch.updates.empty()) {
             space_cv_.notify_all();
             return;
         }
@@ -245,8 +248,7 @@ void GroupCommit::flush() {
         batch.updates.insert(batch.updates.end(), std::make_move_iterator(updates_.begin()),
                              std::make_move_iterator(updates_.end()));
         updates_ = std::move(batch.updates);
-        throw std::runtime_error("commit delivery results to " + name_ +
-                                 ": the store is not writable");
+        throw std::runtime_error("commit delivery results to " + name_ + ": " + error);
     });
 }
 

@@ -46,8 +46,9 @@ class GroupCommit {
         std::string error;
     };
     // What one transaction carries. The committer either commits it all
-    // (filling every result and clearing `updates`) or nothing: then every
-    // insert is `unavailable`, every claim `failed`, and `updates` are left
+    // (filling every result and clearing `updates`) or nothing: it then
+    // returns false with the reason, GroupCommit makes every insert
+    // `unavailable` and every claim `failed` with it, and `updates` are left
     // as they were, to be retried with a later batch.
     struct Batch {
         std::vector<Insert*> inserts;
@@ -59,8 +60,9 @@ class GroupCommit {
       public:
         virtual ~Committer() = default;
         // On whichever thread holds the write connection, one at a time.
-        // Returns true when the batch committed.
-        virtual bool commit(Batch& batch) noexcept = 0;
+        // Returns true when the batch committed; false, with `error` set
+        // (safe to log), when nothing of it did.
+        virtual bool commit(Batch& batch, std::string& error) noexcept = 0;
         // On the writer thread, every idle_period while nothing is queued.
         virtual void idle() noexcept {}
     };
@@ -121,6 +123,9 @@ class GroupCommit {
     bool updates_due() const;  // under mu_
     void writer_loop();
     static void finish(Waiter* w);
+    // A batch whose transaction did not commit: every insert and claim in
+    // it is answered with `error`.
+    static void fail(Batch& batch, const std::string& error);
 
     Committer& committer_;
     Limits limits_;

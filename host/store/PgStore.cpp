@@ -570,31 +570,17 @@ bool PgStore::ensure_writer() noexcept {
     }
 }
 
-void PgStore::fail_batch(GroupCommit::Batch& batch, const std::string& error) {
-    writable_.store(false, std::memory_order_relaxed);
-    for (GroupCommit::Insert* r : batch.inserts)
-        r->result = {InsertStatus::unavailable, {}, error};
-    for (GroupCommit::Claim* c : batch.claims) {
-        c->failed = true;
-        c->error = error;
-        c->claimed.clear();
-    }
-}
-
-bool PgStore::commit(GroupCommit::Batch& batch) noexcept {
-    std::string error;
+bool PgStore::commit(GroupCommit::Batch& batch, std::string& error) noexcept {
+    std::string why;
     bool ok_ = false;
     try {
-        ok_ = commit_once(batch, error);
+        ok_ = commit_once(batch, why);
     } catch (const std::exception& e) {
-        error = e.what();
+        why = e.what();
     }
-    if (!ok_) {
-        fail_batch(batch, "the PostgreSQL store " + name_ + " did not commit: " + error);
-        return false;
-    }
-    writable_.store(true, std::memory_order_relaxed);
-    return true;
+    writable_.store(ok_, std::memory_order_relaxed);
+    if (!ok_) error = "the PostgreSQL store " + name_ + " did not commit: " + why;
+    return ok_;
 }
 
 bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {

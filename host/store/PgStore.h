@@ -134,10 +134,9 @@ class PgStore final : public Store, private GroupCommit::Committer {
     void rollback_writer() noexcept;
 
     // GroupCommit::Committer
-    bool commit(GroupCommit::Batch& batch) noexcept override;
+    bool commit(GroupCommit::Batch& batch, std::string& error) noexcept override;
     void idle() noexcept override;
     bool commit_once(GroupCommit::Batch& batch, std::string& error);
-    void fail_batch(GroupCommit::Batch& batch, const std::string& error);
 
     std::string url_;  // the secret: never logged
     std::string name_;

@@ -498,14 +498,13 @@ SqliteStore::ReaderLease::~ReaderLease() {
     s_.readers_.push_back(std::move(r_));
 }
 
-bool SqliteStore::commit(GroupCommit::Batch& batch) noexcept {
+bool SqliteStore::commit(GroupCommit::Batch& batch, std::string& error) noexcept {
     sqlite3* db = wdb_.get();
-    std::string error;
     new_deliveries_.clear();
     // IMMEDIATE takes the write lock now, so another process holding it shows
     // up here (after the busy timeout), not halfway through the batch.
     if (!run(db, begin_.get(), "begin transaction", error)) {
-        fail_batch(batch, error);
+        writable_.store(false, std::memory_order_relaxed);
         return false;  // `updates` stay with the caller, for the next try
     }
     bool ok = true;
@@ -531,7 +530,7 @@ bool SqliteStore::commit(GroupCommit::Batch& batch) noexcept {
     if (ok) ok = run(db, commit_.get(), "commit", error);
     if (!ok) {
         rollback_if_open();
-        fail_batch(batch, error);
+        writable_.store(false, std::memory_order_relaxed);
         new_deliveries_.clear();
         return false;  // `updates` stay with the caller, for the next try
     }
@@ -701,17 +700,6 @@ bool SqliteStore::apply_update(const DeliveryUpdate& u, std::string& error) {
     bind_text(h, 5, a.outcome);
     bind_text(h, 6, a.reason);
     return run(db, h, "record an attempt", error);
-}
-
-void SqliteStore::fail_batch(GroupCommit::Batch& batch, const std::string& error) {
-    writable_.store(false, std::memory_order_relaxed);
-    for (GroupCommit::Insert* r : batch.inserts)
-        r->result = {InsertStatus::unavailable, {}, error};
-    for (GroupCommit::Claim* c : batch.claims) {
-        c->failed = true;
-        c->error = error;
-        c->claimed.clear();
-    }
 }
 
 void SqliteStore::rollback_if_open() {

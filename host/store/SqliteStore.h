@@ -127,7 +127,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     void prepare_statements();
 
     // GroupCommit::Committer: one transaction for the lot.
-    bool commit(GroupCommit::Batch& batch) noexcept override;
+    bool commit(GroupCommit::Batch& batch, std::string& error) noexcept override;
     bool apply_claims(GroupCommit::Claim& c, std::string& error);
     bool apply_update(const DeliveryUpdate& u, std::string& error);
     bool insert_deliveries(const NewEvent& e, int64_t seq, std::string& error);
@@ -135,7 +135,6 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     // that dooms the whole transaction (the message is in `error`).
     bool insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::string& error);
     bool insert_event_row(int64_t seq, std::string& id, std::string& error);
-    void fail_batch(GroupCommit::Batch& batch, const std::string& error);
     void rollback_if_open();
     int64_t dedup_hash(const NewEvent& e);
     PruneStep prune_step(int64_t cutoff_ms, int64_t from_hash);

@@ -27,14 +27,11 @@ struct ScriptedEngine final : GroupCommit::Committer {
     std::mutex mu;
     std::vector<std::string> log;  // "R<id>" results, "C<id>" claims, in commit order
 
-    bool commit(GroupCommit::Batch& b) noexcept override {
+    bool commit(GroupCommit::Batch& b, std::string& error) noexcept override {
         std::this_thread::sleep_for(10ms);  // a round trip: callers pile up meanwhile
         if (!b.updates.empty() && fail_next_with_results.exchange(false)) {
             ++failures;
-            for (auto* i : b.inserts)
-                i->result = {InsertStatus::unavailable, {}, "scripted failure"};
-            for (auto* c : b.claims)
-                c->failed = true;
+            error = "scripted failure";
             return false;  // b.updates stay with the caller
         }
         std::lock_guard lk(mu);
