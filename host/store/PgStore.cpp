@@ -1,4 +1,5 @@
 #include "store/PgStore.h"
+#include "store/StoreQueries.h"
 
 #include "store/PgUtil.h"
 #include "util/Clock.h"
@@ -9,6 +10,7 @@
 
 namespace clayhook {
 
+using namespace store_sql;
 using namespace pg;
 
 // The schema, one migration per version. Applied in order by migrate(), under
@@ -120,11 +122,6 @@ std::string bytea_array(const std::vector<std::string_view>& v) {
     return s;
 }
 
-constexpr const char* kRefColumns =
-    "SELECT d.id, d.event_seq, d.plugin, d.due_ms, d.attempts, e.received_at_ms, d.order_key,"
-    " CASE WHEN d.age_from_ms > 0 THEN d.age_from_ms ELSE e.received_at_ms END"
-    " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
-
 DeliveryRef read_ref(const PGresult* r, int i) {
     DeliveryRef ref;
     ref.id = int_at(r, i, 0);
@@ -138,9 +135,6 @@ DeliveryRef read_ref(const PGresult* r, int i) {
     return ref;
 }
 
-constexpr const char* kEventColumns =
-    "SELECT seq, id, source, type, idempotency_key, received_at_ms, body FROM events";
-
 StoredEvent read_event(const PGresult* r, int i) {
     StoredEvent ev;
     ev.seq = int_at(r, i, 0);
@@ -152,11 +146,6 @@ StoredEvent read_event(const PGresult* r, int i) {
     ev.body = bytes_at(r, i, 6);
     return ev;
 }
-
-constexpr const char* kInfoColumns =
-    "SELECT d.id, e.id, e.type, d.plugin, d.state, d.attempts, d.due_ms, d.finished_ms,"
-    " e.received_at_ms, d.last_error, d.order_key, d.claimed_by, d.lease_until_ms"
-    " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 DeliveryState state_from(int64_t v) {
     switch (v) {

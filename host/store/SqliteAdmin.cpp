@@ -2,17 +2,14 @@
 // attempts, counts per plugin.
 #include "store/SqliteStore.h"
 #include "store/SqliteUtil.h"
+#include "store/StoreQueries.h"
 
 namespace clayhook {
 
+using namespace store_sql;
 using namespace sqlite;
 
 namespace {
-
-constexpr const char* kInfoColumns =
-    "SELECT d.id, e.id, e.type, d.plugin, d.state, d.attempts, d.due_ms, d.finished_ms,"
-    " e.received_at_ms, d.last_error, d.order_key, d.claimed_by, d.lease_until_ms"
-    " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 DeliveryInfo read_info(sqlite3_stmt* s) {
     DeliveryInfo d;

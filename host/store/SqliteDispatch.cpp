@@ -3,12 +3,14 @@
 // and the write path are in SqliteStore.cpp.
 #include "store/SqliteStore.h"
 #include "store/SqliteUtil.h"
+#include "store/StoreQueries.h"
 
 #include <algorithm>
 #include <stdexcept>
 
 namespace clayhook {
 
+using namespace store_sql;
 using namespace sqlite;
 
 const char* delivery_state_name(DeliveryState s) {
@@ -31,11 +33,6 @@ std::optional<DeliveryState> parse_delivery_state(std::string_view s) {
 }
 
 namespace {
-
-constexpr const char* kRefColumns =
-    "SELECT d.id, d.event_seq, d.plugin, d.due_ms, d.attempts, e.received_at_ms, d.order_key,"
-    " CASE WHEN d.age_from_ms > 0 THEN d.age_from_ms ELSE e.received_at_ms END"
-    " FROM deliveries d JOIN events e ON e.seq = d.event_seq";
 
 DeliveryRef read_ref(sqlite3_stmt* s) {
     DeliveryRef r;

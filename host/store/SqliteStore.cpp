@@ -1,4 +1,5 @@
 #include "store/SqliteStore.h"
+#include "store/StoreQueries.h"
 
 #include "store/SqliteUtil.h"
 
@@ -18,6 +19,7 @@
 
 namespace clayhook {
 
+using namespace store_sql;
 // The schema, and why it looks like this.
 //
 // Measured on this machine (a noisy, shared 2-core VM; 150-200k inserts of a
@@ -788,8 +790,6 @@ uint64_t SqliteStore::event_count() {
 }
 
 namespace {
-constexpr const char* kEventColumns =
-    "SELECT seq, id, source, type, idempotency_key, received_at_ms, body FROM events";
 StoredEvent read_event(sqlite3_stmt* s) {
     StoredEvent ev;
     ev.seq = sqlite3_column_int64(s, 0);
