@@ -2,6 +2,7 @@
 // flight and restarted on the same store; SIGTERMed under load; stopped with a
 // hung plugin call. Nothing acknowledged is lost, nothing finished runs again.
 #include "support/HostProcess.h"
+#include "support/ProbeLog.h"
 #include "support/SignedPost.h"
 #include "support/TestPaths.h"
 #include "support/Wait.h"
@@ -87,23 +88,15 @@ plugins:
     // The attempt number the probe was handed each event id with (the last).
     std::map<std::string, int64_t> attempts() const {
         std::map<std::string, int64_t> out;
-        std::ifstream in(probe_log);
-        std::string line;
-        while (std::getline(in, line))
-            if (!line.empty() && line.back() == '}') {
-                auto v = json::parse(line);
-                out[v.get_string("id", "")] = v.get_int("attempt", 0);
-            }
+        for (const auto& v : probe_lines(probe_log))
+            out[v.get_string("id", "")] = v.get_int("attempt", 0);
         return out;
     }
 
     // How often the probe was handed each event id.
     std::map<std::string, int> handled() const {
         std::map<std::string, int> out;
-        std::ifstream in(probe_log);
-        std::string line;
-        while (std::getline(in, line))
-            if (!line.empty() && line.back() == '}') ++out[json::parse(line).get_string("id", "")];
+        count_probe_handlings(probe_log, out);
         return out;
     }
 };

@@ -6,6 +6,7 @@
 #include "clay/ClayApi.h"
 #include "support/HostProcess.h"
 #include "support/PgServer.h"
+#include "support/ProbeLog.h"
 #include "support/SignedPost.h"
 #include "support/TestPaths.h"
 #include "support/Wait.h"
@@ -66,12 +67,7 @@ plugins:
     }
 
     // How often this host's probe was handed each event id.
-    void handled(std::map<std::string, int>& out) const {
-        std::ifstream in(probe_log);
-        std::string line;
-        while (std::getline(in, line))
-            if (!line.empty() && line.back() == '}') ++out[json::parse(line).get_string("id", "")];
-    }
+    void handled(std::map<std::string, int>& out) const { count_probe_handlings(probe_log, out); }
 };
 
 std::map<std::string, int> handled_by(const Node& node) {

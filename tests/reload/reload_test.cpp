@@ -5,6 +5,7 @@
 #include "clay/ClayApi.h"
 #include "cli/Commands.h"
 #include "support/HostProcess.h"
+#include "support/ProbeLog.h"
 #include "support/SignedPost.h"
 #include "support/TestPaths.h"
 #include "support/Wait.h"
@@ -112,13 +113,8 @@ dispatch: {workers: 2}
     // The probe's lines by event id (each a handling), with the version.
     std::map<std::string, std::vector<std::string>> handled() const {
         std::map<std::string, std::vector<std::string>> out;
-        std::ifstream in(probe_log);
-        std::string line;
-        while (std::getline(in, line))
-            if (!line.empty() && line.back() == '}') {
-                auto v = json::parse(line);
-                out[v.get_string("id", "")].push_back(v.get_string("version", ""));
-            }
+        for (const auto& v : probe_lines(probe_log))
+            out[v.get_string("id", "")].push_back(v.get_string("version", ""));
         return out;
     }
 
