@@ -49,24 +49,9 @@ bare=$(run_wrk bare "$bare_port" "$bare_pid")
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
 
 say "clayhook (durable=$DURABLE)"
-cat >"$work/bench.yaml" <<YAML
-admin: {enabled: false}
-log: {level: info}   # per-request lines are only for rejects
-listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
-store: {path: $work/db/clayhook.db, durable: $DURABLE}
-sources:
-  - name: clay
-    path: /webhooks/clay
-    verify: {scheme: hmac-sha256, secrets: ["\${BENCH_SECRET}"]}
-YAML
-if [ "$SINK" = true ]; then
-  cat >>"$work/bench.yaml" <<YAML
-plugins:
-  - name: sink
-    library: bundled:jsonl-sink
-    config: {path: $work/events.jsonl}
-YAML
-fi
+sink=""
+[ "$SINK" = true ] && sink="$work/events.jsonl"
+intake_config "$work/bench.yaml" "{path: $work/db/clayhook.db, durable: $DURABLE}" "$sink"
 start_host "$work/bench.yaml" "$work/host.log"
 host=$(run_wrk clayhook "$host_port" "$host_pid")
 events=$(sqlite3 "$work/db/clayhook.db" 'select count(*) from events' 2>/dev/null || echo '?')

@@ -58,6 +58,32 @@ wait_for() {
   echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
+# intake_config FILE STORE_YAML SINK_FILE: writes the config the intake
+# benchmarks drive: the listener opened wide (64 threads, no per-peer cap),
+# one hmac-sha256 source with the secret from BENCH_SECRET, the store line
+# given (a YAML flow mapping), and, when SINK_FILE is not empty, the
+# jsonl-sink plugin writing there.
+intake_config() {
+  local file=$1 store=$2 sink=$3
+  cat >"$file" <<YAML
+admin: {enabled: false}
+log: {level: info}   # per-request lines are only for rejects
+listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
+store: $store
+dispatch: {lease: 30s, poll_interval: 1s}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify: {scheme: hmac-sha256, secrets: ["\${BENCH_SECRET}"]}
+YAML
+  [ -z "$sink" ] || cat >>"$file" <<YAML
+plugins:
+  - name: sink
+    library: bundled:jsonl-sink
+    config: {path: $sink}
+YAML
+}
+
 # start_host CONFIG LOG: runs `clayhook serve --config CONFIG` in the
 # background, its output in LOG, with BENCH_SECRET=$secret and TMPDIR=$work
 # (a SIGKILLed host cannot remove its plugin staging folder, so those go

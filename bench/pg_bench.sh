@@ -222,25 +222,11 @@ measure() {
 
 # host_config NAME: writes $work/NAME.yaml, host_id NAME (the URL comes from PG_URL).
 host_config() {
-  cat >"$work/$1.yaml" <<YAML
-admin: {enabled: false}
-log: {level: info}   # per-request lines are only for rejects
-listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
-store: {engine: postgres, postgres_url: "\${PG_URL}", host_id: $1, postgres_pool: $POOL, durable: $DURABLE}
-dispatch: {lease: 30s, poll_interval: 1s}
-sources:
-  - name: clay
-    path: /webhooks/clay
-    verify: {scheme: hmac-sha256, secrets: ["\${BENCH_SECRET}"]}
-YAML
-  if [ "$SINK" = true ]; then
-    cat >>"$work/$1.yaml" <<YAML
-plugins:
-  - name: sink
-    library: bundled:jsonl-sink
-    config: {path: $work/$1.events.jsonl}
-YAML
-  fi
+  local sink=""
+  [ "$SINK" = true ] && sink="$work/$1.events.jsonl"
+  intake_config "$work/$1.yaml" \
+    "{engine: postgres, postgres_url: \"\${PG_URL}\", host_id: $1, postgres_pool: $POOL, durable: $DURABLE}" \
+    "$sink"
 }
 
 # ---- run 1: bare responder, then one host -------------------------------------
