@@ -4,6 +4,7 @@
 // both engines keep is in store_contract_test.cpp.
 
 #include "store/PgStore.h"
+#include "store/PgTestConfig.h"
 #include "support/PgServer.h"
 #include "support/TestPki.h"
 #include "support/Wait.h"
@@ -17,6 +18,7 @@
 #include <thread>
 
 using namespace clayhook;
+using clayhook::test::pg_config;
 
 namespace {
 
@@ -26,22 +28,25 @@ int64_t now_ms() {
         .count();
 }
 
-StoreConfig pg_config(const std::string& url, const std::string& host_id = "") {
-    StoreConfig c;
-    c.engine = "postgres";
-    Secret s;
-    s.ref = "test";
-    s.resolved = true;
-    s.value = url;
-    c.postgres_url = s;
-    c.host_id = host_id;
-    return c;
-}
-
 NewEvent event(std::string_view key, std::span<const NewDelivery> deliveries = {}) {
     NewEvent e{"clay", "enrichment.completed", key, "{}", now_ms()};
     e.deliveries = deliveries;
     return e;
+}
+
+// A done result for `id` at its `attempts`th attempt.
+DeliveryUpdate done_result(int64_t id, uint32_t attempts) {
+    DeliveryUpdate u;
+    u.delivery_id = id;
+    u.state = DeliveryState::done;
+    u.attempts = attempts;
+    return u;
+}
+
+// Records a done result on `store` and waits until it is committed.
+void finish(Store& store, int64_t id, uint32_t attempts) {
+    store.record({done_result(id, attempts)});
+    store.flush();
 }
 
 struct Refs final : CommitListener {
@@ -137,12 +142,7 @@ TEST_CASE("postgres: a lease keeps a delivery one host's until it runs out", "[s
     CHECK(server.query(url, "SELECT state FROM deliveries WHERE id = " + std::to_string(id)) ==
           "0");
     CHECK(server.query(url, "SELECT count(*) FROM attempts") == "0");
-    DeliveryUpdate done;
-    done.delivery_id = id;
-    done.state = DeliveryState::done;
-    done.attempts = 2;
-    b.record({done});
-    b.flush();
+    finish(b, id, 2);
     CHECK(server.query(url, "SELECT state, attempts, lease_until_ms FROM deliveries WHERE id = " +
                                 std::to_string(id)) == "1|2|0");
 }
@@ -179,12 +179,7 @@ TEST_CASE("postgres: one ordering key is never claimed by two hosts at once", "[
     CHECK(b.claim(second, now_ms() + 30'000).empty());
     // Done: the key moves on.
     REQUIRE(a.claim(first, now_ms() + 30'000).size() == 1);
-    DeliveryUpdate done;
-    done.delivery_id = first[0];
-    done.state = DeliveryState::done;
-    done.attempts = 2;
-    a.record({done});
-    a.flush();
+    finish(a, first[0], 2);
     CHECK(b.claim(second, now_ms() + 30'000).size() == 1);
 }
 
@@ -372,12 +367,7 @@ TEST_CASE("postgres: a key is never leased to two hosts, even when ids commit ou
     const std::vector<std::string> crm = {"crm"};
     CHECK(a.claimable(crm, now_ms(), 10).empty());
     // B's call ends: the key is free.
-    DeliveryUpdate done;
-    done.delivery_id = x2[0];
-    done.state = DeliveryState::done;
-    done.attempts = 1;
-    b.record({done});
-    b.flush();
+    finish(b, x2[0], 1);
     CHECK(a.claim(first, now_ms() + 30'000).size() == 1);
 }
 
@@ -421,12 +411,8 @@ TEST_CASE("postgres: one batch with a duplicate inside and two results of one de
     retry.due_ms = now_ms();
     retry.last_error = "busy";
     retry.attempt = AttemptRecord{1, now_ms(), 10, "retry", "busy"};
-    DeliveryUpdate done;
-    done.delivery_id = id;
-    done.state = DeliveryState::done;
-    done.attempts = 2;
     store.hold_writer(true);
-    store.record({retry, done});
+    store.record({retry, done_result(id, 2)});
     store.hold_writer(false);
     store.flush();
     CHECK(server.query(url, "SELECT state, attempts FROM deliveries WHERE id = " +

@@ -4,6 +4,7 @@
 // What only one engine does (SQLite's lock file, PostgreSQL's migrations and
 // restarts) is in sqlite_store_test.cpp and pg_store_test.cpp.
 
+#include "store/PgTestConfig.h"
 #include "store/Store.h"
 #include "support/PgServer.h"
 #include "support/TempDir.h"
@@ -38,17 +39,10 @@ class Engine {
     bool shared() const { return engine_ == "postgres"; }
 
     StoreConfig config(const std::string& host_id = "") const {
+        if (engine_ == "postgres") return test::pg_config(url_, host_id);
         StoreConfig c;
-        c.engine = engine_;
         c.path = dir_.file("clayhook.db");
         c.host_id = host_id;
-        if (engine_ == "postgres") {
-            Secret s;
-            s.ref = "test";
-            s.resolved = true;
-            s.value = url_;
-            c.postgres_url = s;
-        }
         return c;
     }
     std::unique_ptr<Store> open(size_t max_queue = 64, const std::string& host_id = "") const {
