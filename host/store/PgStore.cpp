@@ -88,6 +88,11 @@ CREATE TABLE plugin_state (
     paused boolean NOT NULL
 );
 )sql",
+    // 2: claims that never reported (the host died during the call),
+    // counted by the claim that finds their lease left behind.
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN lost_attempts integer NOT NULL DEFAULT 0;
+)sql",
 };
 
 namespace {
@@ -456,7 +461,8 @@ constexpr const char* kUpdateSql =
     "WITH u AS ("
     " UPDATE deliveries SET state = $2::smallint, attempts = $3::integer, due_ms = $4::bigint,"
     " finished_ms = $5::bigint, last_error = $6::bytea, lease_until_ms = 0"
-    " WHERE id = $1::bigint AND (claimed_by = $7::text OR claimed_by = '') RETURNING id)"
+    " WHERE id = $1::bigint AND state = 0 AND (claimed_by = $7::text OR claimed_by = '')"
+    " RETURNING id)"
     " INSERT INTO attempts(delivery_id, attempt, started_ms, duration_us, outcome, reason)"
     " SELECT u.id, $9::integer, $10::bigint, $11::bigint, $12::text, $13::bytea FROM u"
     " WHERE $8::boolean";
@@ -487,8 +493,10 @@ constexpr const char* kClaimSql =
     " WHERE o.plugin = d.plugin AND o.order_key = d.order_key AND o.state = 0 AND o.id <> d.id"
     " AND (o.id < d.id OR o.lease_until_ms > $4::bigint))))"
     " FOR UPDATE SKIP LOCKED)"
-    " UPDATE deliveries t SET attempts = t.attempts + 1, claimed_by = $2::text,"
-    " lease_until_ms = $3::bigint FROM c WHERE t.id = c.id RETURNING t.id, t.attempts";
+    " UPDATE deliveries t SET attempts = t.attempts + 1,"
+    " lost_attempts = t.lost_attempts + (t.lease_until_ms <> 0)::int,"
+    " claimed_by = $2::text, lease_until_ms = $3::bigint FROM c WHERE t.id = c.id"
+    " RETURNING t.id, t.attempts, t.lost_attempts";
 
 }  // namespace
 
@@ -734,7 +742,8 @@ bool PgStore::commit_once(GroupCommit::Batch& batch, std::string& error) {
         const PGresult* r = results[1 + order.size() + batch.updates.size() + 2 * i + 1].get();
         cl.claimed.clear();
         for (int row = 0; row < PQntuples(r); ++row)
-            cl.claimed.push_back({int_at(r, row, 0), static_cast<uint32_t>(int_at(r, row, 1))});
+            cl.claimed.push_back({int_at(r, row, 0), static_cast<uint32_t>(int_at(r, row, 1)),
+                                  static_cast<uint32_t>(int_at(r, row, 2))});
         std::sort(cl.claimed.begin(), cl.claimed.end(),
                   [](const ClaimedDelivery& a, const ClaimedDelivery& b) { return a.id < b.id; });
     }
@@ -997,8 +1006,8 @@ std::vector<DeliveryRef> PgStore::replay(std::span<const int64_t> delivery_ids) 
     const int64_t now = now_ms();
     constexpr size_t kChunk = 500;
     static const std::string sql =
-        "WITH u AS (UPDATE deliveries SET state = 0, attempts = 0, due_ms = $2::bigint,"
-        " age_from_ms = $2::bigint, finished_ms = 0, lease_until_ms = 0"
+        "WITH u AS (UPDATE deliveries SET state = 0, attempts = 0, lost_attempts = 0,"
+        " due_ms = $2::bigint, age_from_ms = $2::bigint, finished_ms = 0, lease_until_ms = 0"
         " WHERE id = ANY($1::bigint[]) AND state = 2 RETURNING id, event_seq, plugin, due_ms,"
         " attempts, order_key, age_from_ms)"
         " SELECT u.id, u.event_seq, u.plugin, u.due_ms, u.attempts, e.received_at_ms,"
@@ -1018,6 +1027,63 @@ std::vector<DeliveryRef> PgStore::replay(std::span<const int64_t> delivery_ids) 
             out.push_back(std::move(r));
     }
     return out;
+}
+
+std::vector<int64_t> PgStore::kill_pending(const KillFilter& f, const std::string& reason) {
+    if (!f.any()) throw std::invalid_argument("kill_pending: no filter given");
+    // Chunks of 500 in transactions of their own, like replay. A delivery
+    // whose row another transaction holds right now (a claim, a result) is
+    // waited for, not skipped: the operator asked for all of them.
+    static const std::string sql =
+        "WITH k AS (SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+        " WHERE d.state = 0 AND d.id > $1::bigint"
+        " AND (cardinality($2::bigint[]) = 0 OR d.id = ANY($2::bigint[]))"
+        " AND ($3::text = '' OR d.plugin = $3::text) AND ($4::text = '' OR e.id = $4::text)"
+        " ORDER BY d.id LIMIT 500 FOR UPDATE OF d)"
+        " UPDATE deliveries t SET state = 2, finished_ms = $5::bigint, last_error = $6::bytea,"
+        " lease_until_ms = 0 FROM k WHERE t.id = k.id AND t.state = 0 RETURNING t.id";
+    std::vector<int64_t> out;
+    int64_t after = 0;
+    for (;;) {
+        std::vector<int64_t> got;
+        txn("mark deliveries dead", [&](PGconn* c) {
+            got.clear();
+            Result r = exec(c, sql.c_str(),
+                            Params()
+                                .i64(after)
+                                .i64_array(f.ids)
+                                .text(f.plugin)
+                                .text(f.event_id)
+                                .i64(now_ms())
+                                .bytes(reason),
+                            "mark deliveries dead in " + name_);
+            for (int i = 0; i < PQntuples(r.get()); ++i)
+                got.push_back(int_at(r.get(), i, 0));
+        });
+        std::sort(got.begin(), got.end());
+        out.insert(out.end(), got.begin(), got.end());
+        if (got.size() < 500) break;
+        after = got.back();
+    }
+    return out;
+}
+
+void PgStore::settle_crash(const std::string& owner, std::span<const int64_t> guilty,
+                           const std::string& reason) {
+    std::vector<int64_t> g(guilty.begin(), guilty.end());
+    txn("settle a crash", [&](PGconn* c) {
+        // The guilty keep a marker (an ended, non-zero lease) that their next
+        // claim counts as lost; the bystanders are forgiven (0). The lease
+        // itself ends now either way: the process that held it is dead.
+        exec(c,
+             "UPDATE deliveries SET lease_until_ms = CASE WHEN id = ANY($2::bigint[]) THEN 1"
+             " ELSE 0 END, last_error = CASE WHEN id = ANY($2::bigint[]) THEN $3::bytea"
+             " ELSE last_error END, claimed_by = CASE WHEN id = ANY($2::bigint[]) THEN claimed_by"
+             " ELSE '' END"
+             " WHERE id IN (SELECT id FROM deliveries WHERE state = 0 AND claimed_by = $1::text"
+             " AND lease_until_ms <> 0 ORDER BY id FOR UPDATE)",
+             Params().text(owner).i64_array(g).bytes(reason), "settle a crash in " + name_);
+    });
 }
 
 std::vector<int64_t> PgStore::dead_ids(std::string_view plugin, size_t limit) {

@@ -212,8 +212,9 @@ std::vector<DeliveryRef> SqliteStore::replay(std::span<const int64_t> delivery_i
         write_txn("replay deliveries", [&](sqlite3* db) {
             got.clear();
             Stmt upd(db,
-                     "UPDATE deliveries SET state = 0, attempts = 0, due_ms = ?2, age_from_ms = ?2,"
-                     " finished_ms = 0 WHERE id = ?1 AND state = 2");
+                     "UPDATE deliveries SET state = 0, attempts = 0, lost_attempts = 0,"
+                     " due_ms = ?2, age_from_ms = ?2, finished_ms = 0, lease_until_ms = 0"
+                     " WHERE id = ?1 AND state = 2");
             static const std::string sql = std::string(kRefColumns) + " WHERE d.id = ?1";
             Stmt get(db, sql.c_str());
             for (int64_t id : chunk) {
@@ -244,6 +245,83 @@ std::vector<int64_t> SqliteStore::dead_ids(std::string_view plugin, size_t limit
     while (step(r.db(), s, "list dead deliveries"))
         out.push_back(sqlite3_column_int64(s, 0));
     return out;
+}
+
+std::vector<int64_t> SqliteStore::kill_pending(const KillFilter& f, const std::string& reason) {
+    if (!f.any()) throw std::invalid_argument("kill_pending: no filter given");
+    // Chunks of 500 in transactions of their own, like replay, so the intake
+    // commits in between.
+    constexpr int64_t kChunk = 500;
+    std::vector<int64_t> out;
+    int64_t after = 0;
+    for (;;) {
+        std::vector<int64_t> got;
+        write_txn("mark deliveries dead", [&](sqlite3* db) {
+            got.clear();
+            Stmt find(db,
+                      "SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                      " WHERE d.state = 0 AND d.id > ?1 AND (?2 = '' OR d.plugin = ?2)"
+                      " AND (?3 = '' OR e.id = ?3) ORDER BY d.id LIMIT ?4");
+            sqlite3_bind_int64(find, 1, after);
+            bind_text(find, 2, f.plugin);
+            bind_text(find, 3, f.event_id);
+            sqlite3_bind_int64(find, 4, f.ids.empty() ? kChunk : -1);
+            Stmt upd(db,
+                     "UPDATE deliveries SET state = 2, finished_ms = ?2, last_error = ?3,"
+                     " lease_until_ms = 0 WHERE id = ?1 AND state = 0");
+            const int64_t now = now_ms();
+            while (step(db, find, "find deliveries to mark dead")) {
+                const int64_t id = sqlite3_column_int64(find, 0);
+                if (!f.ids.empty() && std::find(f.ids.begin(), f.ids.end(), id) == f.ids.end())
+                    continue;
+                sqlite3_reset(upd);
+                sqlite3_bind_int64(upd, 1, id);
+                sqlite3_bind_int64(upd, 2, now);
+                bind_text(upd, 3, reason);
+                step(db, upd, "mark a delivery dead");
+                got.push_back(id);
+            }
+        });
+        out.insert(out.end(), got.begin(), got.end());
+        if (!f.ids.empty() || static_cast<int64_t>(got.size()) < kChunk) break;
+        after = got.back();
+    }
+    return out;
+}
+
+void SqliteStore::settle_crash(const std::string& owner, std::span<const int64_t> guilty,
+                               const std::string& reason) {
+    write_txn("settle a crash", [&](sqlite3* db) {
+        // The guilty first: their marker stays (their next claim counts
+        // the lost attempt), with the crash as their last error.
+        Stmt mark(db,
+                  "UPDATE deliveries SET last_error = ?2, lease_until_ms = 1"
+                  " WHERE id = ?1 AND state = 0 AND claimed_by = ?3 AND lease_until_ms <> 0");
+        for (int64_t id : guilty) {
+            sqlite3_reset(mark);
+            sqlite3_bind_int64(mark, 1, id);
+            bind_text(mark, 2, reason);
+            bind_text(mark, 3, owner);
+            step(db, mark, "mark a crashed call");
+        }
+        // The bystanders: forgiven.
+        std::vector<int64_t> left;
+        {
+            Stmt find(db,
+                      "SELECT id FROM deliveries"
+                      " WHERE state = 0 AND claimed_by = ?1 AND lease_until_ms <> 0");
+            bind_text(find, 1, owner);
+            while (step(db, find, "find the calls beside a crash"))
+                left.push_back(sqlite3_column_int64(find, 0));
+        }
+        Stmt forgive(db, "UPDATE deliveries SET lease_until_ms = 0 WHERE id = ?1");
+        for (int64_t id : left) {
+            if (std::find(guilty.begin(), guilty.end(), id) != guilty.end()) continue;
+            sqlite3_reset(forgive);
+            sqlite3_bind_int64(forgive, 1, id);
+            step(db, forgive, "forgive a call beside a crash");
+        }
+    });
 }
 
 }  // namespace clayhook

@@ -64,7 +64,11 @@ using namespace store_sql;
 // - claimed_by, lease_until_ms: who is handling a delivery now and until
 //   when (Store::claim). The attempt is counted at the claim, so a call cut
 //   short by a crash still counts. One process holds a SQLite store (the
-//   lock file), so the claims left by a crashed one are cleared at open.
+//   lock file), so the leases left by a crashed one are ended at open, with
+//   the marker lease_until_ms = 1: "claimed, never reported".
+// - lost_attempts: claims that never reported (the process died during the
+//   call), counted by the next claim, which finds lease_until_ms <> 0. The
+//   dispatcher makes a delivery dead once they reach dispatch.poison_after.
 // - attempts: the history of attempts that did not succeed (retry, fail);
 //   a successful one is recorded in its delivery row alone, so the common
 //   path costs one row update.
@@ -105,7 +109,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     order_key TEXT NOT NULL,
     last_error TEXT NOT NULL,
     claimed_by TEXT NOT NULL DEFAULT '',
-    lease_until_ms INTEGER NOT NULL DEFAULT 0
+    lease_until_ms INTEGER NOT NULL DEFAULT 0,
+    lost_attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries(event_seq);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(id) WHERE state = 0;
@@ -133,7 +138,7 @@ CREATE TABLE IF NOT EXISTS plugin_state (
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 3;
+constexpr int64_t kSchemaVersion = 4;
 
 }  // namespace
 
@@ -322,7 +327,7 @@ void SqliteStore::create_schema() {
     try {
         exec(db, kSchema);
         exec(db,
-             "INSERT INTO store_meta(name, value) VALUES('schema_version', 3)"
+             "INSERT INTO store_meta(name, value) VALUES('schema_version', 4)"
              " ON CONFLICT(name) DO NOTHING");
         std::string version = query_text(
             db, "SELECT CAST(value AS TEXT) FROM store_meta WHERE name = 'schema_version'");
@@ -336,7 +341,7 @@ void SqliteStore::create_schema() {
         // them, and events stored before stay undelivered (nothing was
         // subscribed then).
         // Early version 2 files had no age_from_ms (0: count from arrival);
-        // version 3 added the claims.
+        // version 3 added the claims, version 4 the lost attempts.
         auto add_column = [db](const char* name, const char* ddl) {
             if (query_text(db, (std::string("SELECT count(*) FROM pragma_table_info('deliveries')"
                                             " WHERE name = '") +
@@ -350,15 +355,17 @@ void SqliteStore::create_schema() {
                    "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''");
         add_column("lease_until_ms",
                    "ALTER TABLE deliveries ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0");
+        add_column("lost_attempts",
+                   "ALTER TABLE deliveries ADD COLUMN lost_attempts INTEGER NOT NULL DEFAULT 0");
         // The ordered deliveries still to run, by key: the claim's ordering check.
         exec(db,
              "CREATE INDEX IF NOT EXISTS deliveries_pending_by_key"
              " ON deliveries(plugin, order_key, id) WHERE state = 0 AND order_key <> ''");
-        exec(db, "UPDATE store_meta SET value = 3 WHERE name = 'schema_version' AND value < 3");
+        exec(db, "UPDATE store_meta SET value = 4 WHERE name = 'schema_version' AND value < 4");
         // This process holds the store alone (the lock file): claims left by
-        // one that crashed are nobody's now. Their attempts stay counted.
-        exec(db,
-             "UPDATE deliveries SET lease_until_ms = 0 WHERE state = 0 AND lease_until_ms <> 0");
+        // one that crashed are nobody's now. Their attempts stay counted, and
+        // the marker 1 makes their next claim count a lost attempt.
+        exec(db, "UPDATE deliveries SET lease_until_ms = 1 WHERE state = 0 AND lease_until_ms > 1");
 
         std::string key =
             query_text(db, "SELECT value FROM store_meta WHERE name = 'dedup_hash_key'");
@@ -431,16 +438,18 @@ void SqliteStore::prepare_statements() {
             " age_from_ms, finished_ms, order_key, last_error)"
             " VALUES(?1, ?2, 0, ?3, 0, 0, ?3, 0, ?4, '')");
     // A result ends the lease; one for a delivery another owner claimed since
-    // is dropped (never the case with one process, kept for the contract).
+    // is dropped (never the case with one process, kept for the contract), and
+    // so is one for a delivery no longer pending (an operator marked it dead).
     prepare(update_delivery_,
             "UPDATE deliveries SET state = ?2, attempts = ?3, due_ms = ?4, finished_ms = ?5,"
             " last_error = ?6, lease_until_ms = 0"
-            " WHERE id = ?1 AND (claimed_by = ?7 OR claimed_by = '')");
+            " WHERE id = ?1 AND state = 0 AND (claimed_by = ?7 OR claimed_by = '')");
     // One process holds the file, so no lease of another can be live and the
     // dispatcher's own queue keeps the order: pending is all a claim checks.
     prepare(claim_,
-            "UPDATE deliveries SET attempts = attempts + 1, claimed_by = ?2, lease_until_ms = ?3"
-            " WHERE id = ?1 AND state = 0 RETURNING attempts");
+            "UPDATE deliveries SET attempts = attempts + 1,"
+            " lost_attempts = lost_attempts + (lease_until_ms <> 0), claimed_by = ?2,"
+            " lease_until_ms = ?3 WHERE id = ?1 AND state = 0 RETURNING attempts, lost_attempts");
     prepare(insert_attempt_,
             "INSERT INTO attempts(delivery_id, attempt, started_ms, duration_us, outcome, reason)"
             " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
@@ -554,7 +563,8 @@ bool SqliteStore::apply_claims(GroupCommit::Claim& c, std::string& error) {
         sqlite3_bind_int64(s, 3, c.lease_until_ms);
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW) {
-            c.claimed.push_back({id, static_cast<uint32_t>(sqlite3_column_int64(s, 0))});
+            c.claimed.push_back({id, static_cast<uint32_t>(sqlite3_column_int64(s, 0)),
+                                 static_cast<uint32_t>(sqlite3_column_int64(s, 1))});
             rc = sqlite3_step(s);
         }
         if (rc != SQLITE_DONE) {

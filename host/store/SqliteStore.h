@@ -79,6 +79,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
                                             int64_t at_ms, std::span<const int64_t> busy) override;
     std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) override;
     std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) override;
+    std::vector<int64_t> kill_pending(const KillFilter& f, const std::string& reason) override;
+    void settle_crash(const std::string& owner, std::span<const int64_t> guilty,
+                      const std::string& reason) override;
     std::optional<std::string> kv_get(std::string_view plugin, std::string_view key) override;
     void kv_put(std::string_view plugin, std::string_view key, std::string_view value) override;
     bool kv_delete(std::string_view plugin, std::string_view key) override;

@@ -187,6 +187,20 @@ class CommitListener {
 struct ClaimedDelivery {
     int64_t id = 0;
     uint32_t attempts = 0;  // counting this claim's attempt
+    // Earlier claims of it that never reported: the process holding them
+    // died during the call (a crash, SIGKILL, power loss). Counted by the
+    // claim that finds such a claim's lease left behind; a crash record can
+    // forgive the bystanders (settle_crash).
+    uint32_t lost = 0;
+};
+
+// Which pending deliveries an operator marks dead (any that match all the
+// given fields; at least one must be given).
+struct KillFilter {
+    std::vector<int64_t> ids;
+    std::string plugin;    // "" = any
+    std::string event_id;  // "" = any
+    bool any() const { return !ids.empty() || !plugin.empty() || !event_id.empty(); }
 };
 
 // The store by role. A collaborator that needs one role takes that role (the
@@ -289,6 +303,21 @@ class DeliveryLedger {
     // keeps committing in between. Returns the ones replayed.
     virtual std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) = 0;
     virtual std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) = 0;
+
+    // The operator's way out: the pending deliveries matching `f` become
+    // dead now with `reason` as their last error, and their leases end (a
+    // result a running call reports later is dropped: results apply to
+    // pending deliveries only). Returns the ids marked, in id order.
+    virtual std::vector<int64_t> kill_pending(const KillFilter& f, const std::string& reason) = 0;
+
+    // A process that held the claims of `owner` died, and its crash record
+    // names the calls it died in (`guilty`): the leases it left end now (so
+    // no one waits for them to run out); the guilty keep counting as lost
+    // attempts and get `reason` as their last error; the others were only
+    // running beside them and are forgiven (their next claim does not count
+    // a lost attempt). Their counted attempts stay.
+    virtual void settle_crash(const std::string& owner, std::span<const int64_t> guilty,
+                              const std::string& reason) = 0;
 };
 
 // The plugins' own durable state: their key-value entries, and the paused

@@ -621,7 +621,7 @@ TEST_CASE("a version 1 store (before deliveries) is upgraded in place at open", 
     REQUIRE(sqlite3_prepare_v2(db, "SELECT value FROM store_meta WHERE name = 'schema_version'", -1,
                                &s, nullptr) == SQLITE_OK);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-    CHECK(sqlite3_column_int(s, 0) == 3);
+    CHECK(sqlite3_column_int(s, 0) == 4);
     sqlite3_finalize(s);
     sqlite3_close(db);
 }

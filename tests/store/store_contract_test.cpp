@@ -293,6 +293,123 @@ TEST_CASE("contract: a claim counts the attempt; results end it and keep the his
     CHECK(pending.empty());
 }
 
+TEST_CASE(
+    "contract: a claim that never reported is a lost attempt at the next claim; a crash record "
+    "forgives the calls beside the one that crashed",
+    "[store][contract][poison]") {
+    Engine eng(ENGINES);
+    std::string id;
+    std::vector<int64_t> d;
+    {
+        auto store = eng.open(64, "h1");
+        auto refs =
+            store_with_deliveries(*store, "lost", {{"sink", ""}, {"crm", ""}, {"x", ""}}, &id);
+        for (const auto& r : refs)
+            d.push_back(r.id);
+        auto c = store->claim(d, now_ms() + 30'000);
+        REQUIRE(c.size() == 3);
+        for (const auto& x : c)
+            CHECK(x.lost == 0);
+        // The process dies during the calls: no result is ever recorded.
+    }
+    const std::string reason = "the host died of SIGSEGV during this call (plugin 'sink')";
+    {
+        auto store = eng.open(64, "h2");
+        // Its crash record says it died in the sink's call.
+        const int64_t guilty[] = {d[0]};
+        store->settle_crash("h1", guilty, reason);
+        auto c = store->claim(d, now_ms() + 1);  // leases that run out at once
+        REQUIRE(c.size() == 3);
+        std::map<int64_t, ClaimedDelivery> by;
+        for (const auto& x : c)
+            by[x.id] = x;
+        CHECK(by[d[0]].lost == 1);
+        CHECK(by[d[0]].attempts == 2);
+        CHECK(by[d[1]].lost == 0);  // forgiven bystanders; their attempts still count
+        CHECK(by[d[1]].attempts == 2);
+        CHECK(by[d[2]].lost == 0);
+        for (const auto& info : store->event_deliveries(id))
+            if (info.id == d[0]) CHECK(info.last_error == reason);
+        // Dies again, with no crash record this time (SIGKILL).
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // past the 1 ms leases
+    {
+        auto store = eng.open(64, "h3");
+        auto c = store->claim(d, now_ms() + 30'000);
+        REQUIRE(c.size() == 3);
+        std::map<int64_t, uint32_t> lost;
+        for (const auto& x : c)
+            lost[x.id] = x.lost;
+        CHECK(lost[d[0]] == 2);
+        CHECK(lost[d[1]] == 1);
+        CHECK(lost[d[2]] == 1);
+        // A result in between resets nothing, but ends the lease: the next
+        // claim counts no loss.
+        store->record({result(d[1], DeliveryState::pending, 3, "retry", "HTTP 503")});
+        store->flush();
+        const int64_t one[] = {d[1]};
+        auto again = store->claim(one, now_ms() + 30'000);
+        REQUIRE(again.size() == 1);
+        CHECK(again[0].lost == 1);
+        CHECK(again[0].attempts == 4);
+        // Dead, then replayed: the operator starts it afresh.
+        store->record({result(d[0], DeliveryState::dead, 3, "fail", "poison")});
+        store->flush();
+        const int64_t first[] = {d[0]};
+        REQUIRE(store->replay(first).size() == 1);
+        auto fresh = store->claim(first, now_ms() + 30'000);
+        REQUIRE(fresh.size() == 1);
+        CHECK(fresh[0].lost == 0);
+        CHECK(fresh[0].attempts == 1);
+    }
+}
+
+TEST_CASE(
+    "contract: kill marks pending deliveries dead by ids, plugin and event; a late result "
+    "does not bring one back",
+    "[store][contract][poison]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    std::string e1, e2;
+    auto r1 = store_with_deliveries(*store, "k1", {{"sink", ""}, {"crm", ""}}, &e1);
+    auto r2 = store_with_deliveries(*store, "k2", {{"sink", ""}}, &e2);
+    const std::string why = "marked dead by the operator: poison";
+
+    KillFilter f;
+    f.plugin = "sink";
+    f.event_id = e1;
+    CHECK(store->kill_pending(f, why) == std::vector<int64_t>{r1[0].id});
+    for (const auto& info : store->event_deliveries(e1)) {
+        if (info.id == r1[0].id) {
+            CHECK(info.state == DeliveryState::dead);
+            CHECK(info.last_error == why);
+            CHECK(info.finished_ms > 0);
+        } else {
+            CHECK(info.state == DeliveryState::pending);
+        }
+    }
+    // Killed while its call runs: the call's result is dropped.
+    const int64_t crm[] = {r1[1].id};
+    REQUIRE(store->claim(crm, now_ms() + 30'000).size() == 1);
+    KillFilter by_id;
+    by_id.ids = {r1[1].id};
+    CHECK(store->kill_pending(by_id, why) == std::vector<int64_t>{r1[1].id});
+    store->record({result(r1[1].id, DeliveryState::done, 1)});
+    store->flush();
+    for (const auto& info : store->event_deliveries(e1))
+        CHECK(info.state == DeliveryState::dead);
+    // Only pending ones: nothing left of e1.
+    KillFilter by_event;
+    by_event.event_id = e1;
+    CHECK(store->kill_pending(by_event, why).empty());
+    // By plugin: e2's sink.
+    KillFilter by_plugin;
+    by_plugin.plugin = "sink";
+    CHECK(store->kill_pending(by_plugin, why) == std::vector<int64_t>{r2[0].id});
+    CHECK(store->dead_ids("", 10).size() == 3);
+    CHECK_THROWS(store->kill_pending(KillFilter{}, why));
+}
+
 TEST_CASE("contract: claimable lists due work under no lease, oldest first", "[store][contract]") {
     Engine eng(ENGINES);
     auto store = eng.open();
