@@ -252,7 +252,7 @@ TEST_CASE("webhooks list on an empty account says so", "[clay][cli]") {
     CHECK_THAT(r.out, Catch::Contains("no webhooks registered"));
 }
 
-TEST_CASE("webhooks delete removes one; an unknown id fails", "[clay][cli]") {
+TEST_CASE("webhooks delete removes one, an unknown id fails", "[clay][cli]") {
     FakeClayApi api;
     auto a = api.seed("https://a.example.com/hook", "t_one", {"enrichment.completed"});
     auto b = api.seed("https://b.example.com/hook", "t_two", {"workflow.completed"});

@@ -131,7 +131,7 @@ TEST_CASE("retry-scheduler: a schedule survives a restart of the host", "[retry-
     CHECK(json::parse(*state).get_int("attempts", 0) == 1);
 }
 
-TEST_CASE("retry-scheduler: 429 waits as Retry-After says; exhausted attempts give up",
+TEST_CASE("retry-scheduler: 429 waits as Retry-After says, exhausted attempts give up",
           "[retry-scheduler]") {
     SchedulerRig rig(R"("backoff_base_ms":50,"backoff_cap_ms":200,"max_attempts":1)");
     rig.up();

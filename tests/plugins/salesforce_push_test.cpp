@@ -301,7 +301,7 @@ TEST_CASE("salesforce-push: one external id twice in a batch goes out in two req
     CHECK(dup->fields.get_string("Name", "") == "Second");
 }
 
-TEST_CASE("salesforce-push: concurrent calls share one token fetch; a batch survives expiry",
+TEST_CASE("salesforce-push: concurrent calls share one token fetch, a batch survives expiry",
           "[salesforce-push]") {
     SalesforceRig rig;
     rig.concurrency = 4;

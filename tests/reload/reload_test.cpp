@@ -275,7 +275,7 @@ TEST_CASE("reload: a removed plugin's pending deliveries wait, and run when it c
 }
 
 TEST_CASE(
-    "reload: 50 SIGHUPs under load alternating versions and configs; no refusal, no loss, "
+    "reload: 50 SIGHUPs under load alternating versions and configs, no refusal, no loss, "
     "each delivery handled once",
     "[reload][load]") {
     ReloadHost h;

@@ -70,7 +70,7 @@ TEST_CASE("routes: a plugin matched by several of its patterns gets one delivery
     CHECK(plugins_for(routes, "enrichment.completed") == std::vector<std::string>{"p"});
 }
 
-TEST_CASE("routes: no subscriber, no delivery; what was there stays", "[routing]") {
+TEST_CASE("routes: no subscriber, no delivery, what was there stays", "[routing]") {
     Routes none({target("rows", {"table.row.*"})});
     CHECK(plugins_for(none, "enrichment.completed").empty());
     CHECK(plugins_for(Routes(std::vector<RouteTarget>{}), "enrichment.completed").empty());

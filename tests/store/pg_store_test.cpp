@@ -183,7 +183,7 @@ TEST_CASE("postgres: one ordering key is never claimed by two hosts at once", "[
     CHECK(b.claim(second, now_ms() + 30'000).size() == 1);
 }
 
-TEST_CASE("postgres: a server that goes away gives unavailable and unready; it recovers alone",
+TEST_CASE("postgres: a server that goes away gives unavailable and unready, it recovers alone",
           "[store][pg]") {
     test::PgServer server;  // its own: this one is stopped
     const std::string url = server.create_database();
@@ -217,7 +217,7 @@ TEST_CASE("postgres: a server that goes away gives unavailable and unready; it r
     CHECK(store.event_count() == 3);
 }
 
-TEST_CASE("postgres: a full queue answers overloaded at once; what was queued commits",
+TEST_CASE("postgres: a full queue answers overloaded at once, what was queued commits",
           "[store][pg]") {
     auto& server = test::shared_pg_server();
     PgStore store(pg_config(server.create_database()), 2);

@@ -644,7 +644,7 @@ TEST_CASE("a second store on the same file is refused, naming the holder, until 
     CHECK(second->owner() == "second-host");
 }
 
-TEST_CASE("claims left by a process that died are cleared at open; their attempts stay counted",
+TEST_CASE("claims left by a process that died are cleared at open, their attempts stay counted",
           "[store]") {
     test::TempDir dir;
     StoreConfig c = config_in(dir);

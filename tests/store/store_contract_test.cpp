@@ -109,7 +109,7 @@ DeliveryUpdate result(int64_t id, DeliveryState state, uint32_t attempts, std::s
 
 #define ENGINES GENERATE(as<std::string>{}, "sqlite", "postgres")
 
-TEST_CASE("contract: a key is stored once; again it is a duplicate with the first id",
+TEST_CASE("contract: a key is stored once, again it is a duplicate with the first id",
           "[store][contract]") {
     Engine eng(ENGINES);
     auto store = eng.open();
@@ -252,7 +252,7 @@ TEST_CASE("contract: an event's deliveries are written with it and reported once
     CHECK(events[0].id == id);
 }
 
-TEST_CASE("contract: a claim counts the attempt; results end it and keep the history",
+TEST_CASE("contract: a claim counts the attempt, results end it and keep the history",
           "[store][contract]") {
     Engine eng(ENGINES);
     auto store = eng.open();
@@ -294,7 +294,7 @@ TEST_CASE("contract: a claim counts the attempt; results end it and keep the his
 }
 
 TEST_CASE(
-    "contract: a claim that never reported is a lost attempt at the next claim; a crash record "
+    "contract: a claim that never reported is a lost attempt at the next claim, a crash record "
     "forgives the calls beside the one that crashed",
     "[store][contract][poison]") {
     Engine eng(ENGINES);
@@ -365,7 +365,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "contract: kill marks pending deliveries dead by ids, plugin and event; a late result "
+    "contract: kill marks pending deliveries dead by ids, plugin and event, a late result "
     "does not bring one back",
     "[store][contract][poison]") {
     Engine eng(ENGINES);

@@ -280,7 +280,7 @@ TEST_CASE("hmac-sha256-timestamp: the timestamp is signed with the body", "[veri
     CHECK(check(c, kBody, h) == VerifyFailure::bad_signature);
 }
 
-TEST_CASE("stale and future timestamps are refused; exactly at the tolerance is accepted",
+TEST_CASE("stale and future timestamps are refused, exactly at the tolerance is accepted",
           "[verify]") {
     for (auto s : {VerifyScheme::hmac_sha256_timestamp, VerifyScheme::standard_webhooks}) {
         INFO(scheme_label(s));
@@ -479,7 +479,7 @@ TEST_CASE("a standard-webhooks secret without the whsec_ prefix is used as bare 
     CHECK(check(bare, kBody, h) == VerifyFailure::none);
 }
 
-TEST_CASE("unresolved secrets are skipped; with none resolved verify says no_secret", "[verify]") {
+TEST_CASE("unresolved secrets are skipped, with none resolved verify says no_secret", "[verify]") {
     for (auto s : kAllSchemes) {
         INFO(scheme_label(s));
         auto usable = config(s, secret_for(s));
