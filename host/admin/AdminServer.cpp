@@ -268,6 +268,10 @@ class AdminService final : public HttpService {
             method("POST");
             return reply(200, replay(text));
         }
+        if (is({"admin", "kill"})) {
+            method("POST");
+            return reply(200, kill(text));
+        }
         throw HttpError(404, "no such admin endpoint: " + terminal_safe(path));
     }
 
@@ -316,6 +320,17 @@ class AdminService final : public HttpService {
                                .set("dead", c[2]));
             counts.erase(st.plugin);
         }
+        // Enabled plugins that could not be loaded: their deliveries wait.
+        auto down = json::Value::array();
+        for (const auto& [name, why] : s_->dispatcher.down()) {
+            auto c = counts[name];
+            down.push_back(json::Value::object()
+                               .set("name", name)
+                               .set("reason", why)
+                               .set("pending", c[0])
+                               .set("dead", c[2]));
+            counts.erase(name);
+        }
         // Deliveries in the store for plugins this config does not load.
         auto waiting = json::Value::array();
         for (const auto& [name, c] : counts)
@@ -324,6 +339,7 @@ class AdminService final : public HttpService {
                     json::Value::object().set("name", name).set("pending", c[0]).set("dead", c[2]));
         auto out = json::Value::object()
                        .set("plugins", std::move(list))
+                       .set("down", std::move(down))
                        .set("not_loaded", std::move(waiting));
         if (s_->reloader) out.set("generation", s_->reloader->status().generation);
         return out;
@@ -430,6 +446,46 @@ class AdminService final : public HttpService {
         }
         size_t n = ids.empty() ? 0 : s_->dispatcher.replay(ids);
         return json::Value::object().set("replayed", n).set("asked", ids.size());
+    }
+
+    // The operator's way out: pending deliveries marked dead, by ids, by
+    // plugin, by event (all given must match), with an optional reason.
+    json::Value kill(const std::string& text) {
+        json::Value body = text.empty() ? json::Value::object() : json::parse(text);
+        if (!body.is_object()) throw HttpError(400, "body: expected a JSON object");
+        for (const auto& [k, v] : body.members())
+            if (k != "ids" && k != "plugin" && k != "event" && k != "reason")
+                throw HttpError(400, "body: unknown field '" + k + "'");
+        KillFilter f;
+        if (const json::Value* v = body.find("ids")) {
+            if (!v->is_array() || v->items().empty())
+                throw HttpError(400, "ids: expected a non-empty array of delivery ids");
+            for (const auto& x : v->items()) {
+                if (!x.is_integer() || x.as_int64() < 1)
+                    throw HttpError(400, "ids: expected positive whole numbers");
+                f.ids.push_back(x.as_int64());
+            }
+        }
+        auto text_field = [&](const char* name) -> std::string {
+            const json::Value* v = body.find(name);
+            if (v == nullptr) return "";
+            if (!v->is_string() || v->as_string().empty() || v->as_string().size() > 512)
+                throw HttpError(400, std::string(name) + ": expected a non-empty string");
+            return v->as_string();
+        };
+        f.plugin = text_field("plugin");
+        f.event_id = text_field("event");
+        const std::string why = text_field("reason");
+        if (!f.any())
+            throw HttpError(
+                400, R"(body: give {"ids":[…]}, {"plugin":"name"} and/or {"event":"evt_…"})");
+        const std::string reason =
+            "marked dead by the operator" + (why.empty() ? std::string() : ": " + why);
+        auto ids = s_->dispatcher.kill(f, reason);
+        auto list = json::Value::array();
+        for (int64_t id : ids)
+            list.push_back(id);
+        return json::Value::object().set("killed", ids.size()).set("ids", std::move(list));
     }
 
     static void check_known(const std::map<std::string, std::string>& q,

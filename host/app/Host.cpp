@@ -1,6 +1,8 @@
 #include "app/Host.h"
 
 #include "admin/AdminServer.h"
+#include "crash/CrashRecord.h"
+#include "crash/FatalSignal.h"
 #include "dispatch/Dispatcher.h"
 #include "http/IntakeServer.h"
 #include "log/Logger.h"
@@ -12,8 +14,27 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <optional>
 
 namespace clayhook {
+
+namespace {
+
+std::map<std::string, std::string> down_of(const Generation& g) {
+    std::map<std::string, std::string> out;
+    for (const auto& r : g.plugins->refused)
+        out[r.name] = r.reason;
+    return out;
+}
+
+}  // namespace
+
+std::string crash_record_path(const Config& c) {
+    if (!c.dispatch.crash_record.empty()) return c.dispatch.crash_record;
+    if (c.store.engine == "sqlite") return c.store.path + ".crash";
+    return "";
+}
 
 Host::Host(std::string config_file, Config config, Logger& log, Metrics& metrics)
     : file_(std::move(config_file)),
@@ -32,6 +53,32 @@ void Host::start() {
     pruner_ = std::make_unique<DedupPruner>(*store_, c.store.dedup_retention,
                                             DedupPruner::interval_for(c.store.dedup_retention),
                                             log_, metrics_);
+    // The last run's crash record: the call it died in keeps its lost
+    // attempt, the calls beside it are forgiven (crash/CrashRecord.h).
+    const std::string record = crash_record_path(c);
+    std::optional<CrashRecord> crash;
+    if (!record.empty()) {
+        try {
+            crash = read_crash_record(record);
+            if (crash) {
+                store_->settle_crash(crash->owner, crash->deliveries, crash->reason());
+                std::string ids;
+                for (int64_t id : crash->deliveries)
+                    ids += (ids.empty() ? "" : ",") + std::to_string(id);
+                log_.error("host",
+                           "the last run died of " + crash->signal +
+                               (crash->plugin.empty() ? std::string(" outside any plugin call")
+                                                      : " in a call of plugin '" + crash->plugin +
+                                                            "' (running in-process)"),
+                           {{"plugin", crash->plugin}, {"deliveries", ids}, {"record", record}});
+            }
+        } catch (const std::exception& e) {
+            log_.warn("host", e.what());
+        }
+        std::error_code ec;
+        std::filesystem::remove(record, ec);
+    }
+    fatal::install(record, store_->owner());
     services_ = std::make_unique<StoreServices>(*store_, log_);
     builder_ = std::make_unique<GenerationBuilder>(stage_dir_, services_.get(), log_, metrics_);
     auto gen = builder_->build(initial_, 1);
@@ -42,6 +89,13 @@ void Host::start() {
     dispatcher_ =
         std::make_unique<Dispatcher>(*store_, gen->config.dispatch, gen->targets, log_, metrics_);
     services_->attach(dispatcher_.get());
+    dispatcher_->set_down(down_of(*gen));
+    for (const auto& r : gen->plugins->refused)
+        log_.error("plugins",
+                   "plugin is DOWN: its deliveries are kept and wait for it; fix the cause and "
+                   "reload (clayhook reload, or SIGHUP), or set enabled: false",
+                   {{"plugin", r.name}, {"reason", r.reason}});
+    if (crash) dispatcher_->note_crash(crash->deliveries, crash->reason());
     intake_ = std::make_unique<IntakeServer>(gen->config.listener, gen->sources, *store_, log_,
                                              metrics_, [this] { return ready_.load(); });
     reloader_ = std::make_unique<Reloader>(file_, gen->config, *builder_, *this, log_, metrics_);
@@ -116,6 +170,7 @@ void Host::swap(std::shared_ptr<const Generation> next) {
     // Then the intake, which cannot fail, so that events the new fan-out
     // routes to a new plugin find its lane.
     dispatcher_->reconfigure(next->config.dispatch, next->targets);
+    dispatcher_->set_down(down_of(*next));
     intake_->publish(next->sources);
     log_.set_level(parse_level(next->config.log.level));
     std::lock_guard lk(generation_mu_);

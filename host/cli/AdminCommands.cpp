@@ -28,6 +28,12 @@ constexpr const char* kDeliveriesUsage =
 constexpr const char* kReplayUsage =
     R"(usage: clayhook replay [--config FILE] [--admin URL] (ID... | --plugin NAME | --all-dead)
 )";
+constexpr const char* kKillUsage =
+    R"(usage: clayhook kill [--config FILE] [--admin URL] (ID... | [--plugin NAME] [--event ID])
+         [--reason TEXT]
+marks pending deliveries dead (the operator's way out of a poison delivery);
+replay them once the plugin is fixed
+)";
 constexpr const char* kReloadUsage =
     R"(usage: clayhook reload [--config FILE] [--admin URL] [--json]
 )";
@@ -237,6 +243,47 @@ int replay_command(const std::vector<std::string>& args, std::ostream& out, std:
     return !a.positional.empty() && replayed < asked ? kExitFailed : kExitOk;
 }
 
+int kill_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    Args a;
+    if (auto problem =
+            parse_args(args, 1, {"--config", "--admin", "--plugin", "--event", "--reason"}, {}, a);
+        !problem.empty())
+        return usage_error(err, "kill", problem, kKillUsage);
+    if (a.positional.empty() && !a.get("--plugin") && !a.get("--event"))
+        return usage_error(err, "kill", "give delivery ids, --plugin NAME or --event ID",
+                           kKillUsage);
+    auto body = json::Value::object();
+    if (!a.positional.empty()) {
+        auto ids = json::Value::array();
+        for (const auto& p : a.positional) {
+            char* end = nullptr;
+            long long id = std::strtoll(p.c_str(), &end, 10);
+            if (p.empty() || *end != '\0' || id < 1)
+                return usage_error(err, "kill", "'" + p + "' is not a delivery id", kKillUsage);
+            ids.push_back(static_cast<int64_t>(id));
+        }
+        body.set("ids", std::move(ids));
+    }
+    if (auto p = a.get("--plugin")) body.set("plugin", *p);
+    if (auto e = a.get("--event")) body.set("event", *e);
+    if (auto r = a.get("--reason")) body.set("reason", *r);
+    Admin admin;
+    if (auto code = admin_from(a, "kill", kKillUsage, admin, err)) return *code;
+    int code = 0;
+    auto v = call(admin, "POST", "/admin/kill", json::dump(body), "kill", err, code);
+    if (!v) return code;
+    const int64_t killed = v->get_int("killed", 0);
+    out << "marked " << killed << " pending deliver" << (killed == 1 ? "y" : "ies") << " dead";
+    if (const json::Value* ids = v->find("ids"); ids && ids->is_array() && !ids->items().empty()) {
+        out << ":";
+        for (const auto& x : ids->items())
+            out << " " << json::dump(x);
+    }
+    out << "\n";
+    return !a.positional.empty() && killed < static_cast<int64_t>(a.positional.size()) ? kExitFailed
+                                                                                       : kExitOk;
+}
+
 int plugins_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
     if (auto problem = parse_args(args, 1, {"--config", "--admin"}, {"--json"}, a);
@@ -276,6 +323,11 @@ int plugins_command(const std::vector<std::string>& args, std::ostream& out, std
                 << str_or(p, "pending") << std::setw(10) << str_or(p, "in_flight") << std::setw(10)
                 << str_or(p, "done") << std::setw(8) << str_or(p, "dead")
                 << str_or(p, "queue_lag_seconds") << "\n";
+    if (const json::Value* list = v->find("down"); list && list->is_array())
+        for (const auto& p : list->items())
+            out << "DOWN: " << str_or(p, "name") << " (" << str_or(p, "pending")
+                << " pending deliveries wait for it): " << terminal_safe(str_or(p, "reason"))
+                << "\n";
     if (const json::Value* list = v->find("not_loaded"); list && list->is_array())
         for (const auto& p : list->items())
             out << "not loaded: " << str_or(p, "name") << " (" << str_or(p, "pending")
@@ -347,6 +399,7 @@ int admin_command(const std::vector<std::string>& args, std::ostream& out, std::
     if (args[0] == "deliveries") return deliveries_command(args, out, err);
     if (args[0] == "replay") return replay_command(args, out, err);
     if (args[0] == "reload") return reload_command(args, out, err);
+    if (args[0] == "kill") return kill_command(args, out, err);
     return plugins_command(args, out, err);
 }
 

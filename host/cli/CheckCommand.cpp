@@ -176,6 +176,8 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
             o.set("name", pc.name);
             o.set("library", pc.library);
             o.set("path", pc.library_path);
+            o.set("isolation", isolation_name(pc.isolation));
+            if (pc.memory_limit > 0) o.set("memory_limit", static_cast<int64_t>(pc.memory_limit));
             const PluginInstance* inst = nullptr;
             for (const auto& i : plugins.instances)
                 if (i->name() == pc.name) inst = i.get();
@@ -183,9 +185,9 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
                 o.set("status", "disabled");
             } else if (inst != nullptr) {
                 o.set("status", "loaded");
-                o.set("plugin", inst->library().name());
-                o.set("version", inst->library().version());
-                o.set("abi", inst->library().abi().str());
+                o.set("plugin", inst->info().kind);
+                o.set("version", inst->info().version);
+                o.set("abi", inst->info().abi);
                 Value pats = Value::array();
                 for (const auto& p : inst->patterns())
                     pats.push_back(p.text());
@@ -315,6 +317,12 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
                     pats.push_back(e.as_string());
                 out << ": " << p.get_string("plugin", "") << " " << p.get_string("version", "")
                     << ", ABI " << p.get_string("abi", "") << ", " << p.get_string("path", "")
+                    << "\n    isolation: " << p.get_string("isolation", "")
+                    << (p.get_int("memory_limit", 0) > 0
+                            ? ", memory_limit " +
+                                  std::to_string(p.get_int("memory_limit", 0) / (1024 * 1024)) +
+                                  " MiB"
+                            : std::string())
                     << "\n    events: " << join(pats, ", ") << " (from the "
                     << p.get_string("events_from", "") << ")";
                 if (p.get_int("max_batch_size", 0) > 0)
@@ -323,7 +331,9 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
                     out << "; at most " << p.get_int("max_concurrency", 0) << " calls at once";
                 out << "\n    config: accepted\n";
             } else if (status == "refused") {
-                out << "\n    " << p.get_string("reason", "") << "\n";
+                out << "\n    " << p.get_string("reason", "")
+                    << "\n    a host started with this config serves without it: its deliveries "
+                       "are kept and wait until a reload loads it\n";
             } else {
                 out << " (" << p.get_string("library", "") << ")\n";
             }

@@ -45,6 +45,8 @@ Running host (its admin API; address and token from the config's admin section,
                                   list deliveries, newest first
   replay (ID... | --plugin NAME | --all-dead)
                                   hand dead deliveries over again
+  kill (ID... | [--plugin NAME] [--event ID]) [--reason TEXT]
+                                  mark pending deliveries dead (a poison delivery)
   plugins [list | pause NAME | resume NAME] [--json]
                                   plugin status and counts; pause or resume one
   reload [--json]                 reload the config and the plugins now (like SIGHUP);
@@ -78,7 +80,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (cmd == "register" || cmd == "webhooks" || cmd == "sign" || cmd == "send")
         return clay_command(args, out, err);
-    if (cmd == "deliveries" || cmd == "replay" || cmd == "plugins" || cmd == "reload")
+    if (cmd == "deliveries" || cmd == "replay" || cmd == "plugins" || cmd == "reload" ||
+        cmd == "kill")
         return admin_command(args, out, err);
     if (cmd != "serve" && cmd != "check") {
         err << "clayhook: unknown command '" << cmd << "'\n\n" << kUsage;

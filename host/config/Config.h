@@ -131,8 +131,28 @@ struct DispatchConfig {
     // Shared stores (PostgreSQL): how often a host looks for work stored,
     // given up or left behind by another host.
     std::chrono::milliseconds poll_interval{1'000};
+    // A delivery whose calls ended this many times with the host dying
+    // during them (a crash in an in-process plugin, SIGKILL) is dead: a
+    // poison event must not crash the host at every start.
+    int poison_after = 3;
+    // Isolated plugins: a call still running call_timeout + call_grace after
+    // it began kills its worker process (in-process calls cannot be stopped).
+    std::chrono::milliseconds call_grace{5'000};
+    // Isolated plugins: the wait before a worker that died is started again,
+    // doubling at each death without an answered call in between, up to the
+    // cap.
+    std::chrono::milliseconds restart_backoff{200};
+    std::chrono::milliseconds restart_backoff_cap{30'000};
+    // Where a fatal signal writes which plugin call it hit, for the next
+    // start ("" = beside a SQLite store, <path>.crash; none for PostgreSQL).
+    std::string crash_record;
     RetryPolicy retry;
 };
+
+// Where a plugin's code runs: in the host's process (fastest; a crash in it
+// is the host's), or in a supervised worker process of its own.
+enum class Isolation { in_process, process };
+const char* isolation_name(Isolation i);
 
 struct PluginConfig {
     std::string name;           // instance name, unique in the config
@@ -146,6 +166,9 @@ struct PluginConfig {
     bool ordered = false;  // same ordering key → handed over one at a time, in order
     std::string ordering_key = "row_id";  // a dotted path in the body
     RetryPolicy retry;
+    // Default: in-process for bundled plugins, process for a user's library.
+    Isolation isolation = Isolation::process;
+    uint64_t memory_limit = 0;       // isolation: process; the worker's RSS in bytes (0: none)
     std::string config_json = "{}";  // the config subtree as JSON, secrets resolved
     std::vector<Secret> secrets;     // references found inside config:, for reports
     Position pos;

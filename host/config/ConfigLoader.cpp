@@ -30,6 +30,10 @@ std::string Position::str() const {
     return file + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
+const char* isolation_name(Isolation i) {
+    return i == Isolation::process ? "process" : "in-process";
+}
+
 const char* scheme_name(VerifyScheme s) {
     switch (s) {
         case VerifyScheme::hmac_sha256:
@@ -466,7 +470,8 @@ class Loader {
 
     void load_dispatch(const Node& n, DispatchConfig& d) {
         n.expect_map({"workers", "call_timeout", "batch_linger", "shutdown_timeout", "lease",
-                      "poll_interval", "retry"});
+                      "poll_interval", "poison_after", "call_grace", "restart_backoff",
+                      "restart_backoff_cap", "crash_record", "retry"});
         if (n.has("workers")) d.workers = static_cast<int>(n.child("workers").integer(1, 256));
         if (n.has("call_timeout"))
             d.call_timeout = n.child("call_timeout").duration(std::chrono::milliseconds(1));
@@ -477,6 +482,22 @@ class Loader {
         if (n.has("lease")) d.lease = n.child("lease").duration(std::chrono::seconds(1));
         if (n.has("poll_interval"))
             d.poll_interval = n.child("poll_interval").duration(std::chrono::milliseconds(50));
+        if (n.has("poison_after"))
+            d.poison_after = static_cast<int>(n.child("poison_after").integer(1, 1000));
+        if (n.has("call_grace"))
+            d.call_grace = n.child("call_grace").duration(std::chrono::milliseconds(0));
+        if (n.has("restart_backoff"))
+            d.restart_backoff = n.child("restart_backoff").duration(std::chrono::milliseconds(1));
+        if (n.has("restart_backoff_cap"))
+            d.restart_backoff_cap =
+                n.child("restart_backoff_cap").duration(std::chrono::milliseconds(1));
+        if (d.restart_backoff_cap < d.restart_backoff)
+            n.fail("restart_backoff_cap must not be below restart_backoff");
+        if (n.has("crash_record"))
+            d.crash_record =
+                (fs::path(resolver_->base_dir()) / n.child("crash_record").non_empty_str())
+                    .lexically_normal()
+                    .string();
         if (n.has("retry")) load_retry(n.child("retry"), d.retry);
     }
 
@@ -585,7 +606,7 @@ class Loader {
 
     PluginConfig load_plugin(const Node& n, const RetryPolicy& defaults) {
         n.expect_map({"name", "library", "enabled", "events", "concurrency", "batch_linger",
-                      "ordered", "ordering_key", "retry", "config"});
+                      "ordered", "ordering_key", "retry", "isolation", "memory_limit", "config"});
         PluginConfig p;
         p.pos = n.pos();
         p.retry = defaults;
@@ -608,6 +629,25 @@ class Loader {
             if (!p.ordered) n.child("ordering_key").fail("only means something with ordered: true");
         }
         if (n.has("retry")) load_retry(n.child("retry"), p.retry);
+        // A user's library runs in a worker process unless told otherwise:
+        // its crash must not take the intake down. Bundled plugins ship with
+        // the host and are tested with it: in-process, without the hop.
+        p.isolation =
+            p.library.rfind("bundled:", 0) == 0 ? Isolation::in_process : Isolation::process;
+        if (n.has("isolation")) {
+            const std::string v = n.child("isolation").non_empty_str();
+            if (v == "process")
+                p.isolation = Isolation::process;
+            else if (v == "in-process")
+                p.isolation = Isolation::in_process;
+            else
+                n.child("isolation").fail("expected process or in-process, found '" + v + "'");
+        }
+        if (n.has("memory_limit")) {
+            p.memory_limit = n.child("memory_limit").size_bytes(16ULL << 20, 1ULL << 40);
+            if (p.isolation != Isolation::process)
+                n.child("memory_limit").fail("only means something with isolation: process");
+        }
         if (n.has("config")) {
             auto cfg = n.child("config");
             if (!cfg.is_map()) cfg.fail("a plugin's config is a mapping");

@@ -64,6 +64,11 @@ void DispatchMetrics::describe(Metrics& m) {
     m.set_help("clayhook_dispatch_pending", "Pending deliveries held by the dispatcher");
     m.set_help("clayhook_dispatch_in_flight", "Plugin calls running");
     m.set_help("clayhook_dispatch_paused", "1 while the plugin is paused");
+    m.set_help("clayhook_dispatch_waiting",
+               "Pending deliveries of a plugin that is not loaded (down, or removed by a "
+               "reload): they wait for it");
+    m.set_help("clayhook_plugin_down",
+               "1 while an enabled plugin could not be loaded (see clayhook plugins)");
 }
 
 }  // namespace clayhook

@@ -1,5 +1,6 @@
 #include "dispatch/Dispatcher.h"
 
+#include "crash/FatalSignal.h"
 #include "dispatch/DispatchMetrics.h"
 #include "dispatch/LaneQueue.h"
 #include "log/Logger.h"
@@ -51,8 +52,8 @@ struct Dispatcher::Lane {
         : name(t.instance->name()),
           m(metrics, name),
           target(std::move(t)),
-          kind(target.instance->library().name()),
-          version(target.instance->library().version()),
+          kind(target.instance->info().kind),
+          version(target.instance->info().version),
           q(target.ordered) {
         normalise(target);
     }
@@ -91,7 +92,8 @@ Dispatcher::Dispatcher(Store& store, const DispatchConfig& config,
       metrics_(metrics),
       call_timeout_ms_(config.call_timeout.count()),
       lease_ms_(config.lease.count()),
-      poll_ms_(config.poll_interval.count()) {
+      poll_ms_(config.poll_interval.count()),
+      poison_after_(config.poison_after) {
     DispatchMetrics::describe(metrics_);
     for (auto& t : targets)
         lanes_.push_back(std::make_unique<Lane>(std::move(t), metrics_));
@@ -156,6 +158,7 @@ void Dispatcher::reconfigure(const DispatchConfig& config, std::vector<DispatchT
     call_timeout_ms_.store(config.call_timeout.count());
     lease_ms_.store(config.lease.count());
     poll_ms_.store(config.poll_interval.count());
+    poison_after_.store(config.poison_after);
     bool started;
     {
         std::lock_guard g(mu_);
@@ -200,8 +203,8 @@ void Dispatcher::reconfigure(const DispatchConfig& config, std::vector<DispatchT
             continue;
         }
         std::lock_guard lk(l->mu);
-        l->kind = t.instance->library().name();
-        l->version = t.instance->library().version();
+        l->kind = t.instance->info().kind;
+        l->version = t.instance->info().version;
         l->target = std::move(t);
         normalise(l->target);
         // Switching ordering on orders what is queued by its keys.
@@ -401,6 +404,7 @@ void Dispatcher::enqueue(std::vector<DeliveryRef>&& refs) noexcept {
 void Dispatcher::worker(Lane& l, size_t slot, Worker& w) {
     RandomJitter jitter;  // this thread's: backoffs need no lock
     std::vector<DeliveryRef> items;
+    fatal::prepare_thread();  // a stack overflow in a plugin is reported too
     std::unique_lock lk(l.mu);
     for (;;) {
         if (l.stopping || slot >= l.target.concurrency) {
@@ -410,6 +414,15 @@ void Dispatcher::worker(Lane& l, size_t slot, Worker& w) {
         int64_t now = clock_.now_ms();
         l.q.promote(now);
         // No instance: the plugin was removed by a reload; its deliveries wait.
+        // An isolated plugin's worker restarting after a crash: they wait
+        // for it, without a claim (which would count an attempt).
+        const int64_t down_until =
+            l.target.instance ? l.target.instance->down_until_ms() : int64_t{0};
+        if (down_until > now && !l.paused && l.q.due() > 0) {
+            // Polled: nothing tells the lane when the worker is back.
+            l.cv.wait_for(lk, std::chrono::milliseconds(std::min<int64_t>(down_until - now, 50)));
+            continue;
+        }
         const bool can = !l.paused && l.target.instance != nullptr;
         if (can && l.q.due() > 0) {
             if (l.target.max_batch > 1 && l.q.due() < l.target.max_batch &&
@@ -490,9 +503,9 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
             }
             return;
         }
-        std::unordered_map<int64_t, uint32_t> got;
+        std::unordered_map<int64_t, ClaimedDelivery> got;
         for (const auto& c : claimed)
-            got.emplace(c.id, c.attempts);
+            got.emplace(c.id, c);
         if (store_.shared()) {
             std::lock_guard g(leases_mu_);
             for (const auto& c : claimed)
@@ -509,18 +522,43 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
                 back.push_back({items[i], true});
                 continue;
             }
-            items[i].attempts = it->second - 1;  // attempts before this one
-            if (static_cast<int64_t>(it->second) > t.retry.max_attempts) {
+            items[i].attempts = it->second.attempts - 1;  // attempts before this one
+            if (it->second.lost >= static_cast<uint32_t>(std::max(poison_after_.load(), 1))) {
+                // Poison: the host died in this delivery's calls again and
+                // again. Dead, so the host serves on; replay it once fixed.
+                skip[i] = 1;
+                std::string known;
+                {
+                    std::lock_guard g(mu_);
+                    if (auto c = crash_reasons_.find(items[i].id); c != crash_reasons_.end())
+                        known = "; the last: " + c->second;
+                }
+                DeliveryUpdate u;
+                u.delivery_id = items[i].id;
+                u.state = DeliveryState::dead;
+                u.attempts = it->second.attempts - 1;
+                u.finished_ms = now;
+                u.last_error = "poison: the host died during " + std::to_string(it->second.lost) +
+                               " calls of this delivery (dispatch.poison_after " +
+                               std::to_string(poison_after_.load()) + ")" + known;
+                l.m.dead.add(1);
+                log_.error("dispatch", "delivery is dead: " + u.last_error,
+                           {{"plugin", l.name}, {"delivery", std::to_string(items[i].id)}});
+                updates.push_back(std::move(u));
+                back.push_back({items[i], true});
+                continue;
+            }
+            if (static_cast<int64_t>(it->second.attempts) > t.retry.max_attempts) {
                 // Earlier claims never reported (the host died during them,
                 // or a plugin took it down): their attempts count.
                 skip[i] = 1;
                 DeliveryUpdate u;
                 u.delivery_id = items[i].id;
                 u.state = DeliveryState::dead;
-                u.attempts = it->second - 1;
+                u.attempts = it->second.attempts - 1;
                 u.finished_ms = now;
                 u.last_error =
-                    "attempts exhausted by " + std::to_string(it->second - 1) +
+                    "attempts exhausted by " + std::to_string(it->second.attempts - 1) +
                     " attempts, some of which never reported (the host stopped during them)";
                 updates.push_back(std::move(u));
                 l.m.dead.add(1);
@@ -591,6 +629,20 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
             continue;
         }
         const StoredEvent& e = *it->second;
+        if (!t.instance->subscribes(e.type)) {
+            // Routed while the plugin was down and its patterns unknown
+            // (every event waits for such a plugin): not one of its events.
+            DeliveryUpdate u;
+            u.delivery_id = items[i].id;
+            u.state = DeliveryState::done;
+            u.attempts = items[i].attempts;
+            u.finished_ms = started;
+            u.last_error = "skipped: the plugin does not subscribe to " + e.type +
+                           " (it arrived while the plugin was down)";
+            updates.push_back(std::move(u));
+            back.push_back({std::move(items[i]), true});
+            continue;
+        }
         EventView v;
         v.id = e.id;
         v.source = e.source;
@@ -610,11 +662,21 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
         w.first_delivery.store(items[which[0]].id);
         w.started_ms.store(started);
         auto t0 = std::chrono::steady_clock::now();
-        if (t.max_batch > 1) {
-            outcomes = t.instance->handle_batch(views);
-        } else {
-            for (const auto& v : views)
-                outcomes.push_back(t.instance->handle(v));
+        // In-process, a fatal signal inside the call names the plugin and
+        // these deliveries in the host's last log line and crash record.
+        std::vector<int64_t> ids;
+        if (!t.instance->isolated())
+            for (size_t k : which)
+                ids.push_back(items[k].id);
+        {
+            std::optional<fatal::CallScope> scope;
+            if (!t.instance->isolated()) scope.emplace(l.name, ids);
+            if (t.max_batch > 1) {
+                outcomes = t.instance->handle_batch(views);
+            } else {
+                for (const auto& v : views)
+                    outcomes.push_back(t.instance->handle(v));
+            }
         }
         auto elapsed = std::chrono::steady_clock::now() - t0;
         call_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
@@ -714,6 +776,22 @@ void Dispatcher::watchdog() {
         lk.unlock();
         const int64_t now = clock_.now_ms();
         renew_leases(now);
+        {
+            std::map<std::string, size_t> waiting;
+            {
+                std::lock_guard g(mu_);
+                waiting = unloaded_;
+            }
+            for (const auto& name : waiting_gauges_)
+                if (!waiting.count(name))
+                    metrics_.gauge("clayhook_dispatch_waiting", "plugin=\"" + name + "\"").set(0);
+            waiting_gauges_.clear();
+            for (const auto& [name, n] : waiting) {
+                metrics_.gauge("clayhook_dispatch_waiting", "plugin=\"" + name + "\"")
+                    .set(static_cast<double>(n));
+                waiting_gauges_.insert(name);
+            }
+        }
         const int64_t budget = call_timeout_ms_.load();
         for (Lane* l : lanes()) {
             overruns.clear();
@@ -857,6 +935,37 @@ std::vector<LaneStatus> Dispatcher::status() const {
 std::map<std::string, size_t> Dispatcher::waiting_for_unloaded() const {
     std::lock_guard lk(mu_);
     return unloaded_;
+}
+
+std::vector<int64_t> Dispatcher::kill(const KillFilter& f, const std::string& reason) {
+    std::vector<int64_t> ids = store_.kill_pending(f, reason);
+    // The lanes still hold them: their next claim finds them dead and drops
+    // them (so a paused lane counts them until it is resumed).
+    for (int64_t id : ids)
+        log_.warn("dispatch", "delivery marked dead by the operator",
+                  {{"delivery", std::to_string(id)}, {"reason", reason}});
+    return ids;
+}
+
+void Dispatcher::set_down(std::map<std::string, std::string> down) {
+    std::lock_guard lk(mu_);
+    for (const auto& [name, why] : down_)
+        if (!down.count(name))
+            metrics_.gauge("clayhook_plugin_down", "plugin=\"" + name + "\"").set(0);
+    down_ = std::move(down);
+    for (const auto& [name, why] : down_)
+        metrics_.gauge("clayhook_plugin_down", "plugin=\"" + name + "\"").set(1);
+}
+
+std::map<std::string, std::string> Dispatcher::down() const {
+    std::lock_guard lk(mu_);
+    return down_;
+}
+
+void Dispatcher::note_crash(std::span<const int64_t> ids, const std::string& reason) {
+    std::lock_guard lk(mu_);
+    for (int64_t id : ids)
+        crash_reasons_[id] = reason;
 }
 
 int32_t Dispatcher::deliver_again_at(const std::string& plugin, std::string_view event_id,

@@ -44,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -126,6 +127,17 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     std::vector<LaneStatus> status() const;
     // Pending deliveries in the store for plugins that are not loaded.
     std::map<std::string, size_t> waiting_for_unloaded() const;
+    // The operator's way out: the pending deliveries matching `f` become
+    // dead now, with `reason` (a running call's result is then dropped).
+    // Returns their ids. Throws on a store error.
+    std::vector<int64_t> kill(const KillFilter& f, const std::string& reason);
+    // The plugins of the generation in force that could not be loaded, and
+    // why: their deliveries wait for them (the Host and the reloader say).
+    void set_down(std::map<std::string, std::string> down);
+    std::map<std::string, std::string> down() const;
+    // What a crash record says about these deliveries (their call was the
+    // one the host died in): the poison reason names it.
+    void note_crash(std::span<const int64_t> ids, const std::string& reason);
 
     // Rescheduler (a plugin's deliver_again_at, through StoreServices): the
     // pending delivery of `event_id` to `plugin` is due at `at_ms` instead.
@@ -165,16 +177,20 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     bool started_ = false;
     bool stopping_ = false;
     std::map<std::string, size_t> unloaded_;
+    std::map<std::string, std::string> down_;
+    std::map<int64_t, std::string> crash_reasons_;
     std::thread watchdog_;
     std::thread poller_;
-    int64_t last_renew_ms_ = 0;  // watchdog thread only
-    bool poll_failing_ = false;  // poller thread only
+    int64_t last_renew_ms_ = 0;             // watchdog thread only
+    std::set<std::string> waiting_gauges_;  // watchdog thread only
+    bool poll_failing_ = false;             // poller thread only
     std::mutex leases_mu_;
     std::unordered_set<int64_t> leased_;  // shared stores: claimed here, call not returned
     std::atomic<size_t> running_calls_{0};
     std::atomic<int64_t> call_timeout_ms_;
     std::atomic<int64_t> lease_ms_;
     std::atomic<int64_t> poll_ms_;
+    std::atomic<int> poison_after_;
 };
 
 }  // namespace clayhook

@@ -2,8 +2,10 @@
 
 #include "config/Config.h"
 #include "log/Logger.h"
+#include "plugins/PluginWorker.h"
 
 #include <map>
+#include <optional>
 
 namespace clayhook {
 
@@ -12,6 +14,7 @@ PluginSet PluginSet::load(const Config& config, const std::string& stage_dir, Lo
     PluginSet set;
     // Two entries naming the same file share one loaded library.
     std::map<std::string, std::shared_ptr<PluginLibrary>> libraries;
+    std::optional<std::string> worker, no_worker;
     for (const auto& pc : config.plugins) {
         if (!pc.enabled) {
             set.disabled.push_back(pc.name);
@@ -21,15 +24,38 @@ PluginSet PluginSet::load(const Config& config, const std::string& stage_dir, Lo
             if (pc.library_path.empty())
                 throw PluginError("plugin '" + pc.name + "' (" + pc.library +
                                   ") refused: " + pc.library_error);
-            auto& lib = libraries[pc.library_path];
-            if (!lib) lib = PluginLibrary::load(pc.name, pc.library_path, stage_dir);
-            auto inst = PluginInstance::create(lib, pc, log, metrics, backend);
+            std::unique_ptr<PluginInstance> inst;
+            if (pc.isolation == Isolation::process) {
+                if (!worker) {
+                    std::string why;
+                    worker = find_worker_executable(why);
+                    no_worker = why;
+                }
+                if (worker->empty())
+                    throw PluginError("plugin '" + pc.name + "' (" + pc.library_path +
+                                      ", isolation: process) refused: " + *no_worker);
+                WorkerSettings ws;
+                ws.executable = *worker;
+                ws.call_timeout = config.dispatch.call_timeout;
+                ws.grace = config.dispatch.call_grace;
+                ws.backoff_min = config.dispatch.restart_backoff;
+                ws.backoff_max = config.dispatch.restart_backoff_cap;
+                ws.threads = static_cast<uint32_t>(pc.concurrency > 0 ? pc.concurrency
+                                                                      : config.dispatch.workers);
+                inst = PluginInstance::create_isolated(pc, ws, log, metrics, backend);
+            } else {
+                auto& lib = libraries[pc.library_path];
+                if (!lib) lib = PluginLibrary::load(pc.name, pc.library_path, stage_dir);
+                inst = PluginInstance::create(lib, pc, log, metrics, backend);
+            }
+            const PluginInfo& info = inst->info();
             log.info("plugins", "plugin loaded",
                      {{"plugin", pc.name},
-                      {"kind", lib->name()},
-                      {"version", lib->version()},
-                      {"abi", lib->abi().str()},
-                      {"path", lib->path()}});
+                      {"kind", info.kind},
+                      {"version", info.version},
+                      {"abi", info.abi},
+                      {"isolation", isolation_name(pc.isolation)},
+                      {"path", info.path}});
             set.instances.push_back(std::move(inst));
         } catch (const std::exception& e) {
             log.error("plugins", e.what(), {{"plugin", pc.name}});

@@ -7,12 +7,27 @@ namespace clayhook {
 
 Routes Routes::from(const PluginSet& set, const Config& config) {
     std::vector<RouteTarget> targets;
-    for (const auto& inst : set.instances) {
+    for (const auto& pc : config.plugins) {
+        if (!pc.enabled) continue;
         RouteTarget t;
-        t.plugin = inst->name();
-        t.patterns = inst->patterns();
-        for (const auto& pc : config.plugins)
-            if (pc.name == inst->name() && pc.ordered) t.order_path = pc.ordering_key;
+        t.plugin = pc.name;
+        if (pc.ordered) t.order_path = pc.ordering_key;
+        const PluginInstance* inst = nullptr;
+        for (const auto& i : set.instances)
+            if (i->name() == pc.name) inst = i.get();
+        if (inst != nullptr) {
+            t.patterns = inst->patterns();
+        } else {
+            // Enabled but refused (a missing file, a crash in create()): its
+            // deliveries are made all the same and wait for it, so a reload
+            // that brings it up finds every event that arrived meanwhile.
+            // Without `events:` its own patterns are unknown: every event
+            // waits, and the ones it does not subscribe to are skipped once
+            // it runs.
+            for (const auto& text : pc.events ? *pc.events : std::vector<std::string>{"*"})
+                if (EventPattern::why_invalid(text).empty()) t.patterns.emplace_back(text);
+            if (t.patterns.empty()) continue;
+        }
         targets.push_back(std::move(t));
     }
     return Routes(std::move(targets));
