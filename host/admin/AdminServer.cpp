@@ -306,6 +306,7 @@ class AdminService final : public HttpService {
                                .set("kind", st.kind)
                                .set("version", st.version)
                                .set("loaded", st.loaded)
+                               .set("isolation", st.isolated ? "process" : "in-process")
                                .set("paused", st.paused)
                                .set("ordered", st.ordered)
                                .set("concurrency", st.concurrency)

@@ -917,6 +917,7 @@ std::vector<LaneStatus> Dispatcher::status() const {
         s.kind = l->kind;
         s.version = l->version;
         s.loaded = l->target.instance != nullptr;
+        s.isolated = s.loaded && l->target.instance->isolated();
         s.ordered = l->target.ordered;
         s.concurrency = l->target.concurrency;
         s.max_batch = l->target.max_batch;

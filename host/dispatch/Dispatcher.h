@@ -70,9 +70,10 @@ struct DispatchTarget {
 
 struct LaneStatus {
     std::string plugin;
-    std::string kind;     // the library's plugin name
-    std::string version;  // the library's version
-    bool loaded = true;   // false: a reload removed it; its deliveries wait for it
+    std::string kind;       // the library's plugin name
+    std::string version;    // the library's version
+    bool loaded = true;     // false: a reload removed it; its deliveries wait for it
+    bool isolated = false;  // its calls run in a worker process (isolation: process)
     bool paused = false;
     bool ordered = false;
     uint32_t concurrency = 0;
