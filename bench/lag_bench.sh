@@ -116,22 +116,12 @@ done
 catch_up_s=$(secs "$t_driver" "$(now_ms)")
 stop_host
 
-lag=$(python3 - "$work/lag/acked.txt" "$work/lag/events.jsonl" <<'PY'
-import json, math, sys
-acked = {l.split("\t")[1] for l in open(sys.argv[1]) if l.count("\t") >= 2}
-first = {}  # id -> (handled_at_ms, received_at_ms) of its first handling
-try:
-    with open(sys.argv[2], errors="replace") as f:
-        for line in f:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            h, r = ev["handled_at_ms"], ev["received_at_ms"]
-            if ev["id"] not in first or h < first[ev["id"]][0]:
-                first[ev["id"]] = (h, r)
-except FileNotFoundError:
-    pass
+lag=$(python3 - "$work/lag/acked.txt" "$work/lag/events.jsonl" "$ROOT/bench" <<'PY'
+import math, sys
+sys.path.insert(0, sys.argv[3])
+from sinklog import acked_ids, first_handlings
+acked = acked_ids(sys.argv[1])
+first, _ = first_handlings(sys.argv[2])
 lags = sorted(h - r for i, (h, r) in first.items() if i in acked)
 handled = sorted(h for h, _ in first.values())
 span = (handled[-1] - handled[0]) / 1000 if len(handled) > 1 else 0
