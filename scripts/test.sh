@@ -31,7 +31,9 @@ if [ "${CLAYHOOK_TEST_SANITIZE:-1}" != 0 ]; then
   build build-asan -DCMAKE_BUILD_TYPE=Debug -DCLAYHOOK_WERROR=ON -DCLAYHOOK_SANITIZE=ON \
     -DCLAYHOOK_BUILD_TESTS=ON
   say "running the tests under the sanitizers"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  # allow_user_segv_handler: the host's own fatal-signal line (crash/FatalSignal)
+  # is under test too; it hands the signal on to the sanitizer's handler.
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allow_user_segv_handler=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2 "$@")
 fi
 
