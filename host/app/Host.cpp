@@ -77,6 +77,7 @@ void Host::start() {
         }
         std::error_code ec;
         std::filesystem::remove(record, ec);
+        std::filesystem::remove(record + ".tmp", ec);  // a record cut short
     }
     fatal::install(record, store_->owner());
     services_ = std::make_unique<StoreServices>(*store_, log_);

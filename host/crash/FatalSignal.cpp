@@ -40,11 +40,15 @@ thread_local AltStack t_altstack;
 
 // Written before the handlers are installed, read only by the handler.
 char g_record[4096] = {0};
+char g_record_tmp[4200] = {0};  // g_record + ".tmp": written, then renamed over it
 char g_owner[256] = {0};
 char g_component[32] = "host";
 struct sigaction g_previous[sizeof kSignals / sizeof kSignals[0]];
 std::atomic<bool> g_installed{false};
-volatile sig_atomic_t g_in_handler = 0;
+// Lock-free, so usable in a handler: the first faulting thread writes the
+// line and the record; another that faults meanwhile waits for it (bounded).
+std::atomic<int> g_writer{0};
+std::atomic<bool> g_written{false};
 
 // A fixed buffer filled without allocating: everything the handler calls is
 // async-signal-safe (write, open, close, clock_gettime, sigaction, raise).
@@ -151,10 +155,9 @@ void put_ids(Buf& b, const char* sep) {
     }
 }
 
-void on_fatal(int sig, siginfo_t*, void*) {
+void on_fatal(int sig, siginfo_t* info, void*) {
     const int saved = errno;
-    if (g_in_handler == 0) {
-        g_in_handler = 1;
+    if (g_writer.exchange(1) == 0) {
         const bool in_call = t_call.active;
         Buf line;
         line.put("ts=");
@@ -193,20 +196,31 @@ void on_fatal(int sig, siginfo_t*, void*) {
                 put_ids(rec, " ");
             }
             rec.put("\n");
-            int fd = ::open(g_record, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            // Whole or not at all: written aside, then renamed into place.
+            int fd = ::open(g_record_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
             if (fd >= 0) {
-                (void)!::write(fd, rec.data, rec.n);
+                const bool whole = ::write(fd, rec.data, rec.n) == static_cast<ssize_t>(rec.n);
                 ::fsync(fd);
                 ::close(fd);
+                if (whole) ::rename(g_record_tmp, g_record);
             }
+        }
+        g_written.store(true);
+    } else {
+        // Another thread is writing the last words: let it finish (up to a
+        // second) before this one ends the process.
+        for (int i = 0; i < 1000 && !g_written.load(); ++i) {
+            timespec ms{0, 1'000'000};
+            ::nanosleep(&ms, nullptr);
         }
     }
     // The previous disposition (a sanitizer's, or the default) takes over:
-    // a fault re-executes and hits it; an abort is raised again.
+    // a fault re-executes and hits it; an abort, or a signal sent by kill()
+    // (nothing to re-execute), is raised again.
     for (size_t i = 0; i < sizeof kSignals / sizeof kSignals[0]; ++i)
         if (kSignals[i] == sig) ::sigaction(sig, &g_previous[i], nullptr);
     errno = saved;
-    if (sig == SIGABRT) ::raise(sig);
+    if (sig == SIGABRT || info == nullptr || info->si_code <= 0) ::raise(sig);
 }
 
 void copy_to(char* dst, size_t cap, std::string_view s) {
@@ -219,6 +233,7 @@ void copy_to(char* dst, size_t cap, std::string_view s) {
 
 void install(const std::string& record_path, const std::string& owner, std::string_view component) {
     copy_to(g_record, sizeof g_record, record_path);
+    copy_to(g_record_tmp, sizeof g_record_tmp, record_path.empty() ? "" : record_path + ".tmp");
     copy_to(g_owner, sizeof g_owner, owner);
     copy_to(g_component, sizeof g_component, component);
     if (g_installed.exchange(true)) return;
@@ -252,10 +267,12 @@ CallScope::CallScope(std::string_view plugin, std::span<const int64_t> deliverie
     for (size_t i = 0; i < t_call.count; ++i)
         t_call.ids[i] = deliveries[i];
     t_call.total = deliveries.size();
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the slot is whole before it counts
     t_call.active = true;
 }
 
 CallScope::~CallScope() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     t_call.active = false;
 }
 

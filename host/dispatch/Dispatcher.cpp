@@ -631,14 +631,16 @@ void Dispatcher::handle(Lane& l, const DispatchTarget& t, Worker& w, Jitter& jit
         const StoredEvent& e = *it->second;
         if (!t.instance->subscribes(e.type)) {
             // Routed while the plugin was down and its patterns unknown
-            // (every event waits for such a plugin): not one of its events.
+            // (every event waits for such a plugin), or before a reload
+            // narrowed its events: not one of its events now.
             DeliveryUpdate u;
             u.delivery_id = items[i].id;
             u.state = DeliveryState::done;
             u.attempts = items[i].attempts;
             u.finished_ms = started;
             u.last_error = "skipped: the plugin does not subscribe to " + e.type +
-                           " (it arrived while the plugin was down)";
+                           " (routed to it while it was down, or before a reload narrowed its "
+                           "events:)";
             updates.push_back(std::move(u));
             back.push_back({std::move(items[i]), true});
             continue;

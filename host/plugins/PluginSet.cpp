@@ -40,8 +40,8 @@ PluginSet PluginSet::load(const Config& config, const std::string& stage_dir, Lo
                 ws.grace = config.dispatch.call_grace;
                 ws.backoff_min = config.dispatch.restart_backoff;
                 ws.backoff_max = config.dispatch.restart_backoff_cap;
-                ws.threads = static_cast<uint32_t>(pc.concurrency > 0 ? pc.concurrency
-                                                                      : config.dispatch.workers);
+                ws.threads = static_cast<uint32_t>(std::max(pc.concurrency, 0));
+                ws.workers = static_cast<uint32_t>(config.dispatch.workers);
                 inst = PluginInstance::create_isolated(pc, ws, log, metrics, backend);
             } else {
                 auto& lib = libraries[pc.library_path];

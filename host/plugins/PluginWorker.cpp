@@ -172,22 +172,12 @@ void PluginWorker::send(const std::string& frame) noexcept {
 
 std::vector<HandleOutcome> PluginWorker::call(std::span<const EventView> events) noexcept {
     try {
-        Pending p;
-        p.events = events.size();
         uint64_t id;
         {
-            std::unique_lock lk(mu_);
-            // Claimed just as the worker died: wait for the next one rather
-            // than spend the attempt (the lease is renewed meanwhile).
-            const auto until = Clock::now() + settings_.backoff_max + settings_.start_timeout;
-            cv_.wait_until(lk, until, [&] { return up_ || stopping_; });
-            if (!up_)
-                return retry_all(events.size(), "plugin process is down (" + last_death_ +
-                                                    "); it is being started again");
+            std::lock_guard lk(mu_);
             id = next_call_++;
-            p.deadline = Clock::now() + settings_.call_timeout + settings_.grace;
-            calls_[id] = &p;
         }
+        // Built before the call is registered: nothing after that can throw.
         wire::Out f(wire::Type::call);
         f.i64(static_cast<int64_t>(id)).u32(static_cast<uint32_t>(events.size()));
         for (const auto& e : events)
@@ -198,7 +188,36 @@ std::vector<HandleOutcome> PluginWorker::call(std::span<const EventView> events)
                 .str(e.body)
                 .i64(e.received_at_ms)
                 .u32(e.attempt);
-        send(f.done());  // a dead worker: the supervisor fails the call
+        const std::string& frame = f.done();
+        auto down = [&] {
+            return retry_all(events.size(), "plugin process is down (" + last_death_ +
+                                                "); it is being started again");
+        };
+        {
+            std::unique_lock lk(mu_);
+            // Claimed just as the worker died: wait for the next one rather
+            // than spend the attempt (the lease is renewed meanwhile).
+            const auto until = Clock::now() + settings_.backoff_max + settings_.start_timeout;
+            cv_.wait_until(lk, until, [&] { return up_ || stopping_; });
+            if (!up_) return down();
+        }
+        Pending p;
+        p.events = events.size();
+        {
+            // Registered and sent under write_mu_: the socket cannot be
+            // closed, nor a new worker's put in its place, in between. A
+            // worker that dies after this fails the call (fail_pending).
+            std::lock_guard w(write_mu_);
+            int fd;
+            {
+                std::lock_guard lk(mu_);
+                if (!up_) return down();
+                p.deadline = Clock::now() + settings_.call_timeout + settings_.grace;
+                calls_[id] = &p;
+                fd = fd_;
+            }
+            (void)wire::write_frame(fd, frame);
+        }
         std::unique_lock lk(mu_);
         cv_.wait(lk, [&] { return p.done; });
         return std::move(p.outcomes);
@@ -319,7 +338,11 @@ std::optional<std::string> PluginWorker::launch(bool first) {
         fd_ = sv[0];
     }
     wire::Out hello(wire::Type::hello);
-    hello.str(name_).str(library_).str(config_json_).u32(std::max<uint32_t>(settings_.threads, 1));
+    hello.str(name_)
+        .str(library_)
+        .str(config_json_)
+        .u32(settings_.threads)
+        .u32(std::max<uint32_t>(settings_.workers, 1));
     send(hello.done());
     if (!first)
         log_.info("plugins", "plugin process started",
@@ -345,29 +368,51 @@ std::string PluginWorker::serve() {
         ::kill(pid, SIGKILL);
     };
     bool up = false;
+    // Reads what arrived and serves it; false at end of stream or on a
+    // frame that breaks the protocol (then the worker is being killed).
+    auto drain = [&]() -> bool {
+        try {
+            if (!reader.fill()) return false;
+            wire::Type type;
+            std::string_view payload;
+            while (reader.ready() && reader.next(type, payload))
+                handle_frame(static_cast<uint8_t>(type), payload);
+            return true;
+        } catch (const wire::ProtocolError& e) {
+            kill_it(std::string("it broke the worker protocol (") + e.what() + ")");
+        } catch (const std::exception& e) {
+            kill_it(std::string("the host could not serve its frames (") + e.what() + ")");
+        }
+        return false;
+    };
+    exit_status_.reset();
     for (;;) {
         pollfd p{fd, POLLIN, 0};
         int n = ::poll(&p, 1, static_cast<int>(kTick.count()));
-        if (n < 0 && errno != EINTR) break;
-        bool eof = false;
-        if (n > 0) {
-            try {
-                if (!reader.fill()) eof = true;
-                wire::Type type;
-                std::string_view payload;
-                while (reader.ready() && reader.next(type, payload))
-                    handle_frame(static_cast<uint8_t>(type), payload);
-            } catch (const wire::ProtocolError& e) {
-                kill_it(std::string("it broke the worker protocol (") + e.what() + ")");
-                eof = true;
-            }
+        if (n < 0 && errno != EINTR) {
+            kill_it(std::string("the host cannot watch it (poll: ") + std::strerror(errno) + ")");
+            break;
         }
-        if (eof || !kill_reason_.empty()) break;
+        if (n > 0 && !drain()) break;
+        if (!kill_reason_.empty()) break;
+        // Exited while something else (a process it started) keeps the
+        // socket open: no end of stream comes, the exit is seen here.
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+            exit_status_ = status;
+            pollfd q{fd, POLLIN, 0};
+            while (::poll(&q, 1, 0) > 0 && drain()) {
+            }
+            break;
+        }
         const auto now = Clock::now();
         {
             std::lock_guard lk(mu_);
             up = up_;
-            if (stopping_ && !stop_by) stop_by = now + settings_.grace;
+            if (stopping_ && !stop_by) {
+                stop_by = now + settings_.grace;
+                ::shutdown(fd, SHUT_WR);  // also when the stop came during the launch
+            }
             for (const auto& [id, c] : calls_)
                 if (now > c->deadline) {
                     kill_it("a call ran past dispatch.call_timeout (" +
@@ -401,10 +446,14 @@ std::string PluginWorker::reap() {
         pid = pid_;
     }
     int status = 0;
-    pid_t r;
-    do {
-        r = ::waitpid(pid, &status, 0);
-    } while (r < 0 && errno == EINTR);
+    pid_t r = pid;
+    if (exit_status_) {
+        status = *exit_status_;
+    } else {
+        do {
+            r = ::waitpid(pid, &status, 0);
+        } while (r < 0 && errno == EINTR);
+    }
     if (!kill_reason_.empty()) return "plugin process killed: " + kill_reason_;
     {
         std::lock_guard lk(mu_);
@@ -465,8 +514,18 @@ void PluginWorker::handle_frame(uint8_t type, std::string_view payload) {
         case wire::Type::result: {
             const uint64_t id = static_cast<uint64_t>(in.i64());
             const uint32_t n = in.u32();
+            {
+                // Checked before anything is allocated for it.
+                std::lock_guard lk(mu_);
+                auto it = calls_.find(id);
+                if (it == calls_.end()) throw wire::ProtocolError("a result for no call");
+                if (it->second->events != n)
+                    throw wire::ProtocolError("a result with " + std::to_string(n) +
+                                              " outcomes for " +
+                                              std::to_string(it->second->events) + " events");
+            }
             std::vector<HandleOutcome> out;
-            out.reserve(std::min<uint32_t>(n, 4096));
+            out.reserve(n);
             for (uint32_t i = 0; i < n; ++i) {
                 HandleOutcome o;
                 const int32_t status = in.i32();
@@ -480,12 +539,7 @@ void PluginWorker::handle_frame(uint8_t type, std::string_view payload) {
             in.end();
             {
                 std::lock_guard lk(mu_);
-                auto it = calls_.find(id);
-                if (it == calls_.end()) throw wire::ProtocolError("a result for no call");
-                if (it->second->events != n)
-                    throw wire::ProtocolError("a result with " + std::to_string(n) +
-                                              " outcomes for " +
-                                              std::to_string(it->second->events) + " events");
+                auto it = calls_.find(id);  // only the supervisor removes calls: still there
                 it->second->outcomes = std::move(out);
                 it->second->done = true;
                 calls_.erase(it);

@@ -45,7 +45,11 @@ struct WorkerSettings {
     std::chrono::milliseconds start_timeout{30'000};  // loading and create()
     std::chrono::milliseconds backoff_min{200};
     std::chrono::milliseconds backoff_max{30'000};
-    uint32_t threads = 1;  // calls the worker runs at once (the lane's concurrency)
+    // Calls the worker runs at once, as the lane has them: the entry's
+    // concurrency (0: none given) capped by the plugin's max_concurrency, else
+    // the plugin's max_concurrency, else dispatch.workers (`workers`).
+    uint32_t threads = 0;
+    uint32_t workers = 4;
 };
 
 // Where clayhook-plugin-worker is: $CLAYHOOK_PLUGIN_WORKER, else beside the
@@ -111,7 +115,8 @@ class PluginWorker final : public PluginCalls {
 
     std::mutex write_mu_;  // one frame at a time on fd_
     std::atomic<int64_t> down_until_ms_{0};
-    std::string kill_reason_;  // supervisor thread only
+    std::string kill_reason_;         // supervisor thread only
+    std::optional<int> exit_status_;  // supervisor thread only: reaped in serve()
     std::thread supervisor_;
 };
 

@@ -250,41 +250,70 @@ std::vector<int64_t> SqliteStore::dead_ids(std::string_view plugin, size_t limit
 std::vector<int64_t> SqliteStore::kill_pending(const KillFilter& f, const std::string& reason) {
     if (!f.any()) throw std::invalid_argument("kill_pending: no filter given");
     // Chunks of 500 in transactions of their own, like replay, so the intake
-    // commits in between.
-    constexpr int64_t kChunk = 500;
+    // commits in between. With ids, each is looked up by its key; else the
+    // pending ones of the plugin or the event are walked in id order.
+    constexpr size_t kChunk = 500;
+    static const char* kUpdate =
+        "UPDATE deliveries SET state = 2, finished_ms = ?2, last_error = ?3, lease_until_ms = 0"
+        " WHERE id = ?1 AND state = 0 AND (?4 = '' OR plugin = ?4)"
+        " AND (?5 = '' OR event_seq = (SELECT seq FROM events WHERE id = ?5))";
     std::vector<int64_t> out;
+    auto mark = [&](sqlite3* db, Stmt& upd, int64_t id, int64_t now, std::vector<int64_t>& got) {
+        sqlite3_reset(upd);
+        sqlite3_bind_int64(upd, 1, id);
+        sqlite3_bind_int64(upd, 2, now);
+        bind_text(upd, 3, reason);
+        bind_text(upd, 4, f.plugin);
+        bind_text(upd, 5, f.event_id);
+        step(db, upd, "mark a delivery dead");
+        if (sqlite3_changes(db) == 1) got.push_back(id);
+    };
+    if (!f.ids.empty()) {
+        std::vector<int64_t> ids = f.ids;
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        for (size_t from = 0; from < ids.size(); from += kChunk) {
+            std::vector<int64_t> got;
+            write_txn("mark deliveries dead", [&](sqlite3* db) {
+                got.clear();
+                Stmt upd(db, kUpdate);
+                const int64_t now = now_ms();
+                for (size_t k = from; k < std::min(ids.size(), from + kChunk); ++k)
+                    mark(db, upd, ids[k], now, got);
+            });
+            out.insert(out.end(), got.begin(), got.end());
+        }
+        return out;
+    }
     int64_t after = 0;
     for (;;) {
         std::vector<int64_t> got;
+        size_t seen = 0;
         write_txn("mark deliveries dead", [&](sqlite3* db) {
             got.clear();
-            Stmt find(db,
-                      "SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq"
-                      " WHERE d.state = 0 AND d.id > ?1 AND (?2 = '' OR d.plugin = ?2)"
-                      " AND (?3 = '' OR e.id = ?3) ORDER BY d.id LIMIT ?4");
-            sqlite3_bind_int64(find, 1, after);
-            bind_text(find, 2, f.plugin);
-            bind_text(find, 3, f.event_id);
-            sqlite3_bind_int64(find, 4, f.ids.empty() ? kChunk : -1);
-            Stmt upd(db,
-                     "UPDATE deliveries SET state = 2, finished_ms = ?2, last_error = ?3,"
-                     " lease_until_ms = 0 WHERE id = ?1 AND state = 0");
-            const int64_t now = now_ms();
-            while (step(db, find, "find deliveries to mark dead")) {
-                const int64_t id = sqlite3_column_int64(find, 0);
-                if (!f.ids.empty() && std::find(f.ids.begin(), f.ids.end(), id) == f.ids.end())
-                    continue;
-                sqlite3_reset(upd);
-                sqlite3_bind_int64(upd, 1, id);
-                sqlite3_bind_int64(upd, 2, now);
-                bind_text(upd, 3, reason);
-                step(db, upd, "mark a delivery dead");
-                got.push_back(id);
+            seen = 0;
+            std::vector<int64_t> batch;
+            {
+                Stmt find(db,
+                          "SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                          " WHERE d.state = 0 AND d.id > ?1 AND (?2 = '' OR d.plugin = ?2)"
+                          " AND (?3 = '' OR e.id = ?3) ORDER BY d.id LIMIT ?4");
+                sqlite3_bind_int64(find, 1, after);
+                bind_text(find, 2, f.plugin);
+                bind_text(find, 3, f.event_id);
+                sqlite3_bind_int64(find, 4, static_cast<int64_t>(kChunk));
+                while (step(db, find, "find deliveries to mark dead"))
+                    batch.push_back(sqlite3_column_int64(find, 0));
             }
+            seen = batch.size();
+            Stmt upd(db, kUpdate);
+            const int64_t now = now_ms();
+            for (int64_t id : batch)
+                mark(db, upd, id, now, got);
+            if (!batch.empty()) after = batch.back();
         });
         out.insert(out.end(), got.begin(), got.end());
-        if (!f.ids.empty() || static_cast<int64_t>(got.size()) < kChunk) break;
-        after = got.back();
+        if (seen < kChunk) break;
     }
     return out;
 }

@@ -1,5 +1,6 @@
 #include "worker/WorkerProtocol.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -92,7 +93,9 @@ void In::end() const {
 bool write_frame(int fd, const std::string& frame) noexcept {
     size_t off = 0;
     while (off < frame.size()) {
-        ssize_t n = ::write(fd, frame.data() + off, frame.size() - off);
+        // MSG_NOSIGNAL: a peer that died is an error here, never a SIGPIPE
+        // that would take the host down with its worker.
+        ssize_t n = ::send(fd, frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return false;
         off += static_cast<size_t>(n);
@@ -104,6 +107,10 @@ bool Reader::ready() const {
     const size_t have = buf_.size() - pos_;
     if (have < 4) return false;
     const uint64_t n = get_le(std::string_view(buf_).substr(pos_, 4), 4);
+    // Refused as soon as its length is known: nothing is buffered for a
+    // frame that will never be accepted.
+    if (n < 1 || n > kMaxFrame)
+        throw ProtocolError("frame length " + std::to_string(n) + " out of bounds");
     return have >= 4 + n;
 }
 
@@ -129,19 +136,12 @@ bool Reader::fill() {
 
 bool Reader::next(Type& type, std::string_view& payload) {
     while (!ready()) {
-        if (buf_.size() - pos_ >= 4) {
-            const uint64_t n = get_le(std::string_view(buf_).substr(pos_, 4), 4);
-            if (n < 1 || n > kMaxFrame)
-                throw ProtocolError("frame length " + std::to_string(n) + " out of bounds");
-        }
         if (!fill()) {
             if (buf_.size() != pos_) throw ProtocolError("stream ends inside a frame");
             return false;
         }
     }
     const uint64_t n = get_le(std::string_view(buf_).substr(pos_, 4), 4);
-    if (n < 1 || n > kMaxFrame)
-        throw ProtocolError("frame length " + std::to_string(n) + " out of bounds");
     type = static_cast<Type>(static_cast<unsigned char>(buf_[pos_ + 4]));
     payload = std::string_view(buf_).substr(pos_ + kHeader, n - 1);
     pos_ += 4 + n;

@@ -92,8 +92,9 @@ class In {
     std::string_view p_;
 };
 
-// Writes a whole frame (retrying short writes and EINTR). False when the
-// peer is gone. Not thread-safe: callers hold their own lock.
+// Writes a whole frame to a socket (retrying short writes and EINTR; never
+// raising SIGPIPE). False when the peer is gone. Not thread-safe: callers
+// hold their own lock.
 bool write_frame(int fd, const std::string& frame) noexcept;
 
 // Reads frames from a stream socket into an internal buffer.
@@ -107,7 +108,8 @@ class Reader {
     // Reads what is available without blocking (after poll said readable);
     // false at end of stream.
     bool fill();
-    // A whole frame is buffered.
+    // A whole frame is buffered. Throws ProtocolError as soon as a frame's
+    // length is out of bounds.
     bool ready() const;
 
   private:

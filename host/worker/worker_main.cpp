@@ -174,8 +174,16 @@ class Pool {
   public:
     Pool(LoadedPlugin& plugin, const std::string& name, size_t threads)
         : plugin_(plugin), name_(name) {
-        for (size_t i = 0; i < threads; ++i)
-            threads_.emplace_back([this] { run(); });
+        try {
+            for (size_t i = 0; i < threads; ++i)
+                threads_.emplace_back([this] { run(); });
+        } catch (const std::exception& e) {
+            // Threads already started cannot be unwound past.
+            std::fprintf(stderr, "clayhook-plugin-worker: cannot start %zu threads: %s\n", threads,
+                         e.what());
+            std::fflush(nullptr);
+            ::_exit(3);
+        }
     }
     void push(std::unique_ptr<Call> c) {
         {
@@ -275,6 +283,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (std::to_string(::getppid()) != argv[2]) return 0;  // the host died already
+    // Not inherited by processes the plugin starts: they must not keep the
+    // host's end from seeing this process end.
+    ::fcntl(kFd, F_SETFD, FD_CLOEXEC);
     fatal::install("", "", "plugin-worker");
     try {
         wire::Reader reader(kFd);
@@ -285,7 +296,8 @@ int main(int argc, char** argv) {
         const std::string name(hello.str());
         const std::string path(hello.str());
         const std::string config(hello.str());
-        const uint32_t threads = std::clamp<uint32_t>(hello.u32(), 1, 1024);
+        const uint32_t threads = std::min<uint32_t>(hello.u32(), 1024);  // 0: not given
+        const uint32_t workers = std::clamp<uint32_t>(hello.u32(), 1, 1024);
         hello.end();
 
         // From here one thread reads the socket: service replies (create()
@@ -324,67 +336,86 @@ int main(int argc, char** argv) {
             pool_cv.notify_all();
         });
 
-        std::shared_ptr<PluginLibrary> lib;
+        // From here an exception must not unwind past the running pump
+        // thread (its destructor would terminate the process): it ends the
+        // process directly.
         try {
-            const std::string stage = make_stage_dir();
+            std::shared_ptr<PluginLibrary> lib;
             try {
-                lib = PluginLibrary::load(name, path, stage);
-            } catch (...) {
+                const std::string stage = make_stage_dir();
+                try {
+                    lib = PluginLibrary::load(name, path, stage);
+                } catch (...) {
+                    ::rmdir(stage.c_str());
+                    throw;
+                }
                 ::rmdir(stage.c_str());
-                throw;
+            } catch (const std::exception& e) {
+                // PluginError names the plugin and the file; the host does too.
+                std::string why = e.what();
+                if (auto at = why.find(") refused: "); at != std::string::npos)
+                    why = why.substr(at + 11);
+                fail(why);
             }
-            ::rmdir(stage.c_str());
+            static clayhook_host_api api{};
+            api.struct_size = sizeof api;
+            api.host_ctx = nullptr;
+            api.log = &cb_log;
+            api.counter_add = &cb_counter_add;
+            api.gauge_set = &cb_gauge_set;
+            api.kv_get = &cb_kv_get;
+            api.kv_put = &cb_kv_put;
+            api.kv_delete = &cb_kv_delete;
+            api.deliver_again_at = &cb_deliver_again_at;
+
+            std::unique_ptr<LoadedPlugin> plugin;
+            {
+                std::string error;
+                fatal::CallScope scope(name, {});
+                plugin = LoadedPlugin::create(lib, &api, config, error);
+                if (!plugin) fail("its create() failed: " + error);
+            }
+            const auto& d = lib->descriptor();
+            // As many threads as the host's lane has (dispatch_targets).
+            const uint32_t n =
+                threads > 0
+                    ? (d.max_concurrency > 0 ? std::min(threads, d.max_concurrency) : threads)
+                    : (d.max_concurrency > 0 ? std::min<uint32_t>(d.max_concurrency, 1024)
+                                             : workers);
+            Pool calls(*plugin, name, n);
+            {
+                std::lock_guard lk(pool_mu);
+                pool = &calls;
+            }
+            wire::Out ready(wire::Type::ready);
+            ready.str(d.name).str(d.version).u32(d.abi_major).u32(d.abi_minor);
+            ready.u32(d.max_batch_size).u32(d.max_concurrency);
+            ready.u32(static_cast<uint32_t>(d.event_pattern_count));
+            for (size_t i = 0; i < d.event_pattern_count; ++i)
+                ready.str(d.event_patterns[i]);
+            g_channel.send(ready.done());
+
+            {
+                std::unique_lock lk(pool_mu);
+                pool_cv.wait(lk, [&] { return ended; });
+                pool = nullptr;
+            }
+            pump.join();
+            calls.finish();  // the calls queued and running return
+            plugin.reset();  // destroy()
+            // No static destructors or unloading while a thread the plugin
+            // started may still run: the process ends here.
+            std::fflush(nullptr);
+            ::_exit(0);
         } catch (const std::exception& e) {
-            // PluginError names the plugin and the file; the host does too.
-            std::string why = e.what();
-            if (auto at = why.find(") refused: "); at != std::string::npos)
-                why = why.substr(at + 11);
-            fail(why);
+            std::fprintf(stderr, "clayhook-plugin-worker: %s\n", e.what());
+            std::fflush(nullptr);
+            ::_exit(3);
         }
-        static clayhook_host_api api{};
-        api.struct_size = sizeof api;
-        api.host_ctx = nullptr;
-        api.log = &cb_log;
-        api.counter_add = &cb_counter_add;
-        api.gauge_set = &cb_gauge_set;
-        api.kv_get = &cb_kv_get;
-        api.kv_put = &cb_kv_put;
-        api.kv_delete = &cb_kv_delete;
-        api.deliver_again_at = &cb_deliver_again_at;
-
-        std::unique_ptr<LoadedPlugin> plugin;
-        {
-            std::string error;
-            fatal::CallScope scope(name, {});
-            plugin = LoadedPlugin::create(lib, &api, config, error);
-            if (!plugin) fail("its create() failed: " + error);
-        }
-        const auto& d = lib->descriptor();
-        const uint32_t n = d.max_concurrency > 0 ? std::min(threads, d.max_concurrency) : threads;
-        Pool calls(*plugin, name, n);
-        {
-            std::lock_guard lk(pool_mu);
-            pool = &calls;
-        }
-        wire::Out ready(wire::Type::ready);
-        ready.str(d.name).str(d.version).u32(d.abi_major).u32(d.abi_minor);
-        ready.u32(d.max_batch_size).u32(d.max_concurrency);
-        ready.u32(static_cast<uint32_t>(d.event_pattern_count));
-        for (size_t i = 0; i < d.event_pattern_count; ++i)
-            ready.str(d.event_patterns[i]);
-        g_channel.send(ready.done());
-
-        {
-            std::unique_lock lk(pool_mu);
-            pool_cv.wait(lk, [&] { return ended; });
-            pool = nullptr;
-        }
-        pump.join();
-        calls.finish();  // the calls queued and running return
-        plugin.reset();  // destroy()
-        return 0;
     } catch (const std::exception& e) {
+        // Threads may still be joinable: no unwinding past them.
         std::fprintf(stderr, "clayhook-plugin-worker: %s\n", e.what());
-        return 3;
+        std::fflush(nullptr);
+        ::_exit(3);
     }
 }

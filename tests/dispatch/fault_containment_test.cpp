@@ -376,3 +376,16 @@ TEST_CASE(
     CHECK(h.metric(R"(clayhook_plugin_down{plugin="probe"})") == 0);
     CHECK(h.stop() == 0);
 }
+
+TEST_CASE("a fatal signal sent by kill() ends the host too, with its last line",
+          "[dispatch][poison]") {
+    // Nothing re-executes after the handler for a signal another process
+    // sent: the handler raises it again instead of returning into a host
+    // that would run on without it.
+    Host h("    isolation: in-process\n", "{workers: 1}");
+    h.start();
+    h.signal(SIGSEGV);
+    CHECK(h.wait(30s) != -1);
+    CHECK(h.err().find("msg=\"fatal signal; the process dies\" signal=SIGSEGV") !=
+          std::string::npos);
+}

@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -104,4 +106,35 @@ TEST_CASE("worker protocol: short, oversized, trailing and cut frames are refuse
         std::string_view payload;
         CHECK_THROWS_AS(r.next(t, payload), wire::ProtocolError);
     }
+}
+
+TEST_CASE("worker protocol: a frame refused by its length is refused before it is buffered",
+          "[worker]") {
+    Pair p;
+    write_raw(p.fd[0], std::string("\xff\xff\xff\x7f", 4) + std::string(1000, 'x'));
+    wire::Reader r(p.fd[1]);
+    REQUIRE(r.fill());
+    // The supervisor asks ready() after each read: it must not keep reading
+    // (and buffering) towards a 2 GiB frame.
+    CHECK_THROWS_AS(r.ready(), wire::ProtocolError);
+}
+
+TEST_CASE("worker protocol: writing to a peer that is gone fails, without SIGPIPE", "[worker]") {
+    // In a child with SIGPIPE's default action (death), as in the host.
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::signal(SIGPIPE, SIG_DFL);
+        int fd[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fd) != 0) ::_exit(3);
+        ::close(fd[1]);
+        wire::Out f(wire::Type::log);
+        f.i32(1).str("to nobody");
+        ::_exit(wire::write_frame(fd[0], f.done()) ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    INFO("wait status " << status);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }
