@@ -120,11 +120,16 @@ TEST_CASE("worker protocol: a frame refused by its length is refused before it i
 }
 
 TEST_CASE("worker protocol: writing to a peer that is gone fails, without SIGPIPE", "[worker]") {
-    // In a child with SIGPIPE's default action (death), as in the host.
+    // In a child with SIGPIPE's default action (death) and unblocked, as in
+    // the host's threads.
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         ::signal(SIGPIPE, SIG_DFL);
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        ::sigprocmask(SIG_UNBLOCK, &pipe, nullptr);
         int fd[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fd) != 0) ::_exit(3);
         ::close(fd[1]);
