@@ -34,6 +34,31 @@ build() {
   cmake --build "$dir"
 }
 
+# kept_secret FILE: makes sure FILE holds a secret, and that it survives a
+# deleted var/. A copy is kept (mode 0600) under
+# ${XDG_STATE_HOME:-~/.local/state}/clayhook/<this checkout>/. When FILE is
+# missing and a copy exists, the copy is put back (and said so): a webhook
+# registered with Clay under that secret keeps working. Only when neither
+# exists is a new one drawn, with a warning about webhooks registered before.
+kept_secret() {
+  local file=$1 name keep
+  name=$(basename "$file")
+  keep="${XDG_STATE_HOME:-$HOME/.local/state}/clayhook/$(printf %s "$CLAYHOOK_ROOT" | sha256sum | cut -c1-16)"
+  if [ -s "$file" ]; then
+    :
+  elif [ -s "$keep/$name" ]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && cp "$keep/$name" "$file")
+    say "$file was missing (var/ deleted?): put back the secret this checkout used before, from $keep/$name"
+  else
+    ensure_secret "$file"
+    say "WARNING: $file is a NEW secret: a Clay webhook registered with an earlier one gets 401 until it is updated"
+  fi
+  if ! cmp -s "$file" "$keep/$name" 2>/dev/null; then
+    (umask 077 && mkdir -p "$keep" && cp "$file" "$keep/$name")
+  fi
+}
+
 # ensure_secret FILE: creates FILE with 32 random bytes in hex, mode 0600,
 # unless it exists.
 ensure_secret() {

@@ -15,11 +15,11 @@ build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLAYHOOK_BUILD_TESTS=OFF
 mkdir -p var
 chmod 700 var
 if [ -z "${CLAY_WEBHOOK_SECRET:-}" ]; then
-  ensure_secret var/clay-webhook-secret
+  kept_secret var/clay-webhook-secret
   say "webhook secret: var/clay-webhook-secret (set CLAY_WEBHOOK_SECRET to use your own)"
 fi
 if [ -z "${CLAYHOOK_ADMIN_TOKEN:-}" ]; then
-  ensure_secret var/admin-token
+  kept_secret var/admin-token
   say "admin token: var/admin-token (set CLAYHOOK_ADMIN_TOKEN to use your own)"
 fi
 

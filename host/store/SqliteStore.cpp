@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -228,6 +230,13 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
     try {
         lock_exclusively();
         open_write_connection();
+        // The file the writer has open, by identity: a path that later names
+        // another file (or none) means the store was deleted or replaced.
+        struct stat st {};
+        if (::stat(path_.c_str(), &st) != 0)
+            throw std::runtime_error(std::string("stat: ") + std::strerror(errno));
+        file_dev_ = st.st_dev;
+        file_ino_ = st.st_ino;
         create_schema();
         prepare_statements();
         readers_.push_back(open_reader());  // proves now that reading works
@@ -509,9 +518,25 @@ SqliteStore::ReaderLease::~ReaderLease() {
     s_.readers_.push_back(std::move(r_));
 }
 
+bool SqliteStore::file_in_place() const noexcept {
+    struct stat st {};
+    return ::stat(path_.c_str(), &st) == 0 && st.st_dev == file_dev_ && st.st_ino == file_ino_;
+}
+
 bool SqliteStore::commit(GroupCommit::Batch& batch, std::string& error) noexcept {
     sqlite3* db = wdb_.get();
     new_deliveries_.clear();
+    // Deleted (rm -r var/) or replaced under the host: what it would commit
+    // now goes to a file no one will read again. Nothing is acknowledged
+    // until the path names the open file again (moved back); a restart
+    // opens whatever is there.
+    if (!file_in_place()) {
+        error = "the database file " + path_ +
+                " was deleted or replaced while the host had it open; nothing is acknowledged "
+                "until it is back in place (or the host is restarted on a restored copy)";
+        writable_.store(false, std::memory_order_relaxed);
+        return false;
+    }
     // IMMEDIATE takes the write lock now, so another process holding it shows
     // up here (after the busy timeout), not halfway through the batch.
     if (!run(db, begin_.get(), "begin transaction", error)) {

@@ -7,6 +7,8 @@
 #include "store/GroupCommit.h"
 #include "store/Store.h"
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -55,7 +57,11 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     SqliteStore& operator=(const SqliteStore&) = delete;
 
     InsertResult insert(const NewEvent& e) noexcept override { return gc_->insert(e); }
-    bool writable() const noexcept override { return writable_.load(std::memory_order_relaxed); }
+    // False after a failed commit, and while the database file is not in
+    // place (deleted or replaced under the host).
+    bool writable() const noexcept override {
+        return writable_.load(std::memory_order_relaxed) && file_in_place();
+    }
     size_t queue_depth() const noexcept override { return gc_->depth(); }
     uint64_t event_count() override;
     std::optional<StoredEvent> get(std::string_view id) override;
@@ -144,6 +150,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     void run_on_writer(std::function<void()> fn) { gc_->run_on_writer(std::move(fn)); }
 
     std::string path_;
+    dev_t file_dev_ = 0;  // the open database file, as opened
+    ino_t file_ino_ = 0;
+    bool file_in_place() const noexcept;
     bool durable_;
     size_t max_queue_;
     Tuning tuning_;
