@@ -52,6 +52,10 @@ Running host (its admin API; address and token from the config's admin section,
   reload [--json]                 reload the config and the plugins now (like SIGHUP);
                                   exit 1 when refused (the running generation stays)
 
+Store:
+  backup [--config FILE] OUT      a consistent copy of the SQLite store in OUT (a new
+                                  file, mode 0600), also while the host runs
+
 FILE defaults to $CLAYHOOK_CONFIG, else config/clayhook.yaml; --source may be left
 out when the config has one source.
 exit codes: 0 ok, 1 failed (check found errors, serve could not start, send got a
@@ -83,6 +87,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (cmd == "deliveries" || cmd == "replay" || cmd == "plugins" || cmd == "reload" ||
         cmd == "kill")
         return admin_command(args, out, err);
+    if (cmd == "backup") return backup_command(args, out, err);
     if (cmd != "serve" && cmd != "check") {
         err << "clayhook: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;

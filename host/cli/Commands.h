@@ -30,5 +30,7 @@ int serve_command(const std::string& config_file, std::ostream& err);
 int clay_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // `deliveries list`, `replay`, `plugins`: admin API clients; args[0] is the command.
 int admin_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `backup OUT`: a consistent copy of the SQLite store.
+int backup_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clayhook

@@ -1,0 +1,130 @@
+// `clayhook backup [--config FILE] OUT`: a consistent copy of the SQLite
+// store, taken while the host runs (VACUUM INTO: one read transaction, so one
+// point in time; compacted). The copy is created private (0600) and checked
+// (integrity_check) before the command says it is done. PostgreSQL has its
+// own tools (pg_dump), named in the error and in docs/operations.md.
+#include "cli/Args.h"
+#include "cli/Commands.h"
+#include "config/ConfigLoader.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <ostream>
+#include <string>
+
+namespace clayhook {
+
+namespace {
+
+using namespace cli;
+
+constexpr const char* kBackupUsage =
+    R"(usage: clayhook backup [--config FILE] OUT
+makes a consistent copy of the SQLite store in OUT (a new file), also while
+the host runs; restore by stopping the host and putting OUT in place of the
+store's file (see docs/operations.md, "Backups")
+)";
+
+struct Db {
+    sqlite3* db = nullptr;
+    ~Db() { sqlite3_close(db); }
+};
+
+std::string default_config_file() {
+    const char* env = std::getenv("CLAYHOOK_CONFIG");
+    return env && *env ? env : "config/clayhook.yaml";
+}
+
+int64_t count(sqlite3* db, const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+}  // namespace
+
+int backup_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    Args a;
+    if (auto problem = parse_args(args, 1, {"--config"}, {}, a); !problem.empty())
+        return usage_error(err, "backup", problem, kBackupUsage);
+    if (a.positional.size() != 1)
+        return usage_error(err, "backup", "give the file to write the copy to", kBackupUsage);
+    const std::string target = a.positional[0];
+    Config config;
+    try {
+        config = load_config(a.get("--config").value_or(default_config_file()),
+                             LoadOptions::with_bundled());
+    } catch (const std::exception& e) {
+        err << "clayhook backup: " << e.what() << "\n";
+        return kExitFailed;
+    }
+    if (config.store.engine != "sqlite") {
+        err << "clayhook backup: the store is PostgreSQL: back it up with pg_dump (see "
+               "docs/operations.md, \"Backups\")\n";
+        return kExitFailed;
+    }
+    const std::string source = config.store.path;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(source, ec)) {
+        err << "clayhook backup: no store at " << source << "\n";
+        return kExitFailed;
+    }
+    // Created here, empty and private: VACUUM INTO fills an empty file, and
+    // would otherwise create it with the default mode.
+    int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err << "clayhook backup: cannot create " << target << ": " << std::strerror(errno)
+            << (errno == EEXIST ? " (it is never overwritten)" : "") << "\n";
+        return kExitFailed;
+    }
+    ::close(fd);
+    auto fail = [&](const std::string& why) {
+        ::unlink(target.c_str());
+        err << "clayhook backup: " << why << "\n";
+        return kExitFailed;
+    };
+    {
+        Db src;
+        // Read-write without create: a reader of a WAL database needs its
+        // -shm; VACUUM INTO itself writes nothing to the source.
+        if (sqlite3_open_v2(source.c_str(), &src.db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
+            return fail("cannot open " + source + ": " + sqlite3_errmsg(src.db));
+        sqlite3_busy_timeout(src.db, 10'000);
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(src.db, "VACUUM INTO ?1", -1, &s, nullptr) != SQLITE_OK)
+            return fail(std::string("cannot copy: ") + sqlite3_errmsg(src.db));
+        sqlite3_bind_text(s, 1, target.c_str(), -1, SQLITE_TRANSIENT);
+        const int rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE) return fail("cannot copy " + source + ": " + sqlite3_errmsg(src.db));
+    }
+    Db copy;
+    if (sqlite3_open_v2(target.c_str(), &copy.db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+        return fail("cannot open the copy: " + std::string(sqlite3_errmsg(copy.db)));
+    sqlite3_stmt* s = nullptr;
+    std::string check;
+    if (sqlite3_prepare_v2(copy.db, "PRAGMA integrity_check", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        check = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    if (check != "ok") return fail("the copy failed its integrity check: " + check);
+    struct stat st {};
+    ::stat(target.c_str(), &st);
+    out << "backed up " << source << " to " << target << ": "
+        << count(copy.db, "SELECT count(*) FROM events") << " events, "
+        << count(copy.db, "SELECT count(*) FROM deliveries") << " deliveries, " << st.st_size
+        << " bytes (integrity ok)\n";
+    return kExitOk;
+}
+
+}  // namespace clayhook

@@ -1,0 +1,121 @@
+// `clayhook backup`: a consistent copy of the SQLite store of a running host,
+// and a restore that works: a host started on the copy has every event (a
+// sender's retry of one is a duplicate) and its pending deliveries.
+#include "cli/Commands.h"
+#include "store/Store.h"
+#include "support/HostProcess.h"
+#include "support/SignedPost.h"
+#include "support/TempDir.h"
+
+#include <clayhook/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <sstream>
+
+using namespace clayhook;
+using namespace clayhook::test;
+
+namespace {
+
+const char* kSecret = "backup-secret";
+
+std::string config_for(const std::string& db) {
+    return R"(admin: {enabled: false}
+listener: {address: 127.0.0.1, port: 0}
+store: {path: )" +
+           db + R"(}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify: {scheme: hmac-sha256, secrets: ["${BACKUP_SECRET}"]}
+plugins:
+  - name: waits
+    library: )" +
+           db + R"(.missing.so
+    events: ["*"]
+)";
+}
+
+std::string body(int i) {
+    return R"({"event":"enrichment.completed","row_id":"r)" + std::to_string(i) +
+           R"(","timestamp":"2026-11-26T12:00:42.042Z"})";
+}
+
+int backup(const std::vector<std::string>& args, std::string& out, std::string& err) {
+    std::ostringstream o, e;
+    std::vector<std::string> all = {"backup"};
+    all.insert(all.end(), args.begin(), args.end());
+    int code = run_cli(all, o, e);
+    out = o.str();
+    err = e.str();
+    return code;
+}
+
+}  // namespace
+
+TEST_CASE("backup: a running host's store is copied whole, and a host started on the copy has it",
+          "[cli][backup]") {
+    HostProcess h;
+    h.options.env["BACKUP_SECRET"] = kSecret;
+    const std::string db = h.dir.file("var/clayhook.db");
+    h.write_config(config_for(db));
+    h.start();
+    // Deliveries for a plugin that is down: they stay pending.
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(signed_post(h.port(), kSecret, body(i)).status == 200);
+
+    const std::string copy = h.dir.file("backup.db");
+    std::string out, err;
+    INFO(err);
+    REQUIRE(backup({"--config", h.config, copy}, out, err) == 0);
+    CHECK(out.find("backed up " + db + " to " + copy + ": 20 events, 20 deliveries") == 0);
+    CHECK(out.find("(integrity ok)") != std::string::npos);
+    struct stat st {};
+    REQUIRE(::stat(copy.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    // Never over an existing file.
+    CHECK(backup({"--config", h.config, copy}, out, err) == 1);
+    CHECK(err.find("it is never overwritten") != std::string::npos);
+    CHECK(h.stop() == 0);
+
+    // The restore: a host on the copy.
+    HostProcess r;
+    r.options.env["BACKUP_SECRET"] = kSecret;
+    const std::string restored = r.dir.file("var/clayhook.db");
+    std::filesystem::create_directories(r.dir.file("var"));
+    std::filesystem::copy_file(copy, restored);
+    r.write_config(config_for(restored));
+    r.start();
+    for (int i : {0, 7, 19}) {
+        auto again = signed_post(r.port(), kSecret, body(i));
+        REQUIRE(again.status == 200);
+        CHECK(json::parse(again.body).get_bool("duplicate", false));
+    }
+    CHECK(r.err().find("pending=0") != std::string::npos);  // the plugin is down: none loaded
+    CHECK(r.stop() == 0);
+    StoreConfig sc;
+    sc.path = restored;
+    auto store = open_store(sc, 16);
+    CHECK(store->event_count() == 20);
+    size_t pending = 0;
+    store->load_pending([&](DeliveryRef&&) { ++pending; });
+    CHECK(pending == 20);
+}
+
+TEST_CASE("backup: refused for PostgreSQL and without a target", "[cli][backup]") {
+    TempDir dir;
+    std::string out, err;
+    CHECK(backup({}, out, err) == 2);
+    auto cfg = dir.write("pg.yaml", R"(admin: {enabled: false}
+store: {engine: postgres, postgres_url: "${PG_URL}"}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    verify: {scheme: hmac-sha256, secrets: ["${BACKUP_SECRET}"]}
+)");
+    CHECK(backup({"--config", cfg, dir.file("x.db")}, out, err) == 1);
+    CHECK(err.find("pg_dump") != std::string::npos);
+}
