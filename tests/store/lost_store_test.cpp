@@ -25,7 +25,8 @@ struct Host : HostProcess {
         options.env["LOST_SECRET"] = kSecret;
         write_config(R"(admin: {enabled: false}
 listener: {address: 127.0.0.1, port: 0}
-store: {path: )" + db + R"(}
+store: {path: )" + db +
+                     R"(}
 sources:
   - name: clay
     path: /webhooks/clay
@@ -51,8 +52,7 @@ TEST_CASE("lost store: a database file moved away stops the acknowledgements unt
     auto r = h.post("while-away");
     CHECK(r.status == 503);
     CHECK(h.readyz() == 503);
-    CHECK(h.err().find("was deleted or replaced while the host had it open") !=
-          std::string::npos);
+    CHECK(h.err().find("was deleted or replaced while the host had it open") != std::string::npos);
     // Moved back: the same file, in place again.
     std::filesystem::rename(h.db + ".moved", h.db);
     REQUIRE(wait_until([&] { return h.post("after").status == 200; }, 10s));
