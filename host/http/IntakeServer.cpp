@@ -177,6 +177,11 @@ class IntakeService final : public HttpService, public CommitListener {
         }
         metrics_.gauge_set("clayhook_store_queue_depth", "",
                            static_cast<double>(store_.queue_depth()));
+        const Store::Usage u = store_.usage();
+        if (u.bytes >= 0)
+            metrics_.gauge_set("clayhook_store_bytes", "", static_cast<double>(u.bytes));
+        if (u.free_bytes >= 0)
+            metrics_.gauge_set("clayhook_store_free_bytes", "", static_cast<double>(u.free_bytes));
         return HttpReply(200, metrics_.render(), "text/plain; version=0.0.4");
     }
 
@@ -312,6 +317,10 @@ IntakeServer::IntakeServer(const ListenerConfig& listener,
     service_->attach(http_.get());
     publish(std::move(sources));
     store.subscribe(service_.get());
+    metrics.set_help("clayhook_store_bytes",
+                     "The store's size on disk (SQLite: file and WAL; PostgreSQL: the database)");
+    metrics.set_help("clayhook_store_free_bytes",
+                     "Space left on the SQLite store's filesystem for the host");
     metrics.set_help("clayhook_intake_requests_total",
                      "Webhook requests by source, outcome and status.");
     metrics.set_help("clayhook_intake_latency_seconds",

@@ -100,6 +100,8 @@ class PgStore final : public Store, private GroupCommit::Committer {
     // "postgresql://USER@HOST:PORT/DB": safe to log (no password).
     const std::string& name() const { return name_; }
     std::string location() const override { return name_; }
+    // pg_database_size of the database; the server's free space is its own.
+    Usage usage() noexcept override;
     // The schema version in the database after the migrations.
     int64_t schema_version() const { return schema_version_; }
     // Test hook, as SqliteStore's.

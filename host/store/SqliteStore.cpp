@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -516,6 +517,19 @@ SqliteStore::ReaderLease::~ReaderLease() {
         sqlite3_reset(st.get());  // no read transaction stays open in an idle connection
     std::lock_guard lk(s_.readers_mu_);
     s_.readers_.push_back(std::move(r_));
+}
+
+Store::Usage SqliteStore::usage() noexcept {
+    Usage u;
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0) {
+        u.bytes = st.st_size;
+        if (::stat((path_ + "-wal").c_str(), &st) == 0) u.bytes += st.st_size;
+    }
+    struct statvfs vfs {};
+    if (::statvfs(path_.c_str(), &vfs) == 0)
+        u.free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+    return u;
 }
 
 bool SqliteStore::file_in_place() const noexcept {

@@ -107,6 +107,8 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     const Settings& settings() const { return settings_; }
     const std::string& path() const { return path_; }
     std::string location() const override { return "sqlite:" + path_; }
+    // The database file and its WAL; the free space of their filesystem.
+    Usage usage() noexcept override;
 
     // Test hook: while held, the writer starts no new transaction, so what is
     // queued stays queued. Lets tests fill the queue exactly (overloaded) and

@@ -357,6 +357,15 @@ class Store : public IntakeWriter,
     // "postgresql://USER@HOST:PORT/DB" (never a password).
     virtual std::string location() const = 0;
 
+    // For /metrics: the store's size on disk and the space left on its
+    // filesystem, in bytes; -1 where the engine cannot say (a PostgreSQL
+    // server's disk). Never throws.
+    struct Usage {
+        int64_t bytes = -1;
+        int64_t free_bytes = -1;
+    };
+    virtual Usage usage() noexcept = 0;
+
     // Listeners of committed batches, called in subscription order.
     // unsubscribe() waits out a call in progress, so once it returns the
     // listener is never called again and may go.

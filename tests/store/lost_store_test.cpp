@@ -57,6 +57,10 @@ TEST_CASE("lost store: a database file moved away stops the acknowledgements unt
     std::filesystem::rename(h.db + ".moved", h.db);
     REQUIRE(wait_until([&] { return h.post("after").status == 200; }, 10s));
     CHECK(h.readyz() == 200);
+    // Its size and the room left, on /metrics.
+    const std::string metrics = http_exchange("GET", h.url("/metrics"), {}, "", 10s).body;
+    CHECK(metrics.find("\nclayhook_store_bytes ") != std::string::npos);
+    CHECK(metrics.find("\nclayhook_store_free_bytes ") != std::string::npos);
     CHECK(h.stop() == 0);
 }
 

@@ -410,6 +410,25 @@ TEST_CASE(
     CHECK_THROWS(store->kill_pending(KillFilter{}, why));
 }
 
+TEST_CASE("contract: the store reports its size, and it grows with what it holds",
+          "[store][contract][usage]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    const Store::Usage before = store->usage();
+    CHECK(before.bytes > 0);
+    if (eng.shared()) {
+        CHECK(before.free_bytes == -1);  // the server's disk is its own
+    } else {
+        CHECK(before.free_bytes > 0);
+    }
+    const std::string body(4000, 'x');
+    for (int i = 0; i < 300; ++i) {
+        NewEvent e = event("clay", "usage-" + std::to_string(i), "{\"pad\":\"" + body + "\"}");
+        REQUIRE(store->insert(e).status == InsertStatus::stored);
+    }
+    CHECK(store->usage().bytes > before.bytes);
+}
+
 TEST_CASE("contract: claimable lists due work under no lease, oldest first", "[store][contract]") {
     Engine eng(ENGINES);
     auto store = eng.open();
