@@ -422,8 +422,10 @@ TEST_CASE("contract: the store reports its size, and it grows with what it holds
         CHECK(before.free_bytes > 0);
     }
     const std::string body(4000, 'x');
+    const std::string doc = "{\"pad\":\"" + body + "\"}";
     for (int i = 0; i < 300; ++i) {
-        NewEvent e = event("clay", "usage-" + std::to_string(i), "{\"pad\":\"" + body + "\"}");
+        const std::string key = "usage-" + std::to_string(i);  // NewEvent holds views
+        NewEvent e = event("clay", key, doc);
         REQUIRE(store->insert(e).status == InsertStatus::stored);
     }
     CHECK(store->usage().bytes > before.bytes);
