@@ -426,18 +426,25 @@ class AdminService final : public HttpService {
         return out;
     }
 
+    // A body's "ids": delivery ids, each a positive whole number.
+    static std::vector<int64_t> ids_of(const json::Value& v) {
+        if (!v.is_array()) throw HttpError(400, "ids: expected an array of delivery ids");
+        std::vector<int64_t> ids;
+        for (const auto& x : v.items()) {
+            if (!x.is_integer() || x.as_int64() < 1)
+                throw HttpError(400, "ids: expected positive whole numbers");
+            ids.push_back(x.as_int64());
+        }
+        return ids;
+    }
+
     json::Value replay(const std::string& text) {
         // The body was capped while reading (admit, too_large).
         json::Value body = text.empty() ? json::Value::object() : json::parse(text);
         if (!body.is_object()) throw HttpError(400, "body: expected a JSON object");
         std::vector<int64_t> ids;
         if (const json::Value* v = body.find("ids")) {
-            if (!v->is_array()) throw HttpError(400, "ids: expected an array of delivery ids");
-            for (const auto& x : v->items()) {
-                if (!x.is_integer() || x.as_int64() < 1)
-                    throw HttpError(400, "ids: expected positive whole numbers");
-                ids.push_back(x.as_int64());
-            }
+            ids = ids_of(*v);
         } else if (const json::Value* pl = body.find("plugin"); pl && pl->is_string()) {
             ids = s_->store.dead_ids(pl->as_string(), 100000);
         } else if (body.get_bool("all", false)) {
@@ -459,13 +466,9 @@ class AdminService final : public HttpService {
                 throw HttpError(400, "body: unknown field '" + k + "'");
         KillFilter f;
         if (const json::Value* v = body.find("ids")) {
-            if (!v->is_array() || v->items().empty())
+            f.ids = ids_of(*v);
+            if (f.ids.empty())
                 throw HttpError(400, "ids: expected a non-empty array of delivery ids");
-            for (const auto& x : v->items()) {
-                if (!x.is_integer() || x.as_int64() < 1)
-                    throw HttpError(400, "ids: expected positive whole numbers");
-                f.ids.push_back(x.as_int64());
-            }
         }
         auto text_field = [&](const char* name) -> std::string {
             const json::Value* v = body.find(name);

@@ -28,13 +28,15 @@ std::map<std::string, std::string> down_of(const Generation& g) {
     return out;
 }
 
-}  // namespace
-
+// Where a fatal signal leaves its crash record: dispatch.crash_record, else
+// beside a SQLite store (<path>.crash); "" for PostgreSQL without one.
 std::string crash_record_path(const Config& c) {
     if (!c.dispatch.crash_record.empty()) return c.dispatch.crash_record;
     if (c.store.engine == "sqlite") return c.store.path + ".crash";
     return "";
 }
+
+}  // namespace
 
 Host::Host(std::string config_file, Config config, Logger& log, Metrics& metrics)
     : file_(std::move(config_file)),

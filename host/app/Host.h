@@ -33,10 +33,6 @@ class Metrics;
 class Store;
 class StoreServices;
 
-// Where a fatal signal leaves its crash record: dispatch.crash_record, else
-// beside a SQLite store (<path>.crash); "" for PostgreSQL without one.
-std::string crash_record_path(const Config& c);
-
 class Host final : public GenerationSwap {
   public:
     // `config` as load_host_config() gave it; `config_file` is what a reload

@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <iomanip>
+#include <optional>
 #include <ostream>
 
 namespace clayhook {
@@ -205,6 +206,22 @@ int deliveries_command(const std::vector<std::string>& args, std::ostream& out, 
     return kExitOk;
 }
 
+// The delivery ids given on the command line, as a JSON array; nullopt with
+// `why` when one is not an id.
+std::optional<json::Value> delivery_ids(const std::vector<std::string>& args, std::string& why) {
+    auto ids = json::Value::array();
+    for (const auto& p : args) {
+        char* end = nullptr;
+        long long id = std::strtoll(p.c_str(), &end, 10);
+        if (p.empty() || *end != '\0' || id < 1) {
+            why = "'" + p + "' is not a delivery id";
+            return std::nullopt;
+        }
+        ids.push_back(static_cast<int64_t>(id));
+    }
+    return ids;
+}
+
 int replay_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
     if (auto problem = parse_args(args, 1, {"--config", "--admin", "--plugin"}, {"--all-dead"}, a);
@@ -217,15 +234,10 @@ int replay_command(const std::vector<std::string>& args, std::ostream& out, std:
                            kReplayUsage);
     auto body = json::Value::object();
     if (!a.positional.empty()) {
-        auto ids = json::Value::array();
-        for (const auto& p : a.positional) {
-            char* end = nullptr;
-            long long id = std::strtoll(p.c_str(), &end, 10);
-            if (p.empty() || *end != '\0' || id < 1)
-                return usage_error(err, "replay", "'" + p + "' is not a delivery id", kReplayUsage);
-            ids.push_back(static_cast<int64_t>(id));
-        }
-        body.set("ids", std::move(ids));
+        std::string why;
+        auto ids = delivery_ids(a.positional, why);
+        if (!ids) return usage_error(err, "replay", why, kReplayUsage);
+        body.set("ids", std::move(*ids));
     } else if (auto p = a.get("--plugin")) {
         body.set("plugin", *p);
     } else {
@@ -254,15 +266,10 @@ int kill_command(const std::vector<std::string>& args, std::ostream& out, std::o
                            kKillUsage);
     auto body = json::Value::object();
     if (!a.positional.empty()) {
-        auto ids = json::Value::array();
-        for (const auto& p : a.positional) {
-            char* end = nullptr;
-            long long id = std::strtoll(p.c_str(), &end, 10);
-            if (p.empty() || *end != '\0' || id < 1)
-                return usage_error(err, "kill", "'" + p + "' is not a delivery id", kKillUsage);
-            ids.push_back(static_cast<int64_t>(id));
-        }
-        body.set("ids", std::move(ids));
+        std::string why;
+        auto ids = delivery_ids(a.positional, why);
+        if (!ids) return usage_error(err, "kill", why, kKillUsage);
+        body.set("ids", std::move(*ids));
     }
     if (auto p = a.get("--plugin")) body.set("plugin", *p);
     if (auto e = a.get("--event")) body.set("event", *e);

@@ -944,9 +944,14 @@ std::vector<int64_t> Dispatcher::kill(const KillFilter& f, const std::string& re
     std::vector<int64_t> ids = store_.kill_pending(f, reason);
     // The lanes still hold them: their next claim finds them dead and drops
     // them (so a paused lane counts them until it is resumed).
-    for (int64_t id : ids)
-        log_.warn("dispatch", "delivery marked dead by the operator",
-                  {{"delivery", std::to_string(id)}, {"reason", reason}});
+    // One line for the whole request (a plugin's backlog can be thousands).
+    std::string first = ids.empty() ? "" : std::to_string(ids.front());
+    log_.warn("dispatch", "deliveries marked dead by the operator",
+              {{"count", std::to_string(ids.size())},
+               {"first", first},
+               {"plugin", f.plugin},
+               {"event", f.event_id},
+               {"reason", reason}});
     return ids;
 }
 

@@ -94,11 +94,7 @@ plugins:
     }
 
     // How often the probe was handed each event id.
-    std::map<std::string, int> handled() const {
-        std::map<std::string, int> out;
-        count_probe_handlings(probe_log, out);
-        return out;
-    }
+    std::map<std::string, int> handled() const { return probe_handlings(probe_log); }
 };
 
 }  // namespace

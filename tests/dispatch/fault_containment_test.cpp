@@ -107,10 +107,13 @@ plugins:
             if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
         return -1;
     }
-    std::map<std::string, int> handled() const {
-        std::map<std::string, int> out;
-        count_probe_handlings(probe_log, out);
-        return out;
+    std::map<std::string, int> handled() const { return probe_handlings(probe_log); }
+    // Every one of `ids` was handed to the probe (at least once).
+    bool handled_all(const std::vector<std::string>& ids) const {
+        auto seen = handled();
+        for (const auto& id : ids)
+            if (seen[id] == 0) return false;
+        return true;
     }
 };
 
@@ -191,14 +194,7 @@ TEST_CASE(
         for (int s : statuses)
             CHECK(s == 200);
     }
-    REQUIRE(wait_until(
-        [&] {
-            auto seen = h.handled();
-            for (const auto& id : good)
-                if (seen[id] == 0) return false;
-            return true;
-        },
-        60s));
+    REQUIRE(wait_until([&] { return h.handled_all(good); }, 60s));
     auto seen = h.handled();
     for (const auto& id : good)
         CHECK(seen[id] == 1);
@@ -275,14 +271,7 @@ TEST_CASE(
     auto after = h.post("after");
     REQUIRE(after.status == 200);
     later.push_back(after.id);
-    REQUIRE(wait_until(
-        [&] {
-            auto seen = h.handled();
-            for (const auto& id : later)
-                if (seen[id] == 0) return false;
-            return true;
-        },
-        30s));
+    REQUIRE(wait_until([&] { return h.handled_all(later); }, 30s));
     auto seen = h.handled();
     CHECK(seen[first.id] == 1);
     for (const auto& id : later)
@@ -362,14 +351,7 @@ TEST_CASE(
     // The operator puts the file in place and reloads.
     std::filesystem::copy_file(std::string(kFixturePluginDir) + "/probe.so", missing);
     h.signal(SIGHUP);
-    REQUIRE(wait_until(
-        [&] {
-            auto seen = h.handled();
-            for (const auto& id : ids)
-                if (seen[id] == 0) return false;
-            return true;
-        },
-        30s));
+    REQUIRE(wait_until([&] { return h.handled_all(ids); }, 30s));
     auto seen = h.handled();
     for (const auto& id : ids)
         CHECK(seen[id] == 1);

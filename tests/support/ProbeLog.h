@@ -30,4 +30,11 @@ inline void count_probe_handlings(const std::string& path, std::map<std::string,
         ++counts[v.get_string("id", "")];
 }
 
+// How often the probe was handed each event id, from one log.
+inline std::map<std::string, int> probe_handlings(const std::string& path) {
+    std::map<std::string, int> counts;
+    count_probe_handlings(path, counts);
+    return counts;
+}
+
 }  // namespace clayhook::test

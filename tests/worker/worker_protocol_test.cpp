@@ -79,32 +79,28 @@ TEST_CASE("worker protocol: short, oversized, trailing and cut frames are refuse
         CHECK(in.str().empty());
         CHECK_THROWS_AS(in.end(), wire::ProtocolError);
     }
-    SECTION("a length beyond the cap, refused before it is read") {
+    // What the next frame read makes of these bytes on the stream (then its
+    // end when `closed`).
+    auto next_refuses = [](const std::string& bytes, bool closed) {
         Pair p;
-        write_raw(p.fd[0], std::string("\xff\xff\xff\x7f", 4));
+        write_raw(p.fd[0], bytes);
+        if (closed) p.close_writer();
         wire::Reader r(p.fd[1]);
         wire::Type t;
         std::string_view payload;
         CHECK_THROWS_AS(r.next(t, payload), wire::ProtocolError);
+    };
+    SECTION("a length beyond the cap, refused before it is read") {
+        next_refuses(std::string("\xff\xff\xff\x7f", 4), false);
     }
     SECTION("a zero length (no type byte)") {
-        Pair p;
-        write_raw(p.fd[0], std::string("\x00\x00\x00\x00", 4));
-        wire::Reader r(p.fd[1]);
-        wire::Type t;
-        std::string_view payload;
-        CHECK_THROWS_AS(r.next(t, payload), wire::ProtocolError);
+        next_refuses(std::string("\x00\x00\x00\x00", 4), false);
     }
     SECTION("the stream ends inside a frame") {
-        Pair p;
-        write_raw(p.fd[0], std::string("\x10\x00\x00\x00\x0c"
-                                       "abc",
-                                       8));
-        p.close_writer();
-        wire::Reader r(p.fd[1]);
-        wire::Type t;
-        std::string_view payload;
-        CHECK_THROWS_AS(r.next(t, payload), wire::ProtocolError);
+        next_refuses(std::string("\x10\x00\x00\x00\x0c"
+                                 "abc",
+                                 8),
+                     true);
     }
 }
 
