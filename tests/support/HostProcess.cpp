@@ -54,10 +54,14 @@ const std::string& HostProcess::write_config(const std::string& yaml) {
 }
 
 void HostProcess::start(std::chrono::milliseconds timeout) {
+    if (!try_start(timeout))
+        FAIL("clayhook serve did not get ready; its output:\n" << proc_->out() << proc_->err());
+}
+
+bool HostProcess::try_start(std::chrono::milliseconds timeout) {
     proc_ = std::make_unique<Subprocess>(
         std::vector<std::string>{kClayhookBin, "serve", "--config", config}, options);
-    if (!proc_->wait_for_output("msg=ready", timeout))
-        FAIL("clayhook serve did not get ready; its output:\n" << proc_->out() << proc_->err());
+    if (!proc_->wait_for_output("msg=ready", timeout)) return false;
     std::string log = proc_->err();
     auto at = log.rfind("msg=ready");
     auto end = log.find('\n', at);
@@ -66,6 +70,7 @@ void HostProcess::start(std::chrono::milliseconds timeout) {
     admin_port_ = port_of(line, "admin");
     INFO(line);
     REQUIRE(port_ != 0);
+    return true;
 }
 
 std::string HostProcess::url(const std::string& path) const {
