@@ -10,6 +10,7 @@
 #include "plugins/PluginLibrary.h"
 #include "plugins/StoreServices.h"
 #include "store/DedupPruner.h"
+#include "store/RetentionPurger.h"
 #include "store/Store.h"
 
 #include <algorithm>
@@ -55,6 +56,10 @@ void Host::start() {
     pruner_ = std::make_unique<DedupPruner>(*store_, c.store.dedup_retention,
                                             DedupPruner::interval_for(c.store.dedup_retention),
                                             log_, metrics_);
+    if (c.store.retention.count() > 0)
+        purger_ = std::make_unique<RetentionPurger>(
+            *store_, c.store.retention, c.store.dead_retention,
+            RetentionPurger::interval_for(c.store.retention), log_, metrics_);
     // The last run's crash record: the call it died in keeps its lost
     // attempt, the calls beside it are forgiven (crash/CrashRecord.h).
     const std::string record = crash_record_path(c);
@@ -144,6 +149,7 @@ bool Host::stop() {
         std::filesystem::remove_all(stage_dir_, ec);  // the mappings stay
         return false;
     }
+    purger_.reset();
     pruner_.reset();
     if (store_) {
         try {

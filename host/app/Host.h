@@ -26,6 +26,7 @@ namespace clayhook {
 
 class AdminServer;
 class DedupPruner;
+class RetentionPurger;
 class Dispatcher;
 class IntakeServer;
 class Logger;
@@ -72,6 +73,7 @@ class Host final : public GenerationSwap {
 
     std::unique_ptr<Store> store_;
     std::unique_ptr<DedupPruner> pruner_;
+    std::unique_ptr<RetentionPurger> purger_;  // none when store.retention is forever
     std::unique_ptr<StoreServices> services_;  // outlives every plugin instance
     std::unique_ptr<GenerationBuilder> builder_;
     std::unique_ptr<Dispatcher> dispatcher_;

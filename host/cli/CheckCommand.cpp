@@ -142,6 +142,12 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
         store.set("durable", config.store.durable);
         store.set("host_id", config.store.host_id.empty() ? std::string("(hostname:pid:random)")
                                                           : config.store.host_id);
+        auto kept = [](std::chrono::milliseconds d) {
+            return d.count() == 0 ? std::string("forever") : ms_text(d);
+        };
+        store.set("retention", kept(config.store.retention));
+        store.set("dead_retention", kept(config.store.dead_retention));
+        store.set("dedup_retention", ms_text(config.store.dedup_retention));
         store.set("lease", ms_text(config.dispatch.lease));
         store.set("poll_interval", ms_text(config.dispatch.poll_interval));
 
@@ -285,7 +291,9 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
         else
             out << "; one process at a time (lock file " << store.get_string("location", "")
                 << ".lock)";
-        out << "\n";
+        out << "\n    retention " << store.get_string("retention", "") << " (dead "
+            << store.get_string("dead_retention", "") << "), dedup keys "
+            << store.get_string("dedup_retention", "") << "\n";
         out << "\nsources\n";
         for (const auto& s : sources.items()) {
             out << "  " << s.get_string("name", "") << "  POST " << s.get_string("path", "")

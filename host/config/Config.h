@@ -67,6 +67,11 @@ struct StoreConfig {
     std::string path = "var/clayhook.db";  // sqlite: relative to the working directory
     bool durable = true;
     std::chrono::milliseconds dedup_retention{7LL * 24 * 3600 * 1000};
+    // Finished events (with their deliveries and attempts) are deleted once
+    // received this long ago; events with a dead delivery after
+    // dead_retention. 0 = kept for ever ("forever" in the YAML).
+    std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
+    std::chrono::milliseconds dead_retention{30LL * 24 * 3600 * 1000};
     std::optional<Secret>
         postgres_url;          // libpq URL or key=value string; a secret (it may hold a password)
     size_t postgres_pool = 8;  // read/control connections kept open, besides the writer's

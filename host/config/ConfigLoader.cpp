@@ -428,15 +428,16 @@ class Loader {
 
     void load_store(const Node& n, Config& c) {
         auto& s = c.store;
-        n.expect_map({"engine", "path", "durable", "dedup_retention", "postgres_url",
-                      "postgres_pool", "postgres_connect_timeout", "host_id"});
+        n.expect_map({"engine", "path", "durable", "dedup_retention", "retention", "dead_retention",
+                      "postgres_url", "postgres_pool", "postgres_connect_timeout", "host_id"});
         if (n.has("engine"))
             s.engine = n.child("engine").choice<std::string>(
                 {{"sqlite", "sqlite"}, {"postgres", "postgres"}});
         if (n.has("path")) s.path = n.child("path").non_empty_str();
         if (n.has("durable")) s.durable = n.child("durable").boolean();
         if (n.has("dedup_retention"))
-            s.dedup_retention = n.child("dedup_retention").duration(std::chrono::minutes(1));
+            s.dedup_retention = n.child("dedup_retention").duration(std::chrono::seconds(1));
+        load_retention(n, s);
         if (n.has("postgres_url")) s.postgres_url = secret(n.child("postgres_url"));
         if (n.has("postgres_pool"))
             s.postgres_pool = static_cast<size_t>(n.child("postgres_pool").integer(1, 64));
@@ -454,6 +455,49 @@ class Loader {
             c.warnings.push_back(
                 "store.durable is false: acknowledged deliveries can be lost "
                 "on a power failure");
+    }
+
+    // retention and dead_retention: a duration of at least 1s, or "forever"
+    // (0). An event must outlive its dedup record, or a sender's retry of a
+    // deleted event would be stored and delivered again; a dead delivery is
+    // kept at least as long as a done one.
+    void load_retention(const Node& n, StoreConfig& s) {
+        auto read = [&](const char* key, std::chrono::milliseconds& out) {
+            const Node v = n.child(key);
+            out = v.yaml().IsScalar() && v.str() == "forever" ? std::chrono::milliseconds(0)
+                                                              : v.duration(std::chrono::seconds(1));
+        };
+        if (n.has("retention")) read("retention", s.retention);
+        if (n.has("dead_retention")) {
+            read("dead_retention", s.dead_retention);
+        } else if (s.retention == std::chrono::milliseconds(0)) {
+            s.dead_retention = s.retention;
+        } else {
+            s.dead_retention = std::max(s.dead_retention, s.retention);
+        }
+        auto at_least = [](std::chrono::milliseconds a, std::chrono::milliseconds b) {
+            return a.count() == 0 || (b.count() != 0 && a >= b);  // 0 = for ever
+        };
+        auto secs = [](std::chrono::milliseconds d) {
+            return d.count() == 0 ? std::string("forever") : std::to_string(d.count() / 1000) + "s";
+        };
+        const std::string why =
+            ": an event deleted while its dedup record lives would be stored and delivered "
+            "again when its sender retries it";
+        if (!at_least(s.retention, s.dedup_retention)) {
+            if (n.has("retention"))
+                n.child("retention")
+                    .fail("must be at least store.dedup_retention (" + secs(s.dedup_retention) +
+                          ")" + why);
+            n.child("dedup_retention")
+                .fail("must not be longer than store.retention (" + secs(s.retention) +
+                      ", the default)" + why);
+        }
+        if (!at_least(s.dead_retention, s.retention))
+            n.child("dead_retention")
+                .fail("must be at least store.retention (" + secs(s.retention) +
+                      "): dead deliveries are kept longer than done ones, so an operator can "
+                      "still replay them");
     }
 
     void load_retry(const Node& n, RetryPolicy& r) {

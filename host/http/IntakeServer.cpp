@@ -6,6 +6,7 @@
 #include "routing/Routes.h"
 #include "store/Store.h"
 #include "text/Text.h"
+#include "util/Clock.h"
 
 #include <clayhook/json.hpp>
 
@@ -182,6 +183,13 @@ class IntakeService final : public HttpService, public CommitListener {
             metrics_.gauge_set("clayhook_store_bytes", "", static_cast<double>(u.bytes));
         if (u.free_bytes >= 0)
             metrics_.gauge_set("clayhook_store_free_bytes", "", static_cast<double>(u.free_bytes));
+        if (u.oldest_pending_ms >= 0)
+            metrics_.gauge_set("clayhook_delivery_oldest_pending_age_seconds", "",
+                               u.oldest_pending_ms == 0
+                                   ? 0.0
+                                   : std::max(0.0, static_cast<double>(SystemClock::unix_ms() -
+                                                                       u.oldest_pending_ms) /
+                                                       1000.0));
         return HttpReply(200, metrics_.render(), "text/plain; version=0.0.4");
     }
 
@@ -321,6 +329,8 @@ IntakeServer::IntakeServer(const ListenerConfig& listener,
                      "The store's size on disk (SQLite: file and WAL; PostgreSQL: the database)");
     metrics.set_help("clayhook_store_free_bytes",
                      "Space left on the SQLite store's filesystem for the host");
+    metrics.set_help("clayhook_delivery_oldest_pending_age_seconds",
+                     "Age of the event of the oldest pending delivery (0: nothing pending)");
     metrics.set_help("clayhook_intake_requests_total",
                      "Webhook requests by source, outcome and status.");
     metrics.set_help("clayhook_intake_latency_seconds",

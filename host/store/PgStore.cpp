@@ -924,6 +924,49 @@ size_t PgStore::prune_dedup(std::chrono::system_clock::time_point older_than) {
     }
 }
 
+PurgeCounts PgStore::purge_history(int64_t before_ms, int64_t dead_before_ms,
+                                   std::stop_token stop) {
+    // One statement per chunk of the oldest events (by seq, the primary key:
+    // no index on received_at_ms needed), each its own transaction: the rows
+    // it deletes are locked only for that long, and autovacuum reclaims them
+    // behind it. An event another transaction holds (a claim, a result on
+    // one of its deliveries) is skipped and taken by a later pass.
+    static const char* sql =
+        "WITH cand AS (SELECT seq, received_at_ms FROM events WHERE seq > $1::bigint"
+        " ORDER BY seq LIMIT $2::bigint),"
+        " victims AS (SELECT e.seq FROM events e JOIN cand c ON c.seq = e.seq"
+        " WHERE c.received_at_ms < $3::bigint AND NOT EXISTS (SELECT 1 FROM deliveries d"
+        " WHERE d.event_seq = e.seq AND (d.state = 0 OR (d.state = 2 AND"
+        " c.received_at_ms >= $4::bigint))) FOR UPDATE OF e SKIP LOCKED),"
+        " dd AS (DELETE FROM deliveries d USING victims v WHERE d.event_seq = v.seq"
+        " RETURNING d.id),"
+        " da AS (DELETE FROM attempts a USING dd WHERE a.delivery_id = dd.id RETURNING 1),"
+        " de AS (DELETE FROM events e USING victims v WHERE e.seq = v.seq RETURNING 1)"
+        " SELECT (SELECT count(*) FROM cand), coalesce((SELECT max(seq) FROM cand), 0),"
+        " coalesce((SELECT received_at_ms FROM cand ORDER BY seq DESC LIMIT 1), 0),"
+        " (SELECT count(*) FROM de), (SELECT count(*) FROM dd), (SELECT count(*) FROM da)";
+    PurgeCounts total;
+    int64_t from = 0;
+    while (!stop.stop_requested()) {
+        const auto [rows, last_received] = with_conn([&](PGconn* pc) {
+            Result r = exec(pc, sql,
+                            Params()
+                                .i64(from)
+                                .i64(static_cast<int64_t>(tuning_.purge_chunk))
+                                .i64(before_ms)
+                                .i64(dead_before_ms),
+                            "delete old events in " + name_);
+            from = int_at(r.get(), 0, 1);
+            total.events += static_cast<size_t>(int_at(r.get(), 0, 3));
+            total.deliveries += static_cast<size_t>(int_at(r.get(), 0, 4));
+            total.attempts += static_cast<size_t>(int_at(r.get(), 0, 5));
+            return std::pair{static_cast<size_t>(int_at(r.get(), 0, 0)), int_at(r.get(), 0, 2)};
+        });
+        if (rows < tuning_.purge_chunk || last_received >= before_ms) break;
+    }
+    return total;
+}
+
 void PgStore::load_pending(const std::function<void(DeliveryRef&&)>& fn, std::string_view plugin) {
     static const std::string sql = std::string(kRefColumns) +
                                    " WHERE d.state = 0 AND ($1::text = '' OR d.plugin = $1::text)"
@@ -1035,6 +1078,15 @@ Store::Usage PgStore::usage() noexcept {
         u.bytes = with_conn([&](PGconn* pc) -> int64_t {
             Result r = exec(pc, "SELECT pg_database_size(current_database())", Params{},
                             "read the database size of " + name_);
+            return int_at(r.get(), 0, 0);
+        });
+        // min(id) walks deliveries_pending (partial: pending rows only).
+        u.oldest_pending_ms = with_conn([&](PGconn* pc) -> int64_t {
+            Result r = exec(pc,
+                            "SELECT coalesce((SELECT greatest(e.received_at_ms, 1) FROM events e"
+                            " WHERE e.seq = (SELECT event_seq FROM deliveries WHERE id ="
+                            " (SELECT min(id) FROM deliveries WHERE state = 0))), 0)",
+                            Params{}, "find the oldest pending delivery in " + name_);
             return int_at(r.get(), 0, 0);
         });
     } catch (const std::exception&) {

@@ -44,6 +44,7 @@ class PgStore final : public Store, private GroupCommit::Committer {
         size_t max_batch = 512;
         size_t max_updates = 8192;
         size_t prune_chunk = 4096;
+        size_t purge_chunk = 256;  // events examined per retention statement
         // While the database is away, how often the writer tries again.
         std::chrono::milliseconds reconnect_every{500};
     };
@@ -65,6 +66,8 @@ class PgStore final : public Store, private GroupCommit::Committer {
     uint64_t event_count() override;
     std::optional<StoredEvent> get(std::string_view id) override;
     size_t prune_dedup(std::chrono::system_clock::time_point older_than) override;
+    PurgeCounts purge_history(int64_t before_ms, int64_t dead_before_ms,
+                              std::stop_token stop = {}) override;
 
     void record(std::vector<DeliveryUpdate> updates) noexcept override {
         gc_->record(std::move(updates));

@@ -529,6 +529,18 @@ Store::Usage SqliteStore::usage() noexcept {
     struct statvfs vfs {};
     if (::statvfs(path_.c_str(), &vfs) == 0)
         u.free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+    try {
+        auto r = reader();
+        // deliveries_pending holds the pending ids: the first one is a seek.
+        sqlite3_stmt* s = r->stmt(
+            "SELECT e.received_at_ms FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+            " WHERE d.state = 0 ORDER BY d.id LIMIT 1");
+        u.oldest_pending_ms = step(r.db(), s, "find the oldest pending delivery")
+                                  ? std::max<int64_t>(sqlite3_column_int64(s, 0), 1)
+                                  : 0;
+    } catch (const std::exception&) {
+        // -1: unknown, /metrics leaves it out.
+    }
     return u;
 }
 

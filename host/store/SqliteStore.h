@@ -38,6 +38,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
         size_t max_batch = 512;                        // inserts per transaction at most
         std::chrono::milliseconds busy_timeout{5000};  // waiting for another process's lock
         size_t prune_chunk = 4096;  // dedup records examined per prune transaction
+        size_t purge_chunk = 256;   // events examined per retention transaction
         size_t max_updates =
             8192;  // recorded results waiting for the writer before record() blocks
     };
@@ -66,6 +67,8 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     uint64_t event_count() override;
     std::optional<StoredEvent> get(std::string_view id) override;
     size_t prune_dedup(std::chrono::system_clock::time_point older_than) override;
+    PurgeCounts purge_history(int64_t before_ms, int64_t dead_before_ms,
+                              std::stop_token stop = {}) override;
 
     void record(std::vector<DeliveryUpdate> updates) noexcept override {
         gc_->record(std::move(updates));

@@ -18,6 +18,7 @@
 #include <random>
 #include <set>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -320,6 +321,34 @@ class DeliveryLedger {
                               const std::string& reason) = 0;
 };
 
+// What one retention pass deleted.
+struct PurgeCounts {
+    size_t events = 0, deliveries = 0, attempts = 0;
+    PurgeCounts& operator+=(const PurgeCounts& o) {
+        events += o.events;
+        deliveries += o.deliveries;
+        attempts += o.attempts;
+        return *this;
+    }
+};
+
+// Retention: the history that may go.
+class HistoryPurger {
+  public:
+    virtual ~HistoryPurger() = default;
+    // Deletes the events received before `before_ms` none of whose
+    // deliveries is pending, and none dead unless the event was received
+    // before `dead_before_ms` too (dead ones are kept longer: an operator may
+    // still replay them), with their deliveries and attempts. Walks the
+    // events oldest first in small transactions of their own (the intake
+    // commits between them) and stops at the first chunk of newer ones.
+    // Dedup records are left to prune_dedup (the config keeps the events at
+    // least as long as their dedup records). Returns early, between two
+    // transactions, once `stop` is requested. Throws on a store error.
+    virtual PurgeCounts purge_history(int64_t before_ms, int64_t dead_before_ms,
+                                      std::stop_token stop = {}) = 0;
+};
+
 // The plugins' own durable state: their key-value entries, and the paused
 // flags (shared by every host).
 class PluginStateStore {
@@ -348,6 +377,7 @@ class AdminQueries {
 // One engine: every role, and the listeners of committed batches.
 class Store : public IntakeWriter,
               public DeliveryLedger,
+              public HistoryPurger,
               public PluginStateStore,
               public AdminQueries {
   public:
@@ -358,11 +388,14 @@ class Store : public IntakeWriter,
     virtual std::string location() const = 0;
 
     // For /metrics: the store's size on disk and the space left on its
-    // filesystem, in bytes; -1 where the engine cannot say (a PostgreSQL
-    // server's disk). Never throws.
+    // filesystem, in bytes (-1 where the engine cannot say: a PostgreSQL
+    // server's disk), and the oldest pending delivery. Never throws.
     struct Usage {
         int64_t bytes = -1;
         int64_t free_bytes = -1;
+        // When the event of the oldest pending delivery (by id) arrived, Unix
+        // ms; 0 when nothing is pending, -1 when it could not be read.
+        int64_t oldest_pending_ms = -1;
     };
     virtual Usage usage() noexcept = 0;
 

@@ -496,3 +496,45 @@ plugins:
             Catch::Contains("plugins[0].ordering_key: only means something with ordered: true"));
     }
 }
+
+TEST_CASE("retention: defaults, forever, and events that outlive their dedup records",
+          "[config][retention]") {
+    TempDir dir;
+    auto load = [&](const std::string& store) {
+        return load_config(dir.write("c.yaml", std::string(kMinimal) + "store: " + store + "\n"),
+                           opts());
+    };
+    auto c = load("{}");
+    CHECK(c.store.retention == std::chrono::hours(24 * 7));
+    CHECK(c.store.dead_retention == std::chrono::hours(24 * 30));
+    // Seconds are accepted (tests, soaks); dead_retention follows a longer retention.
+    c = load("{retention: 3s, dedup_retention: 2s}");
+    CHECK(c.store.retention == std::chrono::seconds(3));
+    CHECK(c.store.dead_retention == std::chrono::hours(24 * 30));
+    c = load("{retention: 60d}");
+    CHECK(c.store.dead_retention == std::chrono::hours(24 * 60));
+    c = load("{retention: forever}");
+    CHECK(c.store.retention.count() == 0);
+    CHECK(c.store.dead_retention.count() == 0);
+    c = load("{retention: 8d, dead_retention: forever}");
+    CHECK(c.store.dead_retention.count() == 0);
+
+    auto e = error_of(std::string(kMinimal) + "store:\n  retention: 1d\n");
+    CHECK(e.key() == "store.retention");
+    CHECK(e.position().line == 11);
+    CHECK_THAT(e.message(), Catch::Contains("at least store.dedup_retention (604800s)"));
+    CHECK_THAT(e.message(), Catch::Contains("stored and delivered again"));
+    e = error_of(std::string(kMinimal) + "store: {dedup_retention: 8d}\n");
+    CHECK(e.key() == "store.dedup_retention");
+    CHECK_THAT(e.message(), Catch::Contains("not be longer than store.retention (604800s"));
+    e = error_of(std::string(kMinimal) + "store: {retention: 8d, dead_retention: 7d}\n");
+    CHECK(e.key() == "store.dead_retention");
+    CHECK_THAT(e.message(), Catch::Contains("at least store.retention"));
+    e = error_of(std::string(kMinimal) + "store: {retention: forever, dead_retention: 30d}\n");
+    CHECK(e.key() == "store.dead_retention");
+    e = error_of(std::string(kMinimal) + "store: {retention: 500ms, dedup_retention: 1s}\n");
+    CHECK(e.key() == "store.retention");
+    CHECK_THAT(e.message(), Catch::Contains("at least 1000ms"));
+    e = error_of(std::string(kMinimal) + "store: {retention: always}\n");
+    CHECK(e.key() == "store.retention");
+}

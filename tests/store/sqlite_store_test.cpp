@@ -675,3 +675,29 @@ TEST_CASE("claims left by a process that died are cleared at open, their attempt
     REQUIRE(again.size() == 1);
     CHECK(again[0].attempts == 2);
 }
+
+TEST_CASE("retention: the file reuses the space of deleted events instead of growing",
+          "[store][retention]") {
+    test::TempDir dir;
+    StoreConfig c;
+    c.path = dir.file("clayhook.db");
+    SqliteStore store(c, 64);
+    const std::string body = "{\"pad\":\"" + std::string(3000, 'x') + "\"}";
+    auto file_bytes = [&] { return store.usage().bytes; };
+    std::vector<int64_t> sizes;
+    int n = 0;
+    for (int round = 0; round < 8; ++round) {
+        for (int i = 0; i < 400; ++i) {
+            const std::string key = "k" + std::to_string(n++);
+            REQUIRE(store.insert(event("clay", key, body, now_ms() - 3'600'000)).status ==
+                    InsertStatus::stored);
+        }
+        sizes.push_back(file_bytes());
+        CHECK(store.purge_history(now_ms() - 60'000, now_ms() - 60'000).events == 400);
+        REQUIRE(store.prune_dedup(std::chrono::system_clock::now()) == 400);
+    }
+    INFO("sizes after each round: " << Catch::Detail::stringify(sizes));
+    // 400 x 3 KB is ~1.2 MB a round; eight rounds without reuse would be ~10 MB.
+    CHECK(sizes.back() <= sizes[1] + sizes[1] / 4);
+    CHECK(store.event_count() == 0);
+}

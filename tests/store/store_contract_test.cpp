@@ -17,6 +17,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <stop_token>
 #include <thread>
 
 using namespace clayhook;
@@ -605,4 +606,112 @@ TEST_CASE("contract: prune forgets old dedup records and keeps recent ones", "[s
     CHECK(store->insert(event("clay", "old-3")).status == InsertStatus::stored);
     CHECK(store->insert(event("clay", "new")).status == InsertStatus::duplicate);
     CHECK(store->event_count() == 12);
+}
+
+namespace {
+
+// Stores one event received at `at_ms` with deliveries to `plugins`.
+std::pair<std::string, std::vector<DeliveryRef>> stored_at(Store& store, const std::string& key,
+                                                           int64_t at_ms,
+                                                           std::vector<NewDelivery> plugins) {
+    Listener l(store);
+    NewEvent e = event("clay", key, "{}", at_ms);
+    e.deliveries = plugins;
+    InsertResult r = store.insert(e);
+    REQUIRE(r.status == InsertStatus::stored);
+    std::lock_guard lk(l.mu);
+    std::sort(l.refs.begin(), l.refs.end(),
+              [](const DeliveryRef& a, const DeliveryRef& b) { return a.id < b.id; });
+    return {r.id, l.refs};
+}
+
+// Claims the delivery and records `u` for it.
+void finish(Store& store, const DeliveryUpdate& u) {
+    const int64_t ids[] = {u.delivery_id};
+    REQUIRE(store.claim(ids, now_ms() + 30'000).size() == 1);
+    store.record({u});
+    store.flush();
+}
+
+}  // namespace
+
+TEST_CASE("contract: retention deletes old finished events with their deliveries and attempts",
+          "[store][contract][retention]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    const int64_t hour_ago = now_ms() - 3'600'000, two_hours_ago = now_ms() - 7'200'000;
+    // Done after a retry (one attempt row): goes.
+    auto [done, done_refs] = stored_at(*store, "done", hour_ago, {{"sink", ""}});
+    finish(*store, result(done_refs[0].id, DeliveryState::pending, 1, "retry", "HTTP 503"));
+    finish(*store, result(done_refs[0].id, DeliveryState::done, 2));
+    // No plugin subscribed: goes.
+    auto [bare, bare_refs] = stored_at(*store, "bare", hour_ago, {});
+    // Still pending: stays, however old.
+    auto [pending, pending_refs] = stored_at(*store, "pending", two_hours_ago, {{"sink", ""}});
+    // Dead, inside the dead bound: stays.
+    auto [dead, dead_refs] = stored_at(*store, "dead", hour_ago, {{"sink", ""}, {"crm", ""}});
+    finish(*store, result(dead_refs[0].id, DeliveryState::done, 1));
+    finish(*store, result(dead_refs[1].id, DeliveryState::dead, 1, "fail", "HTTP 400"));
+    // Dead, past the dead bound: goes with both its deliveries and its attempt.
+    auto [old_dead, old_dead_refs] =
+        stored_at(*store, "old-dead", two_hours_ago, {{"sink", ""}, {"crm", ""}});
+    finish(*store, result(old_dead_refs[0].id, DeliveryState::done, 1));
+    finish(*store, result(old_dead_refs[1].id, DeliveryState::dead, 1, "fail", "HTTP 400"));
+    // Recent and done: stays.
+    auto [fresh, fresh_refs] = stored_at(*store, "fresh", now_ms(), {{"sink", ""}});
+    finish(*store, result(fresh_refs[0].id, DeliveryState::done, 1));
+
+    const PurgeCounts n = store->purge_history(now_ms() - 1'800'000, now_ms() - 5'400'000);
+    CHECK(n.events == 3);
+    CHECK(n.deliveries == 3);
+    CHECK(n.attempts == 2);
+    CHECK_FALSE(store->get(done));
+    CHECK(store->event_deliveries(done).empty());
+    CHECK_FALSE(store->get(bare));
+    CHECK_FALSE(store->get(old_dead));
+    CHECK(store->get(pending));
+    CHECK(store->get(dead));
+    CHECK(store->event_deliveries(dead).size() == 2);
+    CHECK(store->get(fresh));
+    CHECK(store->event_count() == 3);
+    // The pending one is still handed out.
+    std::vector<int64_t> still;
+    store->load_pending([&](DeliveryRef&& r) { still.push_back(r.id); });
+    CHECK(still == std::vector<int64_t>{pending_refs[0].id});
+    // A second pass finds nothing more; dead_before 0 keeps dead ones for ever.
+    CHECK(store->purge_history(now_ms() - 1'800'000, now_ms() - 5'400'000).events == 0);
+    CHECK(store->purge_history(now_ms() + 1'000, 0).events == 1);  // fresh, done
+    CHECK(store->get(dead));
+}
+
+TEST_CASE("contract: retention walks a long history in chunks and stops at a request",
+          "[store][contract][retention]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    const int64_t old = now_ms() - 3'600'000;
+    for (int i = 0; i < 700; ++i) {  // more than two chunks of 256
+        const std::string key = "k" + std::to_string(i);
+        REQUIRE(store->insert(event("clay", key, "{}", old)).status == InsertStatus::stored);
+    }
+    REQUIRE(store->insert(event("clay", "new")).status == InsertStatus::stored);
+    std::stop_source stopped;
+    stopped.request_stop();
+    CHECK(store->purge_history(now_ms() - 60'000, 0, stopped.get_token()).events == 0);
+    CHECK(store->purge_history(now_ms() - 60'000, 0).events == 700);
+    CHECK(store->event_count() == 1);
+}
+
+TEST_CASE("contract: the store reports when its oldest pending delivery arrived",
+          "[store][contract][usage]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    CHECK(store->usage().oldest_pending_ms == 0);
+    const int64_t t0 = now_ms() - 90'000;
+    auto [a, a_refs] = stored_at(*store, "a", t0, {{"sink", ""}});
+    auto [b, b_refs] = stored_at(*store, "b", now_ms(), {{"sink", ""}});
+    CHECK(store->usage().oldest_pending_ms == t0);
+    finish(*store, result(a_refs[0].id, DeliveryState::done, 1));
+    CHECK(store->usage().oldest_pending_ms == b_refs[0].received_at_ms);
+    finish(*store, result(b_refs[0].id, DeliveryState::done, 1));
+    CHECK(store->usage().oldest_pending_ms == 0);
 }
