@@ -27,6 +27,10 @@ int serve_command(const std::string& file, std::ostream& err) {
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // A file-size limit (ulimit -f, systemd's LimitFSIZE=) reached by the
+    // store is an error its commit reports (503, nothing acknowledged), not
+    // a signal that kills the host.
+    ::signal(SIGXFSZ, SIG_IGN);
 
     Logger log(err);
     Config config;

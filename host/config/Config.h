@@ -72,6 +72,9 @@ struct StoreConfig {
     // dead_retention. 0 = kept for ever ("forever" in the YAML).
     std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
     std::chrono::milliseconds dead_retention{30LL * 24 * 3600 * 1000};
+    // SQLite: below this much free space on the store's filesystem new
+    // deliveries are refused (503), so results and kv writes keep the rest.
+    uint64_t min_free_space = 64ULL * 1024 * 1024;
     std::optional<Secret>
         postgres_url;          // libpq URL or key=value string; a secret (it may hold a password)
     size_t postgres_pool = 8;  // read/control connections kept open, besides the writer's

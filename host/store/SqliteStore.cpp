@@ -201,7 +201,8 @@ void SqliteStore::StmtFinalizer::operator()(sqlite3_stmt* s) const {
 }
 
 SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tuning)
-    : durable_(config.durable),
+    : min_free_space_(config.min_free_space),
+      durable_(config.durable),
       max_queue_(max_queue),
       tuning_(tuning),
       owner_(config.host_id.empty() ? default_store_owner() : config.host_id) {
@@ -549,6 +550,27 @@ bool SqliteStore::file_in_place() const noexcept {
     return ::stat(path_.c_str(), &st) == 0 && st.st_dev == file_dev_ && st.st_ino == file_ino_;
 }
 
+std::string SqliteStore::short_of_space() {
+    if (min_free_space_ == 0) return {};
+    const auto now = std::chrono::steady_clock::now();
+    if (now - space_checked_ < std::chrono::milliseconds(100) &&
+        bytes_since_space_check_ < min_free_space_ / 8)
+        return space_error_;
+    space_checked_ = now;
+    bytes_since_space_check_ = 0;
+    struct statvfs vfs {};
+    if (::statvfs(path_.c_str(), &vfs) != 0) return space_error_;  // keep the last answer
+    const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    space_error_.clear();
+    if (free_bytes < min_free_space_)
+        space_error_ = "the store's filesystem has " + std::to_string(free_bytes) +
+                       " bytes free, below store.min_free_space (" +
+                       std::to_string(min_free_space_) +
+                       "): new deliveries are refused until there is room; results still commit";
+    low_space_.store(!space_error_.empty(), std::memory_order_relaxed);
+    return space_error_;
+}
+
 bool SqliteStore::commit(GroupCommit::Batch& batch, std::string& error) noexcept {
     sqlite3* db = wdb_.get();
     new_deliveries_.clear();
@@ -581,8 +603,17 @@ bool SqliteStore::commit(GroupCommit::Batch& batch, std::string& error) noexcept
         }
         sqlite3_reset(s);
     }
-    for (size_t i = 0; ok && i < batch.inserts.size(); ++i)
-        ok = insert_one(*batch.inserts[i], next_seq, error);
+    // Short of room: the new deliveries are refused (503, the sender
+    // retries), and the results and claims below still commit, in the room
+    // min_free_space keeps for them.
+    const std::string no_room = batch.inserts.empty() ? std::string() : short_of_space();
+    for (size_t i = 0; ok && i < batch.inserts.size(); ++i) {
+        if (!no_room.empty())
+            batch.inserts[i]->result = {InsertStatus::unavailable, {}, no_room};
+        else
+            ok = insert_one(*batch.inserts[i], next_seq, error);
+        bytes_since_space_check_ += batch.inserts[i]->event->body.size();
+    }
     // Results before claims: a delivery whose retry is claimed again in this
     // same batch gets its earlier result first.
     for (size_t i = 0; ok && i < batch.updates.size(); ++i)
@@ -809,6 +840,9 @@ SqliteStore::PruneStep SqliteStore::prune_step(int64_t cutoff_ms, int64_t from_h
         return std::runtime_error("prune dedup records in " + path_ + ": " + error);
     };
     if (!run(db, begin_.get(), "begin transaction", error)) throw fail();
+    // The pruner runs every second while the store is not writable: it is
+    // also what notices that room came back when no delivery arrives.
+    short_of_space();
 
     std::vector<int64_t> victims;
     size_t scanned = 0;

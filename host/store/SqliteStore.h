@@ -58,10 +58,12 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     SqliteStore& operator=(const SqliteStore&) = delete;
 
     InsertResult insert(const NewEvent& e) noexcept override { return gc_->insert(e); }
-    // False after a failed commit, and while the database file is not in
-    // place (deleted or replaced under the host).
+    // False after a failed commit, while the database file is not in place
+    // (deleted or replaced under the host), and while its filesystem has
+    // less than store.min_free_space left.
     bool writable() const noexcept override {
-        return writable_.load(std::memory_order_relaxed) && file_in_place();
+        return writable_.load(std::memory_order_relaxed) &&
+               !low_space_.load(std::memory_order_relaxed) && file_in_place();
     }
     size_t queue_depth() const noexcept override { return gc_->depth(); }
     uint64_t event_count() override;
@@ -158,6 +160,16 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     dev_t file_dev_ = 0;  // the open database file, as opened
     ino_t file_ino_ = 0;
     bool file_in_place() const noexcept;
+    // Why new deliveries are refused for want of room ("" when there is
+    // room): statvfs on the writer thread, again after 100 ms or once the
+    // bodies stored since could have used an eighth of the reserve (the WAL
+    // and then the checkpoint write each body twice).
+    std::string short_of_space();
+    uint64_t bytes_since_space_check_ = 0;
+    uint64_t min_free_space_;
+    std::chrono::steady_clock::time_point space_checked_{};
+    std::string space_error_;
+    std::atomic<bool> low_space_{false};
     bool durable_;
     size_t max_queue_;
     Tuning tuning_;

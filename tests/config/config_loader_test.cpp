@@ -538,3 +538,14 @@ TEST_CASE("retention: defaults, forever, and events that outlive their dedup rec
     e = error_of(std::string(kMinimal) + "store: {retention: always}\n");
     CHECK(e.key() == "store.retention");
 }
+
+TEST_CASE("store.min_free_space takes a size, 0 turns the reserve off", "[config][full-disk]") {
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", std::string(kMinimal) + "store: {}\n"), opts());
+    CHECK(c.store.min_free_space == 64ULL * 1024 * 1024);
+    c = load_config(dir.write("c.yaml", std::string(kMinimal) + "store: {min_free_space: 0}\n"),
+                    opts());
+    CHECK(c.store.min_free_space == 0);
+    auto e = error_of(std::string(kMinimal) + "store: {min_free_space: 2TB}\n");
+    CHECK(e.key() == "store.min_free_space");
+}
