@@ -49,8 +49,21 @@ DeliveryRef read_ref(sqlite3_stmt* s) {
 
 }  // namespace
 
-void SqliteStore::write_txn(const std::string& what, const std::function<void(sqlite3*)>& fn) {
+SqliteStore::LazySync::LazySync(SqliteStore& s) : s_(s) {
+    if (s_.durable_)
+        sqlite3_exec(s_.wdb_.get(), "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+}
+
+SqliteStore::LazySync::~LazySync() {
+    if (s_.durable_)
+        sqlite3_exec(s_.wdb_.get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+}
+
+void SqliteStore::write_txn(const std::string& what, const std::function<void(sqlite3*)>& fn,
+                            bool deletion_only) {
     run_on_writer([&] {
+        std::optional<LazySync> lazy;
+        if (deletion_only) lazy.emplace(*this);
         sqlite3* db = wdb_.get();
         std::string error;
         if (!run(db, begin_.get(), "begin transaction", error)) {

@@ -832,6 +832,7 @@ size_t SqliteStore::prune_dedup(std::chrono::system_clock::time_point older_than
 }
 
 SqliteStore::PruneStep SqliteStore::prune_step(int64_t cutoff_ms, int64_t from_hash) {
+    LazySync lazy(*this);
     sqlite3* db = wdb_.get();
     std::string error;
     auto fail = [&] {

@@ -213,7 +213,24 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     std::vector<std::unique_ptr<Reader>> readers_;  // idle ones
 
     // Runs fn inside BEGIN IMMEDIATE .. COMMIT on the writer (control plane).
-    void write_txn(const std::string& what, const std::function<void(sqlite3*)>& fn);
+    // `deletion_only`: the commit skips its fsync (see LazySync).
+    void write_txn(const std::string& what, const std::function<void(sqlite3*)>& fn,
+                   bool deletion_only = false);
+    // While alive, on the writer thread: commits do not fsync (synchronous
+    // NORMAL). Only for transactions that merely delete history (retention,
+    // dedup pruning): the next durable commit syncs their WAL frames with its
+    // own, and one lost to a power cut is deleted again by the next pass. So
+    // the maintenance never adds fsyncs to the intake's disk.
+    class LazySync {
+      public:
+        explicit LazySync(SqliteStore& s);
+        ~LazySync();
+        LazySync(const LazySync&) = delete;
+        LazySync& operator=(const LazySync&) = delete;
+
+      private:
+        SqliteStore& s_;
+    };
 
     std::atomic<bool> writable_{true};
     // Last: started when the connections are ready, stopped first.
