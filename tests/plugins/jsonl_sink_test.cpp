@@ -146,6 +146,25 @@ TEST_CASE("jsonl-sink takes a batch in one write, lines in order", "[jsonl-sink]
 namespace {
 
 // The sink loaded through the real loader, writing to a fresh file.
+// One batch of table.row.created events over `ids` and `bodies` (which must
+// outlive it: the views point into them).
+std::vector<EventView> views(const std::vector<std::string>& ids,
+                             const std::vector<std::string>& bodies, uint32_t attempt = 1) {
+    std::vector<EventView> batch;
+    for (size_t i = 0; i < ids.size(); ++i) {
+        EventView e;
+        e.id = ids[i];
+        e.source = "clay";
+        e.type = "table.row.created";
+        e.idempotency_key = ids[i];
+        e.body = bodies[i];
+        e.received_at_ms = 1000;
+        e.attempt = attempt;
+        batch.push_back(e);
+    }
+    return batch;
+}
+
 struct Sink {
     TempDir stage, out;
     std::ostringstream log_out;
@@ -168,18 +187,7 @@ struct Sink {
         std::vector<std::string> ids;
         for (size_t i = 0; i < bodies.size(); ++i)
             ids.push_back("ev_" + std::to_string(i));
-        std::vector<EventView> batch;
-        for (size_t i = 0; i < bodies.size(); ++i) {
-            EventView e;
-            e.id = ids[i];
-            e.source = "clay";
-            e.type = "table.row.created";
-            e.idempotency_key = ids[i];
-            e.body = bodies[i];
-            e.received_at_ms = 1000;
-            batch.push_back(e);
-        }
-        for (const auto& r : inst->handle_batch(batch))
+        for (const auto& r : inst->handle_batch(views(ids, bodies)))
             REQUIRE(r.status == CLAYHOOK_DONE);
     }
 
@@ -359,19 +367,7 @@ std::vector<HandleOutcome> deliver(PluginInstance& inst, int first, int n, uint3
         bodies.push_back(R"({"event":"table.row.created","row_id":"row_)" + std::to_string(i) +
                          R"("})");
     }
-    std::vector<EventView> batch;
-    for (size_t i = 0; i < ids.size(); ++i) {
-        EventView e;
-        e.id = ids[i];
-        e.source = "clay";
-        e.type = "table.row.created";
-        e.idempotency_key = ids[i];
-        e.body = bodies[i];
-        e.received_at_ms = 1000;
-        e.attempt = attempt;
-        batch.push_back(e);
-    }
-    return inst.handle_batch(batch);
+    return inst.handle_batch(views(ids, bodies, attempt));
 }
 
 bool all_done(const std::vector<HandleOutcome>& results) {
