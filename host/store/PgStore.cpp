@@ -1213,6 +1213,7 @@ void PgStore::set_paused(std::string_view plugin, bool paused) {
 }
 
 std::vector<EventSummary> PgStore::list_events(const EventFilter& f) {
+    const auto [compact, spaced] = row_id_patterns(f.row_id);
     return with_conn([&](PGconn* pc) -> std::vector<EventSummary> {
         Result r = exec(
             pc,
@@ -1227,6 +1228,8 @@ std::vector<EventSummary> PgStore::list_events(const EventFilter& f) {
             " AND ($4::integer < 0 OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
             " AND d.state = $4::integer))"
             " AND ($5::text = '' OR e.id < $5::text)"
+            " AND ($7::bytea = ''::bytea OR position($7::bytea in e.body) > 0"
+            " OR position($8::bytea in e.body) > 0)"
             " ORDER BY e.id DESC LIMIT $6::bigint",
             Params()
                 .bytes(f.type)
@@ -1234,7 +1237,9 @@ std::vector<EventSummary> PgStore::list_events(const EventFilter& f) {
                 .i64(f.until_ms)
                 .i64(f.status ? state_code(*f.status) : -1)
                 .text(f.before_id)
-                .i64(static_cast<int64_t>(f.limit)),
+                .i64(static_cast<int64_t>(f.limit))
+                .bytes(compact)
+                .bytes(spaced),
             "list events in " + name_);
         std::vector<EventSummary> out;
         for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -1284,17 +1289,21 @@ std::vector<DeliveryInfo> PgStore::event_deliveries(std::string_view event_id) {
 }
 
 std::vector<DeliveryInfo> PgStore::list_deliveries(const DeliveryFilter& f) {
+    const std::string last_error = f.last_error.value_or("");
     static const std::string sql =
         std::string(kInfoColumns) +
         " WHERE ($1::integer < 0 OR d.state = $1::integer) AND ($2::text = '' OR d.plugin = "
-        "$2::text) AND ($3::bigint = 0 OR d.id < $3::bigint) ORDER BY d.id DESC LIMIT $4::bigint";
+        "$2::text) AND ($3::bigint = 0 OR d.id < $3::bigint)"
+        " AND ($5::integer = 0 OR d.last_error = $6::bytea) ORDER BY d.id DESC LIMIT $4::bigint";
     return with_conn([&](PGconn* pc) -> std::vector<DeliveryInfo> {
         Result r = exec(pc, sql.c_str(),
                         Params()
                             .i64(f.state ? state_code(*f.state) : -1)
                             .text(f.plugin)
                             .i64(f.before_id)
-                            .i64(static_cast<int64_t>(f.limit)),
+                            .i64(static_cast<int64_t>(f.limit))
+                            .i64(f.last_error ? 1 : 0)
+                            .bytes(last_error),
                         "list deliveries in " + name_);
         std::vector<DeliveryInfo> out;
         for (int i = 0; i < PQntuples(r.get()); ++i)
@@ -1320,6 +1329,42 @@ std::vector<std::pair<std::string, std::array<int64_t, 3>>> PgStore::delivery_co
             }
             return out;
         });
+}
+
+std::vector<DeadLetterGroup> PgStore::dead_letter_groups(size_t limit) {
+    return with_conn([&](PGconn* pc) -> std::vector<DeadLetterGroup> {
+        Result r =
+            exec(pc,
+                 "SELECT plugin, last_error, count(*), min(finished_ms), max(finished_ms)"
+                 " FROM deliveries WHERE state = 2 GROUP BY plugin, last_error"
+                 " ORDER BY 3 DESC, 1 LIMIT $1::bigint",
+                 Params().i64(static_cast<int64_t>(limit)), "group dead deliveries in " + name_);
+        std::vector<DeadLetterGroup> out;
+        for (int i = 0; i < PQntuples(r.get()); ++i)
+            out.push_back({std::string(bytes_at(r.get(), i, 0)),
+                           std::string(bytes_at(r.get(), i, 1)), int_at(r.get(), i, 2),
+                           int_at(r.get(), i, 3), int_at(r.get(), i, 4)});
+        return out;
+    });
+}
+
+size_t PgStore::discard_dead(std::span<const int64_t> delivery_ids) {
+    size_t total = 0;
+    constexpr size_t kChunk = 500;
+    for (size_t from = 0; from < delivery_ids.size(); from += kChunk) {
+        auto chunk = delivery_ids.subspan(from, std::min(kChunk, delivery_ids.size() - from));
+        total += with_conn([&](PGconn* pc) {
+            Result r = exec(pc,
+                            "WITH gone AS (DELETE FROM deliveries WHERE id = ANY($1::bigint[])"
+                            " AND state = 2 RETURNING id),"
+                            " a AS (DELETE FROM attempts WHERE delivery_id IN"
+                            " (SELECT id FROM gone)) SELECT count(*) FROM gone",
+                            Params().i64_array({chunk.begin(), chunk.end()}),
+                            "discard dead deliveries in " + name_);
+            return static_cast<size_t>(int_at(r.get(), 0, 0));
+        });
+    }
+    return total;
 }
 
 }  // namespace clayhook

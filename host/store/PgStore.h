@@ -87,6 +87,7 @@ class PgStore final : public Store, private GroupCommit::Committer {
                                             int64_t at_ms, std::span<const int64_t> busy) override;
     std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) override;
     std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) override;
+    size_t discard_dead(std::span<const int64_t> delivery_ids) override;
     std::vector<int64_t> kill_pending(const KillFilter& f, const std::string& reason) override;
     void settle_crash(const std::string& owner, std::span<const int64_t> guilty,
                       const std::string& reason) override;
@@ -99,6 +100,7 @@ class PgStore final : public Store, private GroupCommit::Committer {
     std::vector<DeliveryInfo> event_deliveries(std::string_view event_id) override;
     std::vector<DeliveryInfo> list_deliveries(const DeliveryFilter& f) override;
     std::vector<std::pair<std::string, std::array<int64_t, 3>>> delivery_counts() override;
+    std::vector<DeadLetterGroup> dead_letter_groups(size_t limit) override;
 
     // "postgresql://USER@HOST:PORT/DB": safe to log (no password).
     const std::string& name() const { return name_; }

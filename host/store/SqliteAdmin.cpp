@@ -48,6 +48,7 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
         " AND (?4 < 0 OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
         " AND d.state = ?4))"
         " AND (?5 = '' OR e.id < ?5)"
+        " AND (?7 = '' OR instr(e.body, ?7) > 0 OR instr(e.body, ?8) > 0)"
         " ORDER BY e.id DESC LIMIT ?6");
     bind_text(s, 1, f.type);
     sqlite3_bind_int64(s, 2, f.since_ms);
@@ -55,6 +56,9 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
     sqlite3_bind_int(s, 4, state_or(f.status));
     bind_text(s, 5, f.before_id);
     sqlite3_bind_int64(s, 6, static_cast<int64_t>(f.limit));
+    const auto [compact, spaced] = row_id_patterns(f.row_id);
+    bind_blob(s, 7, compact);
+    bind_blob(s, 8, spaced);
     std::vector<EventSummary> out;
     while (step(r.db(), s, "list events")) {
         EventSummary e;
@@ -104,13 +108,17 @@ std::vector<DeliveryInfo> SqliteStore::event_deliveries(std::string_view event_i
 std::vector<DeliveryInfo> SqliteStore::list_deliveries(const DeliveryFilter& f) {
     static const std::string sql = std::string(kInfoColumns) +
                                    " WHERE (?1 < 0 OR d.state = ?1) AND (?2 = '' OR d.plugin = ?2)"
-                                   " AND (?3 = 0 OR d.id < ?3) ORDER BY d.id DESC LIMIT ?4";
+                                   " AND (?3 = 0 OR d.id < ?3) AND (?5 = 0 OR d.last_error = ?6)"
+                                   " ORDER BY d.id DESC LIMIT ?4";
     auto r = reader();
     sqlite3_stmt* s = r->stmt(sql.c_str());
     sqlite3_bind_int(s, 1, state_or(f.state));
     bind_text(s, 2, f.plugin);
     sqlite3_bind_int64(s, 3, f.before_id);
     sqlite3_bind_int64(s, 4, static_cast<int64_t>(f.limit));
+    sqlite3_bind_int(s, 5, f.last_error ? 1 : 0);
+    const std::string last_error = f.last_error.value_or("");  // bound without a copy
+    bind_text(s, 6, last_error);
     std::vector<DeliveryInfo> out;
     while (step(r.db(), s, "list deliveries"))
         out.push_back(read_info(s));
@@ -129,6 +137,20 @@ std::vector<std::pair<std::string, std::array<int64_t, 3>>> SqliteStore::deliver
         if (state >= 0 && state < 3)
             out.back().second[static_cast<size_t>(state)] = sqlite3_column_int64(s, 2);
     }
+    return out;
+}
+
+std::vector<DeadLetterGroup> SqliteStore::dead_letter_groups(size_t limit) {
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(
+        "SELECT plugin, last_error, count(*), min(finished_ms), max(finished_ms) FROM deliveries"
+        " WHERE state = 2 GROUP BY plugin, last_error ORDER BY 3 DESC, 1 LIMIT ?1");
+    sqlite3_bind_int64(s, 1, static_cast<int64_t>(limit));
+    std::vector<DeadLetterGroup> out;
+    while (step(r.db(), s, "group dead deliveries"))
+        out.push_back({std::string(column_view(s, 0)), std::string(column_view(s, 1)),
+                       sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                       sqlite3_column_int64(s, 4)});
     return out;
 }
 

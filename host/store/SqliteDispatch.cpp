@@ -260,6 +260,29 @@ std::vector<int64_t> SqliteStore::dead_ids(std::string_view plugin, size_t limit
     return out;
 }
 
+size_t SqliteStore::discard_dead(std::span<const int64_t> delivery_ids) {
+    size_t total = 0;
+    constexpr size_t kChunk = 500;
+    for (size_t from = 0; from < delivery_ids.size(); from += kChunk) {
+        auto chunk = delivery_ids.subspan(from, std::min(kChunk, delivery_ids.size() - from));
+        write_txn("discard dead deliveries", [&](sqlite3* db) {
+            Stmt del(db, "DELETE FROM deliveries WHERE id = ?1 AND state = 2");
+            Stmt att(db, "DELETE FROM attempts WHERE delivery_id = ?1");
+            for (int64_t id : chunk) {
+                sqlite3_reset(del);
+                sqlite3_bind_int64(del, 1, id);
+                step(db, del, "discard a dead delivery");
+                if (sqlite3_changes(db) != 1) continue;
+                ++total;
+                sqlite3_reset(att);
+                sqlite3_bind_int64(att, 1, id);
+                step(db, att, "discard its attempts");
+            }
+        });
+    }
+    return total;
+}
+
 std::vector<int64_t> SqliteStore::kill_pending(const KillFilter& f, const std::string& reason) {
     if (!f.any()) throw std::invalid_argument("kill_pending: no filter given");
     // Chunks of 500 in transactions of their own, like replay, so the intake

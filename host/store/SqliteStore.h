@@ -90,6 +90,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
                                             int64_t at_ms, std::span<const int64_t> busy) override;
     std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) override;
     std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) override;
+    size_t discard_dead(std::span<const int64_t> delivery_ids) override;
     std::vector<int64_t> kill_pending(const KillFilter& f, const std::string& reason) override;
     void settle_crash(const std::string& owner, std::span<const int64_t> guilty,
                       const std::string& reason) override;
@@ -102,6 +103,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     std::vector<DeliveryInfo> event_deliveries(std::string_view event_id) override;
     std::vector<DeliveryInfo> list_deliveries(const DeliveryFilter& f) override;
     std::vector<std::pair<std::string, std::array<int64_t, 3>>> delivery_counts() override;
+    std::vector<DeadLetterGroup> dead_letter_groups(size_t limit) override;
 
     // What the write connection reports after open, read back rather than
     // assumed (for `clayhook check` and the tests).

@@ -158,6 +158,9 @@ struct EventFilter {
     std::optional<DeliveryState> status;  // has a delivery in this state
     std::string before_id;                // paging: ids older than this ("" = newest first)
     size_t limit = 100;
+    // "" = any; else the body holds "row_id":"<row_id>" (compact or with one
+    // space after the colon): a scan of the bodies, for the admin API only.
+    std::string row_id{};
 };
 
 struct DeliveryFilter {
@@ -165,6 +168,15 @@ struct DeliveryFilter {
     std::string plugin;     // "" = any
     int64_t before_id = 0;  // paging: ids below this (0 = from the newest)
     size_t limit = 100;
+    std::optional<std::string> last_error{};  // exactly this last error (one dead-letter group)
+};
+
+// Dead deliveries of one plugin that ended with the same last error.
+struct DeadLetterGroup {
+    std::string plugin;
+    std::string reason;  // the last error
+    int64_t count = 0;
+    int64_t first_ms = 0, last_ms = 0;  // finished, oldest and newest
 };
 
 // Who hears of each committed batch of inserts: the dispatcher (the
@@ -304,6 +316,10 @@ class DeliveryLedger {
     // keeps committing in between. Returns the ones replayed.
     virtual std::vector<DeliveryRef> replay(std::span<const int64_t> delivery_ids) = 0;
     virtual std::vector<int64_t> dead_ids(std::string_view plugin, size_t limit) = 0;
+    // The operator gives up on dead deliveries: they are deleted with their
+    // attempts (ones not dead are left alone). Transactions of at most 500.
+    // Returns how many went.
+    virtual size_t discard_dead(std::span<const int64_t> delivery_ids) = 0;
 
     // The operator's way out: the pending deliveries matching `f` become
     // dead now with `reason` as their last error, and their leases end (a
@@ -372,6 +388,8 @@ class AdminQueries {
     virtual std::vector<DeliveryInfo> list_deliveries(const DeliveryFilter& f) = 0;
     // Deliveries per plugin name: {pending, done, dead} (a full scan: admin only).
     virtual std::vector<std::pair<std::string, std::array<int64_t, 3>>> delivery_counts() = 0;
+    // Dead deliveries grouped by (plugin, last error), largest first, at most `limit`.
+    virtual std::vector<DeadLetterGroup> dead_letter_groups(size_t limit) = 0;
 };
 
 // One engine: every role, and the listeners of committed batches.

@@ -5,7 +5,24 @@
 // (read_ref, read_event, read_info) take them. Each engine appends its own
 // WHERE clause, in its own placeholder syntax. Internal to host/store.
 
+#include <string>
+#include <string_view>
+#include <utility>
+
 namespace clayhook::store_sql {
+
+// What EventFilter::row_id looks for in a body: "row_id":"X" and
+// "row_id": "X", with X's quotes and backslashes escaped as JSON writes
+// them. Both "" when row_id is empty (no filter).
+inline std::pair<std::string, std::string> row_id_patterns(std::string_view row_id) {
+    if (row_id.empty()) return {};
+    std::string v;
+    for (char c : row_id) {
+        if (c == '"' || c == '\\') v += '\\';
+        v += c;
+    }
+    return {"\"row_id\":\"" + v + "\"", "\"row_id\": \"" + v + "\""};
+}
 
 // A DeliveryRef: max_age counts from age_from_ms, or from arrival when 0.
 inline constexpr const char* kRefColumns =

@@ -715,3 +715,69 @@ TEST_CASE("contract: the store reports when its oldest pending delivery arrived"
     finish(*store, result(b_refs[0].id, DeliveryState::done, 1));
     CHECK(store->usage().oldest_pending_ms == 0);
 }
+
+TEST_CASE("contract: dead letters grouped by plugin and reason, one group listed, discarded",
+          "[store][contract][console]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    std::vector<int64_t> timeouts, bad_field;
+    for (int i = 0; i < 5; ++i) {
+        auto [id, refs] = stored_at(*store, "d" + std::to_string(i), now_ms(), {{"crm", ""}});
+        const bool timeout = i < 3;
+        finish(*store, result(refs[0].id, DeliveryState::dead, 1, "fail",
+                              timeout ? "HTTP 504: timeout" : "HTTP 400: bad field"));
+        (timeout ? timeouts : bad_field).push_back(refs[0].id);
+    }
+    auto [live, live_refs] = stored_at(*store, "alive", now_ms(), {{"crm", ""}});
+
+    auto groups = store->dead_letter_groups(10);
+    REQUIRE(groups.size() == 2);
+    CHECK(groups[0].plugin == "crm");
+    CHECK(groups[0].reason == "HTTP 504: timeout");
+    CHECK(groups[0].count == 3);
+    CHECK(groups[0].first_ms > 0);
+    CHECK(groups[0].last_ms >= groups[0].first_ms);
+    CHECK(groups[1].reason == "HTTP 400: bad field");
+    CHECK(groups[1].count == 2);
+
+    DeliveryFilter f;
+    f.state = DeliveryState::dead;
+    f.plugin = "crm";
+    f.last_error = "HTTP 400: bad field";
+    auto one = store->list_deliveries(f);
+    INFO("engine " << eng.name());
+    REQUIRE(one.size() == 2);
+    CHECK(one[0].id == bad_field[1]);  // newest first
+
+    // Only dead ones go, with their attempts.
+    std::vector<int64_t> ids = timeouts;
+    ids.push_back(live_refs[0].id);
+    CHECK(store->discard_dead(ids) == 3);
+    groups = store->dead_letter_groups(10);
+    REQUIRE(groups.size() == 1);
+    CHECK(groups[0].count == 2);
+    auto left = store->event_deliveries(live);
+    REQUIRE(left.size() == 1);
+    CHECK(left[0].state == DeliveryState::pending);
+    CHECK(store->discard_dead(ids) == 0);
+}
+
+TEST_CASE("contract: events found by row_id in their body", "[store][contract][console]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    const std::string a = R"({"event":"table.row.created","row_id":"row_42"})";
+    const std::string b = R"({"event": "table.row.created", "row_id": "row_42"})";
+    const std::string c = R"({"event":"table.row.created","row_id":"row_420"})";
+    REQUIRE(store->insert(event("clay", "a", a)).status == InsertStatus::stored);
+    REQUIRE(store->insert(event("clay", "b", b)).status == InsertStatus::stored);
+    REQUIRE(store->insert(event("clay", "c", c)).status == InsertStatus::stored);
+    EventFilter f;
+    f.row_id = "row_42";
+    auto found = store->list_events(f);
+    REQUIRE(found.size() == 2);
+    CHECK(found[0].key == "b");
+    CHECK(found[1].key == "a");
+    f.row_id = "nope";
+    CHECK(store->list_events(f).empty());
+    CHECK(store->list_events(EventFilter{}).size() == 3);
+}
