@@ -1,11 +1,16 @@
 #include "admin/AdminServer.h"
 
+#include "admin/StatsHistory.h"
+#include "config/ConfigView.h"
+#include "console/ConsoleAssets.h"
+#include "console/ConsoleSessions.h"
 #include "dispatch/Dispatcher.h"
 #include "http/HttpServer.h"
 #include "log/Logger.h"
 #include "reload/Reloader.h"
 #include "store/Store.h"
 #include "text/Text.h"
+#include "util/Clock.h"
 #include "verify/Verifier.h"
 
 #include <clayhook/json.hpp>
@@ -17,7 +22,10 @@
 #include <Poco/URI.h>
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
+#include <set>
 #include <istream>
 #include <map>
 
@@ -27,9 +35,15 @@ struct AdminServer::Shared {
     Store& store;
     Dispatcher& dispatcher;
     Logger& log;
+    Metrics& metrics;
     Reloader* reloader = nullptr;
     std::string token_digest;  // sha256 hex of the token: compared in constant time
-    Shared(Store& s, Dispatcher& d, Logger& l) : store(s), dispatcher(d), log(l) {}
+    // The console: sessions signed in with the token, and wrong tokens per peer.
+    ConsoleSessions sessions{std::chrono::hours(8), [] { return SystemClock::unix_ms(); }};
+    LoginLimiter limiter{5, std::chrono::minutes(1), [] { return SystemClock::unix_ms(); }};
+    std::unique_ptr<StatsHistory> history;  // the overview's last hour
+    Shared(Store& s, Dispatcher& d, Logger& l, Metrics& m)
+        : store(s), dispatcher(d), log(l), metrics(m) {}
 };
 
 namespace {
@@ -127,13 +141,23 @@ class AdminService final : public HttpService {
     // The token is checked before any of the body is read.
     Admission admit(const HttpRequest& req, BodyFraming, uint64_t content_length) override {
         Admission a;
-        if (!authorized(req)) {
+        if (is_console(req.path)) {
+            // The console's pages decide for themselves (the sign-in page and
+            // its assets are public); its only body is the sign-in form.
+            if (content_length > kMaxConsoleBody) {
+                a.answer = HttpReply(413, "", "text/plain");
+                return a;
+            }
+            a.max_body = kMaxConsoleBody;
+            return a;
+        }
+        if (!caller(req).ok) {
             s_->log.warn("admin", "unauthorized request",
                          {{"method", terminal_safe(req.method)},
                           {"path", terminal_safe(req.path)},
                           {"peer", req.peer}});
-            a.answer =
-                reply(401, error_json("a valid 'Authorization: Bearer <admin token>' is required"));
+            a.answer = reply(401, error_json("a valid 'Authorization: Bearer <admin token>' (or a "
+                                             "console session) is required"));
             a.answer->set("WWW-Authenticate", "Bearer");
             return a;
         }
@@ -152,7 +176,23 @@ class AdminService final : public HttpService {
     HttpReply handle(const HttpRequest& req, std::string body,
                      const std::shared_ptr<const void>&) override {
         try {
-            return route(req, body);
+            if (is_console(req.path)) return secured(console(req, body));
+            const Caller c = caller(req);
+            if (!c.ok)  // a session that expired since admit()
+                return reply(401, error_json("the console session has expired"));
+            // A request the browser sends on its own (a form or a link of
+            // another site) carries the cookie but cannot know the CSRF token.
+            if (c.session && req.method != "GET" && req.method != "HEAD") {
+                const std::string* t = req.header("x-csrf-token");
+                if (t == nullptr || !ConsoleSessions::same(*t, c.session->csrf)) {
+                    s_->log.warn("admin", "request refused: missing or wrong CSRF token",
+                                 {{"method", terminal_safe(req.method)},
+                                  {"path", terminal_safe(req.path)},
+                                  {"peer", req.peer}});
+                    return reply(403, error_json("missing or wrong CSRF token"));
+                }
+            }
+            return route(req, body, c);
         } catch (const HttpError& e) {
             HttpReply r = reply(e.status, error_json(e.what()));
             if (!e.allow.empty()) r.set("Allow", e.allow);
@@ -178,15 +218,153 @@ class AdminService final : public HttpService {
         return HttpReply(status, to_valid_utf8(json::dump(v)) + "\n");
     }
 
-    bool authorized(const HttpRequest& req) const {
-        const std::string* header = req.header("authorization");
-        if (header == nullptr) return false;
-        const std::string& h = *header;
-        const std::string prefix = "Bearer ";
-        if (h.size() <= prefix.size() || h.compare(0, prefix.size(), prefix) != 0) return false;
-        std::string d = sha256_hex(std::string_view(h).substr(prefix.size()));
+    static constexpr uint64_t kMaxConsoleBody = 4096;
+    static constexpr const char* kCookie = "clayhook_session";
+
+    // Who is asking: the token (the CLI, scripts) or a console session.
+    struct Caller {
+        bool ok = false;
+        std::optional<ConsoleSessions::Session> session;  // set when by a session
+    };
+
+    bool is_token(std::string_view token) const {
+        std::string d = sha256_hex(token);
         return d.size() == s_->token_digest.size() &&
                CRYPTO_memcmp(d.data(), s_->token_digest.data(), d.size()) == 0;
+    }
+
+    Caller caller(const HttpRequest& req) const {
+        if (const std::string* h = req.header("authorization")) {
+            const std::string prefix = "Bearer ";
+            if (h->size() > prefix.size() && h->compare(0, prefix.size(), prefix) == 0 &&
+                is_token(std::string_view(*h).substr(prefix.size())))
+                return {true, std::nullopt};
+            return {};  // a wrong token is wrong, whatever cookie comes with it
+        }
+        if (auto id = cookie(req, kCookie))
+            if (auto s = s_->sessions.find(*id)) return {true, std::move(s)};
+        return {};
+    }
+
+    // The value of cookie `name` in the Cookie header, if sent.
+    static std::optional<std::string> cookie(const HttpRequest& req, std::string_view name) {
+        const std::string* h = req.header("cookie");
+        if (h == nullptr) return std::nullopt;
+        std::string_view rest = *h;
+        while (!rest.empty()) {
+            size_t end = rest.find(';');
+            std::string_view part = rest.substr(0, end);
+            rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+            while (!part.empty() && part.front() == ' ')
+                part.remove_prefix(1);
+            if (part.size() > name.size() && part.substr(0, name.size()) == name &&
+                part[name.size()] == '=')
+                return std::string(part.substr(name.size() + 1));
+        }
+        return std::nullopt;
+    }
+
+    static bool is_console(const std::string& path) {
+        return path == "/console" || path.rfind("/console/", 0) == 0;
+    }
+
+    // What every console answer carries: the page may run only its own
+    // scripts and styles, talk only to this origin, and never be framed.
+    static HttpReply secured(HttpReply r) {
+        r.set("Content-Security-Policy",
+              "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+              "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+        r.set("X-Content-Type-Options", "nosniff");
+        r.set("X-Frame-Options", "DENY");
+        r.set("Referrer-Policy", "no-referrer");
+        r.set("Cache-Control", "no-store");
+        return r;
+    }
+
+    static HttpReply see_other(const std::string& to) {
+        HttpReply r(303, "", "text/plain");
+        r.set("Location", to);
+        return r;
+    }
+
+    static HttpReply asset(std::string_view name) {
+        const ConsoleAsset* a = find_console_asset(name);
+        if (a == nullptr) return HttpReply(404, "not found\n", "text/plain");
+        return HttpReply(200, std::string(a->data), std::string(console_content_type(name)));
+    }
+
+    // Secure only when the browser reached us over TLS: the admin listener
+    // speaks plain HTTP, so that is a TLS proxy in front saying so.
+    static std::string cookie_attributes(const HttpRequest& req) {
+        const std::string* proto = req.header("x-forwarded-proto");
+        return std::string("; Path=/; HttpOnly; SameSite=Strict") +
+               (proto != nullptr && *proto == "https" ? "; Secure" : "");
+    }
+
+    HttpReply console(const HttpRequest& req, const std::string& body) {
+        const std::string& path = req.path;
+        const std::string& m = req.method;
+        if (path == "/console") return see_other("/console/");
+        if (path.rfind("/console/assets/", 0) == 0) {
+            if (m != "GET" && m != "HEAD") return HttpReply(405, "use GET\n", "text/plain");
+            return asset(std::string_view(path).substr(16));
+        }
+        if (path == "/console/login") {
+            if (m == "POST") return sign_in(req, body);
+            if (m != "GET" && m != "HEAD") return HttpReply(405, "use GET or POST\n", "text/plain");
+            return asset("login.html");
+        }
+        if (path == "/console/logout") {
+            if (m != "POST") return HttpReply(405, "use POST\n", "text/plain");
+            const Caller c = caller(req);
+            const std::string* t = req.header("x-csrf-token");
+            if (!c.session || t == nullptr || !ConsoleSessions::same(*t, c.session->csrf))
+                return reply(403, error_json("missing or wrong CSRF token"));
+            s_->sessions.remove(c.session->id);
+            s_->log.info("admin", "console sign-out", {{"peer", req.peer}});
+            HttpReply r = reply(200, json::Value::object().set("signed_out", true));
+            r.set("Set-Cookie", std::string(kCookie) + "=; Max-Age=0" + cookie_attributes(req));
+            return r;
+        }
+        static const char* kPages[] = {"/console/", "/console/events", "/console/dead",
+                                       "/console/plugins", "/console/config"};
+        bool page = std::find(std::begin(kPages), std::end(kPages), path) != std::end(kPages);
+        if (!page && path.rfind("/console/events/", 0) == 0)
+            page = is_event_id(std::string_view(path).substr(16));
+        if (!page) return HttpReply(404, "not found\n", "text/plain");
+        if (m != "GET" && m != "HEAD") return HttpReply(405, "use GET\n", "text/plain");
+        // A page without a session is the sign-in page's business.
+        if (!caller(req).session) return see_other("/console/login");
+        return asset("index.html");
+    }
+
+    HttpReply sign_in(const HttpRequest& req, const std::string& body) {
+        if (int64_t wait = s_->limiter.blocked_for(req.peer); wait > 0) {
+            s_->log.warn("admin", "console sign-in refused: too many wrong tokens",
+                         {{"peer", req.peer}});
+            HttpReply r = see_other("/console/login?error=rate-limited");
+            r.set("Retry-After", std::to_string((wait + 999) / 1000));
+            return r;
+        }
+        std::string token;
+        try {
+            for (const auto& [k, v] : Poco::URI("/?" + body).getQueryParameters())
+                if (k == "token") token = v;
+        } catch (const Poco::Exception&) {
+        }
+        if (token.empty() || !is_token(token)) {
+            s_->limiter.failed(req.peer);
+            s_->log.warn("admin", "console sign-in refused: wrong token", {{"peer", req.peer}});
+            return see_other("/console/login?error=bad-token");
+        }
+        s_->limiter.succeeded(req.peer);
+        const auto session = s_->sessions.create();
+        s_->log.info("admin", "console sign-in", {{"peer", req.peer}});
+        HttpReply r = see_other("/console/");
+        r.set("Set-Cookie", std::string(kCookie) + "=" + session.id +
+                                "; Max-Age=" + std::to_string(s_->sessions.ttl().count() / 1000) +
+                                cookie_attributes(req));
+        return r;
     }
 
     static std::vector<std::string> split_path(const std::string& path) {
@@ -201,7 +379,7 @@ class AdminService final : public HttpService {
         return parts;
     }
 
-    HttpReply route(const HttpRequest& req, const std::string& text) {
+    HttpReply route(const HttpRequest& req, const std::string& text, const Caller& c) {
         std::map<std::string, std::string> q;
         std::string path;
         try {
@@ -229,6 +407,29 @@ class AdminService final : public HttpService {
         if (is({"admin", "plugins"})) {
             method("GET");
             return reply(200, plugins());
+        }
+        if (is({"admin", "session"})) {
+            method("GET");
+            if (!c.session) throw HttpError(404, "no console session: this is for the console");
+            return reply(200, json::Value::object()
+                                  .set("csrf", c.session->csrf)
+                                  .set("expires_at", iso(c.session->expires_ms)));
+        }
+        if (is({"admin", "overview"})) {
+            method("GET");
+            return reply(200, overview());
+        }
+        if (is({"admin", "config"})) {
+            method("GET");
+            return reply(200, config_json());
+        }
+        if (is({"admin", "dead-letters"})) {
+            method("GET");
+            return reply(200, dead_letters());
+        }
+        if (is({"admin", "discard"})) {
+            method("POST");
+            return reply(200, discard(text));
         }
         if (is({"admin", "plugins", "*", "pause"}) || is({"admin", "plugins", "*", "resume"})) {
             method("POST");
@@ -352,8 +553,8 @@ class AdminService final : public HttpService {
     }
 
     json::Value events(const std::map<std::string, std::string>& q) {
-        static const std::set<std::string> known = {"type",  "status", "since",
-                                                    "until", "before", "limit"};
+        static const std::set<std::string> known = {"type",   "status", "since", "until",
+                                                    "before", "limit",  "row_id"};
         check_known(q, known);
         EventFilter f;
         if (auto it = q.find("type"); it != q.end()) f.type = it->second;
@@ -364,6 +565,11 @@ class AdminService final : public HttpService {
             if (!is_event_id(it->second))
                 throw HttpError(400, "before: expected an event id, got '" + it->second + "'");
             f.before_id = it->second;
+        }
+        if (auto it = q.find("row_id"); it != q.end()) {
+            if (it->second.empty() || it->second.size() > 256)
+                throw HttpError(400, "row_id: expected 1 to 256 characters");
+            f.row_id = it->second;
         }
         f.limit = limit_of(q);
         auto list = json::Value::array();
@@ -408,13 +614,14 @@ class AdminService final : public HttpService {
     }
 
     json::Value deliveries(const std::map<std::string, std::string>& q) {
-        static const std::set<std::string> known = {"state", "plugin", "before", "limit"};
+        static const std::set<std::string> known = {"state", "plugin", "before", "limit", "error"};
         check_known(q, known);
         DeliveryFilter f;
         if (auto it = q.find("state"); it != q.end()) f.state = parse_state("state", it->second);
         if (auto it = q.find("plugin"); it != q.end()) f.plugin = it->second;
         if (auto it = q.find("before"); it != q.end())
             f.before_id = parse_int("before", it->second, 1, INT64_MAX);
+        if (auto it = q.find("error"); it != q.end()) f.last_error = it->second;
         f.limit = limit_of(q);
         auto rows = s_->store.list_deliveries(f);
         auto list = json::Value::array();
@@ -492,6 +699,89 @@ class AdminService final : public HttpService {
         return json::Value::object().set("killed", ids.size()).set("ids", std::move(list));
     }
 
+    json::Value overview() {
+        auto out = json::Value::object();
+        const json::Value p = plugins();
+        if (s_->reloader) {
+            out.set("generation", s_->reloader->status().generation);
+            out.set("reload", reload_json(s_->reloader->status()));
+        }
+        const Store::Usage u = s_->store.usage();
+        auto num_or_null = [](int64_t v) {
+            return v >= 0 ? json::Value(static_cast<double>(v)) : json::Value(nullptr);
+        };
+        json::Value age(nullptr);
+        if (u.oldest_pending_ms == 0) age = json::Value(0.0);
+        if (u.oldest_pending_ms > 0)
+            age = json::Value(std::max(
+                0.0, static_cast<double>(SystemClock::unix_ms() - u.oldest_pending_ms) / 1000.0));
+        out.set("store", json::Value::object()
+                             .set("location", s_->store.location())
+                             .set("writable", s_->store.writable())
+                             .set("bytes", num_or_null(u.bytes))
+                             .set("free_bytes", num_or_null(u.free_bytes))
+                             .set("oldest_pending_age_seconds", std::move(age)));
+        const StatsHistory::Counts t = s_->history->totals();
+        out.set("intake", json::Value::object()
+                              .set("accepted", t.accepted)
+                              .set("duplicate", t.duplicate)
+                              .set("rejected", t.rejected));
+        out.set("plugins", *p.find("plugins"));
+        out.set("down", *p.find("down"));
+        auto history = json::Value::array();
+        for (const auto& pt : s_->history->points())
+            history.push_back(json::Value::object()
+                                  .set("t", iso(pt.t_ms))
+                                  .set("accepted", pt.in_interval.accepted)
+                                  .set("duplicate", pt.in_interval.duplicate)
+                                  .set("rejected", pt.in_interval.rejected)
+                                  .set("done", pt.in_interval.done)
+                                  .set("dead", pt.in_interval.dead)
+                                  .set("store_bytes", num_or_null(pt.store_bytes)));
+        out.set("history", std::move(history));
+        return out;
+    }
+
+    json::Value config_json() {
+        if (s_->reloader == nullptr) throw HttpError(404, "no config to show");
+        const Config c = s_->reloader->config();
+        const ReloadStatus st = s_->reloader->status();
+        auto warnings = json::Value::array();
+        for (const auto& w : c.warnings)
+            warnings.push_back(w);
+        for (const auto& w : st.last_warnings)
+            warnings.push_back(w);
+        return json::Value::object()
+            .set("file", s_->reloader->file())
+            .set("generation", st.generation)
+            .set("config", config_view(c))
+            .set("warnings", std::move(warnings));
+    }
+
+    json::Value dead_letters() {
+        auto groups = json::Value::array();
+        for (const auto& g : s_->store.dead_letter_groups(500))
+            groups.push_back(json::Value::object()
+                                 .set("plugin", g.plugin)
+                                 .set("reason", g.reason)
+                                 .set("count", g.count)
+                                 .set("first_at", time_or_null(g.first_ms))
+                                 .set("last_at", time_or_null(g.last_ms)));
+        return json::Value::object().set("groups", std::move(groups));
+    }
+
+    json::Value discard(const std::string& text) {
+        json::Value body = text.empty() ? json::Value::object() : json::parse(text);
+        if (!body.is_object()) throw HttpError(400, "body: expected a JSON object");
+        const json::Value* v = body.find("ids");
+        if (v == nullptr) throw HttpError(400, R"(body: give {"ids":[…]})");
+        auto ids = ids_of(*v);
+        const size_t n = ids.empty() ? 0 : s_->store.discard_dead(ids);
+        s_->log.info("admin", "dead deliveries discarded",
+                     {{"asked", std::to_string(ids.size())}, {"discarded", std::to_string(n)}});
+        return json::Value::object().set("discarded", n).set("asked", ids.size());
+    }
+
     static void check_known(const std::map<std::string, std::string>& q,
                             const std::set<std::string>& known) {
         for (const auto& [k, v] : q)
@@ -526,7 +816,7 @@ HttpServerOptions admin_http_options(const AdminConfig& config) {
 AdminServer::AdminServer(const AdminConfig& config, Store& store, Dispatcher& dispatcher,
                          Logger& log, Metrics& metrics, Reloader* reloader)
     : config_(config),
-      shared_(std::make_shared<Shared>(store, dispatcher, log)),
+      shared_(std::make_shared<Shared>(store, dispatcher, log, metrics)),
       service_(std::make_unique<AdminService>(shared_)),
       http_(std::make_unique<HttpServer>(admin_http_options(config), *service_, log, metrics)) {
     shared_->reloader = reloader;
@@ -535,6 +825,7 @@ AdminServer::AdminServer(const AdminConfig& config, Store& store, Dispatcher& di
             "admin.token is required while the admin API is enabled (set admin.enabled: false to "
             "run without it)");
     shared_->token_digest = sha256_hex(config.token->value);
+    shared_->history = std::make_unique<StatsHistory>(metrics, store);
 }
 
 AdminServer::~AdminServer() {

@@ -127,6 +127,16 @@ double Metrics::value(std::string_view name, std::string_view labels) const {
     return s == it->second.values.end() ? 0 : s->second->get();
 }
 
+double Metrics::sum(std::string_view name, std::string_view label) const {
+    std::lock_guard lock(mu_);
+    auto it = families_.find(name);
+    if (it == families_.end()) return 0;
+    double total = 0;
+    for (const auto& [labels, v] : it->second.values)
+        if (label.empty() || labels.find(label) != std::string::npos) total += v->get();
+    return total;
+}
+
 std::string Metrics::render() const {
     std::lock_guard lock(mu_);
     std::string out;

@@ -61,6 +61,9 @@ class Metrics {
     void set_help(std::string_view name, std::string_view help);
 
     double value(std::string_view name, std::string_view labels) const;  // 0 when absent
+    // The sum over the series of `name` whose label string contains
+    // `label` (e.g. `outcome="done"`; "" = every series). 0 when none.
+    double sum(std::string_view name, std::string_view label = {}) const;
     std::string render() const;
 
     // "k=v,k2=v2" → `k="v",k2="v2"` with values escaped; throws

@@ -35,6 +35,11 @@ Reloader::Reloader(std::string config_file, Config current, const GenerationBuil
 
 Reloader::~Reloader() = default;
 
+Config Reloader::config() {
+    std::lock_guard lk(reload_mu_);
+    return config_;
+}
+
 ReloadStatus Reloader::status() const {
     std::lock_guard lk(status_mu_);
     return status_;

@@ -60,6 +60,9 @@ class Reloader {
     // Runs one reload (after the one running, if any) and returns its result.
     ReloadStatus reload(const std::string& trigger);
     ReloadStatus status() const;
+    // The config in force (waits for a reload in progress) and its file.
+    Config config();
+    const std::string& file() const { return file_; }
 
   private:
     std::string fail(ReloadStatus& st, const std::string& why);
