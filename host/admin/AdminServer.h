@@ -1,7 +1,10 @@
 #pragma once
 
 // The admin API: its own listener (loopback by default), every request
-// carrying `Authorization: Bearer <admin.token>`. JSON in and out.
+// carrying `Authorization: Bearer <admin.token>` or a console session cookie
+// (and then, when it changes anything, the session's X-CSRF-Token). JSON in
+// and out. The same listener serves the console at /console/ (the sign-in
+// page and the assets compiled in from host/console/assets).
 //
 //   GET  /admin/plugins                      plugin status and counts
 //   POST /admin/plugins/{name}/pause         stop handing it deliveries
@@ -13,6 +16,11 @@
 //   POST /admin/replay                       {"ids":[…]} or {"plugin":"p"} or {"all":true}
 //   GET  /admin/reload                       generation, reload count, last result
 //   POST /admin/reload                       reload now (422 with the reason if refused)
+//   GET  /admin/overview                     the console's overview, with the last hour
+//   GET  /admin/config                       the config in force, secrets as references
+//   GET  /admin/dead-letters                 dead deliveries by plugin and last error
+//   POST /admin/discard                      {"ids":[…]}: delete dead deliveries
+//   GET  /admin/session                      the console session's CSRF token
 //
 // See docs/admin-api.md for the shapes.
 
