@@ -24,10 +24,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <optional>
-#include <set>
 #include <istream>
 #include <map>
+#include <optional>
+#include <set>
 
 namespace clayhook {
 
@@ -579,6 +579,7 @@ class AdminService final : public HttpService {
                                .set("id", e.id)
                                .set("source", e.source)
                                .set("type", e.type)
+                               .set("idempotency_key", e.key)
                                .set("received_at", iso(e.received_at_ms))
                                .set("deliveries", json::Value::object()
                                                       .set("pending", e.pending)

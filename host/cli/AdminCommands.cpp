@@ -1,16 +1,21 @@
-// `clayhook deliveries list`, `clayhook replay`, `clayhook plugins`: clients of
-// the admin API of a running host. The address and the token come from the
-// config (admin.address, admin.port, admin.token); --admin URL overrides the
-// address.
+// `clayhook deliveries list`, `clayhook events list|show`, `clayhook replay`,
+// `clayhook plugins`: clients of the admin API of a running host. The address and the token come
+// from the config (admin.address, admin.port, admin.token); --admin URL overrides the address.
 #include "clay/ClayApi.h"
 #include "cli/Args.h"
 #include "cli/Commands.h"
 #include "config/ConfigError.h"
 #include "config/ConfigLoader.h"
+#include "store/Store.h"
 #include "text/Text.h"
+
+#include <Poco/DateTime.h>
+#include <Poco/DateTimeParser.h>
 
 #include <clayhook/json.hpp>
 
+#include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <iomanip>
 #include <optional>
@@ -25,6 +30,13 @@ using namespace cli;
 constexpr const char* kDeliveriesUsage =
     R"(usage: clayhook deliveries list [--config FILE] [--admin URL]
          [--state pending|done|dead] [--plugin NAME] [--limit N] [--before ID] [--json]
+)";
+constexpr const char* kEventsUsage =
+    R"(usage: clayhook events list [--config FILE] [--admin URL] [--type T]
+         [--status pending|done|dead] [--since TIME] [--until TIME] [--limit N] [--before ID]
+         [--json]
+       clayhook events show ID [--config FILE] [--admin URL] [--json]
+TIME: unix milliseconds or ISO 8601 (2026-11-27T04:22:00Z); ID: evt_ and 23 hex digits
 )";
 constexpr const char* kReplayUsage =
     R"(usage: clayhook replay [--config FILE] [--admin URL] (ID... | --plugin NAME | --all-dead)
@@ -203,6 +215,209 @@ int deliveries_command(const std::vector<std::string>& args, std::ostream& out, 
             << str_or(d, "last_error", "") << "\n";
     if (const json::Value* n = v->find("next_before"); n && !n->is_null())
         out << "more: --before " << json::dump(*n) << "\n";
+    return kExitOk;
+}
+
+// `s` padded to `width`, always followed by at least one space.
+std::string cell(const std::string& s, size_t width) {
+    return s.size() < width ? s + std::string(width - s.size(), ' ') : s + " ";
+}
+
+// At most `max` bytes of `s` (already terminal-safe), cut on a UTF-8 boundary
+// and marked with "…" when cut.
+std::string shortened(const std::string& s, size_t max) {
+    if (s.size() <= max) return s;
+    size_t n = max - 3;  // room for "…" (3 bytes)
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+        --n;
+    return s.substr(0, n) + "…";
+}
+
+// A --since/--until value the admin API accepts: unix ms or ISO 8601.
+bool valid_time(const std::string& v) {
+    int64_t ms = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+    if (ec == std::errc() && p == v.data() + v.size()) return ms >= 0;
+    Poco::DateTime dt;
+    int tzd = 0;
+    return Poco::DateTimeParser::tryParse(v, dt, tzd);
+}
+
+// The problem with the `events list` flag values, or "" (checked here so a
+// typo is a usage error, exit 2, and no request is made).
+std::string events_list_problem(const Args& a) {
+    if (auto t = a.get("--type"); t && t->empty()) return "--type: expected an event type";
+    if (auto s = a.get("--status"); s && *s != "pending" && *s != "done" && *s != "dead")
+        return "--status: expected pending, done or dead, got '" + terminal_safe(*s) + "'";
+    for (const char* k : {"--since", "--until"})
+        if (auto v = a.get(k); v && !valid_time(*v))
+            return std::string(k) + ": expected unix milliseconds or an ISO 8601 time, got '" +
+                   terminal_safe(*v) + "'";
+    if (auto l = a.get("--limit")) {
+        int n = 0;
+        auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), n);
+        if (ec != std::errc() || p != l->data() + l->size() || n < 1 || n > 1000)
+            return "--limit: expected a whole number from 1 to 1000, got '" + terminal_safe(*l) +
+                   "'";
+    }
+    if (auto b = a.get("--before"); b && !is_event_id(*b))
+        return "--before: expected an event id (evt_ and 23 hex digits), got '" +
+               terminal_safe(*b) + "'";
+    return "";
+}
+
+int events_list(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    Args a;
+    if (auto problem = parse_args(args, 2,
+                                  {"--config", "--admin", "--type", "--status", "--since",
+                                   "--until", "--limit", "--before"},
+                                  {"--json"}, a);
+        !problem.empty() || !a.positional.empty())
+        return usage_error(
+            err, "events list",
+            terminal_safe(problem.empty() ? "unexpected argument '" + a.positional[0] + "'"
+                                          : problem),
+            kEventsUsage);
+    if (auto problem = events_list_problem(a); !problem.empty())
+        return usage_error(err, "events list", problem, kEventsUsage);
+    Admin admin;
+    if (auto code = admin_from(a, "events list", kEventsUsage, admin, err)) return *code;
+    std::string q;
+    for (const char* k : {"type", "status", "since", "until", "limit", "before"})
+        if (auto v = a.get(std::string("--") + k))
+            q += (q.empty() ? "?" : "&") + std::string(k) + "=" + url_encode(*v);
+    int code = 0;
+    auto v = call(admin, "GET", "/admin/events" + q, "", "events list", err, code);
+    if (!v) return code;
+    if (a.has("--json")) {
+        out << json::dump(*v) << "\n";
+        return kExitOk;
+    }
+    const json::Value* list = v->find("events");
+    if (list == nullptr || !list->is_array() || list->size() == 0) {
+        out << "no events\n";
+        return kExitOk;
+    }
+    // The key only when the answer carries it (`idempotency_key`).
+    bool keys = false;
+    for (const auto& e : list->items())
+        keys = keys || e.find("idempotency_key") != nullptr;
+    constexpr size_t kKeyWidth = 34;
+    out << cell("ID", 28) << cell("RECEIVED_AT", 25) << cell("TYPE", 23) << cell("SOURCE", 12)
+        << (keys ? cell("KEY", kKeyWidth) : "") << cell("PENDING", 8) << cell("DONE", 8)
+        << "DEAD\n";
+    for (const auto& e : list->items()) {
+        const json::Value* d = e.find("deliveries");
+        const json::Value none = json::Value::object();
+        const json::Value& n = d ? *d : none;
+        std::string line = cell(str_or(e, "id"), 28) + cell(str_or(e, "received_at"), 25) +
+                           cell(str_or(e, "type"), 23) + cell(str_or(e, "source"), 12);
+        if (keys) line += cell(shortened(str_or(e, "idempotency_key"), kKeyWidth - 1), kKeyWidth);
+        line += cell(str_or(n, "pending"), 8) + cell(str_or(n, "done"), 8) + str_or(n, "dead");
+        out << line << "\n";
+    }
+    if (const json::Value* n = v->find("next_before"); n && !n->is_null())
+        out << "more: --before " << str_or(*v, "next_before") << "\n";
+    return kExitOk;
+}
+
+// `v` as indented JSON, each line after the first starting with `indent`.
+// Every key and scalar goes through terminal_safe: json::dump leaves DEL and
+// the C1 controls (U+0080–U+009F) as they are.
+void pretty(std::string& out, const json::Value& v, const std::string& indent) {
+    if (v.is_array() && v.size() > 0) {
+        out += "[\n";
+        for (size_t i = 0; i < v.size(); ++i) {
+            out += indent + "  ";
+            pretty(out, v[i], indent + "  ");
+            out += i + 1 < v.size() ? ",\n" : "\n";
+        }
+        out += indent + "]";
+    } else if (v.is_object() && v.size() > 0) {
+        out += "{\n";
+        size_t i = 0;
+        for (const auto& [key, item] : v.members()) {
+            out += indent + "  " + terminal_safe(json::quote(key)) + ": ";
+            pretty(out, item, indent + "  ");
+            out += ++i < v.size() ? ",\n" : "\n";
+        }
+        out += indent + "}";
+    } else {
+        out += terminal_safe(json::dump(v));
+    }
+}
+
+std::string duration(const json::Value& v) {
+    const json::Value* d = v.find("duration_ms");
+    if (d == nullptr || !d->is_number()) return "-";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f ms", d->as_double());
+    return buf;
+}
+
+int events_show(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    Args a;
+    if (auto problem = parse_args(args, 2, {"--config", "--admin"}, {"--json"}, a);
+        !problem.empty() || a.positional.size() != 1)
+        return usage_error(
+            err, "events show",
+            terminal_safe(!problem.empty()       ? problem
+                          : a.positional.empty() ? "give the event id"
+                                                 : "unexpected argument '" + a.positional[1] + "'"),
+            kEventsUsage);
+    const std::string& id = a.positional[0];
+    if (!is_event_id(id))
+        return usage_error(
+            err, "events show",
+            "'" + terminal_safe(id) + "' is not an event id (evt_ and 23 hex digits)",
+            kEventsUsage);
+    Admin admin;
+    if (auto code = admin_from(a, "events show", kEventsUsage, admin, err)) return *code;
+    int code = 0;
+    auto v = call(admin, "GET", "/admin/events/" + id, "", "events show", err, code);
+    if (!v) return code;
+    if (a.has("--json")) {
+        out << json::dump(*v) << "\n";
+        return kExitOk;
+    }
+    std::string s;
+    s += "id:          " + str_or(*v, "id") + "\n";
+    s += "source:      " + str_or(*v, "source") + "\n";
+    s += "type:        " + str_or(*v, "type") + "\n";
+    s += "key:         " + str_or(*v, "idempotency_key") + "\n";
+    s += "received_at: " + str_or(*v, "received_at") + "\n";
+    if (const json::Value* body = v->find("body"); body == nullptr) {
+        s += "body:        -\n";
+    } else if (body->is_string()) {
+        // Not JSON (the API gives it as a string): raw, escaped.
+        s += "body (not JSON, shown with escapes):\n  " + terminal_safe(body->as_string()) + "\n";
+    } else {
+        s += "body:\n  ";
+        pretty(s, *body, "  ");
+        s += "\n";
+    }
+    const json::Value* ds = v->find("deliveries");
+    const size_t n = ds && ds->is_array() ? ds->size() : 0;
+    s += "deliveries:  " + std::to_string(n) + (n == 0 ? " (no plugin took this event)\n" : "\n");
+    for (size_t i = 0; i < n; ++i) {
+        const json::Value& d = (*ds)[i];
+        s += "  delivery " + str_or(d, "id") + "  plugin " + str_or(d, "plugin") + "  " +
+             str_or(d, "state") + "  attempts " + str_or(d, "attempts") + "\n";
+        if (const json::Value* due = d.find("due_at"); due && !due->is_null())
+            s += "    due_at:      " + str_or(d, "due_at") + "\n";
+        if (const json::Value* fin = d.find("finished_at"); fin && !fin->is_null())
+            s += "    finished_at: " + str_or(d, "finished_at") + "\n";
+        if (const json::Value* e = d.find("last_error"); e && !e->is_null())
+            s += "    last_error:  " + str_or(d, "last_error") + "\n";
+        const json::Value* h = d.find("attempts_history");
+        if (h == nullptr || !h->is_array() || h->size() == 0) continue;
+        s += "    attempts that did not succeed:\n";
+        for (const auto& t : h->items())
+            s += "      #" + cell(str_or(t, "attempt"), 4) + cell(str_or(t, "started_at"), 25) +
+                 cell(duration(t), 10) + cell(str_or(t, "outcome"), 6) + str_or(t, "reason", "") +
+                 "\n";
+    }
+    out << s;
     return kExitOk;
 }
 
@@ -401,6 +616,12 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
 }
 
 }  // namespace
+
+int events_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    if (args.size() >= 2 && args[1] == "list") return events_list(args, out, err);
+    if (args.size() >= 2 && args[1] == "show") return events_show(args, out, err);
+    return usage_error(err, "events", "the subcommand is 'list' or 'show'", kEventsUsage);
+}
 
 int admin_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     if (args[0] == "deliveries") return deliveries_command(args, out, err);

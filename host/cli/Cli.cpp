@@ -43,6 +43,11 @@ Running host (its admin API; address and token from the config's admin section,
 --admin URL overrides the address):
   deliveries list [--state pending|done|dead] [--plugin NAME] [--limit N] [--before ID] [--json]
                                   list deliveries, newest first
+  events list [--type T] [--status pending|done|dead] [--since TIME] [--until TIME]
+              [--limit N] [--before ID] [--json]
+                                  list stored events, newest first, with delivery counts
+                                  (TIME: unix ms or ISO 8601)
+  events show ID [--json]         one event: its body, its deliveries and their attempts
   replay (ID... | --plugin NAME | --all-dead)
                                   hand dead deliveries over again
   kill (ID... | [--plugin NAME] [--event ID]) [--reason TEXT]
@@ -87,6 +92,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (cmd == "deliveries" || cmd == "replay" || cmd == "plugins" || cmd == "reload" ||
         cmd == "kill")
         return admin_command(args, out, err);
+    if (cmd == "events") return events_command(args, out, err);
     if (cmd == "backup") return backup_command(args, out, err);
     if (cmd != "serve" && cmd != "check") {
         err << "clayhook: unknown command '" << cmd << "'\n\n" << kUsage;

@@ -30,6 +30,8 @@ int serve_command(const std::string& config_file, std::ostream& err);
 int clay_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // `deliveries list`, `replay`, `plugins`: admin API clients; args[0] is the command.
 int admin_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `events list|show`: admin API clients; args[0] is "events".
+int events_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // `backup OUT`: a consistent copy of the SQLite store.
 int backup_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
