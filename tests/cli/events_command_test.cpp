@@ -205,8 +205,8 @@ TEST_CASE("events list: newest first with delivery counts, --type, --status, --j
 }
 
 TEST_CASE(
-    "events show: the body pretty-printed, the delivery and the failed attempt's reason; "
-    "an unknown id exits 1, a malformed one 2",
+    "events show: the body pretty-printed, the delivery and the failed attempt's reason, "
+    "an unknown id exits 1 and a malformed one 2",
     "[cli][events]") {
     Host h;
     h.start();
