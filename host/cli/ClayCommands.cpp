@@ -6,6 +6,7 @@
 // --secret-file takes it; nothing here prints a source's secret or the API key.
 #include "cli/Args.h"
 #include "cli/Commands.h"
+#include "text/Text.h"
 
 #include "clay/ClayApi.h"
 #include "config/ConfigError.h"
@@ -401,13 +402,7 @@ std::string random_hex(size_t bytes) {
         for (auto& b : buf)
             b = static_cast<unsigned char>(rd());
     }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : buf) {
-        out += kHex[b >> 4];
-        out += kHex[b & 15];
-    }
-    return out;
+    return hex_lower(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
 }
 
 std::string fresh_delivery_id() {

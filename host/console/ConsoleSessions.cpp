@@ -1,5 +1,7 @@
 #include "console/ConsoleSessions.h"
 
+#include "text/Text.h"
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -13,13 +15,7 @@ std::string random_hex(size_t bytes) {
     std::string raw(bytes, '\0');
     if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
         throw std::runtime_error("the system's random generator failed");
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : raw) {
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
-    }
-    return out;
+    return hex_lower(raw);
 }
 
 }  // namespace

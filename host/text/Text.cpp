@@ -111,4 +111,15 @@ std::string terminal_safe(std::string_view s) {
     return out;
 }
 
+std::string hex_lower(std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(s.size() * 2);
+    for (unsigned char c : s) {
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+    }
+    return out;
+}
+
 }  // namespace clayhook

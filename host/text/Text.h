@@ -25,4 +25,7 @@ std::string to_valid_utf8(std::string_view s);
 // kept.
 std::string terminal_safe(std::string_view s);
 
+// The bytes of `s` as lower-case hex, two digits each.
+std::string hex_lower(std::string_view s);
+
 }  // namespace clayhook
