@@ -29,8 +29,19 @@
   //        unit: 'per 10 s' label, summary(values) -> text}
   function chart(opts) {
     const points = (opts.points || []).slice(-SLOTS);
-    const values = points.map((p) => Number(p[opts.key]) || 0);
-    const offset = SLOTS - points.length;
+    // A level the host could not read (null) repeats the one before it.
+    let prev = 0;
+    const values = points.map((p) => {
+      const v = p[opts.key];
+      if (v === null || v === undefined) return opts.kind === 'line' ? prev : 0;
+      prev = Number(v) || 0;
+      return prev;
+    });
+    // A host up for less than an hour: the chart spans what there is (at
+    // least 5 minutes), so a young history is not a sliver at the right.
+    const slots = Math.min(SLOTS, Math.max(30, points.length));
+    const offset = slots - points.length;
+    const minutes = Math.round((slots * 10) / 60);
     const fmt = opts.format || String;
 
     const fig = html('figure', 'chart chart-' + (opts.kind || 'bars'));
@@ -43,14 +54,14 @@
 
     const plot = html('div', 'chart-plot');
     const root = svg('svg', {
-      viewBox: '0 0 ' + SLOTS + ' ' + H,
+      viewBox: '0 0 ' + slots + ' ' + H,
       preserveAspectRatio: 'none',
       role: 'img',
       class: 'chart-svg series-' + opts.key,
-      'aria-label': opts.title + ', last hour: ' + (summary || 'no data'),
+      'aria-label': opts.title + ', last ' + minutes + ' min: ' + (summary || 'no data'),
     });
     const title = svg('title');
-    title.textContent = opts.title + ', last hour: ' + (summary || 'no data');
+    title.textContent = opts.title + ', last ' + minutes + ' min: ' + (summary || 'no data');
     root.append(title);
 
     let lo = 0;
@@ -66,8 +77,8 @@
     const span = hi - lo || 1;
     const y = (v) => H - 4 - ((v - lo) / span) * (H - 8);
 
-    root.append(svg('line', { x1: 0, x2: SLOTS, y1: 4, y2: 4, class: 'chart-grid', 'vector-effect': 'non-scaling-stroke' }));
-    root.append(svg('line', { x1: 0, x2: SLOTS, y1: H, y2: H, class: 'chart-base', 'vector-effect': 'non-scaling-stroke' }));
+    root.append(svg('line', { x1: 0, x2: slots, y1: 4, y2: 4, class: 'chart-grid', 'vector-effect': 'non-scaling-stroke' }));
+    root.append(svg('line', { x1: 0, x2: slots, y1: H, y2: H, class: 'chart-base', 'vector-effect': 'non-scaling-stroke' }));
 
     if (opts.kind === 'line') {
       if (values.length) {
@@ -83,10 +94,13 @@
       }
     } else {
       let d = '';
+      // Wide bars (a short history) get a gap between them.
+      const gap = slots <= 120 ? 0.2 : 0;
+      const bar = 1 - gap;
       values.forEach((v, i) => {
         if (v <= 0) return;
         const h = Math.max(2, (v / span) * (H - 8));
-        d += 'M' + (offset + i) + ' ' + H + 'h1v-' + h.toFixed(2) + 'h-1z';
+        d += 'M' + (offset + i + gap / 2) + ' ' + H + 'h' + bar + 'v-' + h.toFixed(2) + 'h-' + bar + 'z';
       });
       if (d) root.append(svg('path', { d: d, class: 'chart-bars' }));
     }
@@ -94,13 +108,10 @@
     root.append(cursor);
     plot.append(root);
 
-    const max = html('span', 'chart-max', values.length ? fmt(hi) : '');
-    plot.append(max);
-    if (opts.kind === 'line' && values.length) plot.append(html('span', 'chart-min', fmt(lo)));
     fig.append(plot);
 
     const axis = html('div', 'chart-axis');
-    axis.append(html('span', '', '60 min ago'));
+    axis.append(html('span', '', minutes + ' min ago'));
     const hover = html('span', 'chart-hover', '');
     hover.setAttribute('aria-hidden', 'true');
     axis.append(hover);
@@ -115,7 +126,7 @@
     root.addEventListener('mousemove', (ev) => {
       const r = root.getBoundingClientRect();
       if (!r.width) return;
-      const slot = Math.floor(((ev.clientX - r.left) / r.width) * SLOTS);
+      const slot = Math.floor(((ev.clientX - r.left) / r.width) * slots);
       const i = slot - offset;
       if (i < 0 || i >= values.length) {
         cursor.setAttribute('visibility', 'hidden');

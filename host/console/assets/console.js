@@ -5,7 +5,7 @@
 'use strict';
 (function () {
   const BASE = '/console';
-  const POLL_MS = 3000;
+  const POLL_MS = 5000;
   const CHUNK = 500; // ids per replay or discard request
   const PAGE = 50; // events per page
 
@@ -438,7 +438,7 @@
           kv('Size', bytes(store.bytes), 'store-bytes'),
           kv('Free', store.free_bytes === null || store.free_bytes === undefined ? 'unknown' : bytes(store.free_bytes), 'store-free'),
           kv('Writable', store.writable ? badge('yes', 'ok') : badge('no', 'bad'), 'store-writable'),
-          kv('Oldest pending', store.oldest_pending_age_seconds === null || store.oldest_pending_age_seconds === undefined ? 'none' : duration(store.oldest_pending_age_seconds), 'store-oldest-pending'))),
+          kv('Oldest pending', store.oldest_pending_age_seconds === null || store.oldest_pending_age_seconds === undefined || !sum('pending') ? 'none' : duration(store.oldest_pending_age_seconds), 'store-oldest-pending'))),
       el('section', { class: 'card', 'aria-labelledby': 'card-serving' },
         el('h2', { id: 'card-serving', text: 'Serving' }),
         el('p', { class: 'card-note', text: 'Config generation and the last reload' }),
@@ -452,7 +452,7 @@
     frag.append(cards);
 
     const hist = ov.history || [];
-    const total = (vals) => vals.length ? num(vals.reduce((a, b) => a + b, 0)) + ' in the hour, peak ' + num(Math.max(...vals)) + ' / 10 s' : '';
+    const total = (vals) => vals.length ? num(vals.reduce((a, b) => a + b, 0)) + ' in all · peak ' + num(Math.max(...vals)) + ' per 10 s' : '';
     const charts = el('div', { class: 'charts', id: 'overview-charts' });
     const C = window.ClayCharts;
     charts.append(
@@ -460,9 +460,9 @@
       C.chart({ key: 'rejected', title: 'Rejected', points: hist, format: num, summary: total }),
       C.chart({ key: 'done', title: 'Done', points: hist, format: num, summary: total }),
       C.chart({ key: 'dead', title: 'Dead', points: hist, format: num, summary: total }),
-      C.chart({ key: 'store_bytes', title: 'Store size', kind: 'line', points: hist, format: bytes, summary: (v) => v.length ? bytes(v[v.length - 1]) + ' now' : '' })
+      C.chart({ key: 'store_bytes', title: 'Store size', kind: 'line', points: hist, format: bytes, summary: (v) => v.length ? bytes(v[0]) + ' → ' + bytes(v[v.length - 1]) : '' })
     );
-    frag.append(section('Last hour, per 10 s', 'charts', charts));
+    frag.append(section(hist.length >= 360 ? 'The last hour, per 10 s' : 'Since the host started, per 10 s', 'charts', charts));
 
     const rows = plugins.map((p) => el('tr', { 'data-plugin': p.name, 'data-paused': String(!!p.paused), 'data-loaded': String(p.loaded !== false) },
       el('th', { scope: 'row' }, el('a', { href: BASE + '/plugins', text: p.name })),
@@ -535,8 +535,8 @@
       types,
       field('Status', status),
       field('Row id', el('input', { id: 'filter-row-id', name: 'row_id', value: f.row_id, placeholder: 'row_…', autocomplete: 'off', spellcheck: 'false' })),
-      field('Since', el('input', { id: 'filter-since', name: 'since', type: 'datetime-local', step: '1', value: f.since ? isoToLocalInput(f.since) : '' }), 'your local time'),
-      field('Until', el('input', { id: 'filter-until', name: 'until', type: 'datetime-local', step: '1', value: f.until ? isoToLocalInput(f.until) : '' }), 'your local time'),
+      field('Since (local time)', el('input', { id: 'filter-since', name: 'since', type: 'datetime-local', step: '1', value: f.since ? isoToLocalInput(f.since) : '' })),
+      field('Until (local time)', el('input', { id: 'filter-until', name: 'until', type: 'datetime-local', step: '1', value: f.until ? isoToLocalInput(f.until) : '' })),
       el('div', { class: 'field field-buttons' },
         el('button', { type: 'submit', class: 'button-primary', id: 'filter-apply', text: 'Apply' }),
         el('button', { type: 'button', id: 'filter-clear', text: 'Clear', on: { click: () => navigate(BASE + '/events') } })));
@@ -613,7 +613,7 @@
     } else {
       pretty = JSON.stringify(ev.body, null, 2);
     }
-    const pre = el('pre', { id: 'event-body', class: 'code', tabindex: '0', 'aria-label': 'Event body' });
+    const pre = el('pre', { id: 'event-body', class: 'code code-wrap', tabindex: '0', 'aria-label': 'Event body' });
     pre.textContent = pretty;
     const copy = el('button', { type: 'button', class: 'button-quiet small', text: 'Copy', 'aria-label': 'Copy the body' });
     copy.addEventListener('click', async () => {
@@ -899,7 +899,8 @@
         td([el('span', { text: p.kind || '' }), ' ', el('span', { class: 'muted', text: p.version || '' })], null, 'kind'),
         td(p.isolation || '', null, 'isolation'),
         td(pluginState(p), null, 'state'),
-        td(num(p.concurrency) + (p.max_batch > 1 ? ' × ' + num(p.max_batch) : ''), 'num', 'concurrency'),
+        td(num(p.concurrency), 'num', 'concurrency'),
+        td(num(p.max_batch), 'num', 'max_batch'),
         td(num(p.pending), 'num', 'pending'),
         td(num(p.in_flight), 'num', 'in_flight'),
         td(num(p.done), 'num', 'done'),
@@ -907,8 +908,8 @@
         td(duration(p.queue_lag_seconds), 'num', 'queue_lag'),
         td(b, 'cell-action', 'action'));
     });
-    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 11, class: 'empty', text: 'No plugin is loaded.' })));
-    const t = table('data', ['Plugin', 'Kind', 'Isolation', 'State', { text: 'Workers', num: true }, { text: 'Pending', num: true }, { text: 'In flight', num: true }, { text: 'Done', num: true }, { text: 'Dead', num: true }, { text: 'Queue lag', num: true }, { hidden: 'Actions' }], rows, 'Loaded plugins');
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 12, class: 'empty', text: 'No plugin is loaded.' })));
+    const t = table('data', ['Plugin', 'Kind', 'Isolation', 'State', { text: 'Workers', num: true }, { text: 'Batch', num: true }, { text: 'Pending', num: true }, { text: 'In flight', num: true }, { text: 'Done', num: true }, { text: 'Dead', num: true }, { text: 'Queue lag', num: true }, { hidden: 'Actions' }], rows, 'Loaded plugins');
     $('table', t).id = 'plugins-table';
     root.append(section('Loaded', 'plugins-loaded', t, el('p', { class: 'muted small', text: 'A paused plugin gets no new calls; its deliveries wait in the store, and the flag survives restarts.' })));
 
@@ -1010,12 +1011,18 @@
   async function signOut(button) {
     await busy(button, async () => {
       await session();
-      const res = await fetch(BASE + '/logout', {
+      const post = () => fetch(BASE + '/logout', {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'X-CSRF-Token': state.csrf || '', Accept: 'application/json' },
       });
-      if (!res.ok && res.status !== 401) throw new Error('Signing out failed: HTTP ' + res.status);
+      let res = await post();
+      if (res.status === 403) {
+        // A stale CSRF token, or no session any more (then this goes to login).
+        await session(true);
+        res = await post();
+      }
+      if (!res.ok) throw new Error('Signing out failed: HTTP ' + res.status);
       toLogin('signed-out');
     });
   }
