@@ -750,6 +750,8 @@ class AdminService final : public HttpService {
         auto warnings = json::Value::array();
         for (const auto& w : c.warnings)
             warnings.push_back(w);
+        for (const auto& w : c.route_warnings)
+            warnings.push_back(w);
         for (const auto& w : st.last_warnings)
             warnings.push_back(w);
         return json::Value::object()

@@ -3,11 +3,36 @@
 #include "config/ConfigLoader.h"
 #include "http/IntakeServer.h"
 #include "log/Logger.h"
+#include "routing/EventCatalogue.h"
 #include "routing/Routes.h"
 
 #include <algorithm>
 
 namespace clayhook {
+
+std::vector<std::string> route_warnings(const Config& config, const PluginSet& set) {
+    std::vector<std::string> known = clay_event_catalogue();
+    for (const auto& s : config.sources)
+        if (s.event_type.from == EventTypeFrom::fixed &&
+            std::find(known.begin(), known.end(), s.event_type.value) == known.end())
+            known.push_back(s.event_type.value);
+    std::vector<std::string> out;
+    for (const auto& type : known)
+        if (set.route(type).empty() && is_clay_event_type(type))
+            out.push_back("no plugin handles " + type +
+                          ": such events are stored and acknowledged, and nothing is done with "
+                          "them");
+    for (const auto& i : set.instances)
+        for (const auto& p : i->patterns()) {
+            bool any = false;
+            for (const auto& type : known)
+                any = any || p.matches(type);
+            if (!any)
+                out.push_back("plugin '" + i->name() + "': pattern '" + p.text() +
+                              "' matches no known event type (a typo?)");
+        }
+    return out;
+}
 
 std::vector<DispatchTarget> dispatch_targets(const Config& config, const PluginSet& set) {
     std::vector<DispatchTarget> targets;
@@ -53,6 +78,7 @@ std::shared_ptr<const Generation> GenerationBuilder::build(Config config, uint64
     g->routes = std::make_shared<const Routes>(Routes::from(*g->plugins, config));
     g->targets = dispatch_targets(config, *g->plugins);
     g->sources = build_intake_routes(config, g->routes, metrics_);
+    config.route_warnings = route_warnings(config, *g->plugins);
     g->config = std::move(config);
     return g;
 }

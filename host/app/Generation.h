@@ -37,6 +37,12 @@ struct Generation {
 // and ordering from each instance and its config entry.
 std::vector<DispatchTarget> dispatch_targets(const Config& config, const PluginSet& set);
 
+// What `clayhook check` warns about the routes of a plugin set: a Clay event
+// type no plugin handles (stored, acknowledged, nothing done with it), and a
+// plugin pattern that matches no known type (a typo?). Known types: Clay's
+// catalogue and the sources' fixed types.
+std::vector<std::string> route_warnings(const Config& config, const PluginSet& set);
+
 // The config file as `serve` and a reload read it: bundled plugins from the
 // default folders, every secret resolved (throws ConfigError otherwise), a
 // valid log level.

@@ -1,5 +1,6 @@
 // `clayhook check`: loads a config the way `serve` would, loads and creates
 // every plugin, and reports what it found, without ever showing a secret.
+#include "app/Generation.h"
 #include "cli/Commands.h"
 
 #include "config/ConfigError.h"
@@ -231,21 +232,9 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
                 names.push_back(i->name());
             route.set("plugins", names);
             routes.push_back(route);
-            bool in_catalogue = is_clay_event_type(type);
-            if (names.size() == 0 && in_catalogue)
-                r.warnings.push_back("no plugin handles " + type +
-                                     ": such events are stored and "
-                                     "acknowledged, and nothing is done with them");
         }
-        for (const auto& i : plugins.instances)
-            for (const auto& p : i->patterns()) {
-                bool any = false;
-                for (const auto& type : known)
-                    any = any || p.matches(type);
-                if (!any)
-                    r.warnings.push_back("plugin '" + i->name() + "': pattern '" + p.text() +
-                                         "' matches no known event type (a typo?)");
-            }
+        for (auto& w : route_warnings(config, plugins))
+            r.warnings.push_back(std::move(w));
         plugins = PluginSet{};  // destroy instances and unload before the stage dir goes
         if (!stage_dir.empty()) {
             std::error_code ec;

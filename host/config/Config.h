@@ -197,6 +197,8 @@ struct Config {
     DispatchConfig dispatch;
     LogConfig log;
     std::vector<std::string> warnings;  // usable, but worth a look
+    // Set when a generation is built from it: route_warnings() (app/Generation.h).
+    std::vector<std::string> route_warnings;
 
     // Every secret the config refers to, for resolution reports and redaction.
     std::vector<const Secret*> all_secrets() const;

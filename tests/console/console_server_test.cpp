@@ -256,3 +256,19 @@ TEST_CASE("console: the config view shows references, never secret values", "[co
     CHECK(text.find(R"("token":"[redacted]")") != std::string::npos);
     CHECK(text.find(R"("portal":"123")") != std::string::npos);
 }
+
+TEST_CASE("console: a generation carries check's route warnings for the config page",
+          "[console][check]") {
+    DispatchRig rig;
+    rig.plugin.events = std::vector<std::string>{"enrichment.completd"};  // a typo
+    rig.up();
+    const auto& w = rig.gen->config.route_warnings;
+    auto has = [&](const std::string& text) {
+        return std::find(w.begin(), w.end(), text) != w.end();
+    };
+    CHECK(has("plugin 'p': pattern 'enrichment.completd' matches no known event type (a typo?)"));
+    CHECK(
+        has("no plugin handles enrichment.completed: such events are stored and acknowledged, "
+            "and nothing is done with them"));
+    CHECK(w.size() == 7);  // the typo, and each of the six Clay types
+}
