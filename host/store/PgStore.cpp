@@ -934,14 +934,20 @@ PurgeCounts PgStore::purge_history(int64_t before_ms, int64_t dead_before_ms,
     static const char* sql =
         "WITH cand AS (SELECT seq, received_at_ms FROM events WHERE seq > $1::bigint"
         " ORDER BY seq LIMIT $2::bigint),"
-        " victims AS (SELECT e.seq FROM events e JOIN cand c ON c.seq = e.seq"
+        " victims AS (SELECT e.seq, c.received_at_ms FROM events e JOIN cand c ON c.seq = e.seq"
         " WHERE c.received_at_ms < $3::bigint AND NOT EXISTS (SELECT 1 FROM deliveries d"
         " WHERE d.event_seq = e.seq AND (d.state = 0 OR (d.state = 2 AND"
         " c.received_at_ms >= $4::bigint))) FOR UPDATE OF e SKIP LOCKED),"
+        // The conditions again on the delete: a delivery that a replay made
+        // pending since the snapshot is re-read once its lock is released
+        // and kept, and so is its event (not every delivery went).
         " dd AS (DELETE FROM deliveries d USING victims v WHERE d.event_seq = v.seq"
-        " RETURNING d.id),"
+        " AND d.state <> 0 AND NOT (d.state = 2 AND v.received_at_ms >= $4::bigint)"
+        " RETURNING d.id, d.event_seq),"
         " da AS (DELETE FROM attempts a USING dd WHERE a.delivery_id = dd.id RETURNING 1),"
-        " de AS (DELETE FROM events e USING victims v WHERE e.seq = v.seq RETURNING 1)"
+        " de AS (DELETE FROM events e USING victims v WHERE e.seq = v.seq"
+        " AND (SELECT count(*) FROM dd WHERE dd.event_seq = v.seq) ="
+        " (SELECT count(*) FROM deliveries d2 WHERE d2.event_seq = v.seq) RETURNING 1)"
         " SELECT (SELECT count(*) FROM cand), coalesce((SELECT max(seq) FROM cand), 0),"
         " coalesce((SELECT received_at_ms FROM cand ORDER BY seq DESC LIMIT 1), 0),"
         " (SELECT count(*) FROM de), (SELECT count(*) FROM dd), (SELECT count(*) FROM da)";
@@ -997,7 +1003,9 @@ std::optional<Store::Scheduled> PgStore::schedule_again(std::string_view event_i
     std::optional<Scheduled> out;
     txn("schedule a delivery", [&](PGconn* c) {
         out.reset();
-        Result ev = exec(c, "SELECT seq, received_at_ms FROM events WHERE id = $1::text",
+        // FOR SHARE: retention cannot delete the event under the delivery
+        // made here (it skips a locked event; one it holds is gone after).
+        Result ev = exec(c, "SELECT seq, received_at_ms FROM events WHERE id = $1::text FOR SHARE",
                          Params().text(event_id), "find the event");
         if (PQntuples(ev.get()) == 0) return;
         Scheduled sch;

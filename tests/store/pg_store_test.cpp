@@ -435,3 +435,68 @@ TEST_CASE("postgres: a second running host with the same host_id is refused", "[
     PgStore again(pg_config(url, "twin"), 16);
     CHECK(again.event_count() == 1);
 }
+
+TEST_CASE(
+    "postgres: retention keeps a dead delivery a replay makes pending meanwhile, and its event",
+    "[store][pg][retention]") {
+    auto& server = test::shared_pg_server();
+    const std::string url = server.create_database();
+    PgStore store(pg_config(url), 16);
+    const NewDelivery to_crm{"crm", ""};
+    NewEvent e = event("old", std::span(&to_crm, 1));
+    e.received_at_ms = now_ms() - 3'600'000;
+    int64_t id = 0;
+    std::string event_id;
+    {
+        Refs refs(store);
+        InsertResult r = store.insert(e);
+        REQUIRE(r.status == InsertStatus::stored);
+        event_id = r.id;
+        std::lock_guard lk(refs.mu);
+        REQUIRE(refs.refs.size() == 1);
+        id = refs.refs[0].id;
+    }
+    DeliveryUpdate dead;
+    dead.delivery_id = id;
+    dead.state = DeliveryState::dead;
+    dead.attempts = 1;
+    dead.finished_ms = now_ms();
+    store.record({dead});
+    store.flush();
+
+    // A replay on another connection: the row made pending, not committed yet.
+    PGconn* replay = PQconnectdb(url.c_str());
+    REQUIRE(PQstatus(replay) == CONNECTION_OK);
+    auto run = [&](const std::string& sql) {
+        PGresult* res = PQexec(replay, sql.c_str());
+        const bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        return ok;
+    };
+    REQUIRE(run("BEGIN"));
+    REQUIRE(run("UPDATE deliveries SET state = 0 WHERE id = " + std::to_string(id)));
+    // Retention past both bounds runs into the row lock and waits.
+    PurgeCounts n;
+    std::thread purge([&] { n = store.purge_history(now_ms() - 60'000, now_ms() - 60'000); });
+    const bool waiting = test::wait_until(
+        [&] {
+            return server.query(url,
+                                "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                                " current_database() AND wait_event_type = 'Lock'") != "0";
+        },
+        std::chrono::seconds(15));
+    REQUIRE(run("COMMIT"));
+    purge.join();
+    PQfinish(replay);
+    REQUIRE(waiting);
+    // The replayed delivery and its event are kept.
+    CHECK(n.events == 0);
+    CHECK(n.deliveries == 0);
+    auto left = store.event_deliveries(event_id);
+    REQUIRE(left.size() == 1);
+    CHECK(left[0].state == DeliveryState::pending);
+    // Once it is done, the next pass takes both.
+    finish(store, id, 1);
+    CHECK(store.purge_history(now_ms() - 60'000, now_ms() - 60'000).events == 1);
+    CHECK(store.event_count() == 0);
+}
