@@ -151,7 +151,8 @@ class AdminService final : public HttpService {
             a.max_body = kMaxConsoleBody;
             return a;
         }
-        if (!caller(req).ok) {
+        auto c = std::make_shared<const Caller>(caller(req));
+        if (!c->ok) {
             s_->log.warn("admin", "unauthorized request",
                          {{"method", terminal_safe(req.method)},
                           {"path", terminal_safe(req.path)},
@@ -161,11 +162,25 @@ class AdminService final : public HttpService {
             a.answer->set("WWW-Authenticate", "Bearer");
             return a;
         }
+        // A request the browser sends on its own (a form or a link of
+        // another site) carries the cookie but cannot know the CSRF token.
+        if (c->session && req.method != "GET" && req.method != "HEAD") {
+            const std::string* t = req.header("x-csrf-token");
+            if (t == nullptr || !ConsoleSessions::same(*t, c->session->csrf)) {
+                s_->log.warn("admin", "request refused: missing or wrong CSRF token",
+                             {{"method", terminal_safe(req.method)},
+                              {"path", terminal_safe(req.path)},
+                              {"peer", req.peer}});
+                a.answer = reply(403, error_json("missing or wrong CSRF token"));
+                return a;
+            }
+        }
         if (content_length > kMaxBody) {
             a.answer = reply(413, error_json("body over 1 MiB"));
             return a;
         }
         a.max_body = kMaxBody;
+        a.context = std::move(c);  // handle() acts for the caller admit() checked
         return a;
     }
 
@@ -174,25 +189,10 @@ class AdminService final : public HttpService {
     }
 
     HttpReply handle(const HttpRequest& req, std::string body,
-                     const std::shared_ptr<const void>&) override {
+                     const std::shared_ptr<const void>& context) override {
         try {
             if (is_console(req.path)) return secured(console(req, body));
-            const Caller c = caller(req);
-            if (!c.ok)  // a session that expired since admit()
-                return reply(401, error_json("the console session has expired"));
-            // A request the browser sends on its own (a form or a link of
-            // another site) carries the cookie but cannot know the CSRF token.
-            if (c.session && req.method != "GET" && req.method != "HEAD") {
-                const std::string* t = req.header("x-csrf-token");
-                if (t == nullptr || !ConsoleSessions::same(*t, c.session->csrf)) {
-                    s_->log.warn("admin", "request refused: missing or wrong CSRF token",
-                                 {{"method", terminal_safe(req.method)},
-                                  {"path", terminal_safe(req.path)},
-                                  {"peer", req.peer}});
-                    return reply(403, error_json("missing or wrong CSRF token"));
-                }
-            }
-            return route(req, body, c);
+            return route(req, body, *static_cast<const Caller*>(context.get()));
         } catch (const HttpError& e) {
             HttpReply r = reply(e.status, error_json(e.what()));
             if (!e.allow.empty()) r.set("Allow", e.allow);
