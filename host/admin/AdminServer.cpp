@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <istream>
 #include <map>
 #include <optional>
@@ -460,10 +461,20 @@ class AdminService final : public HttpService {
             return reply(200, json::Value::object().set("replayed", 1));
         }
         if (is({"admin", "reload"}) && s_->reloader != nullptr) {
-            if (m == "GET") return reply(200, reload_json(s_->reloader->status()));
+            // The status and the file the host reads, absolute (the host's
+            // own directory resolves a relative one), so that a client
+            // elsewhere can tell whether it is the file it means.
+            const auto answer = [this](const ReloadStatus& st) {
+                std::error_code ec;
+                std::filesystem::path file = std::filesystem::absolute(s_->reloader->file(), ec);
+                json::Value v = reload_json(st);
+                v.set("file", ec ? s_->reloader->file() : file.lexically_normal().string());
+                return v;
+            };
+            if (m == "GET") return reply(200, answer(s_->reloader->status()));
             if (m != "POST") throw HttpError(405, "use GET or POST here", "GET, POST");
             auto st = s_->reloader->reload("admin");
-            return reply(st.last_result == "ok" ? 200 : 422, reload_json(st));
+            return reply(st.last_result == "ok" ? 200 : 422, answer(st));
         }
         if (is({"admin", "replay"})) {
             method("POST");

@@ -4,6 +4,7 @@
 #include "clay/ClayApi.h"
 #include "cli/Args.h"
 #include "cli/Commands.h"
+#include "cli/DefaultConfig.h"
 #include "config/ConfigError.h"
 #include "config/ConfigLoader.h"
 #include "store/Store.h"
@@ -17,6 +18,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iomanip>
 #include <optional>
 #include <ostream>
@@ -27,47 +29,16 @@ namespace {
 
 using namespace cli;
 
-constexpr const char* kDeliveriesUsage =
-    R"(usage: clayhook deliveries list [--config FILE] [--admin URL]
-         [--state pending|done|dead] [--plugin NAME] [--limit N] [--before ID] [--json]
-)";
-constexpr const char* kEventsUsage =
-    R"(usage: clayhook events list [--config FILE] [--admin URL] [--type T]
-         [--status pending|done|dead] [--since TIME] [--until TIME] [--limit N] [--before ID]
-         [--json]
-       clayhook events show ID [--config FILE] [--admin URL] [--json]
-TIME: unix milliseconds or ISO 8601 (2026-11-27T04:22:00Z); ID: evt_ and 23 hex digits
-)";
-constexpr const char* kReplayUsage =
-    R"(usage: clayhook replay [--config FILE] [--admin URL] (ID... | --plugin NAME | --all-dead)
-)";
-constexpr const char* kKillUsage =
-    R"(usage: clayhook kill [--config FILE] [--admin URL] (ID... | [--plugin NAME] [--event ID])
-         [--reason TEXT]
-marks pending deliveries dead (the operator's way out of a poison delivery);
-replay them once the plugin is fixed
-)";
-constexpr const char* kReloadUsage =
-    R"(usage: clayhook reload [--config FILE] [--admin URL] [--json]
-)";
-constexpr const char* kPluginsUsage =
-    R"(usage: clayhook plugins [list|pause NAME|resume NAME] [--config FILE] [--admin URL] [--json]
-)";
-
-std::string default_config_path() {
-    const char* env = std::getenv("CLAYHOOK_CONFIG");
-    return env && *env ? env : "config/clayhook.yaml";
-}
-
 struct Admin {
     std::string base;  // http://127.0.0.1:8081
     std::string token;
+    std::string config_file;  // the config they came from
 };
 
 // The admin URL and token from the config. Returns an exit code on failure.
-std::optional<int> admin_from(const Args& a, std::string_view cmd, const char* usage, Admin& out,
-                              std::ostream& err) {
-    std::string file = a.get("--config").value_or(default_config_path());
+std::optional<int> admin_from(const Args& a, std::string_view cmd, Admin& out, std::ostream& err) {
+    std::string file = a.get("--config").value_or(default_config_file());
+    out.config_file = file;
     Config config;
     try {
         config = load_config(file, LoadOptions::with_bundled());
@@ -98,7 +69,6 @@ std::optional<int> admin_from(const Args& a, std::string_view cmd, const char* u
         return kExitFailed;
     }
     out.token = config.admin.token->value;
-    (void)usage;
     return std::nullopt;
 }
 
@@ -176,7 +146,8 @@ std::string str_or(const json::Value& v, std::string_view key, std::string_view 
 
 int deliveries_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     if (args.size() < 2 || args[1] != "list")
-        return usage_error(err, "deliveries", "the subcommand is 'list'", kDeliveriesUsage);
+        return usage_error(err, "deliveries", "the subcommand is 'list'",
+                           command_usage("deliveries"));
     Args a;
     if (auto problem = parse_args(
             args, 2, {"--config", "--admin", "--state", "--plugin", "--limit", "--before"},
@@ -185,9 +156,9 @@ int deliveries_command(const std::vector<std::string>& args, std::ostream& out, 
         return usage_error(
             err, "deliveries list",
             problem.empty() ? "unexpected argument '" + a.positional[0] + "'" : problem,
-            kDeliveriesUsage);
+            command_usage("deliveries"));
     Admin admin;
-    if (auto code = admin_from(a, "deliveries list", kDeliveriesUsage, admin, err)) return *code;
+    if (auto code = admin_from(a, "deliveries list", admin, err)) return *code;
     std::string q;
     for (const char* k : {"state", "plugin", "limit", "before"})
         if (auto v = a.get(std::string("--") + k))
@@ -277,11 +248,11 @@ int events_list(const std::vector<std::string>& args, std::ostream& out, std::os
             err, "events list",
             terminal_safe(problem.empty() ? "unexpected argument '" + a.positional[0] + "'"
                                           : problem),
-            kEventsUsage);
+            command_usage("events"));
     if (auto problem = events_list_problem(a); !problem.empty())
-        return usage_error(err, "events list", problem, kEventsUsage);
+        return usage_error(err, "events list", problem, command_usage("events"));
     Admin admin;
-    if (auto code = admin_from(a, "events list", kEventsUsage, admin, err)) return *code;
+    if (auto code = admin_from(a, "events list", admin, err)) return *code;
     std::string q;
     for (const char* k : {"type", "status", "since", "until", "limit", "before"})
         if (auto v = a.get(std::string("--") + k))
@@ -364,15 +335,15 @@ int events_show(const std::vector<std::string>& args, std::ostream& out, std::os
             terminal_safe(!problem.empty()       ? problem
                           : a.positional.empty() ? "give the event id"
                                                  : "unexpected argument '" + a.positional[1] + "'"),
-            kEventsUsage);
+            command_usage("events"));
     const std::string& id = a.positional[0];
     if (!is_event_id(id))
         return usage_error(
             err, "events show",
             "'" + terminal_safe(id) + "' is not an event id (evt_ and 23 hex digits)",
-            kEventsUsage);
+            command_usage("events"));
     Admin admin;
-    if (auto code = admin_from(a, "events show", kEventsUsage, admin, err)) return *code;
+    if (auto code = admin_from(a, "events show", admin, err)) return *code;
     int code = 0;
     auto v = call(admin, "GET", "/admin/events/" + id, "", "events show", err, code);
     if (!v) return code;
@@ -441,17 +412,17 @@ int replay_command(const std::vector<std::string>& args, std::ostream& out, std:
     Args a;
     if (auto problem = parse_args(args, 1, {"--config", "--admin", "--plugin"}, {"--all-dead"}, a);
         !problem.empty())
-        return usage_error(err, "replay", problem, kReplayUsage);
+        return usage_error(err, "replay", problem, command_usage("replay"));
     const int ways = (a.positional.empty() ? 0 : 1) + (a.get("--plugin") ? 1 : 0) +
                      (a.has("--all-dead") ? 1 : 0);
     if (ways != 1)
         return usage_error(err, "replay", "give delivery ids, --plugin NAME or --all-dead (one)",
-                           kReplayUsage);
+                           command_usage("replay"));
     auto body = json::Value::object();
     if (!a.positional.empty()) {
         std::string why;
         auto ids = delivery_ids(a.positional, why);
-        if (!ids) return usage_error(err, "replay", why, kReplayUsage);
+        if (!ids) return usage_error(err, "replay", why, command_usage("replay"));
         body.set("ids", std::move(*ids));
     } else if (auto p = a.get("--plugin")) {
         body.set("plugin", *p);
@@ -459,7 +430,7 @@ int replay_command(const std::vector<std::string>& args, std::ostream& out, std:
         body.set("all", true);
     }
     Admin admin;
-    if (auto code = admin_from(a, "replay", kReplayUsage, admin, err)) return *code;
+    if (auto code = admin_from(a, "replay", admin, err)) return *code;
     int code = 0;
     auto v = call(admin, "POST", "/admin/replay", json::dump(body), "replay", err, code);
     if (!v) return code;
@@ -475,22 +446,22 @@ int kill_command(const std::vector<std::string>& args, std::ostream& out, std::o
     if (auto problem =
             parse_args(args, 1, {"--config", "--admin", "--plugin", "--event", "--reason"}, {}, a);
         !problem.empty())
-        return usage_error(err, "kill", problem, kKillUsage);
+        return usage_error(err, "kill", problem, command_usage("kill"));
     if (a.positional.empty() && !a.get("--plugin") && !a.get("--event"))
         return usage_error(err, "kill", "give delivery ids, --plugin NAME or --event ID",
-                           kKillUsage);
+                           command_usage("kill"));
     auto body = json::Value::object();
     if (!a.positional.empty()) {
         std::string why;
         auto ids = delivery_ids(a.positional, why);
-        if (!ids) return usage_error(err, "kill", why, kKillUsage);
+        if (!ids) return usage_error(err, "kill", why, command_usage("kill"));
         body.set("ids", std::move(*ids));
     }
     if (auto p = a.get("--plugin")) body.set("plugin", *p);
     if (auto e = a.get("--event")) body.set("event", *e);
     if (auto r = a.get("--reason")) body.set("reason", *r);
     Admin admin;
-    if (auto code = admin_from(a, "kill", kKillUsage, admin, err)) return *code;
+    if (auto code = admin_from(a, "kill", admin, err)) return *code;
     int code = 0;
     auto v = call(admin, "POST", "/admin/kill", json::dump(body), "kill", err, code);
     if (!v) return code;
@@ -510,14 +481,14 @@ int plugins_command(const std::vector<std::string>& args, std::ostream& out, std
     Args a;
     if (auto problem = parse_args(args, 1, {"--config", "--admin"}, {"--json"}, a);
         !problem.empty())
-        return usage_error(err, "plugins", problem, kPluginsUsage);
+        return usage_error(err, "plugins", problem, command_usage("plugins"));
     std::string sub = a.positional.empty() ? "list" : a.positional[0];
     if (!((sub == "list" && a.positional.size() <= 1) ||
           ((sub == "pause" || sub == "resume") && a.positional.size() == 2)))
         return usage_error(err, "plugins", "expected list, pause NAME or resume NAME",
-                           kPluginsUsage);
+                           command_usage("plugins"));
     Admin admin;
-    if (auto code = admin_from(a, "plugins", kPluginsUsage, admin, err)) return *code;
+    if (auto code = admin_from(a, "plugins", admin, err)) return *code;
     int code = 0;
     if (sub != "list") {
         auto v = call(admin, "POST", "/admin/plugins/" + url_encode(a.positional[1]) + "/" + sub,
@@ -557,6 +528,31 @@ int plugins_command(const std::vector<std::string>& args, std::ostream& out, std
     return kExitOk;
 }
 
+// Whether the file the host reloaded (`host_file`, absolute as the admin API
+// gives it) is the config given here (`cli_file`, relative to this
+// directory): both resolved with weakly_canonical, so that symlinks and
+// `..` do not make one file two. A relative or missing `host_file` (a host
+// that does not say, or says relative to its own directory) is not compared.
+bool same_config_file(const std::string& host_file, const std::string& cli_file) {
+    namespace fs = std::filesystem;
+    const fs::path host(host_file);
+    if (host_file.empty() || !host.is_absolute()) return true;
+    std::error_code e1, e2;
+    fs::path h = fs::weakly_canonical(host, e1);
+    fs::path c = fs::absolute(cli_file, e2);
+    if (!e2) c = fs::weakly_canonical(c, e2);
+    if (e1) h = host.lexically_normal();
+    if (e2) c = fs::path(cli_file).lexically_normal();
+    return h == c;
+}
+
+void warn_if_other_file(const std::string& host_file, const std::string& cli_file,
+                        std::ostream& err) {
+    if (same_config_file(host_file, cli_file)) return;
+    err << "clayhook reload: warning: the host reloaded " << terminal_safe(host_file) << ", not "
+        << terminal_safe(cli_file) << " given here\n";
+}
+
 int reload_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
     if (auto problem = parse_args(args, 1, {"--config", "--admin"}, {"--json"}, a);
@@ -564,9 +560,9 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
         return usage_error(
             err, "reload",
             problem.empty() ? "unexpected argument '" + a.positional[0] + "'" : problem,
-            kReloadUsage);
+            command_usage("reload"));
     Admin admin;
-    if (auto code = admin_from(a, "reload", kReloadUsage, admin, err)) return *code;
+    if (auto code = admin_from(a, "reload", admin, err)) return *code;
     // A refused reload answers 422 with the status: show it, exit 1.
     HttpResponse r;
     try {
@@ -593,13 +589,18 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
             << "\n";
         return kExitFailed;
     }
+    // The file the host read (absolute; older hosts do not say).
+    const json::Value* f = v.is_object() ? v.find("file") : nullptr;
+    const std::string host_file = f && f->is_string() ? f->as_string() : "";
     if (a.has("--json")) {
         (r.status == 200 ? out : err) << json::dump(v) << "\n";
+        warn_if_other_file(host_file, admin.config_file, err);
         return r.status == 200 ? kExitOk : kExitFailed;
     }
     if (r.status == 422) {
         err << "clayhook reload: refused, generation " << v.get_int("generation", 0)
             << " keeps serving: " << terminal_safe(v.get_string("last_error", r.body)) << "\n";
+        warn_if_other_file(host_file, admin.config_file, err);
         return kExitFailed;
     }
     if (r.status != 200) {
@@ -607,11 +608,14 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
             << terminal_safe(v.get_string("error", r.body)) << "\n";
         return kExitFailed;
     }
-    out << "reloaded: generation " << v.get_int("generation", 0) << " serving (took "
+    out << "reloaded" << (host_file.empty() ? "" : " " + terminal_safe(host_file))
+        << ": generation " << v.get_int("generation", 0) << " serving (took "
         << static_cast<int64_t>(v.get_double("last_duration_ms", 0)) << " ms)\n";
     if (const json::Value* w = v.find("last_warnings"); w && w->is_array())
         for (const auto& x : w->items())
-            out << "warning: " << x.as_string() << "\n";
+            out << "warning: " << terminal_safe(x.is_string() ? x.as_string() : json::dump(x))
+                << "\n";
+    warn_if_other_file(host_file, admin.config_file, err);
     return kExitOk;
 }
 
@@ -620,7 +624,8 @@ int reload_command(const std::vector<std::string>& args, std::ostream& out, std:
 int events_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     if (args.size() >= 2 && args[1] == "list") return events_list(args, out, err);
     if (args.size() >= 2 && args[1] == "show") return events_show(args, out, err);
-    return usage_error(err, "events", "the subcommand is 'list' or 'show'", kEventsUsage);
+    return usage_error(err, "events", "the subcommand is 'list' or 'show'",
+                       command_usage("events"));
 }
 
 int admin_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

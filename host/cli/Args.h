@@ -73,10 +73,14 @@ inline std::string parse_args(const std::vector<std::string>& args, size_t from,
     return "";
 }
 
+// The problem, the command's usage lines (command_usage) and where to find
+// more; exit 2.
 inline int usage_error(std::ostream& err, std::string_view cmd, std::string_view problem,
-                       const char* usage) {
+                       std::string_view usage) {
+    const std::string_view name = cmd.substr(0, cmd.find(' '));
     err << "clayhook " << cmd << ": " << problem << "\n"
-        << usage << "Run 'clayhook help' for every command and the exit codes.\n";
+        << usage << "Run 'clayhook help " << name
+        << "' for its options, 'clayhook help' for every command.\n";
     return kExitUsage;
 }
 

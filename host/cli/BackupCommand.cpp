@@ -5,6 +5,7 @@
 // own tools (pg_dump), named in the error and in docs/operations.md.
 #include "cli/Args.h"
 #include "cli/Commands.h"
+#include "cli/DefaultConfig.h"
 #include "config/ConfigLoader.h"
 
 #include <fcntl.h>
@@ -25,22 +26,10 @@ namespace {
 
 using namespace cli;
 
-constexpr const char* kBackupUsage =
-    R"(usage: clayhook backup [--config FILE] OUT
-makes a consistent copy of the SQLite store in OUT (a new file), also while
-the host runs; restore by stopping the host and putting OUT in place of the
-store's file (see docs/operations.md, "Backups")
-)";
-
 struct Db {
     sqlite3* db = nullptr;
     ~Db() { sqlite3_close(db); }
 };
-
-std::string default_config_file() {
-    const char* env = std::getenv("CLAYHOOK_CONFIG");
-    return env && *env ? env : "config/clayhook.yaml";
-}
 
 int64_t count(sqlite3* db, const char* sql) {
     sqlite3_stmt* s = nullptr;
@@ -56,9 +45,10 @@ int64_t count(sqlite3* db, const char* sql) {
 int backup_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
     if (auto problem = parse_args(args, 1, {"--config"}, {}, a); !problem.empty())
-        return usage_error(err, "backup", problem, kBackupUsage);
+        return usage_error(err, "backup", problem, command_usage("backup"));
     if (a.positional.size() != 1)
-        return usage_error(err, "backup", "give the file to write the copy to", kBackupUsage);
+        return usage_error(err, "backup", "give the file to write the copy to",
+                           command_usage("backup"));
     const std::string target = a.positional[0];
     Config config;
     try {

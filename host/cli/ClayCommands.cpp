@@ -6,6 +6,7 @@
 // --secret-file takes it; nothing here prints a source's secret or the API key.
 #include "cli/Args.h"
 #include "cli/Commands.h"
+#include "cli/DefaultConfig.h"
 #include "text/Text.h"
 
 #include "clay/ClayApi.h"
@@ -49,19 +50,6 @@ using namespace cli;
 using Clock = std::chrono::system_clock;
 
 constexpr std::chrono::milliseconds kSendTimeout{10'000};
-
-constexpr const char* kRegisterUsage =
-    "usage: clayhook register --url URL --table TABLE --events TYPE[,TYPE...]\n"
-    "                         [--secret-file PATH] [--api-url URL]\n";
-constexpr const char* kWebhooksUsage =
-    "usage: clayhook webhooks list [--json] [--api-url URL]\n"
-    "       clayhook webhooks delete ID [--api-url URL]\n";
-constexpr const char* kSignUsage =
-    "usage: clayhook sign [--config FILE] [--source NAME] [--timestamp UNIX] [--id ID]\n"
-    "                     BODY_FILE|-\n";
-constexpr const char* kSendUsage =
-    "usage: clayhook send [--config FILE] [--source NAME] [--url URL]\n"
-    "                     (BODY_FILE|- | --sample TYPE|all)\n";
 
 // ---------------------------------------------------------------------------
 // Command-line options
@@ -208,28 +196,26 @@ class PendingSecretFile {
 int register_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
     if (auto problem = parse_args(
-            args, 1, {"--url", "--table", "--events", "--secret-file", "--api-url"}, {"--help"}, a);
+            args, 1, {"--url", "--table", "--events", "--secret-file", "--api-url"}, {}, a);
         !problem.empty())
-        return usage_error(err, "register", problem, kRegisterUsage);
-    if (a.has("--help")) {
-        out << kRegisterUsage;
-        return kExitOk;
-    }
+        return usage_error(err, "register", problem, command_usage("register"));
     if (!a.positional.empty())
         return usage_error(err, "register", "unexpected argument '" + a.positional[0] + "'",
-                           kRegisterUsage);
+                           command_usage("register"));
     auto url = a.get("--url");
     auto table = a.get("--table");
     std::vector<std::string> events;
     if (auto it = a.values.find("--events"); it != a.values.end()) events = split_list(it->second);
-    if (!url) return usage_error(err, "register", "--url is required", kRegisterUsage);
-    if (!table) return usage_error(err, "register", "--table is required", kRegisterUsage);
+    if (!url) return usage_error(err, "register", "--url is required", command_usage("register"));
+    if (!table)
+        return usage_error(err, "register", "--table is required", command_usage("register"));
     if (events.empty())
         return usage_error(err, "register", "--events needs at least one event type",
-                           kRegisterUsage);
+                           command_usage("register"));
     auto secret_file = a.get("--secret-file");
     if (secret_file && secret_file->empty())
-        return usage_error(err, "register", "--secret-file needs a path", kRegisterUsage);
+        return usage_error(err, "register", "--secret-file needs a path",
+                           command_usage("register"));
 
     try {
         ClayApi api(api_options(a, err));
@@ -313,28 +299,26 @@ json::Value without_secrets(const json::Value& v) {
 
 int webhooks_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
-    if (auto problem = parse_args(args, 1, {"--api-url"}, {"--json", "--help"}, a);
-        !problem.empty())
-        return usage_error(err, "webhooks", problem, kWebhooksUsage);
-    if (a.has("--help")) {
-        out << kWebhooksUsage;
-        return kExitOk;
-    }
+    if (auto problem = parse_args(args, 1, {"--api-url"}, {"--json"}, a); !problem.empty())
+        return usage_error(err, "webhooks", problem, command_usage("webhooks"));
     if (a.positional.empty())
-        return usage_error(err, "webhooks", "say 'list' or 'delete ID'", kWebhooksUsage);
+        return usage_error(err, "webhooks", "say 'list' or 'delete ID'", command_usage("webhooks"));
     const std::string& sub = a.positional[0];
     if (sub == "list") {
         if (a.positional.size() > 1)
             return usage_error(err, "webhooks list",
-                               "unexpected argument '" + a.positional[1] + "'", kWebhooksUsage);
+                               "unexpected argument '" + a.positional[1] + "'",
+                               command_usage("webhooks"));
     } else if (sub == "delete") {
         if (a.positional.size() != 2 || a.positional[1].empty())
             return usage_error(err, "webhooks delete", "needs exactly one webhook ID",
-                               kWebhooksUsage);
+                               command_usage("webhooks"));
         if (a.has("--json"))
-            return usage_error(err, "webhooks delete", "--json is for 'list'", kWebhooksUsage);
+            return usage_error(err, "webhooks delete", "--json is for 'list'",
+                               command_usage("webhooks"));
     } else {
-        return usage_error(err, "webhooks", "unknown subcommand '" + sub + "'", kWebhooksUsage);
+        return usage_error(err, "webhooks", "unknown subcommand '" + sub + "'",
+                           command_usage("webhooks"));
     }
 
     const std::string cmd = "webhooks " + sub;
@@ -388,11 +372,6 @@ int webhooks_command(const std::vector<std::string>& args, std::ostream& out, st
 
 // ---------------------------------------------------------------------------
 // sign | send
-
-std::string default_config_file() {
-    const char* env = std::getenv("CLAYHOOK_CONFIG");
-    return env && *env ? env : "config/clayhook.yaml";
-}
 
 std::string random_hex(size_t bytes) {
     std::vector<unsigned char> buf(bytes);
@@ -526,8 +505,8 @@ struct Loaded {
     const SourceConfig* source = nullptr;
 };
 
-std::optional<int> load_source(const Args& a, std::string_view cmd, const char* usage, Loaded& l,
-                               std::ostream& err) {
+std::optional<int> load_source(const Args& a, std::string_view cmd, std::string_view usage,
+                               Loaded& l, std::ostream& err) {
     std::string file = a.get("--config").value_or(default_config_file());
     try {
         l.config = load_config(file, LoadOptions::with_bundled());
@@ -570,6 +549,30 @@ std::optional<int> load_source(const Args& a, std::string_view cmd, const char* 
     return std::nullopt;
 }
 
+// "signed with source 'clay' secret #1 from environment variable
+// CLAY_WEBHOOK_SECRET": which of the source's secrets sign_headers uses (the
+// first usable one) and where its value came from, never the value.
+std::string signing_secret_text(const SourceConfig& source) {
+    const auto& secrets = source.verify.secrets;
+    for (size_t i = 0; i < secrets.size(); ++i) {
+        const Secret& s = secrets[i];
+        if (!s.resolved || s.value.empty()) continue;
+        std::string from;
+        if (s.origin.rfind("env ", 0) == 0)
+            from = "environment variable " + s.origin.substr(4);
+        else if (!s.origin.empty())
+            from = s.origin;  // "file /abs/path"
+        else
+            from = "'" + s.ref + "'";
+        std::string text = "signed with source '" + source.name + "' secret #" +
+                           std::to_string(i + 1) + " from " + from;
+        // A fallback taken here may not be the one the host takes.
+        if (s.ref.find(":-") != std::string::npos) text += " (of '" + s.ref + "')";
+        return terminal_safe(text);
+    }
+    return "signed with source '" + terminal_safe(source.name) + "'";
+}
+
 // Signs with the source's first usable secret, the one a real sender would
 // hold. sign_headers' messages name the secret by reference only.
 std::optional<HttpHeaders> sign_for(const SourceConfig& source, std::string_view body,
@@ -586,30 +589,26 @@ std::optional<HttpHeaders> sign_for(const SourceConfig& source, std::string_view
 
 int sign_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
-    if (auto problem =
-            parse_args(args, 1, {"--config", "--source", "--timestamp", "--id"}, {"--help"}, a);
+    if (auto problem = parse_args(args, 1, {"--config", "--source", "--timestamp", "--id"}, {}, a);
         !problem.empty())
-        return usage_error(err, "sign", problem, kSignUsage);
-    if (a.has("--help")) {
-        out << kSignUsage;
-        return kExitOk;
-    }
+        return usage_error(err, "sign", problem, command_usage("sign"));
     if (a.positional.size() != 1)
         return usage_error(
             err, "sign",
             a.positional.empty() ? "BODY_FILE (or - for stdin) is required" : "one BODY_FILE only",
-            kSignUsage);
+            command_usage("sign"));
     Clock::time_point now = Clock::now();
     if (auto ts = a.get("--timestamp")) {
         char* end = nullptr;
         errno = 0;
         long long secs = std::strtoll(ts->c_str(), &end, 10);
         if (ts->empty() || *end != '\0' || errno != 0 || secs < 0)
-            return usage_error(err, "sign", "--timestamp takes Unix seconds", kSignUsage);
+            return usage_error(err, "sign", "--timestamp takes Unix seconds",
+                               command_usage("sign"));
         now = Clock::time_point(std::chrono::seconds(secs));
     }
     Loaded l;
-    if (auto code = load_source(a, "sign", kSignUsage, l, err)) return *code;
+    if (auto code = load_source(a, "sign", command_usage("sign"), l, err)) return *code;
     std::string body, problem;
     if (!read_body(a.positional[0], body, problem)) {
         err << "clayhook sign: " << problem << "\n";
@@ -660,23 +659,19 @@ std::optional<std::string> default_send_url(const Config& c, const SourceConfig&
 
 int send_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     Args a;
-    if (auto problem =
-            parse_args(args, 1, {"--config", "--source", "--url", "--sample"}, {"--help"}, a);
+    if (auto problem = parse_args(args, 1, {"--config", "--source", "--url", "--sample"}, {}, a);
         !problem.empty())
-        return usage_error(err, "send", problem, kSendUsage);
-    if (a.has("--help")) {
-        out << kSendUsage;
-        return kExitOk;
-    }
+        return usage_error(err, "send", problem, command_usage("send"));
     auto sample = a.get("--sample");
     if (sample && !a.positional.empty())
-        return usage_error(err, "send", "give BODY_FILE or --sample, not both", kSendUsage);
+        return usage_error(err, "send", "give BODY_FILE or --sample, not both",
+                           command_usage("send"));
     if (!sample && a.positional.size() != 1)
         return usage_error(err, "send",
                            a.positional.empty()
                                ? "BODY_FILE (or - for stdin) or --sample TYPE is required"
                                : "one BODY_FILE only",
-                           kSendUsage);
+                           command_usage("send"));
     std::vector<std::string> types;
     if (sample) {
         if (*sample == "all") {
@@ -687,19 +682,19 @@ int send_command(const std::vector<std::string>& args, std::ostream& out, std::o
             return usage_error(err, "send",
                                "unknown --sample '" + *sample + "': one of " +
                                    join(clay_event_catalogue(), ", ") + ", or all",
-                               kSendUsage);
+                               command_usage("send"));
         }
     }
 
     Loaded l;
-    if (auto code = load_source(a, "send", kSendUsage, l, err)) return *code;
+    if (auto code = load_source(a, "send", command_usage("send"), l, err)) return *code;
     std::string url;
     if (auto u = a.get("--url")) {
         url = *u;
     } else {
         std::string problem;
         auto d = default_send_url(l.config, *l.source, problem);
-        if (!d) return usage_error(err, "send", problem, kSendUsage);
+        if (!d) return usage_error(err, "send", problem, command_usage("send"));
         url = *d;
     }
 
@@ -718,6 +713,7 @@ int send_command(const std::vector<std::string>& args, std::ostream& out, std::o
     }
 
     bool all_ok = true;
+    bool told_secret = false;  // the 401 hint, once
     for (const auto& [type, body] : deliveries) {
         auto headers = sign_for(*l.source, body, Clock::now(), fresh_delivery_id(), "send", err);
         if (!headers) return kExitFailed;
@@ -732,7 +728,7 @@ int send_command(const std::vector<std::string>& args, std::ostream& out, std::o
         try {
             r = http_exchange("POST", url, *headers, body, kSendTimeout);
         } catch (const BadUrlError& e) {
-            return usage_error(err, "send", e.what(), kSendUsage);
+            return usage_error(err, "send", e.what(), command_usage("send"));
         } catch (const NetworkError& e) {
             err << "clayhook send: cannot reach the host at " << e.url() << ": " << e.what()
                 << "\n";
@@ -743,6 +739,11 @@ int send_command(const std::vector<std::string>& args, std::ostream& out, std::o
         if (!r.body.empty()) out << r.body << (r.body.back() == '\n' ? "" : "\n");
         out.flush();
         all_ok &= r.status >= 200 && r.status < 300;
+        if (r.status == 401 && !told_secret) {
+            told_secret = true;
+            err << "clayhook send: the host refused the signature (401); "
+                << signing_secret_text(*l.source) << " \u2014 is the host using the same secret?\n";
+        }
     }
     return all_ok ? kExitOk : kExitFailed;
 }

@@ -2,6 +2,7 @@
 
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace clayhook {
@@ -23,6 +24,16 @@ enum ExitCode : int {
 
 // `clayhook ARGS...`: parses the command line and runs the command.
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// The help, from the table of commands in Cli.cpp:
+// `clayhook help`: every command, the default config and the exit codes.
+std::string overview_help();
+// `clayhook help NAME` / `clayhook NAME --help`: its usage, what it does, its
+// options and exit codes; "" for an unknown name.
+std::string command_help(std::string_view name);
+// Its usage lines only ("usage: clayhook NAME ...\n", a line per form), for
+// a usage error; "" for an unknown name.
+std::string command_usage(std::string_view name);
 
 int check_command(const std::string& config_file, bool json, std::ostream& out, std::ostream& err);
 int serve_command(const std::string& config_file, std::ostream& err);

@@ -714,6 +714,49 @@ TEST_CASE("send exits 1 on a non-2xx answer and 7 when nothing answers", "[clay]
         INFO(r.out << r.err);
         CHECK(r.code == 1);
         CHECK_THAT(r.out, Catch::StartsWith("HTTP 401"));
+        // Which secret it signed with, by where it came from, never by value.
+        CHECK_THAT(r.err,
+                   Catch::Contains("clayhook send: the host refused the signature (401); signed "
+                                   "with source 'hmac' secret #1 from file " +
+                                   other.file("secrets/hmac") +
+                                   " \u2014 is the host using the same secret?\n"));
+        CHECK_FALSE(has_secret(r, wrong));
+        CHECK_FALSE(has_secret(r, host.secrets));
+    }
+    SECTION("signed with a wrong secret from the environment: 401 names the variable") {
+        TempDir other;
+        const std::string wrong = "env-secret-the-host-does-not-have-42";
+        auto cfg = other.write("c.yaml", R"(admin: {enabled: false}
+sources:
+  - name: clay
+    path: /webhooks/hmac
+    verify:
+      scheme: hmac-sha256
+      header: x-clay-signature
+      secrets: ["${CLAYHOOK_SEND_TEST_UNSET}", "${CLAYHOOK_SEND_TEST_SECRET}"]
+)");
+        Subprocess::Options o = send_env();
+        o.env["CLAYHOOK_SEND_TEST_SECRET"] = wrong;
+        o.unset_env.push_back("CLAYHOOK_SEND_TEST_UNSET");
+        auto r = cli(
+            {"send", "--config", cfg, "--url", host.url("/webhooks/hmac"), "--sample", "all"}, o);
+        INFO(r.out << r.err);
+        CHECK(r.code == 1);
+        CHECK_THAT(r.out, Catch::Contains("workflow.completed: HTTP 401"));
+        // The first secret does not resolve here: the second signed.
+        CHECK_THAT(r.err, Catch::Contains("signed with source 'clay' secret #2 from environment "
+                                          "variable CLAYHOOK_SEND_TEST_SECRET"));
+        // Said once, not once per sample.
+        CHECK(r.err.find("refused the signature") == r.err.rfind("refused the signature"));
+        CHECK(r.out.find(wrong) == std::string::npos);
+        CHECK(r.err.find(wrong) == std::string::npos);
+    }
+    SECTION("accepted: no such message") {
+        auto r = cli({"send", "--config", host.config, "--source", "hmac", "--url",
+                      host.url("/webhooks/hmac"), "--sample", "workflow.completed"},
+                     send_env());
+        CHECK(r.code == 0);
+        CHECK(r.err.find("refused the signature") == std::string::npos);
     }
     SECTION("connection refused") {
         std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/webhooks/hmac";

@@ -367,7 +367,7 @@ TEST_CASE("reload: `clayhook reload` says what happened, exit 1 when refused", "
     std::string url = "http://127.0.0.1:" + std::to_string(h.admin_port());
     std::ostringstream out, err;
     CHECK(run_cli({"reload", "--config", h.config, "--admin", url}, out, err) == 0);
-    CHECK_THAT(out.str(), Catch::StartsWith("reloaded: generation 2 serving"));
+    CHECK_THAT(out.str(), Catch::StartsWith("reloaded " + h.config + ": generation 2 serving"));
     h.write_config(h.dir.file("gone.so"));
     std::ostringstream out2, err2;
     CHECK(run_cli({"reload", "--config", h.config, "--admin", url}, out2, err2) == 1);
