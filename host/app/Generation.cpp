@@ -60,7 +60,8 @@ std::vector<DispatchTarget> dispatch_targets(const Config& config, const PluginS
 Config load_host_config(const std::string& file) {
     Config config = load_config(file, LoadOptions::with_bundled());
     require_secrets(config);
-    parse_level(config.log.level);  // throws on a bad level
+    parse_level(config.log.level);        // throws on a bad level
+    parse_log_format(config.log.format);  // and on a bad format
     return config;
 }
 

@@ -182,6 +182,7 @@ void Host::swap(std::shared_ptr<const Generation> next) {
     dispatcher_->set_down(down_of(*next));
     intake_->publish(next->sources);
     log_.set_level(parse_level(next->config.log.level));
+    log_.set_format(parse_log_format(next->config.log.format));
     std::lock_guard lk(generation_mu_);
     // The old generation's instances go when their last running call
     // returns (the dispatcher's calls hold their own references).

@@ -6,6 +6,7 @@
 
 #include "app/Generation.h"
 #include "app/Host.h"
+#include "log/Journal.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 
@@ -32,11 +33,15 @@ int serve_command(const std::string& file, std::ostream& err) {
     // a signal that kills the host.
     ::signal(SIGXFSZ, SIG_IGN);
 
-    Logger log(err);
+    // Lines written to the journal carry their priority (`<N>` prefix).
+    LogOptions log_options;
+    log_options.journal_priority = stream_is_journal(2);
+    Logger log(err, Level::info, log_options);
     Config config;
     try {
         config = load_host_config(file);
         log.set_level(parse_level(config.log.level));
+        log.set_format(parse_log_format(config.log.format));
     } catch (const std::exception& e) {
         log.error("config", e.what());
         return kExitFailed;

@@ -184,6 +184,7 @@ struct PluginConfig {
 
 struct LogConfig {
     std::string level = "info";
+    std::string format = "logfmt";  // or "json"
 };
 
 struct Config {

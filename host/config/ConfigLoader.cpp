@@ -378,11 +378,14 @@ class Loader {
     }
 
     void load_log(const Node& n, LogConfig& log) {
-        n.expect_map({"level"});
+        n.expect_map({"level", "format"});
         if (n.has("level")) {
             log.level = n.child("level").choice<std::string>(
                 {{"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}});
         }
+        if (n.has("format"))
+            log.format =
+                n.child("format").choice<std::string>({{"logfmt", "logfmt"}, {"json", "json"}});
     }
 
     void load_listener(const Node& n, ListenerConfig& l) {

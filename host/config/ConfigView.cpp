@@ -127,7 +127,7 @@ json::Value config_view(const Config& c) {
         .set("sources", std::move(sources))
         .set("plugins", std::move(plugins))
         .set("dispatch", std::move(dispatch))
-        .set("log", Value::object().set("level", c.log.level));
+        .set("log", Value::object().set("level", c.log.level).set("format", c.log.format));
 }
 
 }  // namespace clayhook

@@ -1,6 +1,8 @@
 #include "log/Logger.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <stdexcept>
 
@@ -29,7 +31,35 @@ std::string_view level_name(Level level) {
     return "info";
 }
 
-Logger::Logger(std::ostream& out, Level min_level) : out_(out), level_(min_level) {}
+int syslog_priority(Level level) {
+    switch (level) {
+        case Level::debug:
+            return 7;  // SD_DEBUG
+        case Level::info:
+            return 6;  // SD_INFO
+        case Level::warn:
+            return 4;  // SD_WARNING
+        case Level::error:
+            return 3;  // SD_ERR
+    }
+    return 6;
+}
+
+LogFormat parse_log_format(std::string_view name) {
+    if (name == "logfmt") return LogFormat::logfmt;
+    if (name == "json") return LogFormat::json;
+    throw std::invalid_argument("unknown log format '" + std::string(name) + "' (logfmt, json)");
+}
+
+std::string_view log_format_name(LogFormat format) {
+    return format == LogFormat::json ? "json" : "logfmt";
+}
+
+Logger::Logger(std::ostream& out, Level min_level, LogOptions options)
+    : out_(out),
+      level_(min_level),
+      format_(options.format),
+      journal_priority_(options.journal_priority) {}
 
 void Logger::set_level(Level level) {
     std::lock_guard lock(mu_);
@@ -43,6 +73,16 @@ Level Logger::level() const {
 
 bool Logger::enabled(Level level) const {
     return level >= this->level();
+}
+
+void Logger::set_format(LogFormat format) {
+    std::lock_guard lock(mu_);
+    format_ = format;
+}
+
+LogFormat Logger::format() const {
+    std::lock_guard lock(mu_);
+    return format_;
 }
 
 void Logger::add_secret(std::string_view value) {
@@ -88,6 +128,82 @@ std::string logfmt_value(std::string_view v) {
     return out;
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at the start of `v` (1 to 4), or 0
+// when it does not start with one: a stray continuation byte, a truncated
+// sequence, an overlong form, a surrogate, or a code point past U+10FFFF.
+size_t utf8_sequence(std::string_view v) {
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(v[i]); };
+    auto cont = [&](size_t i) { return i < v.size() && (byte(i) & 0xC0) == 0x80; };
+    unsigned char b0 = byte(0);
+    if (b0 < 0x80) return 1;
+    if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
+    if (b0 >= 0xE0 && b0 <= 0xEF) {
+        if (!cont(1) || !cont(2)) return 0;
+        if (b0 == 0xE0 && byte(1) < 0xA0) return 0;  // overlong
+        if (b0 == 0xED && byte(1) > 0x9F) return 0;  // UTF-16 surrogate
+        return 3;
+    }
+    if (b0 >= 0xF0 && b0 <= 0xF4) {
+        if (!cont(1) || !cont(2) || !cont(3)) return 0;
+        if (b0 == 0xF0 && byte(1) < 0x90) return 0;  // overlong
+        if (b0 == 0xF4 && byte(1) > 0x8F) return 0;  // past U+10FFFF
+        return 4;
+    }
+    return 0;  // 0x80-0xC1 (continuation, overlong lead) or 0xF5-0xFF
+}
+
+}  // namespace
+
+std::string json_string(std::string_view v) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "\"";
+    out.reserve(v.size() + 2);
+    for (size_t i = 0; i < v.size();) {
+        auto c = static_cast<unsigned char>(v[i]);
+        if (c >= 0x80) {
+            size_t n = utf8_sequence(v.substr(i));
+            if (n == 0) {
+                out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+                ++i;
+            } else {
+                out.append(v.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (c < 0x20) {
+                    out += "\\u00";
+                    out += hex[c >> 4];
+                    out += hex[c & 0xF];
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+        ++i;
+    }
+    out += '"';
+    return out;
+}
+
 std::string Logger::redact(std::string line) const {
     static constexpr std::string_view mark = "[redacted]";
     for (const auto& s : secrets_) {
@@ -95,6 +211,55 @@ std::string Logger::redact(std::string line) const {
              pos = line.find(s, pos + mark.size()))
             line.replace(pos, s.size(), mark);
     }
+    return line;
+}
+
+std::string Logger::logfmt_line(std::string_view ts, Level level, std::string_view component,
+                                std::string_view message, const Fields& fields) const {
+    std::string line = "ts=";
+    line += ts;
+    line += " level=";
+    line += level_name(level);
+    line += " component=";
+    line += logfmt_value(component);
+    // Redact before escaping, so a secret holding a quote is still found.
+    line += " msg=";
+    line += logfmt_value(redact(std::string(message)));
+    for (const auto& [k, v] : fields) {
+        line += ' ';
+        line += k;
+        line += '=';
+        line += logfmt_value(redact(v));
+    }
+    return line;
+}
+
+std::string Logger::json_line(std::string_view ts, Level level, std::string_view component,
+                              std::string_view message, const Fields& fields) const {
+    std::string line = "{\"ts\":";
+    line += json_string(ts);
+    line += ",\"level\":";
+    line += json_string(level_name(level));
+    line += ",\"component\":";
+    line += json_string(component);
+    // Redact before escaping, so a secret holding a quote is still found.
+    line += ",\"msg\":";
+    line += json_string(redact(std::string(message)));
+    // A field must not repeat a key: one named like a key already written
+    // (a fixed one, or an earlier field) is prefixed with "field." until it
+    // is new.
+    std::vector<std::string> keys = {"ts", "level", "component", "msg"};
+    for (const auto& [k, v] : fields) {
+        std::string key(k);
+        while (std::find(keys.begin(), keys.end(), key) != keys.end())
+            key.insert(0, "field.");
+        line += ',';
+        line += json_string(key);
+        line += ':';
+        line += json_string(redact(v));
+        keys.push_back(std::move(key));
+    }
+    line += '}';
     return line;
 }
 
@@ -110,22 +275,15 @@ void Logger::log(Level level, std::string_view component, std::string_view messa
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                   static_cast<int>(ms % 1000));
-    std::string line = "ts=";
-    line += ts;
-    line += " level=";
-    line += level_name(level);
-    line += " component=";
-    line += logfmt_value(component);
     std::lock_guard lock(mu_);
-    // Redact before escaping, so a secret holding a quote is still found.
-    line += " msg=";
-    line += logfmt_value(redact(std::string(message)));
-    for (const auto& [k, v] : fields) {
-        line += ' ';
-        line += k;
-        line += '=';
-        line += logfmt_value(redact(v));
+    std::string line;
+    if (journal_priority_) {
+        line += '<';
+        line += std::to_string(syslog_priority(level));
+        line += '>';
     }
+    line += format_ == LogFormat::json ? json_line(ts, level, component, message, fields)
+                                       : logfmt_line(ts, level, component, message, fields);
     line += '\n';
     out_ << line << std::flush;
 }

@@ -5,9 +5,13 @@
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
 
+#include <Poco/JSON/Parser.h>
+
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+
+#include <sstream>
 
 using namespace clayhook::test;
 using namespace std::chrono_literals;
@@ -130,4 +134,28 @@ TEST_CASE("a second serve on the same SQLite file refuses to start, naming the h
     again.start();
     again.signal(SIGTERM);
     CHECK(again.wait(30s) == 0);
+}
+
+TEST_CASE("serve with log.format json writes every line as a JSON object", "[cli][serve][log]") {
+    TempDir dir;
+    auto o = opts();
+    o.env["TMPDIR"] = dir.path().string();
+    o.unset_env = {"CLAYHOOK_CONFIG", "JOURNAL_STREAM"};
+    auto file = dir.write("c.yaml", config_with_plugins(dir) + "log: {format: json}\n");
+    Subprocess serve({kClayhookBin, "serve", "--config", file}, o);
+    REQUIRE(serve.wait_for_output("\"msg\":\"ready\"", 30s));
+    serve.signal(SIGTERM);
+    CHECK(serve.wait(30s) == 0);
+    const std::string err = serve.err();
+    CHECK_THAT(err, Catch::Contains("\"msg\":\"plugin loaded\",\"plugin\":\"sink\""));
+    CHECK_THAT(err, Catch::Contains("\"msg\":\"stopped\""));
+    CHECK(err.find("serve-test-secret-0123") == std::string::npos);
+    std::istringstream lines(err);
+    int n = 0;
+    for (std::string line; std::getline(lines, line); ++n) {
+        INFO(line);
+        Poco::JSON::Parser parser;
+        CHECK(parser.parse(line).extract<Poco::JSON::Object::Ptr>()->has("level"));
+    }
+    CHECK(n >= 4);
 }

@@ -549,3 +549,27 @@ TEST_CASE("store.min_free_space takes a size, 0 turns the reserve off", "[config
     auto e = error_of(std::string(kMinimal) + "store: {min_free_space: 2TB}\n");
     CHECK(e.key() == "store.min_free_space");
 }
+
+TEST_CASE("log.format: logfmt by default, json accepted, anything else refused at its position",
+          "[config][log]") {
+    EnvVar secret("CLAYHOOK_TEST_SECRET", "0123456789abcdef");
+    TempDir dir;
+    CHECK(load_config(dir.write("default.yaml", kMinimal), opts()).log.format == "logfmt");
+    auto c = load_config(
+        dir.write("json.yaml", std::string(kMinimal) + "log:\n  level: debug\n  format: json\n"),
+        opts());
+    CHECK(c.log.format == "json");
+    CHECK(c.log.level == "debug");
+    CHECK(load_config(dir.write("logfmt.yaml", std::string(kMinimal) + "log: {format: logfmt}\n"),
+                      opts())
+              .log.format == "logfmt");
+
+    auto e = error_of(std::string(kMinimal) + "log:\n  level: info\n  format: xml\n");
+    CHECK(e.key() == "log.format");
+    CHECK(e.position().line == 12);
+    CHECK(e.position().column == 11);
+    CHECK_THAT(e.message(), Catch::Contains("unknown value 'xml' (expected one of: logfmt, json)"));
+    auto e2 = error_of(std::string(kMinimal) + "log:\n  formatt: json\n");
+    CHECK(e2.key() == "log.formatt");
+    CHECK_THAT(e2.message(), Catch::Contains("did you mean 'format'?"));
+}
