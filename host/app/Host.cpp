@@ -39,12 +39,14 @@ std::string crash_record_path(const Config& c) {
 
 }  // namespace
 
-Host::Host(std::string config_file, Config config, Logger& log, Metrics& metrics)
+Host::Host(std::string config_file, Config config, Logger& log, Metrics& metrics,
+           int inherited_listener)
     : file_(std::move(config_file)),
       initial_(std::move(config)),
       log_(log),
       metrics_(metrics),
-      stage_dir_(make_stage_dir()) {}
+      stage_dir_(make_stage_dir()),
+      inherited_listener_(inherited_listener) {}
 
 Host::~Host() {
     if (dispatcher_ || store_) stop();
@@ -104,8 +106,9 @@ void Host::start() {
                    "reload (clayhook reload, or SIGHUP), or set enabled: false",
                    {{"plugin", r.name}, {"reason", r.reason}});
     if (crash) dispatcher_->note_crash(crash->deliveries, crash->reason());
-    intake_ = std::make_unique<IntakeServer>(gen->config.listener, gen->sources, *store_, log_,
-                                             metrics_, [this] { return ready_.load(); });
+    intake_ = std::make_unique<IntakeServer>(
+        gen->config.listener, gen->sources, *store_, log_, metrics_,
+        [this] { return ready_.load(); }, inherited_listener_);
     reloader_ = std::make_unique<Reloader>(file_, gen->config, *builder_, *this, log_, metrics_);
     // The webhook port opens before any plugin is handed a delivery, so a
     // plugin that misbehaves on its first calls cannot keep it closed.
@@ -196,6 +199,14 @@ std::shared_ptr<const Generation> Host::generation() const {
 
 uint16_t Host::intake_port() const {
     return intake_ ? intake_->port() : 0;
+}
+
+std::string Host::intake_host() const {
+    return intake_ ? intake_->local_host() : "";
+}
+
+int64_t Host::dispatcher_heartbeat_ms() const {
+    return dispatcher_ ? dispatcher_->heartbeat_ms() : 0;
 }
 
 uint16_t Host::admin_port() const {

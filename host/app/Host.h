@@ -38,7 +38,10 @@ class Host final : public GenerationSwap {
   public:
     // `config` as load_host_config() gave it; `config_file` is what a reload
     // reads again.
-    Host(std::string config_file, Config config, Logger& log, Metrics& metrics);
+    // `inherited_listener`: a listening socket from systemd's socket
+    // activation, which the intake uses instead of binding its address.
+    Host(std::string config_file, Config config, Logger& log, Metrics& metrics,
+         int inherited_listener = -1);
     ~Host() override;
     Host(const Host&) = delete;
     Host& operator=(const Host&) = delete;
@@ -59,6 +62,11 @@ class Host final : public GenerationSwap {
     std::shared_ptr<const Generation> generation() const;
     uint16_t intake_port() const;
     uint16_t admin_port() const;  // 0 when the admin API is off
+    // Where a local client reaches the intake (its bound address, loopback
+    // for a wildcard one); empty before start().
+    std::string intake_host() const;
+    // Dispatcher::heartbeat_ms (0 before start).
+    int64_t dispatcher_heartbeat_ms() const;
     // The store's name for logs (no password) and this host's claim name.
     std::string store_name() const { return store_ ? store_->location() : ""; }
     std::string host_id() const { return store_ ? store_->owner() : ""; }
@@ -69,6 +77,7 @@ class Host final : public GenerationSwap {
     Logger& log_;
     Metrics& metrics_;
     std::string stage_dir_;
+    int inherited_listener_ = -1;
     std::atomic<bool> ready_{false};
 
     std::unique_ptr<Store> store_;

@@ -304,7 +304,9 @@ class Loader {
         Config c;
         c.file = file_;
         c.base_dir = fs::current_path().string();
-        resolver_.emplace(c.base_dir);
+        // credential:NAME outside a unit: the file NAME beside the config.
+        resolver_.emplace(c.base_dir,
+                          (fs::path(c.base_dir) / file_).lexically_normal().parent_path().string());
 
         YAML::Node root_yaml;
         std::ifstream in(file_);

@@ -95,7 +95,8 @@ bool read_secret_file(const fs::path& path, std::string& out, struct stat& st, s
 }  // namespace
 
 bool SecretResolver::is_reference(const std::string& text) {
-    return (text.rfind("${", 0) == 0 && text.back() == '}') || text.rfind("file:", 0) == 0;
+    return (text.rfind("${", 0) == 0 && text.back() == '}') || text.rfind("file:", 0) == 0 ||
+           text.rfind("credential:", 0) == 0;
 }
 
 Secret SecretResolver::resolve(const std::string& ref, const Position& pos) {
@@ -104,7 +105,8 @@ Secret SecretResolver::resolve(const std::string& ref, const Position& pos) {
     s.pos = pos;
     if (!is_reference(ref)) {
         s.error =
-            "syntax: a secret is written as ${ENV_VAR} or file:PATH, never in clear in the config";
+            "syntax: a secret is written as ${ENV_VAR}, file:PATH or credential:NAME, never in "
+            "clear in the config";
         return s;
     }
     s.resolved = resolve_into(ref, s, 0);
@@ -141,7 +143,8 @@ bool SecretResolver::resolve_into(const std::string& ref, Secret& s, int depth) 
             return false;
         }
         if (!is_reference(fallback)) {
-            s.error = "syntax: the fallback after ':-' must be ${VAR} or file:PATH";
+            s.error =
+                "syntax: the fallback after ':-' must be ${VAR}, file:PATH or credential:NAME";
             return false;
         }
         if (!resolve_into(fallback, s, depth + 1)) {
@@ -159,29 +162,51 @@ bool SecretResolver::resolve_into(const std::string& ref, Secret& s, int depth) 
             return false;
         }
         fs::path path = fs::path(base_dir_) / p;
-        path = path.lexically_normal();
-        std::string v;
-        struct stat st {};
-        if (!read_secret_file(path, v, st, s.error)) return false;
-        if (!v.empty() && v.back() == '\n') v.pop_back();
-        if (!v.empty() && v.back() == '\r') v.pop_back();
-        if (v.empty()) {
-            s.error = "not resolved: " + path.string() + " is empty";
+        return read_file(path.lexically_normal().string(), s, "file");
+    }
+    if (ref.rfind("credential:", 0) == 0) {
+        std::string name = ref.substr(11);
+        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+            s.error = "syntax: credential: needs a credential name (one file name, no '/')";
             return false;
         }
-        if ((st.st_mode & 077) != 0) {
-            char mode[8];
-            std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-            warnings_.push_back("secret file " + path.string() +
-                                " is readable by group or others (mode " + mode +
-                                "); chmod 600 it");
+        const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+        if (dir != nullptr && *dir != '\0')
+            return read_file((fs::path(dir) / name).string(), s,
+                             "systemd credential " + name + ", file");
+        if (credentials_fallback_.empty()) {
+            s.error = "not resolved: credential " + name +
+                      ": $CREDENTIALS_DIRECTORY is not set (not started by systemd with "
+                      "LoadCredential=)";
+            return false;
         }
-        s.value = std::move(v);
-        s.origin = "file " + path.string();
-        return true;
+        return read_file((fs::path(credentials_fallback_) / name).lexically_normal().string(), s,
+                         "credential " + name + " outside systemd, file");
     }
-    s.error = "syntax: a secret is written as ${ENV_VAR} or file:PATH";
+    s.error = "syntax: a secret is written as ${ENV_VAR}, file:PATH or credential:NAME";
     return false;
+}
+
+bool SecretResolver::read_file(const std::string& file, Secret& s, const std::string& origin) {
+    const fs::path path(file);
+    std::string v;
+    struct stat st {};
+    if (!read_secret_file(path, v, st, s.error)) return false;
+    if (!v.empty() && v.back() == '\n') v.pop_back();
+    if (!v.empty() && v.back() == '\r') v.pop_back();
+    if (v.empty()) {
+        s.error = "not resolved: " + path.string() + " is empty";
+        return false;
+    }
+    if ((st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+        warnings_.push_back("secret file " + path.string() +
+                            " is readable by group or others (mode " + mode + "); chmod 600 it");
+    }
+    s.value = std::move(v);
+    s.origin = origin + " " + path.string();
+    return true;
 }
 
 }  // namespace clayhook

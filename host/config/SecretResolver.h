@@ -16,12 +16,20 @@ namespace clayhook {
 //                      most 64 KiB: a FIFO, device or folder is refused
 //                      without blocking or reading it, and no more than
 //                      64 KiB + 1 bytes are ever read.
+//   credential:NAME    a systemd credential (LoadCredential=NAME:PATH in the
+//                      unit): the file $CREDENTIALS_DIRECTORY/NAME. Where
+//                      that variable is unset (the CLI in an operator's
+//                      shell) the file NAME in `credentials_fallback`, the
+//                      config file's folder: /etc/clayhook/NAME for the
+//                      package's layout. NAME is one file name (no '/').
+//                      Read with the file: rules.
 // Anything else is a secret written in clear, which is refused: secrets come
 // from the environment or a file, so that the config can be shared and
 // committed.
 class SecretResolver {
   public:
-    explicit SecretResolver(std::string base_dir) : base_dir_(std::move(base_dir)) {}
+    explicit SecretResolver(std::string base_dir, std::string credentials_fallback = "")
+        : base_dir_(std::move(base_dir)), credentials_fallback_(std::move(credentials_fallback)) {}
 
     static bool is_reference(const std::string& text);
 
@@ -36,7 +44,9 @@ class SecretResolver {
 
   private:
     bool resolve_into(const std::string& ref, Secret& s, int depth);
+    bool read_file(const std::string& path, Secret& s, const std::string& origin);
     std::string base_dir_;
+    std::string credentials_fallback_;
     std::vector<std::string> warnings_;
 };
 

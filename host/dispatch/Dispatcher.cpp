@@ -26,6 +26,12 @@ constexpr std::chrono::milliseconds kWatchdogTick{250};
 // The most deliveries one poll of a shared store admits.
 constexpr size_t kPollLimit = 1000;
 
+int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 void normalise(DispatchTarget& t) {
     t.concurrency = std::clamp<uint32_t>(t.concurrency, 1, kMaxConcurrency);
     t.max_batch = std::max<uint32_t>(t.max_batch, 1);
@@ -260,6 +266,7 @@ void Dispatcher::start() {
         std::lock_guard lk(l->mu);
         spawn_workers(*l);
     }
+    heartbeat_ms_ = steady_ms();
     watchdog_ = std::thread([this] { watchdog(); });
     if (store_.shared()) poller_ = std::thread([this] { poller(); });
 }
@@ -823,6 +830,7 @@ void Dispatcher::watchdog() {
                            {"running_ms", std::to_string(o.running_ms)}});
             }
         }
+        heartbeat_ms_ = steady_ms();
         lk.lock();
     }
 }

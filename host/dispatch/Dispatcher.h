@@ -145,6 +145,12 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     int32_t deliver_again_at(const std::string& plugin, std::string_view event_id,
                              int64_t at_ms) noexcept override;
 
+    // steady_clock milliseconds when the dispatcher's supervising loop last
+    // finished a turn (lease renewal, gauges, overrun checks: every 250 ms);
+    // 0 before start(). A loop stuck on a lock or a store call stops it
+    // (the systemd watchdog's probe, systemd/Watchdog.h).
+    int64_t heartbeat_ms() const { return heartbeat_ms_.load(); }
+
     struct Lane;  // defined in the .cpp
 
   private:
@@ -188,6 +194,7 @@ class Dispatcher final : public Rescheduler, public CommitListener {
     std::mutex leases_mu_;
     std::unordered_set<int64_t> leased_;  // shared stores: claimed here, call not returned
     std::atomic<size_t> running_calls_{0};
+    std::atomic<int64_t> heartbeat_ms_{0};
     std::atomic<int64_t> call_timeout_ms_;
     std::atomic<int64_t> lease_ms_;
     std::atomic<int64_t> poll_ms_;

@@ -10,6 +10,7 @@
 #include <Poco/Net/SSLManager.h>
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/ServerSocketImpl.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Net/TCPServerConnection.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <unordered_set>
 
@@ -49,6 +51,18 @@ HttpServerOptions intake_http_options(const ListenerConfig& l) {
 }
 
 namespace {
+
+// A listening socket systemd opened (socket activation), wrapped so that
+// Poco's TCPServer accepts on it. Poco has no public way to adopt a
+// descriptor; its protected ones are used here.
+class InheritedSocketImpl final : public Poco::Net::ServerSocketImpl {
+  public:
+    explicit InheritedSocketImpl(int fd) { reset(fd); }
+};
+class InheritedServerSocket final : public Poco::Net::ServerSocket {
+  public:
+    explicit InheritedServerSocket(int fd) : ServerSocket(new InheritedSocketImpl(fd), true) {}
+};
 
 // One connection as the watchdog sees it: its socket, the deadline of what
 // it waits for now, and whether it is between requests.
@@ -508,6 +522,10 @@ HttpServer::~HttpServer() {
 
 void HttpServer::start() {
     const auto& o = options_;
+    if (o.inherited_fd >= 0 && o.tls.enabled())
+        throw std::runtime_error(
+            "listener.tls cannot be used with socket activation (a socket passed by systemd); "
+            "terminate TLS in front of the host or start it without the .socket unit");
     Poco::Net::SocketAddress at(o.address, o.port);
     std::unique_ptr<Poco::Net::ServerSocket> socket;
     if (o.tls.enabled()) {
@@ -520,12 +538,16 @@ void HttpServer::start() {
         ctx->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
                               Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
         socket = std::make_unique<Poco::Net::SecureServerSocket>(ctx);
+    } else if (o.inherited_fd >= 0) {
+        socket = std::make_unique<InheritedServerSocket>(o.inherited_fd);
     } else {
         socket = std::make_unique<Poco::Net::ServerSocket>();
     }
-    // SO_REUSEADDR (a restart binds at once) but not SO_REUSEPORT.
-    socket->bind(at, true, false);
-    socket->listen(1024);
+    if (o.inherited_fd < 0) {
+        // SO_REUSEADDR (a restart binds at once) but not SO_REUSEPORT.
+        socket->bind(at, true, false);
+        socket->listen(1024);
+    }
     auto* params = new Poco::Net::TCPServerParams;
     params->setMaxThreads(o.threads);
     params->setMaxQueued(o.max_queued);
@@ -562,6 +584,13 @@ void HttpServer::stop(milliseconds drain) {
 
 uint16_t HttpServer::port() const {
     return server_ ? server_->port() : 0;
+}
+
+std::string HttpServer::local_host() const {
+    if (!server_) return "";
+    const Poco::Net::IPAddress ip = server_->socket().address().host();
+    if (ip.isWildcard()) return ip.family() == Poco::Net::IPAddress::IPv6 ? "::1" : "127.0.0.1";
+    return ip.toString();
 }
 
 bool HttpServer::stopping() const {

@@ -56,6 +56,9 @@ struct HttpServerOptions {
     std::chrono::milliseconds idle_timeout{15'000};
     std::chrono::milliseconds io_timeout{10'000};
     HeadLimits head;
+    // A listening TCP socket handed over (systemd socket activation): used
+    // as it is, `address` and `port` ignored. The server owns it from start().
+    int inherited_fd = -1;
 };
 
 // The options of the public listener, from its config section.
@@ -101,6 +104,9 @@ class HttpServer {
     // once, the rest when `drain` ends. Waits for every connection's thread.
     void stop(std::chrono::milliseconds drain);
     uint16_t port() const;
+    // The address a local client reaches the listener at: the bound one, or
+    // loopback for a wildcard (0.0.0.0, ::). Empty before start().
+    std::string local_host() const;
     bool stopping() const;
 
     struct Core;  // shared with the connections; defined in the .cpp

@@ -318,10 +318,16 @@ std::shared_ptr<const IntakeRoutes> build_intake_routes(const Config& config,
 
 IntakeServer::IntakeServer(const ListenerConfig& listener,
                            std::shared_ptr<const IntakeRoutes> sources, Store& store, Logger& log,
-                           Metrics& metrics, std::function<bool()> ready)
+                           Metrics& metrics, std::function<bool()> ready, int inherited_fd)
     : store_(store),
       service_(std::make_unique<IntakeService>(store, log, metrics, std::move(ready))),
-      http_(std::make_unique<HttpServer>(intake_http_options(listener), *service_, log, metrics)) {
+      http_(std::make_unique<HttpServer>(
+          [&] {
+              HttpServerOptions o = intake_http_options(listener);
+              o.inherited_fd = inherited_fd;
+              return o;
+          }(),
+          *service_, log, metrics)) {
     service_->attach(http_.get());
     publish(std::move(sources));
     store.subscribe(service_.get());
@@ -360,6 +366,10 @@ void IntakeServer::stop(std::chrono::milliseconds drain) {
 
 uint16_t IntakeServer::port() const {
     return http_->port();
+}
+
+std::string IntakeServer::local_host() const {
+    return http_->local_host();
 }
 
 }  // namespace clayhook

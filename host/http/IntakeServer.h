@@ -52,8 +52,11 @@ std::shared_ptr<const IntakeRoutes> build_intake_routes(const Config& config,
 class IntakeServer {
   public:
     // `ready` tells /readyz whether the rest of the host is (plugins loaded).
+    // `inherited_fd`: a listening socket from systemd, used instead of
+    // binding listener.address:port (HttpServerOptions::inherited_fd).
     IntakeServer(const ListenerConfig& listener, std::shared_ptr<const IntakeRoutes> sources,
-                 Store& store, Logger& log, Metrics& metrics, std::function<bool()> ready);
+                 Store& store, Logger& log, Metrics& metrics, std::function<bool()> ready,
+                 int inherited_fd = -1);
     ~IntakeServer();
     IntakeServer(const IntakeServer&) = delete;
     IntakeServer& operator=(const IntakeServer&) = delete;
@@ -66,7 +69,8 @@ class IntakeServer {
     // Stops accepting, lets requests in flight finish (up to `drain`), then
     // closes the remaining (idle) connections and waits for their threads.
     void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10'000));
-    uint16_t port() const;  // the bound port (useful with port: 0)
+    uint16_t port() const;           // the bound port (useful with port: 0)
+    std::string local_host() const;  // HttpServer::local_host
 
   private:
     Store& store_;

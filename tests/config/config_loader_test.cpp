@@ -197,7 +197,7 @@ TEST_CASE("a secret written in clear is refused", "[config][security]") {
         - hunter2-is-my-password
 )");
     CHECK(e.position().line == 7);
-    CHECK_THAT(e.message(), Catch::Contains("${ENV_VAR} or file:PATH"));
+    CHECK_THAT(e.message(), Catch::Contains("${ENV_VAR}, file:PATH or credential:NAME"));
     // The error does not repeat the value it refused.
     CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
 }

@@ -163,6 +163,38 @@ TEST_CASE("${VAR:-file:PATH} falls back when the variable is unset", "[secrets]"
     CHECK_THAT(both.error, Catch::Contains("CLAYHOOK_T_FB is not set, and cannot read"));
 }
 
+TEST_CASE("credential:NAME reads systemd's credential, else the file beside the config",
+          "[secrets]") {
+    TempDir dir;
+    dir.write("creds/clay-secret", "from-systemd\n");
+    dir.write("etc/clay-secret", "from-etc\n");
+    SecretResolver r(dir.file("cwd"), dir.file("etc"));
+    ::setenv("CREDENTIALS_DIRECTORY", dir.file("creds").c_str(), 1);
+    auto s = r.resolve("credential:clay-secret", {});
+    CHECK(s.resolved);
+    CHECK(s.value == "from-systemd");
+    CHECK(s.origin == "systemd credential clay-secret, file " + dir.file("creds/clay-secret"));
+    auto missing = r.resolve("credential:absent", {});
+    CHECK_FALSE(missing.resolved);
+    CHECK_THAT(missing.error, Catch::Contains("cannot read " + dir.file("creds/absent")));
+    // In an operator's shell (no CREDENTIALS_DIRECTORY): the config's folder.
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+    auto shell = r.resolve("credential:clay-secret", {});
+    CHECK(shell.value == "from-etc");
+    CHECK_THAT(shell.origin, Catch::Contains(dir.file("etc/clay-secret")));
+    // Also as the fallback of ${VAR:-...}.
+    ::unsetenv("CLAYHOOK_T_CRED");
+    CHECK(r.resolve("${CLAYHOOK_T_CRED:-credential:clay-secret}", {}).value == "from-etc");
+    // Without a fallback folder it says why.
+    SecretResolver bare(dir.file("cwd"));
+    CHECK_THAT(bare.resolve("credential:clay-secret", {}).error,
+               Catch::Contains("CREDENTIALS_DIRECTORY is not set"));
+    // One file name only: no way out of the credentials folder.
+    for (const char* bad : {"credential:", "credential:../etc/clay-secret", "credential:a/b",
+                            "credential:..", "credential:."})
+        CHECK_THAT(r.resolve(bad, {}).error, Catch::StartsWith("syntax:"));
+}
+
 TEST_CASE("malformed references are syntax errors", "[secrets]") {
     SecretResolver r("/");
     CHECK_THAT(r.resolve("${1BAD}", {}).error, Catch::StartsWith("syntax:"));

@@ -29,9 +29,16 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, const Options& opti
         env.erase(k);
     for (const auto& [k, v] : options.env)
         env[k] = v;
+    if (options.listen_fd >= 0) {
+        env["LISTEN_FDS"] = "1";
+        env["LISTEN_FDNAMES"] = "intake";
+        env.erase("LISTEN_PID");
+    }
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : env)
         env_strings.push_back(k + "=" + v);
+    // Filled in by the child, which alone knows its pid.
+    if (options.listen_fd >= 0) env_strings.push_back("LISTEN_PID=" + std::string(20, '\0'));
     std::vector<char*> envp, args;
     for (auto& s : env_strings)
         envp.push_back(s.data());
@@ -49,6 +56,22 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, const Options& opti
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        if (options.listen_fd >= 0) {
+            if (options.listen_fd == 3) {
+                ::fcntl(3, F_SETFD, 0);
+            } else if (::dup2(options.listen_fd, 3) != 3) {
+                ::_exit(125);
+            }
+            // LISTEN_PID=<pid>, written without allocating (after fork).
+            char* value = envp[envp.size() - 2] + std::strlen("LISTEN_PID=");
+            char digits[20];
+            int n = 0;
+            for (long pid = ::getpid(); pid > 0 && n < 20; pid /= 10)
+                digits[n++] = static_cast<char>('0' + pid % 10);
+            for (int i = 0; i < n; ++i)
+                value[i] = digits[n - 1 - i];
+            value[n] = '\0';
+        }
         if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(126);
         ::execve(args[0], args.data(), envp.data());
         ::_exit(127);

@@ -19,6 +19,10 @@ class Subprocess {
         std::string cwd;
         std::map<std::string, std::string> env;  // added to / overriding the parent's
         std::vector<std::string> unset_env;
+        // Socket activation as systemd does it: this descriptor becomes the
+        // child's fd 3, with LISTEN_FDS=1, LISTEN_FDNAMES=intake and
+        // LISTEN_PID set to the child's own pid. -1: none.
+        int listen_fd = -1;
     };
 
     Subprocess(const std::vector<std::string>& argv, const Options& options);
