@@ -5,7 +5,7 @@ CLAYHOOK_RUN_PACKAGES=(g++ cmake ninja-build pkg-config libpoco-dev libyaml-cpp-
                        libboost-dev libssl-dev openssl libpq-dev)
 # ...and, on top, to build and run the tests; clang, its libFuzzer runtime and
 # llvm-symbolizer (for readable stacks) are for the fuzz targets (scripts/fuzz.sh).
-CLAYHOOK_TEST_PACKAGES=(catch2 binutils postgresql clang-format clang clang-14 libclang-rt-14-dev llvm-14 chromium chromium-driver python3-selenium)
+CLAYHOOK_TEST_PACKAGES=(catch2 binutils postgresql lintian clang-format clang clang-14 libclang-rt-14-dev llvm-14 chromium chromium-driver python3-selenium)
 
 say() { printf '\033[1m[clayhook]\033[0m %s\n' "$*" >&2; }
 

@@ -7,12 +7,18 @@ set -euo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-oot-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-"$CMAKE" --install "$CLAYHOOK_BUILD_DIR" --prefix "$work/prefix" >"$work/install.log" 2>&1 \
+# Staged with DESTDIR: the layout has absolute parts (/etc/clayhook,
+# /lib/systemd/system) that must not reach this machine's.
+DESTDIR="$work/root" "$CMAKE" --install "$CLAYHOOK_BUILD_DIR" >"$work/install.log" 2>&1 \
   || { cat "$work/install.log"; echo "FAIL: cmake --install"; exit 1; }
+prefix_dir=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$CLAYHOOK_BUILD_DIR/CMakeCache.txt")
+libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$CLAYHOOK_BUILD_DIR/CMakeCache.txt")
+mkdir -p "$work/root$prefix_dir"
+ln -s "$work/root$prefix_dir" "$work/prefix"
 for f in include/clayhook/plugin_abi.h include/clayhook/plugin.hpp include/clayhook/json.hpp \
-         lib/cmake/clayhook-plugin-api/clayhook-plugin-apiConfig.cmake \
-         lib/cmake/clayhook-plugin-api/ClayhookPlugin.cmake bin/clayhook \
-         lib/clayhook/plugins/jsonl-sink.so; do
+         "$libdir/cmake/clayhook-plugin-api/clayhook-plugin-apiConfig.cmake" \
+         "$libdir/cmake/clayhook-plugin-api/ClayhookPlugin.cmake" bin/clayhook \
+         "$libdir/clayhook/plugins/jsonl-sink.so"; do
   [ -e "$work/prefix/$f" ] || { echo "FAIL: $f was not installed"; exit 1; }
 done
 
