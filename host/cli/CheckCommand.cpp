@@ -203,6 +203,12 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
                 o.set("max_batch_size", static_cast<int64_t>(inst->max_batch_size()));
                 o.set("max_concurrency", static_cast<int64_t>(inst->max_concurrency()));
                 o.set("config", "accepted");
+                if (!inst->info().declared_config.empty()) {
+                    Value declared = Value::array();
+                    for (const auto& line : inst->info().declared_config)
+                        declared.push_back(line);
+                    o.set("declared_config", declared);
+                }
             } else {
                 o.set("status", "refused");
                 for (const auto& ref : plugins.refused)
@@ -326,7 +332,14 @@ int check_command(const std::string& file, bool as_json, std::ostream& out, std:
                     out << "; batches of up to " << p.get_int("max_batch_size", 0);
                 if (p.get_int("max_concurrency", 0) > 0)
                     out << "; at most " << p.get_int("max_concurrency", 0) << " calls at once";
-                out << "\n    config: accepted\n";
+                out << "\n    config: accepted";
+                if (const Value* d = p.find("declared_config")) {
+                    std::vector<std::string> lines;
+                    for (const auto& l : d->items())
+                        lines.push_back(l.as_string());
+                    out << " (declared): " << join(lines, ", ");
+                }
+                out << "\n";
             } else if (status == "refused") {
                 out << "\n    " << p.get_string("reason", "")
                     << "\n    a host started with this config serves without it: its deliveries "

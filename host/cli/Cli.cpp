@@ -113,6 +113,14 @@ const std::vector<CommandDoc>& commands() {
          "  --config FILE   the config to check\n"
          "  --json          the same as one JSON object",
          "exit codes: 0 usable, 1 errors found (or the file does not load), 2 usage"},
+        {"plugin-doc",
+         0,
+         {{"plugin-doc LIBRARY", "a plugin's name, events and declared config (Markdown)"}},
+         "Loads a plugin library (a path, or bundled:NAME) in this process and prints its\n"
+         "name, version, ABI, event patterns and the config keys it declares, as the\n"
+         "Markdown table the docs carry. Only for libraries you trust: their code runs.",
+         "",
+         "exit codes: 0 printed, 1 the library cannot be loaded, 2 usage"},
         {"version",
          0,
          {{"version [--json]", "print the host and plugin ABI versions"}},
@@ -556,6 +564,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return admin_command(args, out, err);
     if (cmd == "events") return events_command(args, out, err);
     if (cmd == "backup") return backup_command(args, out, err);
+    if (cmd == "plugin-doc") return plugin_doc_command(args, out, err);
     // serve, check
     Args a;
     const std::string problem = cmd == "check" ? parse_args(args, 1, {"--config"}, {"--json"}, a)

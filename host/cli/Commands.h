@@ -45,5 +45,7 @@ int admin_command(const std::vector<std::string>& args, std::ostream& out, std::
 int events_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // `backup OUT`: a consistent copy of the SQLite store.
 int backup_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `plugin-doc LIBRARY`: a plugin's name, events and declared config (Markdown).
+int plugin_doc_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clayhook

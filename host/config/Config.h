@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -180,6 +181,15 @@ struct PluginConfig {
     std::string config_json = "{}";  // the config subtree as JSON, secrets resolved
     std::vector<Secret> secrets;     // references found inside config:, for reports
     Position pos;
+    // The top-level keys under config:, where each is written and whether
+    // its value was a secret reference: what a plugin's declared config
+    // (plugins/ConfigSchema.h) is checked against, with positions.
+    struct ConfigKeyInfo {
+        Position pos;
+        bool reference = false;
+    };
+    std::map<std::string, ConfigKeyInfo> config_keys{};
+    Position config_pos{};  // the config: mapping (the entry itself when absent)
 };
 
 struct LogConfig {

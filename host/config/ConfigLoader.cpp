@@ -2,6 +2,7 @@
 
 #include "config/ConfigError.h"
 #include "config/SecretResolver.h"
+#include "config/Units.h"
 
 #include <yaml-cpp/yaml.h>
 #include <clayhook/json.hpp>
@@ -193,47 +194,23 @@ class Node {
     // "250ms", "30s", "5m", "2h", "7d"; a bare number is seconds.
     std::chrono::milliseconds duration(std::chrono::milliseconds min) const {
         auto s = str();
-        size_t i = 0;
-        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
-            ++i;
-        std::string unit = s.substr(i);
-        if (i == 0 || i > 12)
-            fail("expected a duration like 250ms, 30s, 5m, 2h or 7d, found '" + s + "'");
-        long long n = std::stoll(s.substr(0, i));  // at most 12 digits: cannot overflow
-        long long mul = unit == "ms"                  ? 1
-                        : unit == "s" || unit.empty() ? 1000
-                        : unit == "m"                 ? 60'000
-                        : unit == "h"                 ? 3'600'000
-                        : unit == "d"                 ? 86'400'000
-                                                      : -1;
-        if (mul < 0) fail("unknown duration unit '" + unit + "' (ms, s, m, h, d)");
-        if (n > 10LL * 366 * 86'400'000 / mul) fail("is longer than ten years");
-        std::chrono::milliseconds d(n * mul);
+        std::string why;
+        auto ms = parse_duration_ms(s, why);
+        if (!ms) fail(why);
+        std::chrono::milliseconds d(*ms);
         if (d < min) fail("must be at least " + std::to_string(min.count()) + "ms");
         return d;
     }
     // 1048576, "100KB", "1MiB", "2MB" (KB/KiB = 1024; bytes either way).
     uint64_t size_bytes(uint64_t min, uint64_t max) const {
         auto s = str();
-        size_t i = 0;
-        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
-            ++i;
-        if (i == 0 || i > 15) fail("expected a size like 65536, 100KB or 1MiB, found '" + s + "'");
-        std::string unit = s.substr(i);
-        uint64_t n = std::stoull(s.substr(0, i));
-        uint64_t mul = unit.empty() || unit == "B"     ? 1
-                       : unit == "KB" || unit == "KiB" ? 1024
-                       : unit == "MB" || unit == "MiB" ? 1024 * 1024
-                       : unit == "GB" || unit == "GiB" ? 1024ULL * 1024 * 1024
-                                                       : 0;
-        if (mul == 0)
-            fail("unknown size unit '" + unit + "' (B, KB/KiB, MB/MiB, GB/GiB; all 1024-based)");
-        if (n > max / mul) fail("must be at most " + std::to_string(max) + " bytes");
-        uint64_t v = n * mul;
-        if (v < min || v > max)
+        std::string why;
+        auto v = parse_size_bytes(s, max, why);
+        if (!v) fail(why);
+        if (*v < min || *v > max)
             fail("must be between " + std::to_string(min) + " and " + std::to_string(max) +
                  " bytes");
-        return v;
+        return *v;
     }
     std::vector<std::string> string_list() const {
         std::vector<std::string> out;
@@ -700,10 +677,23 @@ class Loader {
             if (p.isolation != Isolation::process)
                 n.child("memory_limit").fail("only means something with isolation: process");
         }
+        p.config_pos = n.pos();
         if (n.has("config")) {
             auto cfg = n.child("config");
             if (!cfg.is_map()) cfg.fail("a plugin's config is a mapping");
             p.config_json = to_json(cfg, p.secrets);
+            p.config_pos = cfg.pos();
+            const YAML::Node map = cfg.yaml();
+            for (auto it = map.begin(); it != map.end(); ++it) {
+                const YAML::Node k = it->first;
+                const YAML::Node v = it->second;
+                const bool reference = v.IsScalar() && v.Tag() == "?" &&
+                                       SecretResolver::is_reference(v.Scalar()) &&
+                                       v.Scalar().rfind("file://", 0) != 0;
+                const auto mark = k.Mark();
+                p.config_keys[k.Scalar()] = {Position{file_, mark.line + 1, mark.column + 1},
+                                             reference};
+            }
         }
         resolve_library(n.child("library"), p);
         return p;

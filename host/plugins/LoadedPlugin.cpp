@@ -35,6 +35,12 @@ HandleOutcome from_c(clayhook_result& r) {
         case CLAYHOOK_FAIL:
             out.status = CLAYHOOK_FAIL;
             break;
+        case CLAYHOOK_RESULT_UNSET:
+            out.status = CLAYHOOK_RETRY;
+            out.reason =
+                "the plugin left this event's result unset (handle_batch filled "
+                "no result for it)";
+            return out;
         default:
             out.status = CLAYHOOK_RETRY;
             out.reason = "plugin answered an unknown status " + std::to_string(r.status);
@@ -75,6 +81,7 @@ std::vector<HandleOutcome> LoadedPlugin::call(std::span<const EventView> events)
         for (const auto& e : events) {
             clayhook_event ev = to_c(e);
             clayhook_result r{};
+            r.status = CLAYHOOK_RESULT_UNSET;
             d.handle(instance_, &ev, &r);
             out.push_back(from_c(r));
         }
@@ -87,7 +94,9 @@ std::vector<HandleOutcome> LoadedPlugin::call(std::span<const EventView> events)
         in.clear();
         for (size_t i = 0; i < n; ++i)
             in.push_back(to_c(events[start + i]));
-        results.assign(n, clayhook_result{});  // DONE, empty reasons
+        clayhook_result unset{};
+        unset.status = CLAYHOOK_RESULT_UNSET;  // a slot left so is a retry, not a done
+        results.assign(n, unset);
         d.handle_batch(instance_, in.data(), n, results.data());
         for (auto& r : results)
             out.push_back(from_c(r));

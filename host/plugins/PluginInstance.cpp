@@ -1,5 +1,9 @@
 #include "plugins/PluginInstance.h"
 
+#include "plugins/ConfigSchema.h"
+
+#include <clayhook/json.hpp>
+
 #include "config/Config.h"
 #include "plugins/PluginWorker.h"
 
@@ -55,8 +59,28 @@ std::unique_ptr<PluginInstance> PluginInstance::create(std::shared_ptr<PluginLib
 
     p->services_ = std::make_unique<HostServices>(config.name, log, metrics, backend);
     std::string error;
-    auto loaded =
-        LoadedPlugin::create(std::move(library), p->services_->api(), config.config_json, error);
+    std::string config_json;
+    try {
+        config_json = apply_config_schema(library->config_keys(), config,
+                                          "plugins." + config.name + ".config");
+    } catch (const std::exception& e) {
+        throw PluginError("plugin '" + config.name + "' (" + p->info_.path + ", " + p->info_.kind +
+                          " " + p->info_.version + ") refused: config: " + e.what());
+    }
+    if (!library->config_keys().empty()) {
+        const json::Value effective = json::parse(config_json);
+        for (const auto& k : library->config_keys()) {
+            const json::Value* v = effective.find(k.name);
+            std::string shown = v == nullptr     ? "(not set)"
+                                : k.secret       ? "(secret)"
+                                : v->is_string() ? v->as_string()
+                                                 : json::dump(*v);
+            if (v != nullptr && k.type == CLAYHOOK_CONFIG_DURATION) shown += "ms";
+            if (v != nullptr && k.type == CLAYHOOK_CONFIG_SIZE) shown += " bytes";
+            p->info_.declared_config.push_back(k.name + "=" + shown);
+        }
+    }
+    auto loaded = LoadedPlugin::create(std::move(library), p->services_->api(), config_json, error);
     if (!loaded)
         throw PluginError("plugin '" + config.name + "' (" + p->info_.path + ", " + p->info_.kind +
                           " " + p->info_.version + ") refused: its create() failed: " + error);

@@ -28,6 +28,10 @@ struct PluginInfo {
     std::vector<std::string> patterns;  // its own event patterns
     uint32_t max_batch_size = 0;
     uint32_t max_concurrency = 0;
+    // In-process plugins that declare their config (ABI 1.1): one line per
+    // key as `clayhook check` shows it, "key=value" (a secret as "(secret)");
+    // empty otherwise.
+    std::vector<std::string> declared_config{};
 };
 
 // What runs a plugin's calls: in the host's process (LoadedPlugin), or in a

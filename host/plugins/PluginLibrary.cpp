@@ -1,11 +1,14 @@
 #include "plugins/PluginLibrary.h"
 
+#include "plugins/ConfigSchema.h"
+
 #include "routing/EventPattern.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cstddef>
 
 #include <atomic>
 #include <cerrno>
@@ -126,7 +129,8 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& instance,
     // The host reads the 1.0 fields of every plugin; fields a later minor adds
     // will be read only when the plugin's struct_size covers them, so a
     // plugin built for an older minor keeps loading on a newer host.
-    constexpr size_t kDescriptorSize_1_0 = sizeof(clayhook_plugin_descriptor);
+    constexpr size_t kDescriptorSize_1_0 =
+        offsetof(clayhook_plugin_descriptor, handle_batch) + sizeof(d->handle_batch);
     if (d->struct_size < kDescriptorSize_1_0)
         refuse(instance, path,
                "its descriptor is " + std::to_string(d->struct_size) + " bytes, ABI " +
@@ -142,12 +146,25 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& instance,
         std::string why = p == nullptr ? "a null event pattern" : EventPattern::why_invalid(p);
         if (!why.empty()) refuse(instance, path, "event pattern: " + why);
     }
-    if (d->create == nullptr || d->destroy == nullptr || d->handle == nullptr)
-        refuse(instance, path, "its descriptor lacks create, destroy or handle");
+    if (d->create == nullptr || d->destroy == nullptr ||
+        (d->handle == nullptr && (d->max_batch_size == 0 || d->handle_batch == nullptr)))
+        refuse(instance, path,
+               "its descriptor lacks create, destroy, or handle (needed unless handle_batch "
+               "with max_batch_size is given)");
     if (d->max_batch_size > 0 && d->handle_batch == nullptr)
         refuse(instance, path,
                "it declares max_batch_size " + std::to_string(d->max_batch_size) +
                    " but no handle_batch");
+    // 1.1: the declared config, when the descriptor is long enough to hold it.
+    constexpr size_t kDescriptorSize_1_1 =
+        offsetof(clayhook_plugin_descriptor, config_key_count) + sizeof(d->config_key_count);
+    if (plugin_abi.minor >= 1 && d->struct_size >= kDescriptorSize_1_1) {
+        try {
+            lib->config_keys_ = read_config_keys(d->config_keys, d->config_key_count);
+        } catch (const std::invalid_argument& e) {
+            refuse(instance, path, std::string("its config declaration: ") + e.what());
+        }
+    }
     lib->descriptor_ = d;
     return lib;
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "plugins/AbiVersion.h"
+#include "plugins/ConfigSchema.h"
 
 #include <clayhook/plugin_abi.h>
 
@@ -40,6 +41,8 @@ class PluginLibrary {
     std::string name() const { return descriptor_->name; }
     std::string version() const { return descriptor_->version; }
     std::vector<std::string> event_patterns() const;
+    // The config keys it declares (ABI 1.1; empty: none, the config is not checked).
+    const std::vector<ConfigKeySpec>& config_keys() const { return config_keys_; }
 
     PluginLibrary(const PluginLibrary&) = delete;
     PluginLibrary& operator=(const PluginLibrary&) = delete;
@@ -50,6 +53,7 @@ class PluginLibrary {
     std::string path_;
     boost::dll::shared_library library_;
     const clayhook_plugin_descriptor* descriptor_ = nullptr;
+    std::vector<ConfigKeySpec> config_keys_;
 };
 
 // Makes a private (0700) staging folder under $TMPDIR for this process.

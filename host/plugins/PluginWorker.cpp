@@ -1,5 +1,7 @@
 #include "plugins/PluginWorker.h"
 
+#include "plugins/ConfigSchema.h"
+
 #include "config/Config.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
@@ -103,6 +105,7 @@ PluginWorker::PluginWorker(const PluginConfig& config, const WorkerSettings& set
     : name_(config.name),
       library_(config.library_path),
       config_json_(config.config_json),
+      config_context_(encode_config_context(config)),
       memory_limit_(config.memory_limit),
       settings_(settings),
       services_(services),
@@ -341,6 +344,7 @@ std::optional<std::string> PluginWorker::launch(bool first) {
     hello.str(name_)
         .str(library_)
         .str(config_json_)
+        .str(config_context_)
         .u32(settings_.threads)
         .u32(std::max<uint32_t>(settings_.workers, 1));
     send(hello.done());

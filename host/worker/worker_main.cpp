@@ -10,6 +10,7 @@
 // stopped it, or died) ends it: the running calls return, the instance is
 // destroyed, it exits.
 #include "crash/FatalSignal.h"
+#include "plugins/ConfigSchema.h"
 #include "plugins/LoadedPlugin.h"
 #include "plugins/PluginLibrary.h"
 #include "worker/WorkerProtocol.h"
@@ -294,7 +295,8 @@ int main(int argc, char** argv) {
         wire::In hello(type, payload);
         const std::string name(hello.str());
         const std::string path(hello.str());
-        const std::string config(hello.str());
+        const std::string given_config(hello.str());
+        const std::string config_context(hello.str());
         const uint32_t threads = std::min<uint32_t>(hello.u32(), 1024);  // 0: not given
         const uint32_t workers = std::clamp<uint32_t>(hello.u32(), 1, 1024);
         hello.end();
@@ -366,6 +368,17 @@ int main(int argc, char** argv) {
             api.kv_put = &cb_kv_put;
             api.kv_delete = &cb_kv_delete;
             api.deliver_again_at = &cb_deliver_again_at;
+
+            // The plugin's declared config, applied here where the library is.
+            std::string config;
+            try {
+                config =
+                    apply_config_schema(lib->config_keys(), decode_config_context(config_context),
+                                        "plugins." + name + ".config");
+            } catch (const std::exception& e) {
+                fail(std::string("config: ") + e.what());
+            }
+            (void)given_config;  // also inside the context
 
             std::unique_ptr<LoadedPlugin> plugin;
             {

@@ -31,7 +31,7 @@ TEST_CASE("check on the default config reports it usable and exits 0", "[cli][ch
     CHECK_THAT(r.out, Catch::Contains("clay  POST /webhooks/clay"));
     CHECK_THAT(r.out, Catch::Contains("verify: hmac-sha256 (header x-clay-signature)"));
     CHECK_THAT(r.out, Catch::Contains("resolved from env CLAY_WEBHOOK_SECRET"));
-    CHECK_THAT(r.out, Catch::Contains("sink  loaded: jsonl-sink 1.0.0, ABI 1.0"));
+    CHECK_THAT(r.out, Catch::Contains("sink  loaded: jsonl-sink 1.0.0, ABI 1.1"));
     CHECK_THAT(r.out, Catch::Contains("enrichment.completed -> sink"));
     CHECK_THAT(r.out, Catch::Contains("usable: 0 error(s)"));
     // Never a secret's value.
@@ -51,7 +51,7 @@ TEST_CASE("check --json is machine-readable and has no secret values", "[cli][ch
     CHECK(doc.at_path("sources.0.scheme")->as_string() == "hmac-sha256");
     CHECK(doc.at_path("sources.0.secrets.0.resolved")->as_bool());
     CHECK(doc.at_path("plugins.0.status")->as_string() == "loaded");
-    CHECK(doc.at_path("plugins.0.abi")->as_string() == "1.0");
+    CHECK(doc.at_path("plugins.0.abi")->as_string() == "1.1");
     CHECK(doc.at_path("routes.0.event")->as_string() == "enrichment.completed");
     CHECK(doc.at_path("routes.0.plugins.0")->as_string() == "sink");
     CHECK(r.out.find("json-secret-value-1") == std::string::npos);
@@ -99,7 +99,7 @@ plugins:
     CHECK(r.code == 1);
     CHECK_THAT(r.out, Catch::Contains("CLAYHOOK_CHECK_UNSET is not set"));
     CHECK_THAT(r.out, Catch::Contains("old  refused"));
-    CHECK_THAT(r.out, Catch::Contains("plugin ABI 2.0 but this host speaks ABI 1.0"));
+    CHECK_THAT(r.out, Catch::Contains("plugin ABI 2.0 but this host speaks ABI 1.1"));
     CHECK_THAT(r.out, Catch::Contains("api_key is missing from the plugin config"));
     CHECK_THAT(r.out, Catch::Contains("good  loaded: sdk-fixture 1.0.0"));
     CHECK_THAT(r.out, Catch::Contains("pattern 'enrichmnt.*' matches no known event type"));
@@ -113,7 +113,7 @@ TEST_CASE("usage errors exit 2", "[cli]") {
     CHECK_THAT(r.err, Catch::Contains("unknown command 'frobnicate'"));
     auto v = run({kClayhookBin, "version"}, in_source_dir());
     CHECK(v.code == 0);
-    CHECK_THAT(v.out, Catch::Contains("plugin ABI 1.0"));
+    CHECK_THAT(v.out, Catch::Contains("plugin ABI 1.1"));
 }
 
 TEST_CASE("check shows the store without the password, and warns of an unverified remote server",

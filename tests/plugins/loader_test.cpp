@@ -51,7 +51,7 @@ TEST_CASE("a valid C plugin loads and its descriptor is read", "[loader]") {
     auto lib = PluginLibrary::load("p1", fixture("good_c"), env.stage.path().string());
     CHECK(lib->name() == "fixture");
     CHECK(lib->version() == "0.0.1");
-    CHECK(lib->abi().str() == "1.0");
+    CHECK(lib->abi().str() == "1.1");
     CHECK(lib->event_patterns() == std::vector<std::string>{"enrichment.*"});
     // The staged copy is unlinked once mapped: nothing accumulates.
     CHECK(std::filesystem::is_empty(env.stage.path()));
@@ -93,14 +93,14 @@ TEST_CASE("an ABI major mismatch is refused naming both versions", "[loader][abi
     auto why = refusal("abi_major");
     CHECK_THAT(why, Catch::Contains("abi_major.so"));
     CHECK_THAT(why, Catch::Contains("plugin ABI 2.0"));
-    CHECK_THAT(why, Catch::Contains("host speaks ABI 1.0"));
+    CHECK_THAT(why, Catch::Contains("host speaks ABI 1.1"));
     CHECK_THAT(why, Catch::Contains("major versions must be equal"));
 }
 
 TEST_CASE("a plugin needing a newer ABI minor is refused naming both versions", "[loader][abi]") {
     auto why = refusal("abi_minor");
     CHECK_THAT(why, Catch::Contains("plugin ABI 1.99"));
-    CHECK_THAT(why, Catch::Contains("host speaks ABI 1.0"));
+    CHECK_THAT(why, Catch::Contains("host speaks ABI 1.1"));
     CHECK_THAT(why, Catch::Contains("needs a newer host"));
 }
 

@@ -64,6 +64,6 @@ YAML
 out=$(OOT_SECRET=out-of-tree-secret "$work/prefix/bin/clayhook" check --config "$work/hello.yaml") \
   || { echo "$out"; echo "FAIL: installed clayhook check exited $?"; exit 1; }
 echo "$out"
-grep -q "hello  loaded: hello 1.0.0, ABI 1.0" <<<"$out" || { echo "FAIL: hello not loaded"; exit 1; }
+grep -q "hello  loaded: hello 1.0.0, ABI 1.1" <<<"$out" || { echo "FAIL: hello not loaded"; exit 1; }
 grep -q "sink  loaded: jsonl-sink" <<<"$out" || { echo "FAIL: installed bundled plugin not found"; exit 1; }
 echo "PASS: out-of-tree plugin built against the installed SDK and loaded"

@@ -25,7 +25,20 @@
 //   static constexpr uint32_t max_concurrency = 1;      // calls at once (0: host default)
 //   static constexpr uint32_t max_batch_size = 100;     // needs handle_batch:
 //   void handle_batch(std::span<const clayhook::Event> batch, std::span<clayhook::Result> out);
+//       (with handle_batch, handle() may be left out: one event is a batch of one;
+//        a result handle_batch leaves as it found it is a retry, never a done)
+//   static constexpr clayhook::ConfigKey config[] = {   // the config it takes (ABI 1.1):
+//       clayhook::config::required(clayhook::ConfigType::string, "path", "the file to write"),
+//       clayhook::config::optional(clayhook::ConfigType::duration, "timeout", "30s", "per call"),
+//       clayhook::config::secret("token", "the API token"),
+//   };
+//       The host then checks the config against it (unknown keys, types, required
+//       keys, secrets only as references) before the constructor runs, fills in
+//       the defaults, and hands durations over in ms and sizes in bytes.
 //
+// Instances are created and destroyed on reloads: keep state in members, never
+// in `thread_local` or static variables, which outlive an instance (and, with
+// thread_local, hold values from the unloaded library on the host's threads).
 // Everything the SDK exports is noexcept: an exception from the constructor
 // refuses the plugin with its what(); one from handle() counts as a retry.
 #pragma once
@@ -72,6 +85,39 @@ struct Event {
     json::Value json() const { return json::parse(body); }
 };
 
+// A config key a plugin declares (ABI 1.1); see config::required and friends.
+using ConfigKey = clayhook_config_key;
+enum class ConfigType : int32_t {
+    string = CLAYHOOK_CONFIG_STRING,
+    integer = CLAYHOOK_CONFIG_INTEGER,
+    boolean = CLAYHOOK_CONFIG_BOOLEAN,
+    duration = CLAYHOOK_CONFIG_DURATION,  // handed over as integer milliseconds
+    size = CLAYHOOK_CONFIG_SIZE,          // handed over as integer bytes
+    string_list = CLAYHOOK_CONFIG_STRING_LIST,
+    object = CLAYHOOK_CONFIG_OBJECT,  // anything, handed over as written
+};
+namespace config {
+// A key that must be given.
+constexpr ConfigKey required(ConfigType type, const char* name, const char* help) {
+    return ConfigKey{name, static_cast<int32_t>(type), CLAYHOOK_CONFIG_REQUIRED, nullptr, help};
+}
+// A key with a default, written as the YAML would write it ("30s", "true", "10");
+// nullptr: no default (the key is then absent when not given).
+constexpr ConfigKey optional(ConfigType type, const char* name, const char* default_value,
+                             const char* help) {
+    return ConfigKey{name, static_cast<int32_t>(type), 0, default_value, help};
+}
+// A required secret: ${VAR}, file:PATH or credential:NAME in the YAML, never the value.
+constexpr ConfigKey secret(const char* name, const char* help) {
+    return ConfigKey{name, CLAYHOOK_CONFIG_STRING,
+                     CLAYHOOK_CONFIG_REQUIRED | CLAYHOOK_CONFIG_SECRET, nullptr, help};
+}
+// A secret that may be left out.
+constexpr ConfigKey optional_secret(const char* name, const char* help) {
+    return ConfigKey{name, CLAYHOOK_CONFIG_STRING, CLAYHOOK_CONFIG_SECRET, nullptr, help};
+}
+}  // namespace config
+
 // What a handler answers.
 class Result {
   public:
@@ -84,15 +130,19 @@ class Result {
     // Will never succeed: the delivery goes to the dead letters with the reason.
     static Result fail(std::string reason) { return Result(CLAYHOOK_FAIL, std::move(reason), {}); }
 
+    // No answer yet: handed to the host as a retry saying the plugin set no
+    // result (a handle_batch slot left alone is never a silent done).
     Result() = default;
+    bool is_set() const { return set_; }
     clayhook_status status() const { return status_; }
     const std::string& reason() const { return reason_; }
     std::chrono::milliseconds retry_after() const { return after_; }
 
   private:
     Result(clayhook_status s, std::string r, std::chrono::milliseconds a)
-        : status_(s), reason_(std::move(r)), after_(a) {}
-    clayhook_status status_ = CLAYHOOK_DONE;
+        : set_(true), status_(s), reason_(std::move(r)), after_(a) {}
+    bool set_ = false;
+    clayhook_status status_ = CLAYHOOK_RETRY;
     std::string reason_;
     std::chrono::milliseconds after_{0};
 };
@@ -201,6 +251,13 @@ inline Event to_event(const clayhook_event& e) noexcept {
 }
 
 inline void write_result(const Result& r, clayhook_result* out) noexcept {
+    if (!r.is_set()) {
+        out->status = CLAYHOOK_RETRY;
+        out->retry_after_ms = 0;
+        copy_text("the plugin set no result for this event (a default clayhook::Result)",
+                  out->reason, sizeof(out->reason));
+        return;
+    }
     out->status = r.status();
     auto ms = r.retry_after().count();
     out->retry_after_ms = ms <= 0 ? 0u : static_cast<uint32_t>(std::min<long long>(ms, UINT32_MAX));
@@ -235,6 +292,15 @@ concept HasMaxBatch = requires {
 template <class T>
 concept HasBatchHandler = requires(T& t, std::span<const Event> in, std::span<Result> out) {
     t.handle_batch(in, out);
+};
+template <class T>
+concept HasHandler = requires(T& t, const Event& e) {
+    { t.handle(e) } -> std::same_as<Result>;
+};
+template <class T>
+concept HasConfigKeys = requires {
+    std::size(T::config);
+    { T::config[0] } -> std::convertible_to<ConfigKey>;
 };
 
 // One instance: the Host wrapper lives beside the plugin object, so the
@@ -271,11 +337,9 @@ struct Exports {
     static_assert(std::is_constructible_v<T, Host&, const json::Value&>,
                   "clayhook: the plugin class needs a constructor "
                   "`T(clayhook::Host& host, const clayhook::json::Value& config)`");
-    static_assert(
-        requires(T & t, const Event& e) {
-            { t.handle(e) } -> std::same_as<Result>;
-        },
-        "clayhook: the plugin class needs `clayhook::Result handle(const clayhook::Event& event)`");
+    static_assert(HasHandler<T> || (HasMaxBatch<T> && HasBatchHandler<T>),
+                  "clayhook: the plugin class needs `clayhook::Result handle(const "
+                  "clayhook::Event& event)`, or max_batch_size and handle_batch");
 
     static constexpr uint32_t batch_size() {
         if constexpr (HasMaxBatch<T>) {
@@ -313,11 +377,15 @@ struct Exports {
     }
 
     static void handle(void* instance, const clayhook_event* event, clayhook_result* out) noexcept {
-        try {
-            Result r = static_cast<Instance<T>*>(instance)->plugin.handle(to_event(*event));
-            write_result(r, out);
-        } catch (...) {
-            write_exception(std::current_exception(), out);
+        if constexpr (HasHandler<T>) {
+            try {
+                Result r = static_cast<Instance<T>*>(instance)->plugin.handle(to_event(*event));
+                write_result(r, out);
+            } catch (...) {
+                write_exception(std::current_exception(), out);
+            }
+        } else {
+            handle_batch(instance, event, 1, out);  // one event is a batch of one
         }
     }
 
@@ -362,6 +430,10 @@ struct Exports {
         d.destroy = &destroy;
         d.handle = &handle;
         d.handle_batch = batch_size() > 0 ? &handle_batch : nullptr;
+        if constexpr (HasConfigKeys<T>) {
+            d.config_keys = T::config;
+            d.config_key_count = std::size(T::config);
+        }
         return d;
     }();
 };

@@ -1,5 +1,5 @@
 /*
- * clayhook plugin ABI, version 1.0 -- the only thing that crosses the boundary
+ * clayhook plugin ABI, version 1.1 -- the only thing that crosses the boundary
  * between the host and a plugin shared library.
  *
  * Pure C. Plugin authors normally never include this directly: the C++ SDK in
@@ -56,7 +56,7 @@ extern "C" {
 #endif
 
 #define CLAYHOOK_ABI_MAJOR 1
-#define CLAYHOOK_ABI_MINOR 0
+#define CLAYHOOK_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define CLAYHOOK_PLUGIN_ENTRY_SYMBOL "clayhook_plugin_entry"
@@ -141,6 +141,32 @@ typedef struct clayhook_host_api {
     int32_t (*deliver_again_at)(void* host_ctx, clayhook_str event_id, int64_t at_ms);
 } clayhook_host_api;
 
+/* What status the host puts in each result before handle_batch: a slot still
+ * holding it afterwards was not filled in. */
+#define CLAYHOOK_RESULT_UNSET (-1)
+
+/* The type of a declared config key, as written in the YAML. */
+typedef enum clayhook_config_type {
+    CLAYHOOK_CONFIG_STRING = 0,   /* text */
+    CLAYHOOK_CONFIG_INTEGER = 1,  /* a whole number */
+    CLAYHOOK_CONFIG_BOOLEAN = 2,  /* true or false */
+    CLAYHOOK_CONFIG_DURATION = 3, /* 250ms, 30s, 5m, 1h, 1d (or integer ms): handed over as ms */
+    CLAYHOOK_CONFIG_SIZE = 4,     /* 64KiB, 1MiB, 1GiB (or integer bytes): handed over as bytes */
+    CLAYHOOK_CONFIG_STRING_LIST = 5, /* a list of text */
+    CLAYHOOK_CONFIG_OBJECT = 6       /* a mapping, or anything: handed over as it is */
+} clayhook_config_type;
+
+#define CLAYHOOK_CONFIG_REQUIRED 1u /* the key must be given (no default) */
+#define CLAYHOOK_CONFIG_SECRET 2u   /* a reference only; its value never shown */
+
+typedef struct clayhook_config_key {
+    const char* name;          /* the key under config:, NUL-terminated */
+    int32_t type;              /* a clayhook_config_type */
+    uint32_t flags;            /* CLAYHOOK_CONFIG_REQUIRED | CLAYHOOK_CONFIG_SECRET */
+    const char* default_value; /* as the YAML would write it ("10", "30s", "true"); NULL: none */
+    const char* help;          /* one line for `clayhook check` and the docs */
+} clayhook_config_key;
+
 /* What a plugin exports. Fields up to struct_size are the stable prefix. */
 typedef struct clayhook_plugin_descriptor {
     uint32_t abi_major;   /* CLAYHOOK_ABI_MAJOR the plugin was built with */
@@ -166,13 +192,30 @@ typedef struct clayhook_plugin_descriptor {
                     size_t err_cap);
     void (*destroy)(void* instance);
 
-    /* Handles one event; writes the outcome into *out. */
+    /* Handles one event; writes the outcome into *out. Since 1.1 it may be
+     * NULL when handle_batch is given: the host then calls handle_batch with
+     * one event. */
     void (*handle)(void* instance, const clayhook_event* event, clayhook_result* out);
 
     /* Optional (NULL unless max_batch_size > 0): handles count events at
-     * once and writes one result per event, in the same order. */
+     * once and writes one result per event, in the same order. A result
+     * left as the host passed it (status CLAYHOOK_RESULT_UNSET) is a retry
+     * with the reason that the plugin gave none, never a silent done. */
     void (*handle_batch)(void* instance, const clayhook_event* events, size_t count,
                          clayhook_result* outs);
+
+    /* ---- 1.1: read by the host only when struct_size covers them ---- */
+
+    /* The keys the plugin's config takes (NULL/0: not declared, and the
+     * host hands the config over unchecked, as in 1.0). When declared, the
+     * host refuses an unknown key (with the nearest declared one suggested),
+     * a missing required key and a value of the wrong type, each at its line
+     * in the config file; fills in defaults; turns durations into integer
+     * milliseconds and sizes into integer bytes; and requires secret keys to
+     * be references (${VAR}, file:PATH, credential:NAME), resolved before
+     * create() and kept out of logs and reports. */
+    const clayhook_config_key* config_keys;
+    size_t config_key_count;
 } clayhook_plugin_descriptor;
 
 typedef const clayhook_plugin_descriptor* (*clayhook_plugin_entry_fn)(void);
