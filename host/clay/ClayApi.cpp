@@ -2,33 +2,21 @@
 
 #include <clayhook/json.hpp>
 
-#include <Poco/DateTime.h>
-#include <Poco/DateTimeParser.h>
-#include <Poco/Exception.h>
-#include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
-#include <Poco/Net/NetException.h>
+#include "http_kit.hpp"  // plugins/common: the one HTTP client, shared with the plugins
+
 #include <Poco/Net/NetSSL.h>
-#include <Poco/Net/SSLException.h>
-#include <Poco/Net/SSLManager.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/Timestamp.h>
 #include <Poco/URI.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <istream>
 #include <memory>
 #include <mutex>
-#include <ostream>
 #include <thread>
 
 namespace clayhook {
+
+namespace http = clayhook_plugins::http;
 
 namespace {
 
@@ -37,61 +25,46 @@ constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 // What a 429 without Retry-After waits: long enough to leave a per-second
 // window, short enough not to feel hung.
 constexpr std::chrono::seconds kDefaultRetryWait{1};
+// Retry-After as parse_retry_after reports it: anything longer is "too long"
+// for every caller here (see max_retry_wait).
+constexpr std::chrono::seconds kRetryAfterCap{999'999};
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
-
-// One TLS client context for the process: building it reads the CA bundle,
-// and a command makes at most a handful of requests.
-Poco::Net::Context::Ptr tls_context() {
+// One TLS client context for the process, built on the first https://
+// request: the system's CAs plus $SSL_CERT_FILE when it names a file (added
+// to them, as a plugin's ca_file is; see plugins/common/http_kit.hpp).
+std::shared_ptr<const http::Tls> tls() {
     static std::once_flag once;
-    static Poco::Net::Context::Ptr context;
+    static std::shared_ptr<const http::Tls> shared;
     std::call_once(once, [] {
         Poco::Net::initializeSSL();
-        std::string ca = ca_bundle_path();
-        // VERIFY_STRICT: the chain must lead to a trusted CA (no
-        // invalid-certificate handler is installed, so a failure is never
-        // waved through), and the host name is checked even for localhost,
-        // which Poco skips under VERIFY_RELAXED.
-        bool have_bundle = std::filesystem::exists(ca);
-        context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE,
-                                         have_bundle ? ca : std::string(),
-                                         Poco::Net::Context::VERIFY_STRICT, 9,
-                                         /*loadDefaultCAs=*/!have_bundle);
-        context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-        // Poco's default, set anyway: without the host-name check any
-        // certificate from a trusted CA, for any name, would be taken.
-        context->enableExtendedCertificateVerification(true);
+        const char* env = std::getenv("SSL_CERT_FILE");
+        std::error_code ec;
+        const bool have = env && *env && std::filesystem::is_regular_file(env, ec);
+        shared = std::make_shared<const http::Tls>(have ? std::string(env) : std::string());
     });
-    return context;
+    return shared;
 }
 
-// Poco reports each failure as its own exception type; say which in words an
-// operator can act on.
-[[noreturn]] void rethrow_network(const std::string& url) {
-    try {
-        throw;
-    } catch (const Poco::Net::ConnectionRefusedException&) {
-        throw NetworkError(url, "connection refused");
-    } catch (const Poco::Net::DNSException& e) {
-        throw NetworkError(url, "host name not resolved (" + e.message() + ")");
-    } catch (const Poco::TimeoutException&) {
-        throw NetworkError(url, "timed out");
-    } catch (const Poco::Net::CertificateValidationException& e) {
-        throw NetworkError(url, "TLS certificate refused: " + e.message());
-    } catch (const Poco::Net::SSLException& e) {
-        throw NetworkError(url, "TLS failed: " + e.message());
-    } catch (const Poco::Net::ConnectionResetException&) {
-        throw NetworkError(url, "connection reset by the server");
-    } catch (const Poco::Net::NoMessageException&) {
-        throw NetworkError(url, "the server closed the connection without answering");
-    } catch (const Poco::Exception& e) {
-        throw NetworkError(url, e.displayText());
-    }
+// One request through the kit: `url` split into its endpoint and its target
+// (sent exactly as written: re-encoding would turn an escaped '/' inside an
+// id back into a separator). Throws http::UrlError or http::Error.
+HttpResponse exchange(const std::string& method, const std::string& url, const HttpHeaders& headers,
+                      std::string_view body, std::chrono::milliseconds timeout,
+                      std::size_t max_body, http::AllowHttp allow_http) {
+    auto [endpoint, target] = http::Endpoint::split(url, allow_http);
+    http::ClientOptions o;
+    o.connect_timeout = timeout;
+    o.read_timeout = timeout;
+    o.max_response_bytes = max_body;
+    o.max_retry_after = kRetryAfterCap;
+    http::Client client(endpoint.https ? tls() : nullptr, o);
+    http::Request req;
+    req.method = method;
+    req.path = target;
+    req.headers = headers;
+    req.body = std::string(body);
+    http::Response r = client.send(endpoint, req);
+    return HttpResponse{r.status, std::move(r.reason), std::move(r.headers), std::move(r.body)};
 }
 
 // Clay's error answer: {"error":"…","details":[…]}. Details are strings or
@@ -170,7 +143,7 @@ json::Value parse_answer(const HttpResponse& r, const std::string& url) {
 
 const std::string* HttpResponse::header(std::string_view name) const {
     for (const auto& [k, v] : headers)
-        if (iequals(k, name)) return &v;
+        if (http::detail::iequals(k, name)) return &v;
     return nullptr;
 }
 
@@ -187,76 +160,18 @@ std::string ca_bundle_path() {
 
 HttpResponse http_exchange(const std::string& method, const std::string& url,
                            const HttpHeaders& headers, std::string_view body,
-                           std::chrono::milliseconds timeout) {
-    Poco::URI uri;
+                           std::chrono::milliseconds timeout, std::size_t max_body) {
     try {
-        uri = Poco::URI(url);
-    } catch (const Poco::Exception& e) {
-        throw BadUrlError("not a URL: " + url + " (" + e.message() + ")");
+        return exchange(method, url, headers, body, timeout, max_body, http::AllowHttp::any);
+    } catch (const http::UrlError& e) {
+        throw BadUrlError("the URL '" + url + "' " + e.what());
+    } catch (const http::Error& e) {
+        throw NetworkError(url, e.what());
     }
-    const std::string& scheme = uri.getScheme();
-    if ((scheme != "http" && scheme != "https") || uri.getHost().empty())
-        throw BadUrlError("not an http:// or https:// URL: " + url);
-
-    Poco::Timespan span(std::chrono::duration_cast<std::chrono::microseconds>(timeout).count());
-    HttpResponse out;
-    try {
-        std::unique_ptr<Poco::Net::HTTPClientSession> session;
-        if (scheme == "https")
-            session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(),
-                                                                      tls_context());
-        else
-            session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
-        session->setTimeout(span);
-        session->setKeepAlive(false);
-
-        // The request target exactly as written in `url`: Poco::URI decodes
-        // the path, and re-encoding it would turn an escaped '/' inside an id
-        // back into a separator.
-        std::string target = "/";
-        if (auto authority = url.find("://"); authority != std::string::npos) {
-            auto start = url.find_first_of("/?", authority + 3);
-            if (start != std::string::npos) target = url.substr(start, url.find('#') - start);
-            if (target.front() == '?') target.insert(0, "/");
-        }
-        Poco::Net::HTTPRequest req(method, target, Poco::Net::HTTPMessage::HTTP_1_1);
-        for (const auto& [k, v] : headers)
-            req.set(k, v);
-        if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
-            req.setContentLength(static_cast<std::streamsize>(body.size()));
-        std::ostream& os = session->sendRequest(req);
-        os.write(body.data(), static_cast<std::streamsize>(body.size()));
-        os.flush();
-
-        Poco::Net::HTTPResponse resp;
-        std::istream& is = session->receiveResponse(resp);
-        Poco::StreamCopier::copyToString(is, out.body);
-        out.status = static_cast<int>(resp.getStatus());
-        out.reason = resp.getReason();
-        for (const auto& [k, v] : resp)
-            out.headers.emplace_back(k, v);
-    } catch (...) {
-        rethrow_network(url);
-    }
-    return out;
 }
 
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value) {
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-        value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
-        value.remove_suffix(1);
-    if (value.empty()) return std::nullopt;
-    if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        // Anything past a day is as good as "too long"; clamp before converting.
-        if (value.size() > 6) return std::chrono::seconds(999'999);
-        return std::chrono::seconds(std::stol(std::string(value)));
-    }
-    Poco::DateTime when;
-    int tz = 0;
-    if (!Poco::DateTimeParser::tryParse(std::string(value), when, tz)) return std::nullopt;
-    auto delta = (when.timestamp() - Poco::Timestamp()) / Poco::Timestamp::resolution();
-    return std::chrono::seconds(std::max<Poco::Timestamp::TimeDiff>(delta, 0));
+    return http::parse_retry_after(value, kRetryAfterCap);
 }
 
 ClayApiOptions ClayApiOptions::from_env(const std::string& api_url) {
@@ -279,16 +194,15 @@ ClayApi::ClayApi(ClayApiOptions options) : options_(std::move(options)) {
     if (options_.api_key.empty())
         throw ClayApiError(ClayErrorKind::missing_key,
                            "CLAY_API_KEY is not set: export your Clay API key as CLAY_API_KEY");
-    Poco::URI uri;
+    // https:// only, but for a loopback address (a test's fake): the API key
+    // never crosses a network in the clear.
     try {
-        uri = Poco::URI(options_.base_url);
-    } catch (const Poco::Exception&) {
+        http::Endpoint::parse(options_.base_url, http::AllowHttp::loopback);
+    } catch (const http::UrlError& e) {
+        throw ClayApiError(ClayErrorKind::bad_url, "the Clay API URL '" + options_.base_url + "' " +
+                                                       e.what() +
+                                                       " (from --api-url or CLAY_API_URL)");
     }
-    if ((uri.getScheme() != "http" && uri.getScheme() != "https") || uri.getHost().empty())
-        throw ClayApiError(ClayErrorKind::bad_url,
-                           "the Clay API URL '" + options_.base_url +
-                               "' is not an http:// or https:// URL (from --api-url or "
-                               "CLAY_API_URL)");
 }
 
 HttpResponse ClayApi::call(const std::string& method, const std::string& path,
@@ -302,14 +216,19 @@ HttpResponse ClayApi::call(const std::string& method, const std::string& path,
     HttpResponse r;
     for (int attempt = 0;; ++attempt) {
         try {
-            r = http_exchange(method, url, headers, body, options_.timeout);
-        } catch (const NetworkError& e) {
-            ClayApiError err(ClayErrorKind::network,
-                             "cannot reach Clay at " + e.url() + ": " + e.what());
+            r = exchange(method, url, headers, body, options_.timeout, options_.max_response_bytes,
+                         http::AllowHttp::loopback);
+        } catch (const http::UrlError& e) {
+            ClayApiError err(ClayErrorKind::bad_url, "the Clay API URL " + url + " " + e.what());
             err.url = url;
             throw err;
-        } catch (const BadUrlError& e) {
-            ClayApiError err(ClayErrorKind::bad_url, e.what());
+        } catch (const http::Error& e) {
+            // An answer past the cap is no answer the contract describes.
+            const bool too_large = e.kind() == http::ErrorKind::too_large;
+            ClayApiError err(too_large ? ClayErrorKind::bad_response : ClayErrorKind::network,
+                             too_large ? "Clay's answer to " + method + " " + url + ": " + e.what()
+                                       : "cannot reach Clay at " + url + ": " + e.what());
+            err.status = e.status();
             err.url = url;
             throw err;
         }

@@ -5,6 +5,7 @@
 // send` reuses to post signed deliveries to a host.
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <initializer_list>
 #include <optional>
@@ -45,15 +46,25 @@ class BadUrlError : public std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
 
-// The CA bundle https:// connections trust: $SSL_CERT_FILE when set, else the
-// system bundle. Certificates and host names are always verified.
+// $SSL_CERT_FILE when set, else the system bundle. https:// connections trust
+// the system's CAs plus $SSL_CERT_FILE (added to them, like a plugin's
+// ca_file: plugins/common/http_kit.hpp). Certificates and host names are
+// always verified.
 std::string ca_bundle_path();
 
-// One request on a fresh connection (http:// or https://). Throws
-// NetworkError or BadUrlError; any HTTP status, 5xx included, is an answer.
+// http_exchange's default cap on an answer's body: room for the admin API's
+// largest answer (an event's body, up to 64 MiB, JSON-escaped).
+inline constexpr std::size_t kHttpExchangeMaxBody = std::size_t{512} << 20;
+
+// One request on a fresh connection (http:// or https://; the HTTP kit of
+// plugins/common/http_kit.hpp): `timeout` for the connection and for each
+// wait for the server, no redirects followed. Throws NetworkError (also for
+// an answer longer than `max_body`) or BadUrlError; any HTTP status, 5xx
+// included, is an answer.
 HttpResponse http_exchange(const std::string& method, const std::string& url,
                            const HttpHeaders& headers, std::string_view body,
-                           std::chrono::milliseconds timeout);
+                           std::chrono::milliseconds timeout,
+                           std::size_t max_body = kHttpExchangeMaxBody);
 
 enum class ClayErrorKind {
     missing_key,   // CLAY_API_KEY unset or empty: nothing was sent
@@ -93,9 +104,13 @@ struct ClayWebhook {
 };
 
 struct ClayApiOptions {
+    // https://, or http:// to a loopback address only (a test's fake): the
+    // API key never crosses a network in the clear.
     std::string base_url = "https://api.clay.com";
     std::string api_key;
-    std::chrono::milliseconds timeout{10'000};
+    std::chrono::milliseconds timeout{10'000};  // to connect, and each wait for Clay
+    // An answer's body past this is a bad_response, never read further.
+    std::size_t max_response_bytes = std::size_t{1} << 20;  // 1 MiB
     // A 429 is retried once after its Retry-After (1 s when absent); a wait
     // longer than this is not attempted and is reported at once instead.
     std::chrono::seconds max_retry_wait{60};
@@ -135,7 +150,8 @@ class ClayApi {
     ClayApiOptions options_;
 };
 
-// "5" or an HTTP date, as seconds from now; nullopt when unreadable.
+// "5" or an HTTP date, as seconds from now (a date past is 0; anything past
+// 999999 s is 999999 s); nullopt when unreadable. The kit's parser.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value);
 
 }  // namespace clayhook

@@ -9,18 +9,16 @@
 // association). A batch of events costs one upsert call per object type (and
 // one association call). What each HubSpot answer becomes (done, retry,
 // fail) is in docs/plugins/hubspot-push.md.
+//
+// HTTP goes through plugins/common/http_kit.hpp: https:// (http:// only to a
+// loopback address), ca_file added to the system's CAs, an answer of at most
+// 1 MiB, Retry-After as seconds or an HTTP-date. timeout_ms takes "30s"-style
+// strings or integer ms.
 #include <clayhook/plugin.hpp>
 
 #include "field_map.hpp"
-
-#include <Poco/Exception.h>
-#include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/URI.h>
+#include "http_kit.hpp"
+#include "units.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -36,6 +34,8 @@
 #include <vector>
 
 namespace json = clayhook::json;
+namespace http = clayhook_plugins::http;
+namespace units = clayhook_plugins::units;
 using clayhook::Result;
 using clayhook_plugins::FieldMap;
 
@@ -56,13 +56,14 @@ std::string property_text(const json::Value& v) {
     return json::dump(v);
 }
 
-// What HubSpot answered (status 0: no answer at all).
+// What HubSpot answered (status 0: no usable answer at all).
 struct Answer {
     int status = 0;
     std::string body;
-    std::string error;  // the network error when status is 0
-    std::string retry_after;
-    std::string interval_ms;  // X-HubSpot-RateLimit-Interval-Milliseconds
+    std::string error;                                // why, when status is 0
+    bool retryable = true;                            // when status is 0: the kit's classification
+    std::optional<std::chrono::seconds> retry_after;  // Retry-After, read by the kit
+    std::string interval_ms;                          // X-HubSpot-RateLimit-Interval-Milliseconds
 };
 
 // HubSpot's error text from a body: "CATEGORY: message", or the body itself.
@@ -137,56 +138,40 @@ class HubspotPush {
         if (associate_ && (!contact_ || !company_))
             throw std::runtime_error(
                 "config: 'associate' needs both 'contact' and 'company' to be configured");
-        if (const json::Value* t = config.find("timeout_ms")) {
-            if (!t->is_integer() || t->as_int64() < 1 || t->as_int64() > 600'000)
-                throw std::runtime_error(
-                    "config: 'timeout_ms' must be an integer between 1 and 600000");
-            timeout_ms_ = t->as_int64();
-        }
+        const std::chrono::milliseconds timeout = units::duration_ms_setting(
+            config, "timeout_ms", std::chrono::milliseconds(10'000), std::chrono::milliseconds(1),
+            std::chrono::milliseconds(600'000));
         std::string base = "https://api.hubapi.com";
         if (const json::Value* b = config.find("base_url")) {
             if (!b->is_string()) throw std::runtime_error("config: 'base_url' must be a URL");
             base = b->as_string();
         }
-        Poco::URI uri;
         try {
-            uri = Poco::URI(base);
-        } catch (const Poco::Exception& e) {
-            throw std::runtime_error("config: 'base_url': " + e.displayText());
+            endpoint_ = http::Endpoint::parse(base, http::AllowHttp::loopback);
+        } catch (const http::UrlError& e) {
+            throw std::runtime_error(std::string("config: 'base_url' ") + e.what());
         }
-        if (uri.getScheme() != "https" && uri.getScheme() != "http")
-            throw std::runtime_error("config: 'base_url' must be an http:// or https:// URL");
-        if (uri.getHost().empty()) throw std::runtime_error("config: 'base_url' has no host");
-        https_ = uri.getScheme() == "https";
-        api_host_ = uri.getHost();
-        api_port_ = uri.getPort();
-        api_path_ = uri.getPath();
-        while (!api_path_.empty() && api_path_.back() == '/')
-            api_path_.pop_back();
         std::string ca;
         if (const json::Value* c = config.find("ca_file")) {
             if (!c->is_string()) throw std::runtime_error("config: 'ca_file' must be a path");
             ca = c->as_string();
         }
-        if (https_) {
-            // Certificates and host names are always verified; ca_file replaces
-            // the system bundle (a private CA, the tests').
-            try {
-                context_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, ca,
-                                                  Poco::Net::Context::VERIFY_STRICT, 9,
-                                                  /*loadDefaultCAs=*/ca.empty());
-                context_->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-            } catch (const Poco::Exception& e) {
-                throw std::runtime_error("config: 'ca_file': " + e.displayText());
-            }
+        // Certificates and host names are always verified; ca_file (PEM) is
+        // added to the system's CAs (a private CA, the tests').
+        http::ClientOptions o;
+        o.connect_timeout = timeout;
+        o.read_timeout = timeout;
+        try {
+            client_ = std::make_unique<http::Client>(ca, o);
+        } catch (const std::invalid_argument& e) {
+            throw std::runtime_error(std::string("config: 'ca_file': ") + e.what());
         }
         std::string what;
         if (contact_) what = "contacts (by " + contact_->id_property + ")";
         if (company_)
             what += (what.empty() ? "" : " and ") + std::string("companies (by ") +
                     company_->id_property + ")";
-        host_.info("upserting " + what + " into " + uri.getScheme() + "://" + api_host_ + ":" +
-                   std::to_string(api_port_) + api_path_ +
+        host_.info("upserting " + what + " into " + endpoint_.url() +
                    (associate_ ? ", associating each contact with its company" : "") +
                    (batch_ ? "; batch calls of up to 100" : "; one call per record"));
     }
@@ -402,8 +387,7 @@ class HubspotPush {
             list.push_back(inputs.at(k));
         json::Value body = json::Value::object();
         body.set("inputs", std::move(list));
-        Answer a =
-            post(api_path_ + "/crm/v3/objects/" + spec.type + "/batch/upsert", json::dump(body));
+        Answer a = post("/crm/v3/objects/" + spec.type + "/batch/upsert", json::dump(body));
         const std::string what = "HubSpot " + spec.type + " upsert";
         if (a.status == 200 || a.status == 201 || a.status == 207) {
             read_upsert(spec, keys, inputs, a, outcomes);
@@ -426,7 +410,10 @@ class HubspotPush {
     // An answer that is not a success, for every input of the call.
     Outcome verdict(const std::string& what, const Answer& a) {
         Outcome o;
-        if (a.status == 0) {
+        if (a.status == 0 && !a.retryable) {
+            o.kind = Outcome::fail;
+            o.reason = what + ": HubSpot's answer is unusable: " + a.error;
+        } else if (a.status == 0) {
             o.kind = Outcome::retry;
             o.reason = what + ": HubSpot unreachable: " + a.error;
         } else if (a.status == 429) {
@@ -456,14 +443,12 @@ class HubspotPush {
     }
 
     static std::chrono::milliseconds rate_limit_wait(const Answer& a) {
-        auto number = [](const std::string& s) -> std::optional<int64_t> {
-            int64_t n = 0;
-            auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-            if (ec != std::errc{} || end != s.data() + s.size() || n < 0) return std::nullopt;
-            return n;
-        };
-        if (auto s = number(a.retry_after)) return std::chrono::milliseconds(*s * 1000);
-        if (auto ms = number(a.interval_ms)) return std::chrono::milliseconds(*ms);
+        if (a.retry_after) return *a.retry_after;
+        int64_t ms = 0;
+        const std::string& s = a.interval_ms;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ms);
+        if (ec == std::errc{} && end == s.data() + s.size() && ms >= 0)
+            return std::chrono::milliseconds(ms);
         return std::chrono::milliseconds(10'000);  // HubSpot's ten-second window
     }
 
@@ -567,9 +552,8 @@ class HubspotPush {
                                .set("to", json::Value::object().set("id", company)));
         json::Value body = json::Value::object();
         body.set("inputs", std::move(list));
-        Answer a =
-            post(api_path_ + "/crm/v4/associations/contacts/companies/batch/associate/default",
-                 json::dump(body));
+        Answer a = post("/crm/v4/associations/contacts/companies/batch/associate/default",
+                        json::dump(body));
         std::vector<Outcome> per_pair(pairs.size());
         if (a.status == 200 || a.status == 201 || a.status == 207) {
             json::Value doc;
@@ -610,32 +594,21 @@ class HubspotPush {
     Answer post(const std::string& path, const std::string& body) {
         Answer a;
         try {
-            std::unique_ptr<Poco::Net::HTTPClientSession> session;
-            if (https_)
-                session =
-                    std::make_unique<Poco::Net::HTTPSClientSession>(api_host_, api_port_, context_);
-            else
-                session = std::make_unique<Poco::Net::HTTPClientSession>(api_host_, api_port_);
-            session->setTimeout(Poco::Timespan(timeout_ms_ * 1000));
-            Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path,
-                                       Poco::Net::HTTPMessage::HTTP_1_1);
-            req.set("Authorization", "Bearer " + token_);
-            req.setContentType("application/json");
-            req.set("Accept", "application/json");
-            req.setContentLength64(static_cast<Poco::Int64>(body.size()));
-            session->sendRequest(req) << body;
-            Poco::Net::HTTPResponse resp;
-            std::istream& in = session->receiveResponse(resp);
-            Poco::StreamCopier::copyToString(in, a.body);
-            a.status = static_cast<int>(resp.getStatus());
-            a.retry_after = resp.get("Retry-After", "");
-            a.interval_ms = resp.get("X-HubSpot-RateLimit-Interval-Milliseconds", "");
-        } catch (const Poco::Exception& e) {
-            a.status = 0;
-            a.error = e.displayText();
-        } catch (const std::exception& e) {
+            http::Response r = client_->send(endpoint_, {"POST",
+                                                         path,
+                                                         {{"Authorization", "Bearer " + token_},
+                                                          {"Content-Type", "application/json"},
+                                                          {"Accept", "application/json"}},
+                                                         body});
+            a.status = r.status;
+            a.body = std::move(r.body);
+            a.retry_after = r.retry_after;
+            if (const std::string* h = r.header("X-HubSpot-RateLimit-Interval-Milliseconds"))
+                a.interval_ms = *h;
+        } catch (const http::Error& e) {
             a.status = 0;
             a.error = e.what();
+            a.retryable = e.retryable();
         }
         host_.counter_add(
             "api_calls_total", 1,
@@ -649,11 +622,8 @@ class HubspotPush {
     std::optional<ObjectSpec> contact_, company_;
     bool associate_ = false;
     bool batch_ = true;
-    int64_t timeout_ms_ = 10'000;
-    bool https_ = true;
-    std::string api_host_, api_path_;
-    uint16_t api_port_ = 443;
-    Poco::Net::Context::Ptr context_;
+    http::Endpoint endpoint_;
+    std::unique_ptr<http::Client> client_;
     std::atomic<bool> token_refused_{false};
 };
 

@@ -13,7 +13,7 @@
 //                 fsync the folder after a rotation (default false)
 //   max_bytes:    rotate before a batch that would take the file past this
 //                 size: 65536, "512KiB", "64MiB", "1GB" (KB/KiB, MB/MiB,
-//                 GB/GiB, TB/TiB: all 1024-based), 1KiB to 1TiB (default: no
+//                 GB/GiB: all 1024-based), 1KiB to 1024GiB (default: no
 //                 limit)
 //   rotate_every: rotate once the file's first line is this old: "500ms",
 //                 "30s", "15m", "1h", "1d" (a bare number is seconds), 100ms
@@ -21,6 +21,8 @@
 //   keep:         how many rotated files to keep, the oldest deleted beyond
 //                 that; 0 keeps them all (default 10; only with max_bytes or
 //                 rotate_every)
+// Sizes and durations are read by plugins/common/units.hpp: the host's own
+// syntax, as in clayhook.yaml.
 //
 // Rotation (only when max_bytes or rotate_every is set) renames
 // events.jsonl to events-20261205T190102Z-1.jsonl (the UTC second of the
@@ -35,6 +37,8 @@
 // event is lost. Only regular files named like that
 // (events-YYYYMMDDTHHMMSSZ-<n>.jsonl) are ever deleted.
 #include <clayhook/plugin.hpp>
+
+#include "../common/units.hpp"  // the host's syntax for sizes and durations
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -150,7 +154,7 @@ struct SinkConfig {
 
     static uint64_t size_of(const clayhook::json::Value& v) {
         const char* key = "max_bytes";
-        const std::string range = " (1KiB to 1TiB), found " + shown(v);
+        const std::string range = " (1KiB to 1024GiB), found " + shown(v);
         uint64_t bytes = 0;
         if (v.is_number()) {
             auto n = whole(v);
@@ -160,21 +164,14 @@ struct SinkConfig {
         } else if (v.is_string()) {
             const std::string& s = v.as_string();
             if (!s.empty() && s[0] == '-') refuse(key, "must not be negative, found " + shown(v));
-            auto amount = split(s);
-            if (!amount)
-                refuse(key, "expected a size like 65536, 512KiB or 64MiB, found " + shown(v));
-            const auto& [n, unit] = *amount;
-            const uint64_t mul = unit.empty() || unit == "B"     ? 1
-                                 : unit == "KB" || unit == "KiB" ? 1024
-                                 : unit == "MB" || unit == "MiB" ? 1024 * 1024
-                                 : unit == "GB" || unit == "GiB" ? 1024ULL * 1024 * 1024
-                                 : unit == "TB" || unit == "TiB" ? 1024ULL * 1024 * 1024 * 1024
-                                                                 : 0;
-            if (mul == 0)
-                refuse(key, "has an unknown unit '" + unit + "' in " + shown(v) +
-                                " (B, KB/KiB, MB/MiB, GB/GiB, TB/TiB; all 1024-based)");
-            if (n > kMaxBytes / mul) refuse(key, "is too large" + range);
-            bytes = n * mul;
+            auto p = clayhook_plugins::units::parse_size(s, kMaxBytes);
+            using Problem = clayhook_plugins::units::Problem;
+            if (p.problem == Problem::unknown_unit)
+                refuse(key, "has an unknown unit '" + p.unit + "' in " + shown(v) +
+                                " (B, KB/KiB, MB/MiB, GB/GiB; all 1024-based)");
+            if (p.problem == Problem::too_large) refuse(key, "is too large" + range);
+            if (!p) refuse(key, "expected a size like 65536, 512KiB or 64MiB, found " + shown(v));
+            bytes = *p.value;
         } else {
             refuse(key, "expected a size like 65536, 512KiB or 64MiB, found " + shown(v));
         }
@@ -186,7 +183,7 @@ struct SinkConfig {
     static milliseconds duration_of(const clayhook::json::Value& v) {
         const char* key = "rotate_every";
         const std::string range = " (100ms to ten years), found " + shown(v);
-        int64_t ms = 0;
+        milliseconds ms{0};
         if (v.is_number()) {
             auto n = whole(v);
             if (!n)
@@ -194,33 +191,26 @@ struct SinkConfig {
                                 shown(v));
             if (*n < 0) refuse(key, "must not be negative, found " + shown(v));
             if (*n > kMaxEvery.count() / 1000) refuse(key, "is too long" + range);
-            ms = *n * 1000;
+            ms = milliseconds(*n * 1000);
         } else if (v.is_string()) {
             const std::string& s = v.as_string();
             if (!s.empty() && s[0] == '-') refuse(key, "must not be negative, found " + shown(v));
-            auto amount = split(s);
-            if (!amount)
+            auto p = clayhook_plugins::units::parse_duration(s);
+            using Problem = clayhook_plugins::units::Problem;
+            if (p.problem == Problem::unknown_unit)
+                refuse(key,
+                       "has an unknown unit '" + p.unit + "' in " + shown(v) + " (ms, s, m, h, d)");
+            if (p.problem == Problem::too_large) refuse(key, "is too long" + range);
+            if (!p)
                 refuse(key,
                        "expected a duration like 500ms, 30s, 15m, 1h or 1d, found " + shown(v));
-            const auto& [n, unit] = *amount;
-            const int64_t mul = unit == "ms"                  ? 1
-                                : unit == "s" || unit.empty() ? 1000
-                                : unit == "m"                 ? 60'000
-                                : unit == "h"                 ? 3'600'000
-                                : unit == "d"                 ? 86'400'000
-                                                              : 0;
-            if (mul == 0)
-                refuse(key,
-                       "has an unknown unit '" + unit + "' in " + shown(v) + " (ms, s, m, h, d)");
-            if (n > static_cast<uint64_t>(kMaxEvery.count() / mul))
-                refuse(key, "is too long" + range);
-            ms = static_cast<int64_t>(n) * mul;
+            ms = *p.value;
         } else {
             refuse(key, "expected a duration like 500ms, 30s, 15m, 1h or 1d, found " + shown(v));
         }
-        if (milliseconds(ms) < kMinEvery) refuse(key, "is too short" + range);
-        if (milliseconds(ms) > kMaxEvery) refuse(key, "is too long" + range);
-        return milliseconds(ms);
+        if (ms < kMinEvery) refuse(key, "is too short" + range);
+        if (ms > kMaxEvery) refuse(key, "is too long" + range);
+        return ms;
     }
 
     static size_t keep_of(const clayhook::json::Value& v) {

@@ -1,6 +1,7 @@
 // retry-scheduler: re-runs failed enrichments through the Clay API, at
 // exponentially spaced times, until the row comes back enriched or the
-// attempts run out. Built against plugin-api/ only, like any third party's.
+// attempts run out. Built against plugin-api/ only, like any third party's
+// (plus Poco, through the bundled plugins' HTTP kit, plugins/common/).
 //
 // On `enrichment.failed` it decides from the error code whether a re-run can
 // help (configurable retryable and final codes), then asks the host to hand
@@ -10,15 +11,16 @@
 // whatever is pending. Its state (per row: attempts, the event being
 // retried, when) lives in the host's key-value store, so it survives
 // restarts. docs/plugins/retry-scheduler.md has the config and the details.
+//
+// The call goes through plugins/common/http_kit.hpp: https:// (http:// only to
+// a loopback address), ca_file added to the system's CAs, an answer of at
+// most 1 MiB, Retry-After as seconds or an HTTP-date. Durations (timeout_ms,
+// backoff_base_ms, backoff_cap_ms) take "30s"-style strings or integer ms.
 #include <clayhook/plugin.hpp>
 
-#include <Poco/Exception.h>
-#include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
-#include <Poco/StreamCopier.h>
+#include "http_kit.hpp"
+#include "units.hpp"
+
 #include <Poco/URI.h>
 
 #include <algorithm>
@@ -32,8 +34,11 @@
 #include <vector>
 
 namespace json = clayhook::json;
+namespace http = clayhook_plugins::http;
+namespace units = clayhook_plugins::units;
 using clayhook::Result;
 using Clock = std::chrono::system_clock;
+using std::chrono::milliseconds;
 
 namespace {
 
@@ -62,13 +67,15 @@ bool listed(const std::vector<std::string>& list, const std::string& s) {
     return std::find(list.begin(), list.end(), s) != list.end();
 }
 
-// What the Clay API answered (status 0: no answer at all).
-struct Answer {
-    int status = 0;
-    std::string body;
-    std::string retry_after;
-    std::string error;  // the network error when status is 0
-};
+// Durations: "250ms", "30s", "5m" (plugins/common/units.hpp), or integer
+// milliseconds as before.
+milliseconds duration(const json::Value& config, std::string_view key, milliseconds fallback,
+                      milliseconds min, milliseconds max) {
+    return units::duration_ms_setting(config, key, fallback, min, max);
+}
+
+// What Clay said when it refused, for the dead letter: at most this much.
+constexpr size_t kMaxQuotedBody = 4096;
 
 }  // namespace
 
@@ -92,39 +99,39 @@ class RetryScheduler {
               {"INVALID_INPUT", "NOT_FOUND", "INSUFFICIENT_CREDITS", "UNAUTHORIZED", "NO_DATA"})),
           retry_unknown_(config.get_bool("retry_unknown_codes", false)),
           max_attempts_(config.get_int("max_attempts", 5)),
-          base_ms_(config.get_int("backoff_base_ms", 60'000)),
-          cap_ms_(config.get_int("backoff_cap_ms", 3'600'000)),
-          timeout_ms_(config.get_int("timeout_ms", 30'000)) {
+          base_ms_(duration(config, "backoff_base_ms", milliseconds(60'000), milliseconds(1),
+                            units::kMaxDuration)
+                       .count()),
+          cap_ms_(duration(config, "backoff_cap_ms", milliseconds(3'600'000), milliseconds(1),
+                           units::kMaxDuration)
+                      .count()) {
         if (api_key_.empty())
             throw std::runtime_error(
                 "config: 'api_key' is required (write it as ${CLAY_API_KEY} or file:PATH)");
         if (max_attempts_ < 1 || max_attempts_ > 100)
             throw std::runtime_error("config: 'max_attempts' must be between 1 and 100");
-        if (base_ms_ < 1 || cap_ms_ < base_ms_)
+        if (cap_ms_ < base_ms_)
             throw std::runtime_error(
                 "config: 'backoff_base_ms' must be at least 1 and 'backoff_cap_ms' at least that");
-        if (timeout_ms_ < 1) throw std::runtime_error("config: 'timeout_ms' must be positive");
-        Poco::URI uri(config.get_string("clay_api", "https://api.clay.com"));
-        if (uri.getScheme() != "https" && uri.getScheme() != "http")
-            throw std::runtime_error("config: 'clay_api' must be an http:// or https:// URL");
-        if (uri.getHost().empty()) throw std::runtime_error("config: 'clay_api' has no host");
-        https_ = uri.getScheme() == "https";
-        api_host_ = uri.getHost();
-        api_port_ = uri.getPort();
-        api_path_ = uri.getPath();
-        while (!api_path_.empty() && api_path_.back() == '/')
-            api_path_.pop_back();
-        if (https_) {
-            // Certificates and host names are always verified; ca_file adds a CA.
-            // ca_file replaces the system bundle (a private CA, the tests').
-            std::string ca = config.get_string("ca_file", "");
-            context_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, ca,
-                                              Poco::Net::Context::VERIFY_STRICT, 9,
-                                              /*loadDefaultCAs=*/ca.empty());
-            context_->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+        const milliseconds timeout = duration(config, "timeout_ms", milliseconds(30'000),
+                                              milliseconds(1), milliseconds(600'000));
+        try {
+            endpoint_ = http::Endpoint::parse(config.get_string("clay_api", "https://api.clay.com"),
+                                              http::AllowHttp::loopback);
+        } catch (const http::UrlError& e) {
+            throw std::runtime_error(std::string("config: 'clay_api' ") + e.what());
         }
-        host_.info("re-running failed enrichments through " + uri.getScheme() + "://" + api_host_ +
-                   api_path_);
+        // Certificates and host names are always verified; ca_file (PEM) is
+        // added to the system's CAs (a private CA, the tests').
+        http::ClientOptions o;
+        o.connect_timeout = timeout;
+        o.read_timeout = timeout;
+        try {
+            client_ = std::make_unique<http::Client>(config.get_string("ca_file", ""), o);
+        } catch (const std::invalid_argument& e) {
+            throw std::runtime_error(std::string("config: 'ca_file': ") + e.what());
+        }
+        host_.info("re-running failed enrichments through " + endpoint_.url());
     }
 
     Result handle(const clayhook::Event& e) {
@@ -274,24 +281,33 @@ class RetryScheduler {
             return give_up(key,
                            "no column to re-run (the event has no error.column and "
                            "default_column is not set)");
-        std::string path =
-            api_path_ + "/v1/tables/" + encode(table) + "/rows/" + encode(row) + "/enrich";
+        std::string path = "/v1/tables/" + encode(table) + "/rows/" + encode(row) + "/enrich";
         std::string body = json::dump(json::Value::object().set("column", s.column));
-        Answer a = post(path, body);
-        if (a.status == 0) return Result::retry("Clay API unreachable: " + a.error);
-        if (a.status == 429) {
-            int64_t after = 0;
-            try {
-                after = std::stoll(a.retry_after) * 1000;
-            } catch (...) {
-            }
-            return Result::retry("Clay API rate limited (429)",
-                                 std::chrono::milliseconds(std::max<int64_t>(after, 1000)));
-        }
-        if (a.status >= 500) return Result::retry("Clay API answered " + std::to_string(a.status));
-        if (a.status < 200 || a.status > 299)
+        http::Response a;
+        try {
+            a = client_->send(endpoint_, {"POST",
+                                          path,
+                                          {{"Authorization", "Bearer " + api_key_},
+                                           {"Content-Type", "application/json"},
+                                           {"Accept", "application/json"}},
+                                          body});
+        } catch (const http::Error& e) {
+            if (e.retryable())
+                return Result::retry(std::string("Clay API unreachable: ") + e.what());
             return give_up(key,
-                           "Clay refused the re-run (" + std::to_string(a.status) + "): " + a.body);
+                           std::string("Clay's answer to the re-run is unusable: ") + e.what());
+        }
+        const http::Verdict v = http::classify(a);
+        if (v.kind == http::Verdict::retry) {
+            const milliseconds wait = v.retry_after.value_or(std::chrono::seconds(0));
+            if (a.status == 429)
+                return Result::retry("Clay API rate limited (429)",
+                                     std::max<milliseconds>(wait, std::chrono::seconds(1)));
+            return Result::retry("Clay API answered " + std::to_string(a.status), wait);
+        }
+        if (v.kind == http::Verdict::fail)
+            return give_up(key, "Clay refused the re-run (" + std::to_string(a.status) +
+                                    "): " + a.body.substr(0, kMaxQuotedBody));
         ++s.attempts;
         s.status = "rerun";
         save(key, s);
@@ -308,38 +324,6 @@ class RetryScheduler {
         return out;
     }
 
-    Answer post(const std::string& path, const std::string& body) const {
-        Answer a;
-        try {
-            std::unique_ptr<Poco::Net::HTTPClientSession> session;
-            if (https_)
-                session =
-                    std::make_unique<Poco::Net::HTTPSClientSession>(api_host_, api_port_, context_);
-            else
-                session = std::make_unique<Poco::Net::HTTPClientSession>(api_host_, api_port_);
-            session->setTimeout(Poco::Timespan(timeout_ms_ * 1000));
-            Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path,
-                                       Poco::Net::HTTPMessage::HTTP_1_1);
-            req.set("Authorization", "Bearer " + api_key_);
-            req.setContentType("application/json");
-            req.setContentLength64(static_cast<Poco::Int64>(body.size()));
-            session->sendRequest(req) << body;
-            Poco::Net::HTTPResponse resp;
-            std::istream& in = session->receiveResponse(resp);
-            Poco::StreamCopier::copyToString(in, a.body);
-            if (a.body.size() > 4096) a.body.resize(4096);
-            a.status = static_cast<int>(resp.getStatus());
-            a.retry_after = resp.get("Retry-After", "");
-        } catch (const Poco::Exception& e) {
-            a.status = 0;
-            a.error = e.displayText();
-        } catch (const std::exception& e) {
-            a.status = 0;
-            a.error = e.what();
-        }
-        return a;
-    }
-
     static constexpr size_t kStripes = 64;
     std::mutex stripes_[kStripes];
     clayhook::Host& host_;
@@ -347,11 +331,9 @@ class RetryScheduler {
     std::string default_column_;
     std::vector<std::string> retryable_, final_;
     bool retry_unknown_;
-    int64_t max_attempts_, base_ms_, cap_ms_, timeout_ms_;
-    bool https_ = true;
-    std::string api_host_, api_path_;
-    uint16_t api_port_ = 443;
-    Poco::Net::Context::Ptr context_;
+    int64_t max_attempts_, base_ms_, cap_ms_;
+    http::Endpoint endpoint_;
+    std::unique_ptr<http::Client> client_;
 };
 
 CLAYHOOK_PLUGIN(RetryScheduler)

@@ -1,7 +1,8 @@
 // salesforce-push: upserts enriched Clay rows into a Salesforce object by an
 // external id, so that a delivery handed over again never makes a second
-// record. Built against plugin-api/ only (plus Poco for HTTP and OpenSSL for
-// the JWT bearer signature), like any third party's.
+// record. Built against plugin-api/ only (plus Poco for HTTP, through the
+// bundled plugins' HTTP kit in plugins/common/, and OpenSSL for the JWT
+// bearer signature), like any third party's.
 //
 // Each event is mapped to the object's fields by the shared FieldMap
 // (plugins/common/field_map.hpp). One record goes out as
@@ -12,18 +13,16 @@
 // The access token (OAuth 2.0 client credentials or JWT bearer) is cached and
 // fetched again once when Salesforce answers 401 INVALID_SESSION_ID.
 // docs/plugins/salesforce-push.md has the config and the details.
+//
+// HTTP goes through plugins/common/http_kit.hpp: https:// (http:// only to a
+// loopback address), ca_file added to the system's CAs, an answer of at most
+// 1 MiB, Retry-After as seconds or an HTTP-date. timeout_ms and
+// limit_retry_ms take "30s"-style strings or integer ms.
 #include <clayhook/plugin.hpp>
 
 #include "field_map.hpp"
-
-#include <Poco/Exception.h>
-#include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/URI.h>
+#include "http_kit.hpp"
+#include "units.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -44,8 +43,11 @@
 #include <vector>
 
 namespace json = clayhook::json;
+namespace http = clayhook_plugins::http;
+namespace units = clayhook_plugins::units;
 using clayhook::Result;
 using clayhook_plugins::FieldMap;
+using http::Endpoint;
 
 namespace {
 
@@ -113,44 +115,25 @@ bool is_identifier(const std::string& s) {
     });
 }
 
-// A base URL split once, so that request paths are sent exactly as built
-// (Poco::URI would decode an escaped '/' inside an external id).
-struct Endpoint {
-    bool https = true;
-    std::string host;
-    uint16_t port = 443;
-    std::string prefix;  // path without a trailing '/'
-
-    static Endpoint parse(const std::string& url, const std::string& what) {
-        Poco::URI uri;
-        try {
-            uri = Poco::URI(url);
-        } catch (const Poco::Exception& e) {
-            throw std::runtime_error(what + ": not a URL: " + e.displayText());
-        }
-        if (uri.getScheme() != "https" && uri.getScheme() != "http")
-            throw std::runtime_error(what + ": must be an http:// or https:// URL");
-        if (uri.getHost().empty()) throw std::runtime_error(what + ": has no host");
-        Endpoint ep;
-        ep.https = uri.getScheme() == "https";
-        ep.host = uri.getHost();
-        ep.port = uri.getPort();
-        ep.prefix = uri.getPath();
-        while (!ep.prefix.empty() && ep.prefix.back() == '/')
-            ep.prefix.pop_back();
-        return ep;
+// A base URL, checked: https://, or http:// to a loopback address only (a
+// test's fake). Request paths are sent exactly as built (an escaped '/'
+// inside an external id stays escaped).
+Endpoint endpoint(const std::string& url, const std::string& what) {
+    try {
+        return Endpoint::parse(url, http::AllowHttp::loopback);
+    } catch (const http::UrlError& e) {
+        throw std::runtime_error(what + " " + e.what());
     }
-    std::string str() const {
-        return (https ? "https://" : "http://") + host + ":" + std::to_string(port) + prefix;
-    }
-};
+}
 
-// What an HTTP call got (status 0: no answer at all, `error` says why).
+// What an HTTP call got (status 0: no usable answer at all, `error` says why).
 struct Answer {
     int status = 0;
     std::string body;
     std::string limit_info;  // Sforce-Limit-Info
+    std::optional<std::chrono::seconds> retry_after;
     std::string error;
+    bool retryable = true;  // when status is 0: the kit's classification
 };
 
 // Salesforce's error list ([{"message","errorCode"|"statusCode","fields"}])
@@ -255,26 +238,29 @@ class SalesforcePush {
         login_url_ = config.get_string("login_url", "https://login.salesforce.com");
         while (!login_url_.empty() && login_url_.back() == '/')
             login_url_.pop_back();
-        login_ = Endpoint::parse(login_url_, "config: 'login_url'");
+        login_ = endpoint(login_url_, "config: 'login_url'");
         if (std::string iu = config.get_string("instance_url", ""); !iu.empty())
-            configured_instance_ = Endpoint::parse(iu, "config: 'instance_url'");
+            configured_instance_ = endpoint(iu, "config: 'instance_url'");
 
-        timeout_ms_ = config.get_int("timeout_ms", 30'000);
-        if (timeout_ms_ < 1 || timeout_ms_ > 600'000)
-            throw std::runtime_error("config: 'timeout_ms' must be between 1 and 600000");
-        limit_retry_ms_ = config.get_int("limit_retry_ms", 60'000);
-        if (limit_retry_ms_ < 0 || limit_retry_ms_ > 86'400'000)
-            throw std::runtime_error("config: 'limit_retry_ms' must be between 0 and 86400000");
+        using std::chrono::milliseconds;
+        const milliseconds timeout = units::duration_ms_setting(
+            config, "timeout_ms", milliseconds(30'000), milliseconds(1), milliseconds(600'000));
+        limit_retry_ms_ = units::duration_ms_setting(config, "limit_retry_ms", milliseconds(60'000),
+                                                     milliseconds(0), milliseconds(86'400'000))
+                              .count();
 
         read_auth(config.find("auth"));
 
-        // Certificates and host names are always verified; ca_file replaces
-        // the system bundle (a private CA, a test's).
-        std::string ca = config.get_string("ca_file", "");
-        context_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, ca,
-                                          Poco::Net::Context::VERIFY_STRICT, 9,
-                                          /*loadDefaultCAs=*/ca.empty());
-        context_->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+        // Certificates and host names are always verified; ca_file (PEM) is
+        // added to the system's CAs (a private CA, a test's).
+        http::ClientOptions o;
+        o.connect_timeout = timeout;
+        o.read_timeout = timeout;
+        try {
+            client_ = std::make_unique<http::Client>(config.get_string("ca_file", ""), o);
+        } catch (const std::invalid_argument& e) {
+            throw std::runtime_error(std::string("config: 'ca_file': ") + e.what());
+        }
 
         host_.info("upserting " + object_ + " by " + ext_field_ + " (" + api_version_ + "), auth " +
                    (jwt_ ? "jwt_bearer" : "client_credentials") + " at " + login_url_);
@@ -442,14 +428,24 @@ class SalesforcePush {
 
     // What a whole call's non-success answer means for each of its records.
     Result classify_call(const Answer& a) {
+        if (a.status == 0 && !a.retryable)
+            return failed("Salesforce's answer is unusable: " + a.error);
         if (a.status == 0) return retried("Salesforce unreachable: " + a.error);
         SfErrors err = sf_errors(a.body);
         std::string said = "Salesforce answered " + std::to_string(a.status) +
                            (err.text.empty() ? std::string() : ": " + err.text);
+        // A Retry-After (429, 503) says how long; else limit_retry_ms for a
+        // limit, the host's backoff for the rest.
+        auto after = [&](int64_t otherwise) {
+            return a.retry_after
+                       ? std::chrono::duration_cast<std::chrono::milliseconds>(*a.retry_after)
+                             .count()
+                       : otherwise;
+        };
         if (a.status == 401) return failed(said + " with a freshly issued token");
-        if (err.code == "REQUEST_LIMIT_EXCEEDED") return retried(said, limit_retry_ms_);
-        if (a.status == 429) return retried(said, limit_retry_ms_);
-        if (a.status >= 500 || retryable_code(err.code)) return retried(said);
+        if (err.code == "REQUEST_LIMIT_EXCEEDED") return retried(said, after(limit_retry_ms_));
+        if (a.status == 429) return retried(said, after(limit_retry_ms_));
+        if (a.status >= 500 || retryable_code(err.code)) return retried(said, after(0));
         if (a.status == 300)
             return failed("Salesforce answered 300: the external id matches several records");
         return failed(said);
@@ -594,6 +590,9 @@ class SalesforcePush {
                         "application/x-www-form-urlencoded", form, {});
         if (a.status == 0) {
             host_.counter_add("token_fetches_total", 1, "result=error");
+            if (!a.retryable)
+                return {std::nullopt, true,
+                        "the Salesforce token endpoint's answer is unusable: " + a.error};
             return {std::nullopt, false, "Salesforce token endpoint unreachable: " + a.error};
         }
         json::Value doc;
@@ -607,7 +606,7 @@ class SalesforcePush {
             std::string iu = doc.get_string("instance_url", "");
             try {
                 if (!iu.empty())
-                    t.instance = Endpoint::parse(iu, "the token's instance_url");
+                    t.instance = endpoint(iu, "the token's instance_url");
                 else if (configured_instance_)
                     t.instance = *configured_instance_;
                 else
@@ -619,7 +618,7 @@ class SalesforcePush {
                 return {std::nullopt, true, e.what()};
             }
             host_.counter_add("token_fetches_total", 1, "result=ok");
-            host_.debug("got a Salesforce access token for " + t.instance.str());
+            host_.debug("got a Salesforce access token for " + t.instance.url());
             return {t, false, {}};
         }
         std::string error = doc.is_object() ? doc.get_string("error", "") : "";
@@ -672,32 +671,19 @@ class SalesforcePush {
                 const std::string& content_type, const std::string& body,
                 const std::string& bearer) {
         Answer a;
+        http::Request req{method, path, {{"Accept", "application/json"}}, body};
+        if (!bearer.empty()) req.headers.emplace_back("Authorization", "Bearer " + bearer);
+        req.headers.emplace_back("Content-Type", content_type);
         try {
-            std::unique_ptr<Poco::Net::HTTPClientSession> session;
-            if (ep.https)
-                session =
-                    std::make_unique<Poco::Net::HTTPSClientSession>(ep.host, ep.port, context_);
-            else
-                session = std::make_unique<Poco::Net::HTTPClientSession>(ep.host, ep.port);
-            session->setTimeout(Poco::Timespan(timeout_ms_ * 1000));
-            Poco::Net::HTTPRequest req(method, ep.prefix + path, Poco::Net::HTTPMessage::HTTP_1_1);
-            if (!bearer.empty()) req.set("Authorization", "Bearer " + bearer);
-            req.set("Accept", "application/json");
-            req.setContentType(content_type);
-            req.setContentLength64(static_cast<Poco::Int64>(body.size()));
-            session->sendRequest(req) << body;
-            Poco::Net::HTTPResponse resp;
-            std::istream& in = session->receiveResponse(resp);
-            Poco::StreamCopier::copyToString(in, a.body);
-            if (a.body.size() > 1'000'000) a.body.resize(1'000'000);
-            a.status = static_cast<int>(resp.getStatus());
-            a.limit_info = resp.get("Sforce-Limit-Info", "");
-        } catch (const Poco::Exception& e) {
-            a.status = 0;
-            a.error = e.displayText();
-        } catch (const std::exception& e) {
+            http::Response r = client_->send(ep, req);
+            a.status = r.status;
+            a.body = std::move(r.body);
+            a.retry_after = r.retry_after;
+            if (const std::string* h = r.header("Sforce-Limit-Info")) a.limit_info = *h;
+        } catch (const http::Error& e) {
             a.status = 0;
             a.error = e.what();
+            a.retryable = e.retryable();
         }
         export_limits(a.limit_info);
         return a;
@@ -726,12 +712,11 @@ class SalesforcePush {
     std::string login_url_;
     Endpoint login_;
     std::optional<Endpoint> configured_instance_;
-    int64_t timeout_ms_ = 30'000;
     int64_t limit_retry_ms_ = 60'000;
     bool jwt_ = false;
     std::string client_id_, client_secret_, username_, audience_;
     std::unique_ptr<EVP_PKEY, PkeyFree> key_;
-    Poco::Net::Context::Ptr context_;
+    std::unique_ptr<http::Client> client_;
     std::mutex token_mu_;
     std::optional<Token> token_;
 };
