@@ -81,9 +81,14 @@ std::optional<json::Value> from_text(clayhook_config_type type, const std::strin
     return std::nullopt;
 }
 
-// The value the plugin gets for `v` as the operator wrote it, or why not.
-std::optional<json::Value> convert(clayhook_config_type type, const json::Value& v,
-                                   std::string& why) {
+bool ends_with_ms(std::string_view name) {
+    return name.size() > 3 && name.substr(name.size() - 3) == "_ms";
+}
+
+// The value the plugin gets for `v` as the operator wrote it under key
+// `name`, or why not.
+std::optional<json::Value> convert(clayhook_config_type type, std::string_view name,
+                                   const json::Value& v, std::string& why) {
     switch (type) {
         case CLAYHOOK_CONFIG_STRING:
             if (v.is_string()) return v;
@@ -99,8 +104,16 @@ std::optional<json::Value> convert(clayhook_config_type type, const json::Value&
             why = "expected true or false, found " + json::dump(v);
             return std::nullopt;
         case CLAYHOOK_CONFIG_DURATION:
-            // A whole number is milliseconds, as plugins took them before 1.1.
-            if (v.is_integer() && v.as_int64() >= 0) return v;
+            // A bare number is seconds, as in the host's own keys; in a key
+            // named *_ms it is milliseconds, as those keys always took.
+            if (v.is_integer() && v.as_int64() >= 0) {
+                if (ends_with_ms(name)) return v;
+                if (v.as_int64() > 10LL * 366 * 86'400) {
+                    why = "is longer than ten years";
+                    return std::nullopt;
+                }
+                return json::Value(v.as_int64() * 1000);
+            }
             if (v.is_string()) return from_text(type, v.as_string(), why);
             why = "expected a duration like 250ms, 30s, 5m, 2h or 7d, found " + json::dump(v);
             return std::nullopt;
@@ -239,7 +252,7 @@ std::string apply_config_schema(const std::vector<ConfigKeySpec>& keys, const Pl
                                   "credential:NAME, never in clear in the config");
         }
         std::string why;
-        auto converted = convert(k.type, *v, why);
+        auto converted = convert(k.type, k.name, *v, why);
         if (!converted) throw ConfigError(pos_of(k.name), key, why);
         out.set(k.name, std::move(*converted));
     }

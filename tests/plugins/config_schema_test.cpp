@@ -94,10 +94,18 @@ TEST_CASE("declared config: defaults filled in, durations in ms, sizes in bytes"
     CHECK(set.find("verbose")->as_bool());
     CHECK(set.find("tags")->size() == 2);
     CHECK(json::dump(*set.find("mapping")) == R"({"x":[1,2]})");
-    // A whole number is still milliseconds, as plugins took them before.
-    Env env3;
-    CHECK(json::parse(create(env3, "      path: p\n      timeout: 1500\n")).get_int("timeout", 0) ==
+    CHECK(got.get_int("poll_ms", -1) == 250);
+    // In a key named *_ms a bare number stays milliseconds; a unit works too.
+    Env env4;
+    CHECK(json::parse(create(env4, "      path: p\n      poll_ms: 1500\n")).get_int("poll_ms", 0) ==
           1500);
+    Env env5;
+    CHECK(json::parse(create(env5, "      path: p\n      poll_ms: 2s\n")).get_int("poll_ms", 0) ==
+          2000);
+    // A bare number is seconds, as in the host's own keys.
+    Env env3;
+    CHECK(json::parse(create(env3, "      path: p\n      timeout: 15\n")).get_int("timeout", 0) ==
+          15'000);
 }
 
 TEST_CASE("declared config: mistakes are refused at their line, with a suggestion",

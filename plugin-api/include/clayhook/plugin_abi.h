@@ -150,7 +150,8 @@ typedef enum clayhook_config_type {
     CLAYHOOK_CONFIG_STRING = 0,   /* text */
     CLAYHOOK_CONFIG_INTEGER = 1,  /* a whole number */
     CLAYHOOK_CONFIG_BOOLEAN = 2,  /* true or false */
-    CLAYHOOK_CONFIG_DURATION = 3, /* 250ms, 30s, 5m, 1h, 1d (or integer ms): handed over as ms */
+    CLAYHOOK_CONFIG_DURATION = 3, /* 250ms, 30s, 5m, 1h, 1d; a bare number is seconds
+                                   (milliseconds in a key named *_ms): handed over as ms */
     CLAYHOOK_CONFIG_SIZE = 4,     /* 64KiB, 1MiB, 1GiB (or integer bytes): handed over as bytes */
     CLAYHOOK_CONFIG_STRING_LIST = 5, /* a list of text */
     CLAYHOOK_CONFIG_OBJECT = 6       /* a mapping, or anything: handed over as it is */
