@@ -3,6 +3,7 @@
 #include "config/ConfigError.h"
 #include "config/SecretResolver.h"
 #include "config/Units.h"
+#include "text/Text.h"
 
 #include <yaml-cpp/yaml.h>
 #include <clayhook/json.hpp>
@@ -69,20 +70,6 @@ ConfigError::ConfigError(Position pos, std::string key, std::string message)
       message_(std::move(message)) {}
 
 namespace {
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j)
-        prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j)
-            cur[j] = std::min(
-                {prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-        std::swap(prev, cur);
-    }
-    return prev[b.size()];
-}
 
 // A YAML node with the key path that led to it, so every error can say
 // where it is and what it is called.

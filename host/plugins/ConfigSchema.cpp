@@ -2,6 +2,7 @@
 
 #include "config/ConfigError.h"
 #include "config/Units.h"
+#include "text/Text.h"
 
 #include <clayhook/json.hpp>
 
@@ -16,20 +17,6 @@ namespace clayhook {
 namespace {
 
 constexpr uint64_t kMaxSize = 1ULL << 50;  // a PiB: anything larger is a typo
-
-size_t distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j)
-        prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j)
-            cur[j] = std::min(
-                {prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-        std::swap(prev, cur);
-    }
-    return prev[b.size()];
-}
 
 bool valid_key_name(const char* name) {
     if (name == nullptr || *name == '\0') return false;
@@ -216,7 +203,7 @@ std::string apply_config_schema(const std::vector<ConfigKeySpec>& keys, const Pl
         size_t best = 3;
         std::string suggestion;
         for (const auto& k : keys) {
-            size_t d = distance(name, k.name);
+            size_t d = edit_distance(name, k.name);
             if (d < best) best = d, suggestion = k.name;
         }
         if (!suggestion.empty()) {

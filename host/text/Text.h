@@ -28,4 +28,8 @@ std::string terminal_safe(std::string_view s);
 // The bytes of `s` as lower-case hex, two digits each.
 std::string hex_lower(std::string_view s);
 
+// Levenshtein distance: how many single-byte edits turn a into b (the "did
+// you mean" of config errors).
+size_t edit_distance(std::string_view a, std::string_view b);
+
 }  // namespace clayhook
