@@ -68,13 +68,27 @@ std::unique_ptr<PluginInstance> PluginInstance::create(std::shared_ptr<PluginLib
                           " " + p->info_.version + ") refused: config: " + e.what());
     }
     if (!library->config_keys().empty()) {
+        // What `check` shows. Never a resolved secret: values are already
+        // resolved here, so a key written as a reference, a declared secret
+        // and anything nested (a mapping may hold references) are not shown.
         const json::Value effective = json::parse(config_json);
         for (const auto& k : library->config_keys()) {
             const json::Value* v = effective.find(k.name);
-            std::string shown = v == nullptr     ? "(not set)"
-                                : k.secret       ? "(secret)"
-                                : v->is_string() ? v->as_string()
-                                                 : json::dump(*v);
+            const auto given = config.config_keys.find(k.name);
+            const bool reference = given != config.config_keys.end() && given->second.reference;
+            std::string shown;
+            if (v == nullptr)
+                shown = "(not set)";
+            else if (k.secret || reference)
+                shown = "(secret)";
+            else if (v->is_object())
+                shown = "{...}";
+            else if (v->is_array())
+                shown = "[" + std::to_string(v->size()) + " items]";
+            else if (v->is_string())
+                shown = v->as_string();
+            else
+                shown = json::dump(*v);
             if (v != nullptr && k.type == CLAYHOOK_CONFIG_DURATION) shown += "ms";
             if (v != nullptr && k.type == CLAYHOOK_CONFIG_SIZE) shown += " bytes";
             p->info_.declared_config.push_back(k.name + "=" + shown);

@@ -150,6 +150,29 @@ TEST_CASE("declared config: a secret key takes references only, resolved for the
     Env e3;
     auto ok = json::parse(create(e3, "      path: p\n      token: ${CLAYHOOK_SCHEMA_TOKEN}\n"));
     CHECK(ok.get_string("token", "") == "tok-from-env-0123");
+
+    // What check shows never holds a resolved secret: not a secret key, not
+    // a plain key written as a reference, not one nested in a mapping.
+    Env e4;
+    ::setenv("CLAYHOOK_SCHEMA_SECRET", "0123456789abcdef", 1);
+    const std::string file =
+        e4.dir.write("c.yaml", yaml_with("      path: ${CLAYHOOK_SCHEMA_TOKEN}\n"
+                                         "      token: ${CLAYHOOK_SCHEMA_TOKEN}\n"
+                                         "      mapping:\n        auth: ${CLAYHOOK_SCHEMA_TOKEN}\n"
+                                         "      tags: [a, b]\n      timeout: 2s\n"));
+    Config c = load_config(file, LoadOptions{});
+    auto lib = PluginLibrary::load("conf", fixture("sdk_config"), e4.dir.path().string());
+    auto inst = PluginInstance::create(lib, c.plugins.at(0), e4.log, e4.metrics);
+    std::string shown;
+    for (const auto& line : inst->info().declared_config)
+        shown += line + "\n";
+    CHECK(shown.find("tok-from-env") == std::string::npos);
+    CHECK_THAT(shown, Catch::Contains("path=(secret)\n"));
+    CHECK_THAT(shown, Catch::Contains("token=(secret)\n"));
+    CHECK_THAT(shown, Catch::Contains("mapping={...}\n"));
+    CHECK_THAT(shown, Catch::Contains("tags=[2 items]\n"));
+    CHECK_THAT(shown, Catch::Contains("timeout=2000ms\n"));
+    CHECK_THAT(shown, Catch::Contains("max_bytes=1048576 bytes\n"));
     ::unsetenv("CLAYHOOK_SCHEMA_TOKEN");
 }
 
