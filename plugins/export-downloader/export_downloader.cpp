@@ -23,18 +23,22 @@
 //   sha256.hpp          SHA-256
 //   outcome.hpp         fail or retry, as thrown
 //
-// config (docs/plugins/export-downloader.md):
+// config (declared in ExportDownloader::config, docs/plugins/export-downloader.md):
 //   directory                where files go (required; created if missing)
 //   allowed_hosts            host names ("exports.example.com") and suffixes
 //                            (".example.com") (required, non-empty)
 //   allow_private_addresses  default false
 //   allowed_cidrs            address ranges allowed even if private (default [])
 //   allow_http               default false
-//   max_bytes                default 1073741824 (1 GiB)
+//   max_bytes                a size, default 1GiB
 //   max_redirects            default 3
-//   timeout_ms               connect and each wait for data (default 60000)
-//   max_duration_ms          a whole attempt (default 1800000)
+//   timeout_ms               connect and each wait for data (default 60s)
+//   max_duration_ms          a whole attempt (default 30m)
 //   ca_file                  an extra CA bundle (PEM); TLS is always verified
+// The host checks the config against the declaration first (ABI 1.1): unknown
+// keys, types, required keys; it fills in the defaults and hands sizes over
+// as integer bytes and durations as integer milliseconds ("30s" in the YAML,
+// or a bare number of milliseconds, these keys being named *_ms).
 #include <clayhook/plugin.hpp>
 
 #include "address_policy.hpp"
@@ -45,6 +49,8 @@
 #include "sha256.hpp"
 #include "text.hpp"
 #include "url.hpp"
+
+#include "../common/units.hpp"  // format_duration, for the messages
 
 #include <Poco/Exception.h>
 #include <Poco/InflatingStream.h>
@@ -183,24 +189,46 @@ class ExportDownloader {
         "downloads table exports (table.export.completed) into a directory, safely";
     static constexpr const char* events[] = {"table.export.completed"};
     static constexpr uint32_t max_concurrency = 4;
+    static constexpr clayhook::ConfigKey config[] = {
+        clayhook::config::required(clayhook::ConfigType::string, "directory",
+                                   "Where the files go; created (with its parents) when the "
+                                   "plugin starts."),
+        clayhook::config::required(clayhook::ConfigType::string_list, "allowed_hosts",
+                                   "The hosts the export URL and every redirect may name, not "
+                                   "empty: exact names, IP addresses, suffixes like "
+                                   "`.example.com`."),
+        clayhook::config::optional(clayhook::ConfigType::boolean, "allow_private_addresses",
+                                   "false",
+                                   "`true` allows private, loopback, link-local and the other "
+                                   "refused address ranges."),
+        clayhook::config::optional(clayhook::ConfigType::string_list, "allowed_cidrs", "[]",
+                                   "Address ranges allowed even though they are refused ones, "
+                                   "like `10.20.0.0/16`."),
+        clayhook::config::optional(clayhook::ConfigType::boolean, "allow_http", "false",
+                                   "`true` accepts `http://` URLs and redirects; else `https://` "
+                                   "only."),
+        clayhook::config::optional(clayhook::ConfigType::size, "max_bytes", "1GiB",
+                                   "The largest file accepted, as received and after "
+                                   "decompression; at least 1 byte."),
+        clayhook::config::optional(clayhook::ConfigType::integer, "max_redirects", "3",
+                                   "Redirects followed per attempt, 0 to 20."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "60s",
+                                   "The most one wait may last (connecting, TLS, headers, each "
+                                   "read); 1ms to 1h."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "max_duration_ms", "30m",
+                                   "The most a whole attempt may last, redirects included; 1ms "
+                                   "to 7d."),
+        clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,
+                                   "A PEM bundle of CA certificates trusted in addition to the "
+                                   "system's; it must exist."),
+    };
 
-    ExportDownloader(clayhook::Host& host, const json::Value& config) : host_(host) {
-        if (!config.is_object()) throw std::runtime_error("config: must be a mapping");
-        static const std::set<std::string> kKeys = {
-            "directory",       "allowed_hosts", "allow_private_addresses", "allowed_cidrs",
-            "allow_http",      "max_bytes",     "max_redirects",           "timeout_ms",
-            "max_duration_ms", "ca_file"};
-        for (const auto& [key, value] : config.members()) {
-            (void)value;
-            if (kKeys.count(key) == 0)
-                throw std::runtime_error("config: unknown key '" + key +
-                                         "' (known: directory, allowed_hosts, "
-                                         "allow_private_addresses, allowed_cidrs, allow_http, "
-                                         "max_bytes, max_redirects, timeout_ms, "
-                                         "max_duration_ms, ca_file)");
-        }
+    ExportDownloader(clayhook::Host& host, const json::Value& cfg) : host_(host) {
+        // Unknown keys, missing required keys and wrong types the host has
+        // refused already, against `config` above; the ranges are checked here.
+        if (!cfg.is_object()) throw std::runtime_error("config: must be a mapping");
 
-        const json::Value* dir = config.find("directory");
+        const json::Value* dir = cfg.find("directory");
         if (dir == nullptr || !dir->is_string() || dir->as_string().empty())
             throw std::runtime_error("config: 'directory' is required (a path)");
         dir_ = fs::path(dir->as_string());
@@ -211,7 +239,7 @@ class ExportDownloader {
                 "config: 'directory' " + dir_.string() +
                 " cannot be created: " + (ec ? ec.message() : std::string("not a directory")));
 
-        const json::Value* hosts = config.find("allowed_hosts");
+        const json::Value* hosts = cfg.find("allowed_hosts");
         if (hosts == nullptr || !hosts->is_array() || hosts->size() == 0)
             throw std::runtime_error(
                 "config: 'allowed_hosts' is required: a non-empty list of host names "
@@ -222,10 +250,10 @@ class ExportDownloader {
             allowed_hosts.push_back(normalise_allowed_host(h.as_string()));
         }
 
-        bool allow_private = get_bool(config, "allow_private_addresses", false);
-        allow_http_ = get_bool(config, "allow_http", false);
+        bool allow_private = get_bool(cfg, "allow_private_addresses", false);
+        allow_http_ = get_bool(cfg, "allow_http", false);
         std::vector<Cidr> allowed_cidrs;
-        if (const json::Value* c = config.find("allowed_cidrs"); c != nullptr && !c->is_null()) {
+        if (const json::Value* c = cfg.find("allowed_cidrs"); c != nullptr && !c->is_null()) {
             if (!c->is_array())
                 throw std::runtime_error(
                     "config: 'allowed_cidrs' is a list like [\"10.1.0.0/16\"]");
@@ -240,15 +268,15 @@ class ExportDownloader {
         }
         policy_ = AddressPolicy(std::move(allowed_hosts), std::move(allowed_cidrs), allow_private);
         max_bytes_ =
-            static_cast<uint64_t>(get_int(config, "max_bytes", kDefaultMaxBytes, 1, INT64_MAX));
+            static_cast<uint64_t>(get_int(cfg, "max_bytes", kDefaultMaxBytes, 1, INT64_MAX));
         max_redirects_ =
-            static_cast<int>(get_int(config, "max_redirects", kDefaultMaxRedirects, 0, 20));
-        timeout_ = milliseconds(get_int(config, "timeout_ms", kDefaultTimeoutMs, 1, 3'600'000));
-        max_duration_ = milliseconds(
-            get_int(config, "max_duration_ms", kDefaultMaxDurationMs, 1, 7 * 24 * 3'600'000LL));
+            static_cast<int>(get_int(cfg, "max_redirects", kDefaultMaxRedirects, 0, 20));
+        timeout_ = get_ms(cfg, "timeout_ms", kDefaultTimeoutMs, 1, 3'600'000);
+        max_duration_ =
+            get_ms(cfg, "max_duration_ms", kDefaultMaxDurationMs, 1, 7 * 24 * 3'600'000LL);
 
         std::string ca_file;
-        if (const json::Value* ca = config.find("ca_file"); ca != nullptr && !ca->is_null()) {
+        if (const json::Value* ca = cfg.find("ca_file"); ca != nullptr && !ca->is_null()) {
             if (!ca->is_string() || ca->as_string().empty())
                 throw std::runtime_error("config: 'ca_file' is a path to a PEM file");
             ca_file = ca->as_string();
@@ -308,21 +336,37 @@ class ExportDownloader {
                        dir_.string());
     }
 
-    static bool get_bool(const json::Value& config, const char* key, bool fallback) {
-        const json::Value* v = config.find(key);
+    static bool get_bool(const json::Value& cfg, const char* key, bool fallback) {
+        const json::Value* v = cfg.find(key);
         if (v == nullptr || v->is_null()) return fallback;
         if (!v->is_bool())
             throw std::runtime_error(std::string("config: '") + key + "' is true or false");
         return v->as_bool();
     }
-    static int64_t get_int(const json::Value& config, const char* key, int64_t fallback,
-                           int64_t min, int64_t max) {
-        const json::Value* v = config.find(key);
+    static int64_t get_int(const json::Value& cfg, const char* key, int64_t fallback, int64_t min,
+                           int64_t max) {
+        const json::Value* v = cfg.find(key);
         if (v == nullptr || v->is_null()) return fallback;
         if (!v->is_integer() || v->as_int64() < min || v->as_int64() > max)
             throw std::runtime_error(std::string("config: '") + key + "' must be an integer from " +
                                      std::to_string(min) + " to " + std::to_string(max));
         return v->as_int64();
+    }
+
+    // A duration, handed over by the host as integer milliseconds.
+    static milliseconds get_ms(const json::Value& cfg, const char* key, int64_t fallback,
+                               int64_t min, int64_t max) {
+        namespace units = clayhook_plugins::units;
+        const json::Value* v = cfg.find(key);
+        if (v == nullptr || v->is_null()) return milliseconds(fallback);
+        if (!v->is_integer() || v->as_int64() < min || v->as_int64() > max)
+            throw std::runtime_error(std::string("config: '") + key + "' must be from " +
+                                     units::format_duration(milliseconds(min)) + " to " +
+                                     units::format_duration(milliseconds(max)) + ", found " +
+                                     (v->is_integer()
+                                          ? units::format_duration(milliseconds(v->as_int64()))
+                                          : json::dump(*v)));
+        return milliseconds(v->as_int64());
     }
 
     // The checks a URL passes before anything is resolved.

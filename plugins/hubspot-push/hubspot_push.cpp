@@ -12,8 +12,10 @@
 //
 // HTTP goes through plugins/common/http_kit.hpp: https:// (http:// only to a
 // loopback address), ca_file added to the system's CAs, an answer of at most
-// 1 MiB, Retry-After as seconds or an HTTP-date. timeout_ms takes "30s"-style
-// strings or integer ms.
+// 1 MiB, Retry-After as seconds or an HTTP-date. The config is declared
+// (HubspotPush::config, ABI 1.1): the host checks it, takes the token only as
+// a reference and hands timeout_ms over as integer ms; a config handed to
+// create() directly may still write it as a "30s"-style string.
 #include <clayhook/plugin.hpp>
 
 #include "field_map.hpp"
@@ -112,37 +114,66 @@ class HubspotPush {
     static constexpr const char* events[] = {"enrichment.completed"};
     static constexpr uint32_t max_batch_size = 100;
 
-    HubspotPush(clayhook::Host& host, const json::Value& config) : host_(host) {
-        if (!config.is_object()) throw std::runtime_error("config: a mapping is required");
-        static const char* const known[] = {"token",   "base_url", "ca_file",   "timeout_ms",
-                                            "contact", "company",  "associate", "batch"};
-        for (const auto& [k, v] : config.members())
-            if (std::find_if(std::begin(known), std::end(known),
-                             [&](const char* n) { return k == n; }) == std::end(known))
+    // The config it takes (ABI 1.1): the host checks an entry's config against
+    // this before the constructor runs (the token only as a reference), fills
+    // in the defaults and hands timeout_ms over as integer milliseconds (a
+    // bare number was milliseconds and stays so). contact and company are
+    // checked here, below.
+    static constexpr clayhook::ConfigKey config[] = {
+        clayhook::config::secret("token",
+                                 "A HubSpot private app token, sent as a Bearer token: "
+                                 "${HUBSPOT_TOKEN} or file:PATH."),
+        clayhook::config::optional(clayhook::ConfigType::string, "base_url",
+                                   "https://api.hubapi.com",
+                                   "HubSpot's API base; https://, or http:// to a loopback "
+                                   "address only."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "10s",
+                                   "Connect, send and read timeout per call, 1ms to 10m."),
+        clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,
+                                   "A PEM file of CA certificates added to the system's CAs."),
+        clayhook::config::optional(clayhook::ConfigType::boolean, "batch", "true",
+                                   "false: one API call per event (for comparison and "
+                                   "debugging)."),
+        clayhook::config::optional(clayhook::ConfigType::boolean, "associate", "false",
+                                   "Associate each event's contact with its company; needs both "
+                                   "contact and company."),
+        clayhook::config::optional(clayhook::ConfigType::object, "contact", nullptr,
+                                   "{mapping: …}: the contact's properties; it must map email."),
+        clayhook::config::optional(clayhook::ConfigType::object, "company", nullptr,
+                                   "{mapping: …}: the company's properties; it must map domain."),
+    };
+
+    HubspotPush(clayhook::Host& host, const json::Value& cfg) : host_(host) {
+        if (!cfg.is_object()) throw std::runtime_error("config: a mapping is required");
+        // The host refuses unknown keys first; this is for a config handed
+        // to create() directly.
+        for (const auto& [k, v] : cfg.members())
+            if (std::find_if(std::begin(config), std::end(config),
+                             [&](const auto& key) { return k == key.name; }) == std::end(config))
                 throw std::runtime_error("config: unknown key '" + k +
                                          "' (token, base_url, ca_file, timeout_ms, contact, "
                                          "company, associate, batch)");
-        const json::Value* token = config.find("token");
+        const json::Value* token = cfg.find("token");
         if (token == nullptr || !token->is_string() || token->as_string().empty())
             throw std::runtime_error(
                 "config: 'token' is required (a HubSpot private app token, written as "
                 "${HUBSPOT_TOKEN} or file:PATH)");
         token_ = token->as_string();
-        contact_ = object_spec(config, "contact", "contacts", "email");
-        company_ = object_spec(config, "company", "companies", "domain");
+        contact_ = object_spec(cfg, "contact", "contacts", "email");
+        company_ = object_spec(cfg, "company", "companies", "domain");
         if (!contact_ && !company_)
             throw std::runtime_error(
                 "config: 'contact' or 'company' (or both) is required, each with a 'mapping'");
-        associate_ = flag(config, "associate", false);
-        batch_ = flag(config, "batch", true);
+        associate_ = flag(cfg, "associate", false);
+        batch_ = flag(cfg, "batch", true);
         if (associate_ && (!contact_ || !company_))
             throw std::runtime_error(
                 "config: 'associate' needs both 'contact' and 'company' to be configured");
         const std::chrono::milliseconds timeout = units::duration_ms_setting(
-            config, "timeout_ms", std::chrono::milliseconds(10'000), std::chrono::milliseconds(1),
+            cfg, "timeout_ms", std::chrono::milliseconds(10'000), std::chrono::milliseconds(1),
             std::chrono::milliseconds(600'000));
         std::string base = "https://api.hubapi.com";
-        if (const json::Value* b = config.find("base_url")) {
+        if (const json::Value* b = cfg.find("base_url")) {
             if (!b->is_string()) throw std::runtime_error("config: 'base_url' must be a URL");
             base = b->as_string();
         }
@@ -152,7 +183,7 @@ class HubspotPush {
             throw std::runtime_error(std::string("config: 'base_url' ") + e.what());
         }
         std::string ca;
-        if (const json::Value* c = config.find("ca_file")) {
+        if (const json::Value* c = cfg.find("ca_file")) {
             if (!c->is_string()) throw std::runtime_error("config: 'ca_file' must be a path");
             ca = c->as_string();
         }
@@ -194,17 +225,17 @@ class HubspotPush {
   private:
     // ---- config ---------------------------------------------------------
 
-    static bool flag(const json::Value& config, const char* key, bool fallback) {
-        const json::Value* v = config.find(key);
+    static bool flag(const json::Value& cfg, const char* key, bool fallback) {
+        const json::Value* v = cfg.find(key);
         if (v == nullptr) return fallback;
         if (!v->is_bool())
             throw std::runtime_error("config: '" + std::string(key) + "' must be true or false");
         return v->as_bool();
     }
 
-    static std::optional<ObjectSpec> object_spec(const json::Value& config, const char* key,
+    static std::optional<ObjectSpec> object_spec(const json::Value& cfg, const char* key,
                                                  const char* type, const char* id_property) {
-        const json::Value* v = config.find(key);
+        const json::Value* v = cfg.find(key);
         if (v == nullptr) return std::nullopt;
         const std::string at = std::string(key);
         if (!v->is_object())

@@ -7,7 +7,8 @@
 // string), never copied raw, so a newline in a body cannot end a record
 // early or plant a forged one.
 //
-// config (any other key is refused, by name):
+// config (declared in JsonlSink::config, checked by the host first; any
+// other key is refused, by name):
 //   path:         file to append to (required); its folder is created if missing
 //   fsync:        true to fdatasync after every write, one per batch, and to
 //                 fsync the folder after a rotation (default false)
@@ -16,13 +17,14 @@
 //                 GB/GiB: all 1024-based), 1KiB to 1024GiB (default: no
 //                 limit)
 //   rotate_every: rotate once the file's first line is this old: "500ms",
-//                 "30s", "15m", "1h", "1d" (a bare number is seconds), 100ms
-//                 to ten years (default: never)
+//                 "30s", "15m", "1h", "1d" (in the YAML a bare number is
+//                 seconds), 100ms to ten years (default: never)
 //   keep:         how many rotated files to keep, the oldest deleted beyond
 //                 that; 0 keeps them all (default 10; only with max_bytes or
 //                 rotate_every)
-// Sizes and durations are read by plugins/common/units.hpp: the host's own
-// syntax, as in clayhook.yaml.
+// The host hands sizes over as integer bytes and durations as integer
+// milliseconds (ABI 1.1); a string is read by plugins/common/units.hpp, the
+// host's own syntax, as in clayhook.yaml.
 //
 // Rotation (only when max_bytes or rotate_every is set) renames
 // events.jsonl to events-20261205T190102Z-1.jsonl (the UTC second of the
@@ -180,18 +182,22 @@ struct SinkConfig {
         return bytes;
     }
 
+    // A duration: an integer is milliseconds (the host turns the YAML's
+    // "30s", or a bare 30 = seconds, into 30000), a string the host's syntax.
     static milliseconds duration_of(const clayhook::json::Value& v) {
         const char* key = "rotate_every";
-        const std::string range = " (100ms to ten years), found " + shown(v);
+        std::string range = " (100ms to ten years), found " + shown(v);
         milliseconds ms{0};
         if (v.is_number()) {
             auto n = whole(v);
             if (!n)
-                refuse(key, "must be a whole number of seconds or a duration like 30s, found " +
-                                shown(v));
+                refuse(key,
+                       "must be a whole number of milliseconds or a duration like 30s, found " +
+                           shown(v));
             if (*n < 0) refuse(key, "must not be negative, found " + shown(v));
-            if (*n > kMaxEvery.count() / 1000) refuse(key, "is too long" + range);
-            ms = milliseconds(*n * 1000);
+            if (*n > kMaxEvery.count()) refuse(key, "is too long" + range);
+            ms = milliseconds(*n);
+            range = " (100ms to ten years), found " + clayhook_plugins::units::format_duration(ms);
         } else if (v.is_string()) {
             const std::string& s = v.as_string();
             if (!s.empty() && s[0] == '-') refuse(key, "must not be negative, found " + shown(v));
@@ -238,9 +244,28 @@ class JsonlSink {
     static constexpr const char* description = "appends every event to a JSON-lines file";
     static constexpr const char* events[] = {"*"};
     static constexpr uint32_t max_batch_size = 256;
+    // `keep` has no declared default: its 10 applies only with rotation on,
+    // and `keep` given without max_bytes or rotate_every is refused.
+    static constexpr clayhook::ConfigKey config[] = {
+        clayhook::config::required(
+            clayhook::ConfigType::string, "path",
+            "The file to append to; its folder is created when missing, the file with mode 0640."),
+        clayhook::config::optional(clayhook::ConfigType::boolean, "fsync", "false",
+                                   "`true`: fdatasync each batch before it is answered, and fsync "
+                                   "the folder after a rotation."),
+        clayhook::config::optional(clayhook::ConfigType::size, "max_bytes", nullptr,
+                                   "Rotate before a batch that would take the file past this "
+                                   "size, 1KiB to 1024GiB. Not set: no size limit."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "rotate_every", nullptr,
+                                   "Rotate once the file's first line is this old, 100ms to ten "
+                                   "years. Not set: no age limit."),
+        clayhook::config::optional(clayhook::ConfigType::integer, "keep", nullptr,
+                                   "Rotated files kept, the oldest beyond deleted: 0 to 100000, "
+                                   "0 keeps all; 10 when not set. Only with max_bytes or "
+                                   "rotate_every."),
+    };
 
-    JsonlSink(clayhook::Host& host, const clayhook::json::Value& config)
-        : host_(host), config_(config) {
+    JsonlSink(clayhook::Host& host, const clayhook::json::Value& cfg) : host_(host), config_(cfg) {
         const std::filesystem::path p(config_.path);
         dir_ = p.parent_path().empty() ? "." : p.parent_path().string();
         stem_ = p.stem().string();

@@ -16,6 +16,9 @@
 // a loopback address), ca_file added to the system's CAs, an answer of at
 // most 1 MiB, Retry-After as seconds or an HTTP-date. Durations (timeout_ms,
 // backoff_base_ms, backoff_cap_ms) take "30s"-style strings or integer ms.
+// The keys are declared in RetryScheduler::config (ABI 1.1): the host checks
+// the config against them first (unknown keys, types, api_key only as a
+// reference), fills in the defaults and hands durations over as integer ms.
 #include <clayhook/plugin.hpp>
 
 #include "http_kit.hpp"
@@ -86,23 +89,60 @@ class RetryScheduler {
     static constexpr const char* description =
         "re-runs failed Clay enrichments with backoff until the row is enriched";
     static constexpr const char* events[] = {"enrichment.failed", "enrichment.completed"};
+    static constexpr clayhook::ConfigKey config[] = {
+        clayhook::config::optional(clayhook::ConfigType::string, "clay_api", "https://api.clay.com",
+                                   "Base URL of the Clay API: `https://` only, but `http://` to "
+                                   "a loopback address."),
+        clayhook::config::secret("api_key",
+                                 "Clay's API key, sent as `Authorization: Bearer …`: "
+                                 "`${CLAY_API_KEY}`, `file:PATH` or `credential:NAME`."),
+        clayhook::config::optional(clayhook::ConfigType::integer, "max_attempts", "5",
+                                   "Re-runs asked of Clay per row, 1 to 100; a failure after "
+                                   "that many is a dead letter."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "backoff_base_ms", "1m",
+                                   "The wait before re-run 1; re-run n waits base × 2^(n-1), at "
+                                   "most `backoff_cap_ms`. 1ms to ten years."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "backoff_cap_ms", "1h",
+                                   "The longest wait, at least `backoff_base_ms`, at most ten "
+                                   "years."),
+        clayhook::config::optional(
+            clayhook::ConfigType::string_list, "retryable_codes",
+            R"(["PROVIDER_TIMEOUT", "PROVIDER_ERROR", "RATE_LIMITED", "INTERNAL_ERROR", "TIMEOUT"])",
+            "`error.code` values worth a re-run."),
+        clayhook::config::optional(
+            clayhook::ConfigType::string_list, "final_codes",
+            R"(["INVALID_INPUT", "NOT_FOUND", "INSUFFICIENT_CREDITS", "UNAUTHORIZED", "NO_DATA"])",
+            "Codes that will not get better: a dead letter at once, no call to Clay."),
+        clayhook::config::optional(clayhook::ConfigType::boolean, "retry_unknown_codes", "false",
+                                   "A code in neither list: `false` makes it a dead letter, "
+                                   "`true` re-runs it."),
+        clayhook::config::optional(clayhook::ConfigType::string, "default_column", nullptr,
+                                   "The column to re-run when the event has no `error.column`; "
+                                   "with neither, a dead letter."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "30s",
+                                   "Connect timeout and each wait to send or to read, per API "
+                                   "call; 1ms to 10m."),
+        clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,
+                                   "A PEM file of CA certificates added to the system's CAs; "
+                                   "certificates are always verified."),
+    };
 
-    RetryScheduler(clayhook::Host& host, const json::Value& config)
+    RetryScheduler(clayhook::Host& host, const json::Value& cfg)
         : host_(host),
-          api_key_(config.get_string("api_key", "")),
-          default_column_(config.get_string("default_column", "")),
+          api_key_(cfg.get_string("api_key", "")),
+          default_column_(cfg.get_string("default_column", "")),
           retryable_(string_list(
-              config, "retryable_codes",
+              cfg, "retryable_codes",
               {"PROVIDER_TIMEOUT", "PROVIDER_ERROR", "RATE_LIMITED", "INTERNAL_ERROR", "TIMEOUT"})),
           final_(string_list(
-              config, "final_codes",
+              cfg, "final_codes",
               {"INVALID_INPUT", "NOT_FOUND", "INSUFFICIENT_CREDITS", "UNAUTHORIZED", "NO_DATA"})),
-          retry_unknown_(config.get_bool("retry_unknown_codes", false)),
-          max_attempts_(config.get_int("max_attempts", 5)),
-          base_ms_(duration(config, "backoff_base_ms", milliseconds(60'000), milliseconds(1),
+          retry_unknown_(cfg.get_bool("retry_unknown_codes", false)),
+          max_attempts_(cfg.get_int("max_attempts", 5)),
+          base_ms_(duration(cfg, "backoff_base_ms", milliseconds(60'000), milliseconds(1),
                             units::kMaxDuration)
                        .count()),
-          cap_ms_(duration(config, "backoff_cap_ms", milliseconds(3'600'000), milliseconds(1),
+          cap_ms_(duration(cfg, "backoff_cap_ms", milliseconds(3'600'000), milliseconds(1),
                            units::kMaxDuration)
                       .count()) {
         if (api_key_.empty())
@@ -113,10 +153,10 @@ class RetryScheduler {
         if (cap_ms_ < base_ms_)
             throw std::runtime_error(
                 "config: 'backoff_base_ms' must be at least 1 and 'backoff_cap_ms' at least that");
-        const milliseconds timeout = duration(config, "timeout_ms", milliseconds(30'000),
+        const milliseconds timeout = duration(cfg, "timeout_ms", milliseconds(30'000),
                                               milliseconds(1), milliseconds(600'000));
         try {
-            endpoint_ = http::Endpoint::parse(config.get_string("clay_api", "https://api.clay.com"),
+            endpoint_ = http::Endpoint::parse(cfg.get_string("clay_api", "https://api.clay.com"),
                                               http::AllowHttp::loopback);
         } catch (const http::UrlError& e) {
             throw std::runtime_error(std::string("config: 'clay_api' ") + e.what());
@@ -127,7 +167,7 @@ class RetryScheduler {
         o.connect_timeout = timeout;
         o.read_timeout = timeout;
         try {
-            client_ = std::make_unique<http::Client>(config.get_string("ca_file", ""), o);
+            client_ = std::make_unique<http::Client>(cfg.get_string("ca_file", ""), o);
         } catch (const std::invalid_argument& e) {
             throw std::runtime_error(std::string("config: 'ca_file': ") + e.what());
         }

@@ -16,8 +16,10 @@
 //
 // HTTP goes through plugins/common/http_kit.hpp: https:// (http:// only to a
 // loopback address), ca_file added to the system's CAs, an answer of at most
-// 1 MiB, Retry-After as seconds or an HTTP-date. timeout_ms and
-// limit_retry_ms take "30s"-style strings or integer ms.
+// 1 MiB, Retry-After as seconds or an HTTP-date. The config is declared
+// (SalesforcePush::config, ABI 1.1): the host checks it and hands timeout_ms
+// and limit_retry_ms over as integer ms; a config handed to create()
+// directly may still write them as "30s"-style strings.
 #include <clayhook/plugin.hpp>
 
 #include "field_map.hpp"
@@ -199,31 +201,64 @@ class SalesforcePush {
     static constexpr const char* events[] = {"enrichment.completed"};
     static constexpr uint32_t max_batch_size = 200;
 
-    SalesforcePush(clayhook::Host& host, const json::Value& config) : host_(host) {
-        static constexpr const char* kKeys[] = {
-            "instance_url", "login_url", "api_version", "object",     "external_id_field",
-            "auth",         "mapping",   "ca_file",     "timeout_ms", "limit_retry_ms"};
-        for (const auto& [k, v] : config.members())
-            if (std::find_if(std::begin(kKeys), std::end(kKeys),
-                             [&](const char* x) { return k == x; }) == std::end(kKeys))
+    // The config it takes (ABI 1.1): the host checks an entry's config against
+    // this before the constructor runs, fills in the defaults and hands the
+    // durations over as integer milliseconds (a bare number in these *_ms keys
+    // was milliseconds and stays so). The nested auth and mapping are checked
+    // here, below.
+    static constexpr clayhook::ConfigKey config[] = {
+        clayhook::config::required(clayhook::ConfigType::string, "object",
+                                   "The sObject API name (Account, Lead, Company__c)."),
+        clayhook::config::required(clayhook::ConfigType::string, "external_id_field",
+                                   "The External ID field the upsert matches on; it must be "
+                                   "in mapping, and an event without it fails."),
+        clayhook::config::required(clayhook::ConfigType::object, "mapping",
+                                   "Salesforce field ← event path. See [Mapping](#mapping)."),
+        clayhook::config::required(clayhook::ConfigType::object, "auth",
+                                   "Exactly one of client_credentials or jwt_bearer. See "
+                                   "[Authentication](#authentication)."),
+        clayhook::config::optional(clayhook::ConfigType::string, "login_url",
+                                   "https://login.salesforce.com",
+                                   "Base URL of the token endpoint ({login_url}/services/oauth2/"
+                                   "token): test.salesforce.com for a sandbox, or your My Domain."),
+        clayhook::config::optional(clayhook::ConfigType::string, "instance_url", nullptr,
+                                   "Base URL of the REST API, used only when the token answer "
+                                   "has no instance_url."),
+        clayhook::config::optional(clayhook::ConfigType::string, "api_version", "v60.0",
+                                   "The REST API version in the paths, written vNN.N."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "30s",
+                                   "Connect, send and read timeout per HTTP call, 1ms to 10m."),
+        clayhook::config::optional(clayhook::ConfigType::duration, "limit_retry_ms", "1m",
+                                   "Wait before a retry after REQUEST_LIMIT_EXCEEDED or a 429 "
+                                   "without Retry-After, 0 to 1d (0: the host's backoff)."),
+        clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,
+                                   "A PEM file of CA certificates added to the system's CAs."),
+    };
+
+    SalesforcePush(clayhook::Host& host, const json::Value& cfg) : host_(host) {
+        // The host refuses unknown keys first; this is for a config handed
+        // to create() directly.
+        for (const auto& [k, v] : cfg.members())
+            if (std::find_if(std::begin(config), std::end(config),
+                             [&](const auto& key) { return k == key.name; }) == std::end(config))
                 throw std::runtime_error("config: unknown key '" + k + "'");
 
-        object_ = config.get_string("object", "");
+        object_ = cfg.get_string("object", "");
         if (!is_identifier(object_))
             throw std::runtime_error(
                 "config: 'object' is required: an sObject API name such as Account");
-        ext_field_ = config.get_string("external_id_field", "");
+        ext_field_ = cfg.get_string("external_id_field", "");
         if (!is_identifier(ext_field_))
             throw std::runtime_error(
                 "config: 'external_id_field' is required: a field API name such as "
                 "Clay_Row_Id__c");
-        api_version_ = config.get_string("api_version", "v60.0");
+        api_version_ = cfg.get_string("api_version", "v60.0");
         if (api_version_.size() < 4 || api_version_[0] != 'v' ||
             api_version_.find_first_not_of("0123456789.", 1) != std::string::npos ||
             api_version_.find('.') == std::string::npos)
             throw std::runtime_error("config: 'api_version' must look like v60.0");
 
-        const json::Value* mapping = config.find("mapping");
+        const json::Value* mapping = cfg.find("mapping");
         if (mapping == nullptr)
             throw std::runtime_error(
                 "config: 'mapping' is required (Salesforce field: event path)");
@@ -235,21 +270,21 @@ class SalesforcePush {
             throw std::runtime_error("config: external_id_field '" + ext_field_ +
                                      "' must be mapped in 'mapping' (it is always required)");
 
-        login_url_ = config.get_string("login_url", "https://login.salesforce.com");
+        login_url_ = cfg.get_string("login_url", "https://login.salesforce.com");
         while (!login_url_.empty() && login_url_.back() == '/')
             login_url_.pop_back();
         login_ = endpoint(login_url_, "config: 'login_url'");
-        if (std::string iu = config.get_string("instance_url", ""); !iu.empty())
+        if (std::string iu = cfg.get_string("instance_url", ""); !iu.empty())
             configured_instance_ = endpoint(iu, "config: 'instance_url'");
 
         using std::chrono::milliseconds;
         const milliseconds timeout = units::duration_ms_setting(
-            config, "timeout_ms", milliseconds(30'000), milliseconds(1), milliseconds(600'000));
-        limit_retry_ms_ = units::duration_ms_setting(config, "limit_retry_ms", milliseconds(60'000),
+            cfg, "timeout_ms", milliseconds(30'000), milliseconds(1), milliseconds(600'000));
+        limit_retry_ms_ = units::duration_ms_setting(cfg, "limit_retry_ms", milliseconds(60'000),
                                                      milliseconds(0), milliseconds(86'400'000))
                               .count();
 
-        read_auth(config.find("auth"));
+        read_auth(cfg.find("auth"));
 
         // Certificates and host names are always verified; ca_file (PEM) is
         // added to the system's CAs (a private CA, a test's).
@@ -257,7 +292,7 @@ class SalesforcePush {
         o.connect_timeout = timeout;
         o.read_timeout = timeout;
         try {
-            client_ = std::make_unique<http::Client>(config.get_string("ca_file", ""), o);
+            client_ = std::make_unique<http::Client>(cfg.get_string("ca_file", ""), o);
         } catch (const std::invalid_argument& e) {
             throw std::runtime_error(std::string("config: 'ca_file': ") + e.what());
         }

@@ -807,8 +807,10 @@ TEST_CASE("export-downloader refuses a bad config with its reason", "[export-dow
                    c.set("allowed_hosts", json::Value::array().push_back("https://x.com/"));
                }),
                Catch::Contains("is not a host name"));
+    // Unknown keys and wrong types the host refuses, from the plugin's
+    // declared config (ABI 1.1), with the nearest key suggested.
     CHECK_THAT(refused([](json::Value& c) { c.set("allowed_host", "x"); }),
-               Catch::Contains("unknown key 'allowed_host'"));
+               Catch::Contains("config.allowed_host: unknown key (did you mean 'allowed_hosts'?)"));
     CHECK_THAT(refused([](json::Value& c) {
                    c.set("allowed_cidrs", json::Value::array().push_back("10.0.0.0/33"));
                }),
@@ -816,7 +818,7 @@ TEST_CASE("export-downloader refuses a bad config with its reason", "[export-dow
     CHECK_THAT(refused([](json::Value& c) { c.set("max_bytes", 0); }),
                Catch::Contains("'max_bytes' must be an integer"));
     CHECK_THAT(refused([](json::Value& c) { c.set("allow_http", "yes"); }),
-               Catch::Contains("'allow_http' is true or false"));
+               Catch::Contains("config.allow_http: expected true or false"));
     CHECK_THAT(refused([](json::Value& c) { c.set("ca_file", "/nonexistent/ca.pem"); }),
                Catch::Contains("'ca_file'"));
     CHECK(refused({}) == "(accepted)");

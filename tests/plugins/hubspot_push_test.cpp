@@ -58,6 +58,8 @@ struct HubSpotRig : DispatchRig {
         plugin.config_json = R"({"token":")" + (token.empty() ? hub->token() : token) +
                              R"(","base_url":")" + hub->base_url() + R"(",)" + objects +
                              (extra.empty() ? "" : "," + extra) + "}";
+        // As if written ${HUBSPOT_TOKEN}: the declared secret takes references only.
+        plugin.config_keys["token"].reference = true;
     }
 
     // An enrichment.completed as Clay sends it.
@@ -416,6 +418,7 @@ TEST_CASE("hubspot-push: config errors are refused at create, naming the key", "
         PluginConfig pc;
         pc.name = "h";
         pc.config_json = config;
+        pc.config_keys["token"].reference = true;  // as if written ${HUBSPOT_TOKEN}
         try {
             PluginInstance::create(lib, pc, log, metrics);
         } catch (const PluginError& e) {
@@ -425,7 +428,7 @@ TEST_CASE("hubspot-push: config errors are refused at create, naming the key", "
     };
     const std::string tok = R"("token":"t",)";
     for (auto [config, want] : std::vector<std::pair<std::string, std::string>>{
-             {"{" + kContact + "}", "'token' is required"},
+             {"{" + kContact + "}", "config.token: is required"},
              {R"({"token":"",)" + kContact + "}", "'token' is required"},
              {R"({"token":"t"})", "'contact' or 'company'"},
              {"{" + tok + R"("contact":{}})", "contact.mapping: is required"},
@@ -438,10 +441,12 @@ TEST_CASE("hubspot-push: config errors are refused at create, naming the key", "
               "contact.mapping.email.transform: unknown transform 'nope'"},
              {"{" + tok + R"("contact":{"mapping":{"email":"data.email"},"maping":1}})",
               "unknown key 'maping'"},
-             {"{" + tok + kContact + R"(,"tokn":"x"})", "unknown key 'tokn'"},
+             {"{" + tok + kContact + R"(,"tokn":"x"})",
+              "config.tokn: unknown key (did you mean 'token'?)"},
              {"{" + tok + kContact + R"(,"associate":true})", "'associate' needs both"},
-             {"{" + tok + kContact + R"(,"associate":"yes"})", "'associate' must be true or false"},
-             {"{" + tok + kContact + R"(,"batch":1})", "'batch' must be true or false"},
+             {"{" + tok + kContact + R"(,"associate":"yes"})",
+              "config.associate: expected true or false"},
+             {"{" + tok + kContact + R"(,"batch":1})", "config.batch: expected true or false"},
              {"{" + tok + kContact + R"(,"timeout_ms":0})", "'timeout_ms'"},
              {"{" + tok + kContact + R"(,"base_url":"ftp://example.com"})", "'base_url'"},
              {"{" + tok + kContact + R"(,"base_url":"https://"})", "'base_url'"},

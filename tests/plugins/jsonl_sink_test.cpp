@@ -90,7 +90,8 @@ TEST_CASE("jsonl-sink without a path is refused with its reason", "[jsonl-sink]"
         PluginInstance::create(lib, pc, log, metrics);
         FAIL("created without a path");
     } catch (const PluginError& e) {
-        CHECK_THAT(std::string(e.what()), Catch::Contains("'path' is required"));
+        // The host refuses it, from the plugin's declared config (ABI 1.1).
+        CHECK_THAT(std::string(e.what()), Catch::Contains("config.path: is required"));
     }
 }
 
@@ -588,29 +589,35 @@ TEST_CASE("jsonl-sink refuses a bad rotation config, naming the key", "[jsonl-si
     Metrics metrics;
     auto lib = load_sink(stage);
     const std::string path = out.file("events.jsonl");
+    // The host checks the config against the plugin's declaration first
+    // (ABI 1.1): unknown keys, types and units are refused in its words, at
+    // plugins.<name>.config.<key>; the ranges and the rest, the plugin's own
+    // ('<key>'), get the sizes in bytes and the durations in milliseconds.
     const std::vector<std::pair<std::string, std::vector<std::string>>> bad = {
-        {R"("max_bytes":"10XB")", {"'max_bytes'", "unknown unit 'XB'"}},
-        {R"("max_bytes":"64 MiB")", {"'max_bytes'", "unknown unit ' MiB'"}},
-        {R"("max_bytes":-1)", {"'max_bytes'", "must not be negative"}},
-        {R"("max_bytes":"-5MiB")", {"'max_bytes'", "must not be negative"}},
+        {R"("max_bytes":"10XB")", {"config.max_bytes:", "unknown size unit 'XB'"}},
+        {R"("max_bytes":"64 MiB")", {"config.max_bytes:", "unknown size unit ' MiB'"}},
+        {R"("max_bytes":-1)", {"config.max_bytes:", "expected a size"}},
+        {R"("max_bytes":"-5MiB")", {"config.max_bytes:", "expected a size"}},
         {R"("max_bytes":100)", {"'max_bytes'", "too small", "1KiB"}},
-        {R"("max_bytes":"2TiB")", {"'max_bytes'", "unknown unit 'TiB'"}},
+        {R"("max_bytes":"2TiB")", {"config.max_bytes:", "unknown size unit 'TiB'"}},
         {R"("max_bytes":"1025GiB")", {"'max_bytes'", "too large"}},
-        {R"("max_bytes":1.5)", {"'max_bytes'", "whole number"}},
-        {R"("max_bytes":true)", {"'max_bytes'", "expected a size"}},
-        {R"("rotate_every":"2w")", {"'rotate_every'", "unknown unit 'w'", "(ms, s, m, h, d)"}},
-        {R"("rotate_every":"1.5h")", {"'rotate_every'", "unknown unit '.5h'"}},
-        {R"("rotate_every":"-1s")", {"'rotate_every'", "must not be negative"}},
-        {R"("rotate_every":-30)", {"'rotate_every'", "must not be negative"}},
-        {R"("rotate_every":"50ms")", {"'rotate_every'", "too short"}},
-        {R"("rotate_every":"")", {"'rotate_every'", "expected a duration"}},
-        {R"("rotate_every":null)", {"'rotate_every'", "expected a duration"}},
+        {R"("max_bytes":1.5)", {"config.max_bytes:", "expected a size"}},
+        {R"("max_bytes":true)", {"config.max_bytes:", "expected a size"}},
+        {R"("rotate_every":"2w")",
+         {"config.rotate_every:", "unknown duration unit 'w'", "(ms, s, m, h, d)"}},
+        {R"("rotate_every":"1.5h")", {"config.rotate_every:", "unknown duration unit '.5h'"}},
+        {R"("rotate_every":"-1s")", {"config.rotate_every:", "expected a duration"}},
+        {R"("rotate_every":-30)", {"config.rotate_every:", "expected a duration"}},
+        {R"("rotate_every":"50ms")", {"'rotate_every'", "too short", "found 50ms"}},
+        {R"("rotate_every":"")", {"config.rotate_every:", "expected a duration"}},
         {R"("keep":-1,"max_bytes":"1MiB")", {"'keep'", "between 0"}},
-        {R"("keep":"some","max_bytes":"1MiB")", {"'keep'", "whole number"}},
+        {R"("keep":"some","max_bytes":"1MiB")", {"config.keep:", "whole number"}},
         {R"("keep":3)", {"'keep'", "only means something with max_bytes or rotate_every"}},
-        {R"("bogus":1)", {"unknown key 'bogus'", "path, fsync, max_bytes, rotate_every"}},
-        {R"("max_age":"1h")", {"unknown key 'max_age'", "did you mean 'rotate_every'?"}},
-        {R"("fsync":"yes")", {"'fsync'", "true or false"}},
+        {R"("bogus":1)",
+         {"config.bogus: unknown key", "takes: path fsync max_bytes rotate_every keep"}},
+        {R"("max_age":"1h")",
+         {"config.max_age: unknown key", "takes: path fsync max_bytes rotate_every keep"}},
+        {R"("fsync":"yes")", {"config.fsync:", "true or false"}},
     };
     for (const auto& [extra, says] : bad) {
         INFO(extra);
@@ -629,21 +636,25 @@ TEST_CASE("jsonl-sink refuses a bad rotation config, naming the key", "[jsonl-si
         PluginInstance::create(lib, pc, log, metrics);
         FAIL_CHECK("created");
     } catch (const PluginError& e) {
-        CHECK_THAT(std::string(e.what()), Catch::Contains("'path' must be a string"));
+        CHECK_THAT(std::string(e.what()), Catch::Contains("config.path: expected text"));
     }
     const std::vector<std::string> good = {
         R"(,"max_bytes":"64MiB","rotate_every":"1h","keep":0)",
         R"(,"max_bytes":65536)",
-        R"(,"max_bytes":"10MB","keep":"5")",
+        R"(,"max_bytes":"10MB","keep":5)",
         R"(,"max_bytes":"512KiB","fsync":true)",
         R"(,"rotate_every":30)",
         R"(,"rotate_every":"500ms","keep":100)",
+        R"(,"rotate_every":null)",  // as if not given
         R"(,"fsync":false)",
     };
     for (const auto& extra : good) {
         INFO(extra);
         CHECK_NOTHROW(make_sink(lib, path, extra, log, metrics));
     }
+    // A bare number in rotate_every is seconds in the config (the host's
+    // meaning), handed to the plugin as milliseconds.
+    CHECK_THAT(log_out.str(), Catch::Contains("every 30000ms"));
 }
 
 TEST_CASE("jsonl-sink answers retry when a rotation fails, and loses nothing", "[jsonl-sink]") {

@@ -18,6 +18,9 @@ struct SchedulerRig : DispatchRig {
         library = std::string(kBundledPluginDir) + "/retry-scheduler.so";
         plugin.config_json = R"({"clay_api":")" + clay.base_url() + R"(","api_key":")" +
                              (key.empty() ? clay.api_key() : key) + R"(",)" + backoff + "}";
+        // api_key is a declared secret: the host takes it only as a reference
+        // (${VAR}, file:PATH), which the config loader would have resolved.
+        plugin.config_keys["api_key"] = {Position{}, true};
         dispatch.retry.max_attempts = 5;
     }
 
@@ -188,6 +191,7 @@ TEST_CASE("retry-scheduler: refuses a config without an API key", "[retry-schedu
         PluginInstance::create(lib, pc, log, metrics);
         FAIL("created without a key");
     } catch (const PluginError& e) {
-        CHECK_THAT(std::string(e.what()), Catch::Contains("'api_key' is required"));
+        // The host refuses it, from the plugin's declared config (ABI 1.1).
+        CHECK_THAT(std::string(e.what()), Catch::Contains("config.api_key: is required"));
     }
 }

@@ -555,9 +555,9 @@ TEST_CASE("salesforce-push: refuses configs it cannot work with", "[salesforce-p
                Catch::Contains("external_id_field 'Clay_Row_Id__c' must be mapped"));
     CHECK_THAT(refused(R"({"object":"Account","external_id_field":"Website",)"
                        R"("mapping":{"Website":"data.company.domain"}})"),
-               Catch::Contains("config: 'auth' must be"));
+               Catch::Contains("config.auth: is required"));
     CHECK_THAT(refused(R"({"external_id_field":"Website","mapping":{"Website":"x"},)" + auth + "}"),
-               Catch::Contains("'object' is required"));
+               Catch::Contains("config.object: is required"));
     CHECK_THAT(refused(R"({"object":"Account","external_id_field":"Website",)"
                        R"("mapping":{"Website":{"from":"x","transform":["shout"]}},)" +
                        auth + "}"),
