@@ -4,8 +4,9 @@
 CLAYHOOK_RUN_PACKAGES=(g++ cmake ninja-build pkg-config libpoco-dev libyaml-cpp-dev libsqlite3-dev
                        libboost-dev libssl-dev openssl libpq-dev)
 # ...and, on top, to build and run the tests; clang, its libFuzzer runtime and
-# llvm-symbolizer (for readable stacks) are for the fuzz targets (scripts/fuzz.sh).
-CLAYHOOK_TEST_PACKAGES=(catch2 binutils postgresql lintian clang-format clang clang-14 libclang-rt-14-dev llvm-14 chromium chromium-driver python3-selenium)
+# llvm-symbolizer (for readable stacks) are for the fuzz targets (scripts/fuzz.sh);
+# lintian, dpkg-dev, file and systemd (systemd-analyze) for the package test.
+CLAYHOOK_TEST_PACKAGES=(catch2 binutils postgresql lintian dpkg-dev file systemd clang-format clang clang-14 libclang-rt-14-dev llvm-14 chromium chromium-driver python3-selenium)
 
 say() { printf '\033[1m[clayhook]\033[0m %s\n' "$*" >&2; }
 
