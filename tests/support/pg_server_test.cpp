@@ -184,6 +184,11 @@ TEST_CASE("PgServer: start() waits for a port that is briefly busy", "[pg-server
     // Someone else holds the port while start() begins.
     int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(s >= 0);
+    // The stopped server's connections may sit in TIME_WAIT on the port:
+    // SO_REUSEADDR binds past them (PostgreSQL does the same), while a
+    // listening socket still keeps PostgreSQL out.
+    int one = 1;
+    REQUIRE(::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
