@@ -1,5 +1,7 @@
 #include "log/Logger.h"
 
+#include "text/Text.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -128,51 +130,15 @@ std::string logfmt_value(std::string_view v) {
     return out;
 }
 
-namespace {
-
-// The length of the valid UTF-8 sequence at the start of `v` (1 to 4), or 0
-// when it does not start with one: a stray continuation byte, a truncated
-// sequence, an overlong form, a surrogate, or a code point past U+10FFFF.
-size_t utf8_sequence(std::string_view v) {
-    auto byte = [&](size_t i) { return static_cast<unsigned char>(v[i]); };
-    auto cont = [&](size_t i) { return i < v.size() && (byte(i) & 0xC0) == 0x80; };
-    unsigned char b0 = byte(0);
-    if (b0 < 0x80) return 1;
-    if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
-    if (b0 >= 0xE0 && b0 <= 0xEF) {
-        if (!cont(1) || !cont(2)) return 0;
-        if (b0 == 0xE0 && byte(1) < 0xA0) return 0;  // overlong
-        if (b0 == 0xED && byte(1) > 0x9F) return 0;  // UTF-16 surrogate
-        return 3;
-    }
-    if (b0 >= 0xF0 && b0 <= 0xF4) {
-        if (!cont(1) || !cont(2) || !cont(3)) return 0;
-        if (b0 == 0xF0 && byte(1) < 0x90) return 0;  // overlong
-        if (b0 == 0xF4 && byte(1) > 0x8F) return 0;  // past U+10FFFF
-        return 4;
-    }
-    return 0;  // 0x80-0xC1 (continuation, overlong lead) or 0xF5-0xFF
-}
-
-}  // namespace
-
-std::string json_string(std::string_view v) {
+std::string json_string(std::string_view text) {
+    // Invalid UTF-8 becomes U+FFFD first (text/Text.h); then only the ASCII
+    // that JSON requires is escaped, controls other than \n \r \t as \u00XX.
     static constexpr char hex[] = "0123456789abcdef";
+    const std::string v = to_valid_utf8(text);
     std::string out = "\"";
     out.reserve(v.size() + 2);
-    for (size_t i = 0; i < v.size();) {
-        auto c = static_cast<unsigned char>(v[i]);
-        if (c >= 0x80) {
-            size_t n = utf8_sequence(v.substr(i));
-            if (n == 0) {
-                out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-                ++i;
-            } else {
-                out.append(v.substr(i, n));
-                i += n;
-            }
-            continue;
-        }
+    for (char ch : v) {
+        const auto c = static_cast<unsigned char>(ch);
         switch (c) {
             case '"':
                 out += "\\\"";
@@ -195,10 +161,9 @@ std::string json_string(std::string_view v) {
                     out += hex[c >> 4];
                     out += hex[c & 0xF];
                 } else {
-                    out += static_cast<char>(c);
+                    out += ch;
                 }
         }
-        ++i;
     }
     out += '"';
     return out;
