@@ -23,19 +23,12 @@ int plugin_doc_command(const std::vector<std::string>& args, std::ostream& out, 
     std::string path = args[1];
     if (path.rfind("bundled:", 0) == 0) {
         const std::string name = path.substr(8);
-        std::string found;
-        for (const auto& dir : default_bundled_plugin_dirs()) {
-            const auto candidate = std::filesystem::path(dir) / (name + ".so");
-            if (std::filesystem::exists(candidate)) {
-                found = candidate.string();
-                break;
-            }
-        }
-        if (found.empty()) {
+        auto found = find_bundled_plugin(name, default_bundled_plugin_dirs());
+        if (!found) {
             err << "clayhook plugin-doc: no bundled plugin '" << name << "'\n";
             return kExitFailed;
         }
-        path = found;
+        path = *found;
     }
     const std::string stage = make_stage_dir();
     int rc = kExitOk;

@@ -691,13 +691,9 @@ class Loader {
         if (p.library.rfind(prefix, 0) == 0) {
             std::string name = p.library.substr(prefix.size());
             if (!valid_name(name)) n.fail("'" + name + "' is not a bundled plugin name");
-            for (const auto& dir : options_.bundled_plugin_dirs) {
-                fs::path candidate = fs::path(dir) / (name + ".so");
-                std::error_code ec;
-                if (fs::exists(candidate, ec)) {
-                    p.library_path = fs::absolute(candidate).lexically_normal().string();
-                    return;
-                }
+            if (auto found = find_bundled_plugin(name, options_.bundled_plugin_dirs)) {
+                p.library_path = *found;
+                return;
             }
             std::string dirs;
             for (const auto& d : options_.bundled_plugin_dirs)
@@ -912,6 +908,16 @@ Config load_config(const std::string& file, const LoadOptions& options) {
 void require_secrets(const Config& config) {
     for (const Secret* s : config.all_secrets())
         if (!s->resolved) throw ConfigError(s->pos, "", "secret " + s->ref + " " + s->error);
+}
+
+std::optional<std::string> find_bundled_plugin(const std::string& name,
+                                               const std::vector<std::string>& dirs) {
+    for (const auto& dir : dirs) {
+        fs::path candidate = fs::path(dir) / (name + ".so");
+        std::error_code ec;
+        if (fs::exists(candidate, ec)) return fs::absolute(candidate).lexically_normal().string();
+    }
+    return std::nullopt;
 }
 
 std::vector<std::string> default_bundled_plugin_dirs() {

@@ -2,6 +2,7 @@
 
 #include "config/Config.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,8 @@ void require_secrets(const Config& config);
 // <exe>/../plugins (the build tree), then <exe>/../<libdir>/clayhook/plugins
 // (the install tree; libdir as CMake installed it).
 std::vector<std::string> default_bundled_plugin_dirs();
+// Where `bundled:NAME` is: the first NAME.so in `dirs`, as an absolute path.
+std::optional<std::string> find_bundled_plugin(const std::string& name,
+                                               const std::vector<std::string>& dirs);
 
 }  // namespace clayhook
