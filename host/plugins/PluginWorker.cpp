@@ -104,7 +104,6 @@ PluginWorker::PluginWorker(const PluginConfig& config, const WorkerSettings& set
                            HostServices& services, Logger& log, Metrics& metrics)
     : name_(config.name),
       library_(config.library_path),
-      config_json_(config.config_json),
       config_context_(encode_config_context(config)),
       memory_limit_(config.memory_limit),
       settings_(settings),
@@ -343,8 +342,7 @@ std::optional<std::string> PluginWorker::launch(bool first) {
     wire::Out hello(wire::Type::hello);
     hello.str(name_)
         .str(library_)
-        .str(config_json_)
-        .str(config_context_)
+        .str(config_context_)  // the config JSON and its positions
         .u32(settings_.threads)
         .u32(std::max<uint32_t>(settings_.workers, 1));
     send(hello.done());

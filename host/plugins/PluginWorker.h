@@ -92,7 +92,6 @@ class PluginWorker final : public PluginCalls {
 
     const std::string name_;
     const std::string library_;
-    const std::string config_json_;
     const std::string config_context_;  // ConfigSchema's encode_config_context
     const uint64_t memory_limit_;
     const WorkerSettings settings_;

@@ -295,7 +295,6 @@ int main(int argc, char** argv) {
         wire::In hello(type, payload);
         const std::string name(hello.str());
         const std::string path(hello.str());
-        const std::string given_config(hello.str());
         const std::string config_context(hello.str());
         const uint32_t threads = std::min<uint32_t>(hello.u32(), 1024);  // 0: not given
         const uint32_t workers = std::clamp<uint32_t>(hello.u32(), 1, 1024);
@@ -378,7 +377,6 @@ int main(int argc, char** argv) {
             } catch (const std::exception& e) {
                 fail(std::string("config: ") + e.what());
             }
-            (void)given_config;  // also inside the context
 
             std::unique_ptr<LoadedPlugin> plugin;
             {
