@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 
 namespace clayhook {
 
@@ -27,10 +28,18 @@ bool valid_key_name(const char* name) {
     return true;
 }
 
-// The value the plugin gets for `text` written in the YAML (a default), or
-// why it is not of `type`.
-std::optional<json::Value> from_text(clayhook_config_type type, const std::string& text,
-                                     std::string& why) {
+constexpr int64_t kMaxDurationMs = 10LL * 366 * 86'400'000;  // ten years, as parse_duration_ms
+
+bool all_digits(std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The value the plugin gets for `text` written in the YAML (a default, or a
+// quoted value), or why it is not of `type`. `bare_ms`: a duration whose
+// bare number is milliseconds (CLAYHOOK_CONFIG_DURATION_MS).
+std::optional<json::Value> from_text(clayhook_config_type type, bool bare_ms,
+                                     const std::string& text, std::string& why) {
     switch (type) {
         case CLAYHOOK_CONFIG_STRING:
             return json::Value(text);
@@ -50,7 +59,13 @@ std::optional<json::Value> from_text(clayhook_config_type type, const std::strin
             why = "expected true or false, found '" + text + "'";
             return std::nullopt;
         case CLAYHOOK_CONFIG_DURATION:
-            if (auto ms = parse_duration_ms(text, why)) return json::Value(*ms);
+        case CLAYHOOK_CONFIG_DURATION_MS:
+            // "1500" is 1500ms in a duration_ms, 1500s in a duration: the
+            // same as 1500 unquoted. (Past 12 digits the parser refuses it
+            // as written.)
+            if (auto ms = parse_duration_ms(
+                    bare_ms && all_digits(text) && text.size() <= 12 ? text + "ms" : text, why))
+                return json::Value(*ms);
             return std::nullopt;
         case CLAYHOOK_CONFIG_SIZE:
             if (auto b = parse_size_bytes(text, kMaxSize, why)) return json::Value(*b);
@@ -68,14 +83,9 @@ std::optional<json::Value> from_text(clayhook_config_type type, const std::strin
     return std::nullopt;
 }
 
-bool ends_with_ms(std::string_view name) {
-    return name.size() > 3 && name.substr(name.size() - 3) == "_ms";
-}
-
-// The value the plugin gets for `v` as the operator wrote it under key
-// `name`, or why not.
-std::optional<json::Value> convert(clayhook_config_type type, std::string_view name,
-                                   const json::Value& v, std::string& why) {
+// The value the plugin gets for `v` as the operator wrote it, or why not.
+std::optional<json::Value> convert(clayhook_config_type type, bool bare_ms, const json::Value& v,
+                                   std::string& why) {
     switch (type) {
         case CLAYHOOK_CONFIG_STRING:
             if (v.is_string()) return v;
@@ -91,22 +101,23 @@ std::optional<json::Value> convert(clayhook_config_type type, std::string_view n
             why = "expected true or false, found " + json::dump(v);
             return std::nullopt;
         case CLAYHOOK_CONFIG_DURATION:
-            // A bare number is seconds, as in the host's own keys; in a key
-            // named *_ms it is milliseconds, as those keys always took.
+        case CLAYHOOK_CONFIG_DURATION_MS:
+            // A bare number is seconds, as in the host's own keys, or
+            // milliseconds in a duration_ms; never anything the name says.
             if (v.is_integer() && v.as_int64() >= 0) {
-                if (ends_with_ms(name)) return v;
-                if (v.as_int64() > 10LL * 366 * 86'400) {
+                const int64_t unit = bare_ms ? 1 : 1000;
+                if (v.as_int64() > kMaxDurationMs / unit) {
                     why = "is longer than ten years";
                     return std::nullopt;
                 }
-                return json::Value(v.as_int64() * 1000);
+                return json::Value(v.as_int64() * unit);
             }
-            if (v.is_string()) return from_text(type, v.as_string(), why);
+            if (v.is_string()) return from_text(type, bare_ms, v.as_string(), why);
             why = "expected a duration like 250ms, 30s, 5m, 2h or 7d, found " + json::dump(v);
             return std::nullopt;
         case CLAYHOOK_CONFIG_SIZE:
             if (v.is_integer() && v.as_int64() >= 0) return v;
-            if (v.is_string()) return from_text(type, v.as_string(), why);
+            if (v.is_string()) return from_text(type, bare_ms, v.as_string(), why);
             why = "expected a size like 65536, 100KB or 1MiB, found " + json::dump(v);
             return std::nullopt;
         case CLAYHOOK_CONFIG_STRING_LIST:
@@ -145,8 +156,16 @@ const char* config_type_name(clayhook_config_type type) {
             return "list of strings";
         case CLAYHOOK_CONFIG_OBJECT:
             return "mapping";
+        case CLAYHOOK_CONFIG_DURATION_MS:
+            return "duration (bare number = ms)";
     }
     return "unknown";
+}
+
+std::string config_type_name(const ConfigKeySpec& key) {
+    return config_type_name(key.type == CLAYHOOK_CONFIG_DURATION && key.bare_number_ms
+                                ? CLAYHOOK_CONFIG_DURATION_MS
+                                : key.type);
 }
 
 std::vector<ConfigKeySpec> read_config_keys(const clayhook_config_key* keys, size_t count) {
@@ -163,10 +182,15 @@ std::vector<ConfigKeySpec> read_config_keys(const clayhook_config_key* keys, siz
         s.name = k.name;
         if (!seen.insert(s.name).second)
             throw std::invalid_argument("config key '" + s.name + "' is declared twice");
-        if (k.type < CLAYHOOK_CONFIG_STRING || k.type > CLAYHOOK_CONFIG_OBJECT)
+        if (k.type < CLAYHOOK_CONFIG_STRING || k.type > CLAYHOOK_CONFIG_DURATION_MS)
             throw std::invalid_argument("config key '" + s.name + "' has an unknown type " +
-                                        std::to_string(k.type));
+                                        std::to_string(k.type) + " (this host knows 0 to " +
+                                        std::to_string(CLAYHOOK_CONFIG_DURATION_MS) + ")");
         s.type = static_cast<clayhook_config_type>(k.type);
+        if (s.type == CLAYHOOK_CONFIG_DURATION_MS) {
+            s.type = CLAYHOOK_CONFIG_DURATION;
+            s.bare_number_ms = true;
+        }
         if ((k.flags & ~(CLAYHOOK_CONFIG_REQUIRED | CLAYHOOK_CONFIG_SECRET)) != 0)
             throw std::invalid_argument("config key '" + s.name + "' has unknown flags");
         s.required = (k.flags & CLAYHOOK_CONFIG_REQUIRED) != 0;
@@ -178,7 +202,7 @@ std::vector<ConfigKeySpec> read_config_keys(const clayhook_config_key* keys, siz
                 throw std::invalid_argument("config key '" + s.name +
                                             "': a required or secret key has no default");
             std::string why;
-            if (!from_text(s.type, k.default_value, why))
+            if (!from_text(s.type, s.bare_number_ms, k.default_value, why))
                 throw std::invalid_argument("config key '" + s.name + "': its default " + why);
             s.default_value = k.default_value;
         }
@@ -223,11 +247,11 @@ std::string apply_config_schema(const std::vector<ConfigKeySpec>& keys, const Pl
         if (v == nullptr || v->is_null()) {
             if (k.required)
                 throw ConfigError(plugin.config_pos, key,
-                                  "is required (" + std::string(config_type_name(k.type)) +
+                                  "is required (" + config_type_name(k) +
                                       (k.help.empty() ? "" : ": " + k.help) + ")");
             if (k.default_value) {
                 std::string why;
-                out.set(k.name, *from_text(k.type, *k.default_value, why));
+                out.set(k.name, *from_text(k.type, k.bare_number_ms, *k.default_value, why));
             }
             continue;
         }
@@ -239,7 +263,7 @@ std::string apply_config_schema(const std::vector<ConfigKeySpec>& keys, const Pl
                                   "credential:NAME, never in clear in the config");
         }
         std::string why;
-        auto converted = convert(k.type, k.name, *v, why);
+        auto converted = convert(k.type, k.bare_number_ms, *v, why);
         if (!converted) throw ConfigError(pos_of(k.name), key, why);
         out.set(k.name, std::move(*converted));
     }
@@ -289,7 +313,7 @@ std::string config_table_markdown(const std::vector<ConfigKeySpec>& keys) {
         std::string def = k.required        ? "required"
                           : k.default_value ? "`" + *k.default_value + "`"
                                             : "none";
-        std::string type = config_type_name(k.type);
+        std::string type = config_type_name(k);
         if (k.secret) type += ", secret";
         std::string help = k.help;
         for (size_t p = 0; (p = help.find('|', p)) != std::string::npos; p += 2)

@@ -38,7 +38,8 @@
 // The host checks the config against the declaration first (ABI 1.1): unknown
 // keys, types, required keys; it fills in the defaults and hands sizes over
 // as integer bytes and durations as integer milliseconds ("30s" in the YAML,
-// or a bare number of milliseconds, these keys being named *_ms).
+// or a bare number of milliseconds: the two *_ms keys are declared
+// duration_ms, as they always took integer ms).
 #include <clayhook/plugin.hpp>
 
 #include "address_policy.hpp"
@@ -212,10 +213,10 @@ class ExportDownloader {
                                    "decompression; at least 1 byte."),
         clayhook::config::optional(clayhook::ConfigType::integer, "max_redirects", "3",
                                    "Redirects followed per attempt, 0 to 20."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "60s",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "timeout_ms", "60s",
                                    "The most one wait may last (connecting, TLS, headers, each "
                                    "read); 1ms to 1h."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "max_duration_ms", "30m",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "max_duration_ms", "30m",
                                    "The most a whole attempt may last, redirects included; 1ms "
                                    "to 7d."),
         clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,

@@ -13,8 +13,9 @@
 // HTTP goes through plugins/common/http_kit.hpp: https:// (http:// only to a
 // loopback address), ca_file added to the system's CAs, an answer of at most
 // 1 MiB, Retry-After as seconds or an HTTP-date. The config is declared
-// (HubspotPush::config, ABI 1.1): the host checks it, takes the token only as
-// a reference and hands timeout_ms over as integer ms; a config handed to
+// (HubspotPush::config, ABI 1.1): the host checks it (unknown keys among
+// them), takes the token only as a reference and hands timeout_ms (a
+// duration_ms: a bare number is ms) over as integer ms; a config handed to
 // create() directly may still write it as a "30s"-style string.
 #include <clayhook/plugin.hpp>
 
@@ -117,8 +118,9 @@ class HubspotPush {
     // The config it takes (ABI 1.1): the host checks an entry's config against
     // this before the constructor runs (the token only as a reference), fills
     // in the defaults and hands timeout_ms over as integer milliseconds (a
-    // bare number was milliseconds and stays so). contact and company are
-    // checked here, below.
+    // duration_ms: a bare number was milliseconds and stays so). contact
+    // and company are mappings the host does not look into: checked here,
+    // below.
     static constexpr clayhook::ConfigKey config[] = {
         clayhook::config::secret("token",
                                  "A HubSpot private app token, sent as a Bearer token: "
@@ -127,7 +129,7 @@ class HubspotPush {
                                    "https://api.hubapi.com",
                                    "HubSpot's API base; https://, or http:// to a loopback "
                                    "address only."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "10s",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "timeout_ms", "10s",
                                    "Connect, send and read timeout per call, 1ms to 10m."),
         clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,
                                    "A PEM file of CA certificates added to the system's CAs."),
@@ -145,14 +147,7 @@ class HubspotPush {
 
     HubspotPush(clayhook::Host& host, const json::Value& cfg) : host_(host) {
         if (!cfg.is_object()) throw std::runtime_error("config: a mapping is required");
-        // The host refuses unknown keys first; this is for a config handed
-        // to create() directly.
-        for (const auto& [k, v] : cfg.members())
-            if (std::find_if(std::begin(config), std::end(config),
-                             [&](const auto& key) { return k == key.name; }) == std::end(config))
-                throw std::runtime_error("config: unknown key '" + k +
-                                         "' (token, base_url, ca_file, timeout_ms, contact, "
-                                         "company, associate, batch)");
+        // Unknown keys the host has refused already, against `config` above.
         const json::Value* token = cfg.find("token");
         if (token == nullptr || !token->is_string() || token->as_string().empty())
             throw std::runtime_error(

@@ -7,8 +7,8 @@
 // string), never copied raw, so a newline in a body cannot end a record
 // early or plant a forged one.
 //
-// config (declared in JsonlSink::config, checked by the host first; any
-// other key is refused, by name):
+// config (declared in JsonlSink::config, checked by the host first: any
+// other key is refused there, by name, with the nearest one suggested):
 //   path:         file to append to (required); its folder is created if missing
 //   fsync:        true to fdatasync after every write, one per batch, and to
 //                 fsync the folder after a rotation (default false)
@@ -20,8 +20,8 @@
 //                 "30s", "15m", "1h", "1d" (in the YAML a bare number is
 //                 seconds), 100ms to ten years (default: never)
 //   keep:         how many rotated files to keep, the oldest deleted beyond
-//                 that; 0 keeps them all (default 10; only with max_bytes or
-//                 rotate_every)
+//                 that; 0 keeps them all (default 10; any other value only
+//                 with max_bytes or rotate_every)
 // The host hands sizes over as integer bytes and durations as integer
 // milliseconds (ABI 1.1); a string is read by plugins/common/units.hpp, the
 // host's own syntax, as in clayhook.yaml.
@@ -73,13 +73,16 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // The config: what the keys say, checked. Throws std::runtime_error naming
-// the key for anything it does not take.
+// the key for anything it does not take. (Unknown keys, and values of the
+// wrong type, the host has refused already against JsonlSink::config.)
 struct SinkConfig {
+    static constexpr size_t kDefaultKeep = 10;  // JsonlSink::config declares it as "10"
+
     std::string path;
     bool fsync = false;
-    uint64_t max_bytes = 0;  // 0: no size limit
-    milliseconds every{0};   // 0: no age limit
-    size_t keep = 10;        // 0: keep every rotated file
+    uint64_t max_bytes = 0;      // 0: no size limit
+    milliseconds every{0};       // 0: no age limit
+    size_t keep = kDefaultKeep;  // 0: keep every rotated file
 
     static constexpr uint64_t kMinBytes = 1024;
     static constexpr uint64_t kMaxBytes = 1ULL << 40;
@@ -89,8 +92,6 @@ struct SinkConfig {
 
     explicit SinkConfig(const clayhook::json::Value& config) {
         if (!config.is_object()) throw std::runtime_error("config: expected a mapping");
-        for (const auto& [key, value] : config.members())
-            check_known(key);
         if (const auto* v = config.find("path"); v != nullptr && !v->is_null()) {
             if (!v->is_string()) refuse("path", "must be a string, found " + shown(*v));
             path = v->as_string();
@@ -102,33 +103,19 @@ struct SinkConfig {
         }
         if (const auto* v = config.find("max_bytes")) max_bytes = size_of(*v);
         if (const auto* v = config.find("rotate_every")) every = duration_of(*v);
+        // The host fills in the declared default, 10, when `keep` is not
+        // written: any other value asks for something that only rotation
+        // does.
         if (const auto* v = config.find("keep")) {
-            if (max_bytes == 0 && every.count() == 0)
-                refuse("keep", "only means something with max_bytes or rotate_every");
             keep = keep_of(*v);
+            if (keep != kDefaultKeep && max_bytes == 0 && every.count() == 0)
+                refuse("keep", "only means something with max_bytes or rotate_every");
         }
     }
 
     bool rotating() const { return max_bytes != 0 || every.count() != 0; }
 
   private:
-    static void check_known(const std::string& key) {
-        static constexpr std::string_view known[] = {"path", "fsync", "max_bytes", "rotate_every",
-                                                     "keep"};
-        if (std::find(std::begin(known), std::end(known), key) != std::end(known)) return;
-        static constexpr std::pair<std::string_view, std::string_view> near[] = {
-            {"max_age", "rotate_every"},  {"rotate", "rotate_every"},
-            {"interval", "rotate_every"}, {"max_size", "max_bytes"},
-            {"size", "max_bytes"},        {"max_files", "keep"},
-            {"retain", "keep"},           {"file", "path"}};
-        std::string hint;
-        for (const auto& [wrong, right] : near)
-            if (key == wrong) hint = " (did you mean '" + std::string(right) + "'?)";
-        throw std::runtime_error("config: unknown key '" + key + "'" + hint +
-                                 "; jsonl-sink takes path, fsync, max_bytes, rotate_every and "
-                                 "keep");
-    }
-
     [[noreturn]] static void refuse(std::string_view key, const std::string& why) {
         throw std::runtime_error("config: '" + std::string(key) + "' " + why);
     }
@@ -244,8 +231,9 @@ class JsonlSink {
     static constexpr const char* description = "appends every event to a JSON-lines file";
     static constexpr const char* events[] = {"*"};
     static constexpr uint32_t max_batch_size = 256;
-    // `keep` has no declared default: its 10 applies only with rotation on,
-    // and `keep` given without max_bytes or rotate_every is refused.
+    // `keep` defaults to 10 (SinkConfig::kDefaultKeep), which is also what
+    // the host hands over when the entry leaves it out; another value
+    // without max_bytes or rotate_every is refused.
     static constexpr clayhook::ConfigKey config[] = {
         clayhook::config::required(
             clayhook::ConfigType::string, "path",
@@ -259,9 +247,9 @@ class JsonlSink {
         clayhook::config::optional(clayhook::ConfigType::duration, "rotate_every", nullptr,
                                    "Rotate once the file's first line is this old, 100ms to ten "
                                    "years. Not set: no age limit."),
-        clayhook::config::optional(clayhook::ConfigType::integer, "keep", nullptr,
+        clayhook::config::optional(clayhook::ConfigType::integer, "keep", "10",
                                    "Rotated files kept, the oldest beyond deleted: 0 to 100000, "
-                                   "0 keeps all; 10 when not set. Only with max_bytes or "
+                                   "0 keeps all. A value other than 10 only with max_bytes or "
                                    "rotate_every."),
     };
 

@@ -15,7 +15,8 @@
 // The call goes through plugins/common/http_kit.hpp: https:// (http:// only to
 // a loopback address), ca_file added to the system's CAs, an answer of at
 // most 1 MiB, Retry-After as seconds or an HTTP-date. Durations (timeout_ms,
-// backoff_base_ms, backoff_cap_ms) take "30s"-style strings or integer ms.
+// backoff_base_ms, backoff_cap_ms, declared duration_ms) take "30s"-style
+// strings or integer ms.
 // The keys are declared in RetryScheduler::config (ABI 1.1): the host checks
 // the config against them first (unknown keys, types, api_key only as a
 // reference), fills in the defaults and hands durations over as integer ms.
@@ -99,10 +100,10 @@ class RetryScheduler {
         clayhook::config::optional(clayhook::ConfigType::integer, "max_attempts", "5",
                                    "Re-runs asked of Clay per row, 1 to 100; a failure after "
                                    "that many is a dead letter."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "backoff_base_ms", "1m",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "backoff_base_ms", "1m",
                                    "The wait before re-run 1; re-run n waits base × 2^(n-1), at "
                                    "most `backoff_cap_ms`. 1ms to ten years."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "backoff_cap_ms", "1h",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "backoff_cap_ms", "1h",
                                    "The longest wait, at least `backoff_base_ms`, at most ten "
                                    "years."),
         clayhook::config::optional(
@@ -119,7 +120,7 @@ class RetryScheduler {
         clayhook::config::optional(clayhook::ConfigType::string, "default_column", nullptr,
                                    "The column to re-run when the event has no `error.column`; "
                                    "with neither, a dead letter."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "30s",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "timeout_ms", "30s",
                                    "Connect timeout and each wait to send or to read, per API "
                                    "call; 1ms to 10m."),
         clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,

@@ -17,9 +17,10 @@
 // HTTP goes through plugins/common/http_kit.hpp: https:// (http:// only to a
 // loopback address), ca_file added to the system's CAs, an answer of at most
 // 1 MiB, Retry-After as seconds or an HTTP-date. The config is declared
-// (SalesforcePush::config, ABI 1.1): the host checks it and hands timeout_ms
-// and limit_retry_ms over as integer ms; a config handed to create()
-// directly may still write them as "30s"-style strings.
+// (SalesforcePush::config, ABI 1.1): the host checks it (unknown keys among
+// them) and hands timeout_ms and limit_retry_ms (duration_ms: a bare number
+// is ms) over as integer ms; a config handed to create() directly may still
+// write them as "30s"-style strings.
 #include <clayhook/plugin.hpp>
 
 #include "field_map.hpp"
@@ -203,9 +204,9 @@ class SalesforcePush {
 
     // The config it takes (ABI 1.1): the host checks an entry's config against
     // this before the constructor runs, fills in the defaults and hands the
-    // durations over as integer milliseconds (a bare number in these *_ms keys
-    // was milliseconds and stays so). The nested auth and mapping are checked
-    // here, below.
+    // durations over as integer milliseconds (declared duration_ms: a bare
+    // number was milliseconds and stays so). The nested auth and mapping,
+    // which the host does not look into, are checked here, below.
     static constexpr clayhook::ConfigKey config[] = {
         clayhook::config::required(clayhook::ConfigType::string, "object",
                                    "The sObject API name (Account, Lead, Company__c)."),
@@ -226,9 +227,9 @@ class SalesforcePush {
                                    "has no instance_url."),
         clayhook::config::optional(clayhook::ConfigType::string, "api_version", "v60.0",
                                    "The REST API version in the paths, written vNN.N."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "timeout_ms", "30s",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "timeout_ms", "30s",
                                    "Connect, send and read timeout per HTTP call, 1ms to 10m."),
-        clayhook::config::optional(clayhook::ConfigType::duration, "limit_retry_ms", "1m",
+        clayhook::config::optional(clayhook::ConfigType::duration_ms, "limit_retry_ms", "1m",
                                    "Wait before a retry after REQUEST_LIMIT_EXCEEDED or a 429 "
                                    "without Retry-After, 0 to 1d (0: the host's backoff)."),
         clayhook::config::optional(clayhook::ConfigType::string, "ca_file", nullptr,
@@ -236,13 +237,7 @@ class SalesforcePush {
     };
 
     SalesforcePush(clayhook::Host& host, const json::Value& cfg) : host_(host) {
-        // The host refuses unknown keys first; this is for a config handed
-        // to create() directly.
-        for (const auto& [k, v] : cfg.members())
-            if (std::find_if(std::begin(config), std::end(config),
-                             [&](const auto& key) { return k == key.name; }) == std::end(config))
-                throw std::runtime_error("config: unknown key '" + k + "'");
-
+        // Unknown keys the host has refused already, against `config` above.
         object_ = cfg.get_string("object", "");
         if (!is_identifier(object_))
             throw std::runtime_error(

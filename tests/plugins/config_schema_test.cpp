@@ -19,6 +19,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <iterator>
 #include <sstream>
 
 using namespace clayhook;
@@ -94,18 +95,94 @@ TEST_CASE("declared config: defaults filled in, durations in ms, sizes in bytes"
     CHECK(set.find("verbose")->as_bool());
     CHECK(set.find("tags")->size() == 2);
     CHECK(json::dump(*set.find("mapping")) == R"({"x":[1,2]})");
-    CHECK(got.get_int("poll_ms", -1) == 250);
-    // In a key named *_ms a bare number stays milliseconds; a unit works too.
-    Env env4;
-    CHECK(json::parse(create(env4, "      path: p\n      poll_ms: 1500\n")).get_int("poll_ms", 0) ==
-          1500);
-    Env env5;
-    CHECK(json::parse(create(env5, "      path: p\n      poll_ms: 2s\n")).get_int("poll_ms", 0) ==
-          2000);
+    // The defaults of the two duration types, each written as a bare number.
+    CHECK(got.get_int("poll_ms", -1) == 250);   // duration_ms "250": 250ms
+    CHECK(got.get_int("wait_ms", -1) == 2000);  // duration "2": 2s
     // A bare number is seconds, as in the host's own keys.
     Env env3;
     CHECK(json::parse(create(env3, "      path: p\n      timeout: 15\n")).get_int("timeout", 0) ==
           15'000);
+}
+
+TEST_CASE("declared config: in a duration_ms key a bare number is milliseconds",
+          "[config-schema]") {
+    auto poll = [](const std::string& written) {
+        Env env;
+        return json::parse(create(env, "      path: p\n      poll_ms: " + written + "\n"))
+            .get_int("poll_ms", -1);
+    };
+    CHECK(poll("1500") == 1500);
+    CHECK(poll("\"1500\"") == 1500);  // quoted, the same number
+    CHECK(poll("0") == 0);
+    // With a unit it reads as any duration.
+    CHECK(poll("250ms") == 250);
+    CHECK(poll("2s") == 2000);
+    CHECK(poll("5m") == 300'000);
+    CHECK(poll("1h") == 3'600'000);
+    CHECK(poll("1d") == 86'400'000);
+    Env e1;
+    CHECK_THAT(create(e1, "      path: p\n      poll_ms: -5\n"),
+               Catch::Contains("c.yaml:13:7: plugins.conf.config.poll_ms: expected a duration"));
+    Env e2;
+    CHECK_THAT(create(e2, "      path: p\n      poll_ms: 1.5s\n"),
+               Catch::Contains("plugins.conf.config.poll_ms: unknown duration unit '.5s'"));
+}
+
+TEST_CASE("declared config: in a duration key a bare number is seconds, even in one named *_ms",
+          "[config-schema]") {
+    auto wait = [](const std::string& written) {
+        Env env;
+        return json::parse(create(env, "      path: p\n      wait_ms: " + written + "\n"))
+            .get_int("wait_ms", -1);
+    };
+    CHECK(wait("15") == 15'000);
+    CHECK(wait("\"15\"") == 15'000);
+    // With a unit it reads the same as in a duration_ms.
+    CHECK(wait("250ms") == 250);
+    CHECK(wait("2s") == 2000);
+    CHECK(wait("5m") == 300'000);
+}
+
+TEST_CASE("the declared type, never the key's name, says what a bare duration means",
+          "[config-schema]") {
+    auto applied = [](const std::vector<ConfigKeySpec>& keys, const std::string& config) {
+        PluginConfig pc;
+        pc.library = "t.so";
+        pc.config_json = config;
+        return json::parse(apply_config_schema(keys, pc, "plugins.t.config"));
+    };
+    // A duration named *_ms: seconds, given or as its default.
+    const clayhook_config_key seconds[] = {
+        {"x_ms", CLAYHOOK_CONFIG_DURATION, 0, nullptr, ""},
+        {"x_ms_default", CLAYHOOK_CONFIG_DURATION, 0, "2", ""},
+    };
+    const auto s = read_config_keys(seconds, std::size(seconds));
+    CHECK(applied(s, R"({"x_ms":15})").get_int("x_ms", -1) == 15'000);
+    CHECK(applied(s, R"({"x_ms":"15"})").get_int("x_ms", -1) == 15'000);
+    CHECK(applied(s, "{}").get_int("x_ms_default", -1) == 2000);
+    CHECK(applied(s, R"({"x_ms":"250ms"})").get_int("x_ms", -1) == 250);
+    CHECK(applied(s, R"({"x_ms":"1d"})").get_int("x_ms", -1) == 86'400'000);
+    CHECK_THROWS_WITH(applied(s, R"({"x_ms":316224001})"),
+                      Catch::Contains("plugins.t.config.x_ms: is longer than ten years"));
+    CHECK(config_type_name(s[0]) == "duration");
+
+    // A duration_ms, whatever its name: milliseconds, given or as its default.
+    const clayhook_config_key millis[] = {
+        {"y_ms", CLAYHOOK_CONFIG_DURATION_MS, 0, nullptr, ""},
+        {"y", CLAYHOOK_CONFIG_DURATION_MS, 0, "250", ""},
+    };
+    const auto m = read_config_keys(millis, std::size(millis));
+    CHECK(applied(m, R"({"y_ms":1500})").get_int("y_ms", -1) == 1500);
+    CHECK(applied(m, R"({"y_ms":"1500"})").get_int("y_ms", -1) == 1500);
+    CHECK(applied(m, "{}").get_int("y", -1) == 250);
+    CHECK(applied(m, R"({"y":1500})").get_int("y", -1) == 1500);
+    CHECK(applied(m, R"({"y_ms":"2s"})").get_int("y_ms", -1) == 2000);
+    CHECK(applied(m, R"({"y":"1m"})").get_int("y", -1) == 60'000);
+    // At most ten years, as any duration.
+    CHECK(applied(m, R"({"y_ms":316224000000})").get_int("y_ms", -1) == 316'224'000'000);
+    CHECK_THROWS_WITH(applied(m, R"({"y_ms":316224000001})"),
+                      Catch::Contains("plugins.t.config.y_ms: is longer than ten years"));
+    CHECK(config_type_name(m[0]) == "duration (bare number = ms)");
 }
 
 TEST_CASE("declared config: mistakes are refused at their line, with a suggestion",
@@ -218,12 +295,26 @@ TEST_CASE("a declaration is checked when the library loads", "[config-schema]") 
     auto md = config_table_markdown(read_config_keys(
         std::initializer_list<clayhook_config_key>{
             {"path", CLAYHOOK_CONFIG_STRING, CLAYHOOK_CONFIG_REQUIRED, nullptr, "a | b"},
-            {"t", CLAYHOOK_CONFIG_DURATION, 0, "30s", "wait"}}
+            {"t", CLAYHOOK_CONFIG_DURATION, 0, "30s", "wait"},
+            {"p_ms", CLAYHOOK_CONFIG_DURATION_MS, 0, "250", "poll"}}
             .begin(),
-        2));
+        3));
     CHECK(md ==
           "| Key | Type | Default | Meaning |\n|---|---|---|---|\n"
-          "| `path` | string | required | a \\| b |\n| `t` | duration | `30s` | wait |\n");
+          "| `path` | string | required | a \\| b |\n| `t` | duration | `30s` | wait |\n"
+          "| `p_ms` | duration (bare number = ms) | `250` | poll |\n");
+}
+
+TEST_CASE("a declared type the host does not know is refused at load, naming the key and the type",
+          "[config-schema]") {
+    // 7 (duration_ms) is the last type this host knows; 8 is not one yet.
+    const clayhook_config_key known[] = {{"poll_ms", CLAYHOOK_CONFIG_DURATION_MS, 0, "250", ""}};
+    CHECK(read_config_keys(known, 1).size() == 1);
+    const clayhook_config_key next[] = {{"poll_ms", CLAYHOOK_CONFIG_DURATION_MS, 0, nullptr, ""},
+                                        {"later", 8, 0, nullptr, ""}};
+    CHECK_THROWS_WITH(
+        read_config_keys(next, 2),
+        Catch::Contains("config key 'later' has an unknown type 8") && Catch::Contains("0 to 7"));
 }
 
 TEST_CASE("a plugin binary built for ABI 1.0 still loads and runs", "[config-schema][abi]") {

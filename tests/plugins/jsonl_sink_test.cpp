@@ -647,6 +647,7 @@ TEST_CASE("jsonl-sink refuses a bad rotation config, naming the key", "[jsonl-si
         R"(,"rotate_every":"500ms","keep":100)",
         R"(,"rotate_every":null)",  // as if not given
         R"(,"fsync":false)",
+        R"(,"keep":10)",  // the declared default: the same as leaving it out
     };
     for (const auto& extra : good) {
         INFO(extra);

@@ -566,6 +566,26 @@ TEST_CASE("salesforce-push: refuses configs it cannot work with", "[salesforce-p
                        R"("mapping":{"Website":"x"},"auth":{"jwt_bearer":{"client_id":"i",)"
                        R"("username":"u","private_key_file":"/nonexistent/key.pem"}}})"),
                Catch::Contains("private_key_file: cannot open /nonexistent/key.pem"));
+    // Top-level keys are the host's to check (the declaration), nested ones
+    // (auth) the plugin's.
+    CHECK_THAT(refused(R"({"object":"Account","external_id_field":"Website",)"
+                       R"("mapping":{"Website":"x"},"timeout_s":"5s",)" +
+                       auth + "}"),
+               Catch::Contains("plugins.s.config.timeout_s: unknown key (did you mean "
+                               "'timeout_ms'?)"));
+    CHECK_THAT(refused(R"({"object":"Account","external_id_field":"Website",)"
+                       R"("mapping":{"Website":"x"},)"
+                       R"("auth":{"client_credentials":{"client_id":"i","client_secret":"s",)"
+                       R"("scope":"x"}}})"),
+               Catch::Contains("config: auth.client_credentials: unknown key 'scope'"));
+    // A bare number in the *_ms keys is milliseconds (declared duration_ms).
+    CHECK_THAT(refused(R"({"object":"Account","external_id_field":"Website",)"
+                       R"("mapping":{"Website":"x"},"timeout_ms":600001,)" +
+                       auth + "}"),
+               Catch::Contains("'timeout_ms' must be from 1ms to 10m"));
+    CHECK(refused(R"({"object":"Account","external_id_field":"Website",)"
+                  R"("mapping":{"Website":"x"},"timeout_ms":600000,"limit_retry_ms":86400000,)" +
+                  auth + "}") == "(created)");
     CHECK(refused(R"({"object":"Account","external_id_field":"Website",)"
                   R"("mapping":{"Website":"x"},)" +
                   auth + "}") == "(created)");

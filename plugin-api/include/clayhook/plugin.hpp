@@ -34,7 +34,9 @@
 //   };
 //       The host then checks the config against it (unknown keys, types, required
 //       keys, secrets only as references) before the constructor runs, fills in
-//       the defaults, and hands durations over in ms and sizes in bytes.
+//       the defaults, and hands durations over in ms and sizes in bytes. A bare
+//       number is seconds in a ConfigType::duration, milliseconds in a
+//       ConfigType::duration_ms, whatever the key is called.
 //
 // Instances are created and destroyed on reloads: keep state in members, never
 // in `thread_local` or static variables, which outlive an instance (and, with
@@ -91,10 +93,16 @@ enum class ConfigType : int32_t {
     string = CLAYHOOK_CONFIG_STRING,
     integer = CLAYHOOK_CONFIG_INTEGER,
     boolean = CLAYHOOK_CONFIG_BOOLEAN,
-    duration = CLAYHOOK_CONFIG_DURATION,  // handed over as integer milliseconds
-    size = CLAYHOOK_CONFIG_SIZE,          // handed over as integer bytes
+    // "250ms", "30s", "5m", "1h", "1d"; a bare number is seconds. Handed over
+    // as integer milliseconds.
+    duration = CLAYHOOK_CONFIG_DURATION,
+    size = CLAYHOOK_CONFIG_SIZE,  // handed over as integer bytes
     string_list = CLAYHOOK_CONFIG_STRING_LIST,
     object = CLAYHOOK_CONFIG_OBJECT,  // anything, handed over as written
+    // As duration, but a bare number is milliseconds (for a key that always
+    // took integer ms, e.g. timeout_ms: 5000). Handed over as integer ms.
+    // The key's name plays no part: only this type makes a bare number ms.
+    duration_ms = CLAYHOOK_CONFIG_DURATION_MS,
 };
 namespace config {
 // A key that must be given.

@@ -145,16 +145,20 @@ typedef struct clayhook_host_api {
  * holding it afterwards was not filled in. */
 #define CLAYHOOK_RESULT_UNSET (-1)
 
-/* The type of a declared config key, as written in the YAML. */
+/* The type of a declared config key, as written in the YAML. A key's name
+ * never changes how its value is read: only its type does. The host refuses
+ * (at load, with the reason) a declaration with a type it does not know. */
 typedef enum clayhook_config_type {
     CLAYHOOK_CONFIG_STRING = 0,   /* text */
     CLAYHOOK_CONFIG_INTEGER = 1,  /* a whole number */
     CLAYHOOK_CONFIG_BOOLEAN = 2,  /* true or false */
-    CLAYHOOK_CONFIG_DURATION = 3, /* 250ms, 30s, 5m, 1h, 1d; a bare number is seconds
-                                   (milliseconds in a key named *_ms): handed over as ms */
+    CLAYHOOK_CONFIG_DURATION = 3, /* 250ms, 30s, 5m, 1h, 1d; a bare number (30, "30", a
+                                     default "30") is seconds: handed over as integer ms */
     CLAYHOOK_CONFIG_SIZE = 4,     /* 64KiB, 1MiB, 1GiB (or integer bytes): handed over as bytes */
     CLAYHOOK_CONFIG_STRING_LIST = 5, /* a list of text */
-    CLAYHOOK_CONFIG_OBJECT = 6       /* a mapping, or anything: handed over as it is */
+    CLAYHOOK_CONFIG_OBJECT = 6,      /* a mapping, or anything: handed over as it is */
+    CLAYHOOK_CONFIG_DURATION_MS = 7  /* as DURATION (250ms, 30s, 5m, ...), but a bare
+                                        number is milliseconds: handed over as integer ms */
 } clayhook_config_type;
 
 #define CLAYHOOK_CONFIG_REQUIRED 1u /* the key must be given (no default) */
