@@ -76,6 +76,10 @@ struct StoreConfig {
     // SQLite: below this much free space on the store's filesystem new
     // deliveries are refused (503), so results and kv writes keep the rest.
     uint64_t min_free_space = 64ULL * 1024 * 1024;
+    // SQLite: new deliveries go to an append-only journal (one fdatasync per
+    // group) and are moved into the database in large batches behind the
+    // answer. See docs/configuration.md, store.journal.
+    bool journal = false;
     std::optional<Secret>
         postgres_url;          // libpq URL or key=value string; a secret (it may hold a password)
     size_t postgres_pool = 8;  // read/control connections kept open, besides the writer's

@@ -398,8 +398,8 @@ class Loader {
     void load_store(const Node& n, Config& c) {
         auto& s = c.store;
         n.expect_map({"engine", "path", "durable", "dedup_retention", "retention", "dead_retention",
-                      "min_free_space", "postgres_url", "postgres_pool", "postgres_connect_timeout",
-                      "host_id"});
+                      "min_free_space", "journal", "postgres_url", "postgres_pool",
+                      "postgres_connect_timeout", "host_id"});
         if (n.has("engine"))
             s.engine = n.child("engine").choice<std::string>(
                 {{"sqlite", "sqlite"}, {"postgres", "postgres"}});
@@ -410,6 +410,7 @@ class Loader {
         load_retention(n, s);
         if (n.has("min_free_space"))
             s.min_free_space = n.child("min_free_space").size_bytes(0, 1ULL << 40);
+        if (n.has("journal")) s.journal = n.child("journal").boolean();
         if (n.has("postgres_url")) s.postgres_url = secret(n.child("postgres_url"));
         if (n.has("postgres_pool"))
             s.postgres_pool = static_cast<size_t>(n.child("postgres_pool").integer(1, 64));

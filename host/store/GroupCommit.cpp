@@ -1,5 +1,7 @@
 #include "store/GroupCommit.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -168,6 +170,7 @@ void GroupCommit::fail(Batch& batch, const std::string& error) {
 }
 
 void GroupCommit::writer_loop() {
+    pthread_setname_np(pthread_self(), "store-writer");  // for top -H, perf and gdb
     std::unique_lock lk(mu_);
     for (;;) {
         auto ready = [&] {

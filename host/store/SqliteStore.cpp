@@ -248,14 +248,27 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
         limits.max_updates = tuning_.max_updates;
         gc_ = std::make_unique<GroupCommit>(static_cast<GroupCommit::Committer&>(*this), limits,
                                             "store " + path_);
+        if (config.journal) {
+            load_stored_keys();
+            journal::Options jo;
+            jo.dir = path_ + ".journal";
+            jo.durable = durable_;
+            jo.max_backlog = tuning_.journal_max_backlog;
+            jo.segment_bytes = tuning_.journal_segment_bytes;
+            jo.warn = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
+            journal_ = std::make_unique<journal::Journal>(std::move(jo),
+                                                          static_cast<journal::Index&>(*this));
+        }
     } catch (const std::exception& e) {
+        if (gc_) gc_->stop();
         if (lock_fd_ >= 0) ::close(lock_fd_);
         throw fail(e.what());
     }
 }
 
 SqliteStore::~SqliteStore() {
-    gc_->stop();  // answers everything queued first
+    journal_.reset();  // indexes what it holds, through the writer
+    gc_->stop();       // answers everything queued first
     gc_.reset();
     wdb_.reset();
     readers_.clear();
@@ -527,6 +540,18 @@ Store::Usage SqliteStore::usage() noexcept {
         u.bytes = st.st_size;
         if (::stat((path_ + "-wal").c_str(), &st) == 0) u.bytes += st.st_size;
     }
+    if (journal_) {
+        const journal::Journal::Stats js = journal_->stats();
+        u.journal_backlog = static_cast<int64_t>(js.backlog);
+        u.journal_syncs = static_cast<int64_t>(js.syncs);
+        u.journal_synced_records = static_cast<int64_t>(js.synced_records);
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(path_ + ".journal", ec)) {
+            std::error_code size_ec;
+            const auto n = e.file_size(size_ec);
+            if (!size_ec && u.bytes >= 0) u.bytes += static_cast<int64_t>(n);
+        }
+    }
     struct statvfs vfs {};
     if (::statvfs(path_.c_str(), &vfs) == 0)
         u.free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
@@ -686,7 +711,7 @@ bool SqliteStore::insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::str
     if (!run(db, d, "record the idempotency key", error)) return false;
     if (sqlite3_changes(db) == 1) {
         std::string id;
-        if (!insert_event_row(++next_seq, id, error)) return false;
+        if (!insert_event_row(++next_seq, e.id, id, error)) return false;
         if (!insert_deliveries(e, next_seq, error)) return false;
         r.result = {InsertStatus::stored, std::move(id), {}};
         return true;
@@ -716,7 +741,7 @@ bool SqliteStore::insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::str
     // this event is stored without a record of its own.
     std::string id;
     const int64_t seq = ++next_seq;
-    if (!insert_event_row(seq, id, error)) return false;
+    if (!insert_event_row(seq, e.id, id, error)) return false;
     if (!insert_deliveries(e, seq, error)) return false;
     if (!event_exists) {
         sqlite3_stmt* u = repoint_dedup_.get();
@@ -730,10 +755,19 @@ bool SqliteStore::insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::str
 }
 
 // The event's own columns were bound by insert_one; this adds seq and id.
-bool SqliteStore::insert_event_row(int64_t seq, std::string& id, std::string& error) {
+bool SqliteStore::insert_event_row(int64_t seq, std::string_view preset_id, std::string& id,
+                                   std::string& error) {
     sqlite3* db = wdb_.get();
     sqlite3_stmt* ins = insert_event_.get();
     sqlite3_bind_int64(ins, 1, seq);
+    if (!preset_id.empty()) {
+        id = preset_id;
+        bind_text(ins, 2, id);
+        const bool ok = sqlite3_step(ins) == SQLITE_DONE;
+        if (!ok) error = describe(db, "insert the event " + id);
+        sqlite3_reset(ins);
+        return ok;
+    }
     // An id can only be taken by another process's generator that drew the
     // same ms and start (two hosts on one file): draw the next one.
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -802,6 +836,145 @@ void SqliteStore::rollback_if_open() {
     if (sqlite3_get_autocommit(wdb_.get())) return;
     std::string ignored;
     run(wdb_.get(), rollback_.get(), "rollback", ignored);
+}
+
+int64_t SqliteStore::dedup_hash_of(std::string_view source, std::string_view key) const {
+    std::string scratch(8, '\0');
+    store_le64(reinterpret_cast<unsigned char*>(scratch.data()), source.size());
+    scratch.append(source);
+    scratch.append(key);
+    return static_cast<int64_t>(siphash24(hash_k0_, hash_k1_, scratch.data(), scratch.size()));
+}
+
+InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
+    if (!journal_) return gc_->insert(e);
+    // What commit() refuses for the direct path, refused before the journal
+    // acknowledges anything: a database file deleted or replaced under the
+    // host, a filesystem short of room, a failed last commit.
+    if (!file_in_place())
+        return {
+            InsertStatus::unavailable,
+            {},
+            "the database file " + path_ + " was deleted or replaced while the host had it open"};
+    if (low_space_.load(std::memory_order_relaxed))
+        return {InsertStatus::unavailable,
+                {},
+                "the store's filesystem is below store.min_free_space: new deliveries are refused "
+                "until there is room"};
+    return journal_->append(e);
+}
+
+uint64_t SqliteStore::indexed_upto() {
+    auto r = reader();
+    sqlite3_stmt* s =
+        r->stmt("SELECT CAST(value AS INTEGER) FROM store_meta WHERE name = 'journal_indexed'");
+    return step(r.db(), s, "read the journal position")
+               ? static_cast<uint64_t>(sqlite3_column_int64(s, 0))
+               : 0;
+}
+
+void SqliteStore::load_stored_keys() {
+    auto r = reader();
+    sqlite3_stmt* n = r->stmt("SELECT count(*) FROM dedup");
+    const int64_t count = step(r.db(), n, "count dedup records") ? sqlite3_column_int64(n, 0) : 0;
+    sqlite3_reset(n);
+    stored_keys_ = std::make_unique<journal::KeyFilter>(static_cast<size_t>(count) * 2 + 1'000'000);
+    sqlite3_stmt* s = r->stmt("SELECT key_hash FROM dedup");
+    while (step(r.db(), s, "read dedup records"))
+        stored_keys_->add(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
+}
+
+std::optional<std::string> SqliteStore::find_stored(std::string_view source, std::string_view key) {
+    const int64_t hash = dedup_hash_of(source, key);
+    // Certainly never stored (or stored without a dedup record of its own,
+    // which no lookup could find either): no database read.
+    if (stored_keys_ && !stored_keys_->may_contain(static_cast<uint64_t>(hash)))
+        return std::nullopt;
+    auto r = reader();
+    sqlite3_stmt* s = r->stmt(
+        "SELECT e.id, e.source, e.idempotency_key FROM dedup d"
+        " JOIN events e ON e.seq = d.event_seq WHERE d.key_hash = ?1");
+    sqlite3_bind_int64(s, 1, hash);
+    if (step(r.db(), s, "look up an idempotency key") && column_view(s, 1) == source &&
+        column_view(s, 2) == key)
+        return std::string(column_view(s, 0));
+    return std::nullopt;
+}
+
+void SqliteStore::index(const std::vector<const journal::Record*>& records, uint64_t upto) {
+    run_on_writer([&] { index_on_writer(records, upto); });
+}
+
+// One transaction: the records (each decided as insert() decides it, with the
+// id the journal gave it) and the journal position they reach.
+void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& records,
+                                  uint64_t upto) {
+    sqlite3* db = wdb_.get();
+    new_deliveries_.clear();
+    std::string error;
+    auto fail = [&]() {
+        rollback_if_open();
+        writable_.store(false, std::memory_order_relaxed);
+        new_deliveries_.clear();
+        return std::runtime_error(error);
+    };
+    if (!file_in_place())
+        throw std::runtime_error("the database file " + path_ + " was deleted or replaced");
+    if (!run(db, begin_.get(), "begin transaction", error)) throw fail();
+    int64_t next_seq = 0;
+    {
+        sqlite3_stmt* s = max_seq_.get();
+        const bool ok = sqlite3_step(s) == SQLITE_ROW;
+        if (ok)
+            next_seq = sqlite3_column_int64(s, 0);
+        else
+            error = describe(db, "read the last event seq");
+        sqlite3_reset(s);
+        if (!ok) throw fail();
+    }
+    short_of_space();  // keeps the intake's refusal current; acknowledged records go in anyway
+    size_t duplicates = 0;
+    std::vector<NewDelivery> dels;
+    for (const journal::Record* r : records) {
+        dels.clear();
+        for (const auto& d : r->deliveries)
+            dels.push_back({d.plugin, d.order_key});
+        NewEvent e{r->source, r->type, r->key, r->body, r->received_at_ms, dels, r->id};
+        // Before the records leave the journal's memory (the commit below,
+        // then the journal's epoch): an intake that misses them there finds
+        // them here.
+        if (stored_keys_)
+            stored_keys_->add(static_cast<uint64_t>(dedup_hash_of(r->source, r->key)));
+        GroupCommit::Insert item;
+        item.event = &e;
+        if (!insert_one(item, next_seq, error)) throw fail();
+        if (item.result.status == InsertStatus::duplicate)
+            ++duplicates;
+        else if (item.result.status != InsertStatus::stored) {
+            error = item.result.error;
+            throw fail();
+        }
+    }
+    {
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(db,
+                               "INSERT INTO store_meta(name, value) VALUES('journal_indexed', ?1)"
+                               " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                               -1, &s, nullptr) != SQLITE_OK) {
+            error = describe(db, "record the journal position");
+            throw fail();
+        }
+        StmtPtr guard(s);
+        sqlite3_bind_int64(s, 1, static_cast<int64_t>(upto));
+        if (!run(db, s, "record the journal position", error)) throw fail();
+    }
+    if (!run(db, commit_.get(), "commit", error)) throw fail();
+    writable_.store(true, std::memory_order_relaxed);
+    if (duplicates > 0)
+        std::fprintf(stderr, "journal: %zu indexed deliveries were already stored (kept once)\n",
+                     duplicates);
+    notify_committed(records.size(), new_deliveries_);
+    new_deliveries_.clear();
 }
 
 int64_t SqliteStore::dedup_hash(const NewEvent& e) {
@@ -877,12 +1050,13 @@ SqliteStore::PruneStep SqliteStore::prune_step(int64_t cutoff_ms, int64_t from_h
 }
 
 uint64_t SqliteStore::event_count() {
+    const uint64_t unindexed = journal_ ? journal_->stats().backlog : 0;
     auto r = reader();
     sqlite3_stmt* s = r->stmt("SELECT count(*) FROM events");
     if (sqlite3_step(s) != SQLITE_ROW) {
         throw std::runtime_error(describe(r.db(), "count events in " + path_));
     }
-    return static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    return static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + unindexed;
 }
 
 namespace {
@@ -901,6 +1075,13 @@ StoredEvent read_event(sqlite3_stmt* s) {
 
 std::optional<StoredEvent> SqliteStore::get(std::string_view id) {
     static const std::string sql = std::string(kEventColumns) + " WHERE id = ?1";
+    // Acknowledged and still in the journal (asked first: a record leaves it
+    // only once committed to the tables, so one of the two has it).
+    if (journal_) {
+        if (auto rec = journal_->find(id))
+            return StoredEvent{0,        rec->id,   rec->source,        rec->type,
+                               rec->key, rec->body, rec->received_at_ms};
+    }
     auto r = reader();
     sqlite3_stmt* s = r->stmt(sql.c_str());
     bind_text(s, 1, id);

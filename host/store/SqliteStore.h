@@ -6,6 +6,8 @@
 
 #include "store/GroupCommit.h"
 #include "store/Store.h"
+#include "store/journal/Journal.h"
+#include "store/journal/KeyFilter.h"
 
 #include <sys/types.h>
 
@@ -30,7 +32,7 @@ namespace clayhook {
 // halves), 64-bit result. Exposed for its reference test vectors.
 uint64_t siphash24(uint64_t k0, uint64_t k1, const void* data, size_t size);
 
-class SqliteStore final : public Store, private GroupCommit::Committer {
+class SqliteStore final : public Store, private GroupCommit::Committer, private journal::Index {
   public:
     // Knobs that are not in the config because only tests and benchmarks
     // have a reason to turn them.
@@ -41,6 +43,10 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
         size_t purge_chunk = 256;   // events examined per retention transaction
         size_t max_updates =
             8192;  // recorded results waiting for the writer before record() blocks
+        // The intake journal (store.journal): unindexed deliveries before
+        // appends are refused, and the size past which a segment is closed.
+        size_t journal_max_backlog = 200'000;
+        uint64_t journal_segment_bytes = 64ull << 20;
     };
 
     // Opens (creating the folder and a 0600 file when missing), takes the
@@ -57,7 +63,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     SqliteStore(const SqliteStore&) = delete;
     SqliteStore& operator=(const SqliteStore&) = delete;
 
-    InsertResult insert(const NewEvent& e) noexcept override { return gc_->insert(e); }
+    InsertResult insert(const NewEvent& e) noexcept override;
     // False after a failed commit, while the database file is not in place
     // (deleted or replaced under the host), and while its filesystem has
     // less than store.min_free_space left.
@@ -122,6 +128,8 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     // put chosen inserts into one batch (duplicates within a batch). The
     // destructor releases it.
     void hold_writer(bool held) { gc_->hold(held); }
+    // The intake journal (store.journal), or nullptr.
+    journal::Journal* intake_journal() { return journal_.get(); }
 
   private:
     struct DbCloser {
@@ -152,7 +160,16 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     // Decides one item inside the open transaction. False on an SQLite error
     // that dooms the whole transaction (the message is in `error`).
     bool insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::string& error);
-    bool insert_event_row(int64_t seq, std::string& id, std::string& error);
+    bool insert_event_row(int64_t seq, std::string_view preset_id, std::string& id,
+                          std::string& error);
+
+    // journal::Index: the journal's records go into the tables here.
+    uint64_t indexed_upto() override;
+    std::optional<std::string> find_stored(std::string_view source, std::string_view key) override;
+    void index(const std::vector<const journal::Record*>& records, uint64_t upto) override;
+    void index_on_writer(const std::vector<const journal::Record*>& records, uint64_t upto);
+    int64_t dedup_hash_of(std::string_view source, std::string_view key) const;
+    void load_stored_keys();
     void rollback_if_open();
     int64_t dedup_hash(const NewEvent& e);
     PruneStep prune_step(int64_t cutoff_ms, int64_t from_hash);
@@ -237,6 +254,10 @@ class SqliteStore final : public Store, private GroupCommit::Committer {
     std::atomic<bool> writable_{true};
     // Last: started when the connections are ready, stopped first.
     std::unique_ptr<GroupCommit> gc_;
+    // After the writer: its indexer commits through gc_; stopped before it.
+    std::unique_ptr<journal::KeyFilter> stored_keys_;  // the dedup table's hashes (journal only)
+    std::unique_ptr<journal::Journal> journal_;
+    bool journal_enabled_ = false;
 };
 
 }  // namespace clayhook

@@ -43,6 +43,9 @@ struct NewEvent {
     std::string_view body;             // the raw bytes as received
     int64_t received_at_ms = 0;        // Unix ms; also when the dedup record was first seen
     std::span<const NewDelivery> deliveries = {};  // one row each, same transaction
+    // "" = the store draws a new id; else the id the event gets (the intake
+    // journal draws it when it acknowledges the delivery, before indexing).
+    std::string_view id = {};
 };
 
 enum class InsertStatus {
@@ -414,6 +417,11 @@ class Store : public IntakeWriter,
         // When the event of the oldest pending delivery (by id) arrived, Unix
         // ms; 0 when nothing is pending, -1 when it could not be read.
         int64_t oldest_pending_ms = -1;
+        // SQLite with store.journal: deliveries acknowledged and not yet
+        // indexed, and the journal's syncs since start; -1 without a journal.
+        int64_t journal_backlog = -1;
+        int64_t journal_syncs = -1;
+        int64_t journal_synced_records = -1;
     };
     virtual Usage usage() noexcept = 0;
 

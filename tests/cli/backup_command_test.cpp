@@ -2,6 +2,7 @@
 // and a restore that works: a host started on the copy has every event (a
 // sender's retry of one is a duplicate) and its pending deliveries.
 #include "cli/Commands.h"
+#include "store/SqliteStore.h"
 #include "store/Store.h"
 #include "support/HostProcess.h"
 #include "support/SignedPost.h"
@@ -118,4 +119,50 @@ sources:
 )");
     CHECK(backup({"--config", cfg, dir.file("x.db")}, out, err) == 1);
     CHECK(err.find("pg_dump") != std::string::npos);
+}
+
+TEST_CASE("backup: with the journal, records not yet indexed are copied and indexed on restore",
+          "[cli][backup][journal]") {
+    TempDir dir;
+    const std::string db = dir.file("var/clayhook.db");
+    StoreConfig sc;
+    sc.path = db;
+    sc.journal = true;
+    std::vector<std::string> ids;
+    {
+        SqliteStore store(sc, 16);
+        for (int i = 0; i < 5; ++i)
+            ids.push_back(store.insert(NewEvent{"clay", "t", "k" + std::to_string(i), "{}", 1}).id);
+        REQUIRE(store.intake_journal()->drain());
+        store.intake_journal()->pause_indexer(true);
+        for (int i = 5; i < 12; ++i)
+            ids.push_back(store.insert(NewEvent{"clay", "t", "k" + std::to_string(i), "{}", 1}).id);
+        store.intake_journal()->abandon();  // killed with 7 records not indexed
+    }
+    const std::string config =
+        dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + db +
+                                       ", journal: true}\n"
+                                       "sources:\n"
+                                       "  - name: clay\n"
+                                       "    path: /webhooks/clay\n"
+                                       "    verify: {scheme: token, "
+                                       "secrets: [\"file:secret\"]}\n");
+    dir.write("secret", "not-used-here");
+    const std::string copy = dir.file("backup.db");
+    std::string out, err;
+    const int code = backup({"--config", config, copy}, out, err);
+    INFO(out << err);
+    REQUIRE(code == 0);
+    CHECK(out.find(": 5 events") != std::string::npos);
+    CHECK(out.find("journal segments copied to " + copy + ".journal (12 records") !=
+          std::string::npos);
+
+    StoreConfig restored;
+    restored.path = copy;
+    restored.journal = true;
+    SqliteStore store(restored, 16);
+    REQUIRE(store.intake_journal()->drain());
+    CHECK(store.event_count() == 12);
+    for (const auto& id : ids)
+        CHECK(store.get(id).has_value());
 }

@@ -550,6 +550,17 @@ TEST_CASE("store.min_free_space takes a size, 0 turns the reserve off", "[config
     CHECK(e.key() == "store.min_free_space");
 }
 
+TEST_CASE("store.journal: off by default, a boolean, refused otherwise", "[config][journal]") {
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", std::string(kMinimal) + "store: {}\n"), opts());
+    CHECK_FALSE(c.store.journal);
+    c = load_config(dir.write("c.yaml", std::string(kMinimal) + "store: {journal: true}\n"),
+                    opts());
+    CHECK(c.store.journal);
+    auto e = error_of(std::string(kMinimal) + "store: {journal: maybe}\n");
+    CHECK(e.key() == "store.journal");
+}
+
 TEST_CASE("log.format: logfmt by default, json accepted, anything else refused at its position",
           "[config][log]") {
     EnvVar secret("CLAYHOOK_TEST_SECRET", "0123456789abcdef");

@@ -1,0 +1,534 @@
+#include "store/journal/Journal.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <system_error>
+
+namespace clayhook::journal {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string errno_text(int err) {
+    return std::error_code(err, std::generic_category()).message();
+}
+
+int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string segment_name(uint64_t first_seq) {
+    char name[40];
+    std::snprintf(name, sizeof name, "seg-%016" PRIx64 ".log", first_seq);
+    return name;
+}
+
+bool is_segment_name(const std::string& n) {
+    return n.size() == 24 && n.rfind("seg-", 0) == 0 && n.substr(20) == ".log";
+}
+
+void sync_dir(const std::string& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("open folder " + dir + ": " + errno_text(errno));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) throw std::runtime_error("fsync folder " + dir + ": " + errno_text(err));
+}
+
+std::string read_all(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path + ": " + errno_text(errno));
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+// The waiters of a sync sleep on one futex word, bumped after each pass:
+// no mutex to reacquire on the way out (64 waiters woken at once would
+// queue on it) and no spinning (std::atomic::wait yields in a loop first,
+// which on two cores starves the syncer it waits for).
+// Two words, by the parity of the pass: a pass wakes only the appends it
+// wrote, not those queued for the next one meanwhile.
+void Journal::wait_synced(uint64_t seq, uint64_t pass) {
+    std::atomic<uint32_t>& word = sync_gen_[pass & 1];
+    for (;;) {
+        const uint32_t gen = word.load(std::memory_order_acquire);
+        if (synced_.load(std::memory_order_acquire) >= seq) return;
+        ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, gen, nullptr,
+                  nullptr, 0);
+    }
+}
+
+void Journal::publish_synced(uint64_t upto, uint64_t pass) {
+    std::atomic<uint32_t>& word = sync_gen_[pass & 1];
+    synced_.store(upto, std::memory_order_release);
+    word.fetch_add(1, std::memory_order_acq_rel);
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+              nullptr, 0);
+}
+
+std::string Journal::dedup_key(std::string_view source, std::string_view key) {
+    std::string k;
+    k.reserve(source.size() + key.size() + 1);
+    k.append(source);
+    k.push_back('\0');  // a source name never holds one
+    k.append(key);
+    return k;
+}
+
+Journal::Journal(Options options, Index& index) : opt_(std::move(options)), index_(index) {
+    opt_.index_batch = std::max<size_t>(opt_.index_batch, 1);
+    opt_.max_backlog = std::max<size_t>(opt_.max_backlog, 1);
+    recover();
+    syncer_ = std::thread([this] { syncer_loop(); });
+    indexer_ = std::thread([this] { indexer_loop(); });
+}
+
+Journal::~Journal() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+    }
+    sync_cv_.notify_all();
+    if (syncer_.joinable()) syncer_.join();
+    index_cv_.notify_all();
+    if (indexer_.joinable()) indexer_.join();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!abandoned_) {
+        try {
+            remove_indexed_segments();
+        } catch (const std::exception& e) {
+            say(std::string("journal: ") + e.what());
+        }
+    }
+}
+
+void Journal::say(const std::string& what) const {
+    if (opt_.warn) opt_.warn(what);
+}
+
+void Journal::recover() {
+    std::error_code ec;
+    fs::create_directories(opt_.dir, ec);
+    if (ec)
+        throw std::runtime_error("cannot create journal folder " + opt_.dir + ": " + ec.message());
+    ::chmod(opt_.dir.c_str(), 0700);
+    indexed_ = index_.indexed_upto();
+    settled_ = indexed_;
+
+    std::vector<std::string> names;
+    for (const auto& de : fs::directory_iterator(opt_.dir, ec)) {
+        const std::string n = de.path().filename().string();
+        if (is_segment_name(n)) names.push_back(n);
+    }
+    if (ec)
+        throw std::runtime_error("cannot list journal folder " + opt_.dir + ": " + ec.message());
+    std::sort(names.begin(), names.end());  // fixed-width hex: by first seq
+
+    uint64_t last_seen = indexed_;
+    for (const auto& n : names) {
+        const std::string path = opt_.dir + "/" + n;
+        const std::string bytes = read_all(path);
+        SegmentScan scan = scan_segment(bytes);
+        Segment seg{path, 0, scan.valid_bytes};
+        for (Record& r : scan.records) {
+            if (r.seq <= last_seen && r.seq > indexed_) {
+                say("journal: " + path + ": record " + std::to_string(r.seq) +
+                    " is out of order, ignored");
+                continue;
+            }
+            seg.last_seq = std::max(seg.last_seq, r.seq);
+            if (r.seq <= indexed_) continue;  // already in the store
+            last_seen = r.seq;
+            std::string key = dedup_key(r.source, r.key);
+            const uint64_t size = kHeaderSize + r.body.size() + r.key.size() + r.id.size() + 64;
+            keys_.emplace(key, r.seq);  // a second copy keeps the first's entry
+            backlog_bytes_ += size;
+            entries_.push_back(Entry{std::move(r), std::move(key), size, false});
+        }
+        if (scan.valid_bytes < bytes.size()) {
+            // Never acknowledged: their sync did not finish. Cut it off so
+            // that the next start does not report it again.
+            if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_bytes)) != 0)
+                throw std::runtime_error("cannot cut the torn tail of " + path + ": " +
+                                         errno_text(errno));
+            int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                ::fdatasync(fd);
+                ::close(fd);
+            }
+            say("journal: " + path + ": cut " + std::to_string(bytes.size() - scan.valid_bytes) +
+                " bytes of torn tail (" + scan.why + "); those records were never acknowledged");
+        }
+        closed_.push_back(std::move(seg));
+    }
+    last_seq_ = last_seen;
+    synced_.store(last_seq_);
+    recovered_ = entries_.size();
+    remove_indexed_segments();
+}
+
+void Journal::open_segment(uint64_t first_seq) {
+    const std::string path = opt_.dir + "/" + segment_name(first_seq);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + errno_text(errno));
+    // The new name must survive a power cut before a record in it is acknowledged.
+    if (opt_.durable) {
+        try {
+            sync_dir(opt_.dir);
+        } catch (...) {
+            ::close(fd);
+            throw;
+        }
+    }
+    fd_ = fd;
+    std::lock_guard lk(segments_mu_);
+    current_ = Segment{path, 0, 0};
+}
+
+Journal::Entry* Journal::entry_at(uint64_t seq) {
+    if (entries_.empty()) return nullptr;
+    const uint64_t front = entries_.front().record.seq;
+    if (seq < front || seq - front >= entries_.size()) return nullptr;
+    Entry* e = &entries_[seq - front];
+    return e->record.seq == seq ? e : nullptr;
+}
+
+InsertResult Journal::append(const NewEvent& e) noexcept {
+    try {
+        std::string key = dedup_key(e.source, e.idempotency_key);
+        // Everything that costs is done before the lock: the record, its
+        // encoding and most of its CRC. Under the lock: dedup, the seq, a copy.
+        Record r;
+        r.received_at_ms = e.received_at_ms;
+        {
+            std::lock_guard ik(ids_mu_);
+            r.id = ids_.next(wall_ms());
+        }
+        const std::string id = r.id;
+        r.source = e.source;
+        r.type = e.type;
+        r.key = e.idempotency_key;
+        r.deliveries.reserve(e.deliveries.size());
+        for (const NewDelivery& d : e.deliveries)
+            r.deliveries.push_back({std::string(d.plugin), d.order_key});
+        r.body = e.body;
+        std::string encoded;
+        encoded.reserve(kHeaderSize + 64 + r.body.size() + r.key.size());
+        if (!encode_unsealed(r, encoded))
+            return {InsertStatus::unavailable, {}, "the delivery is too large for the journal"};
+
+        uint64_t seq = 0;
+        uint64_t pass = 0;
+        for (;;) {
+            // The store is asked outside the lock; records that left memory
+            // for the store meanwhile (the epoch moved) make us ask again.
+            const uint64_t epoch0 = epoch_.load(std::memory_order_acquire);
+            std::optional<std::string> stored = index_.find_stored(e.source, e.idempotency_key);
+            std::unique_lock lk(mu_);
+            if (stopping_) return {InsertStatus::unavailable, {}, "the journal is closing"};
+            if (auto it = keys_.find(key); it != keys_.end()) {
+                if (Entry* en = entry_at(it->second))
+                    return {InsertStatus::duplicate, en->record.id, {}};
+            }
+            if (stored) return {InsertStatus::duplicate, std::move(*stored), {}};
+            if (epoch_.load(std::memory_order_acquire) != epoch0) continue;
+            if (entries_.size() >= opt_.max_backlog || backlog_bytes_ >= opt_.max_backlog_bytes)
+                return {InsertStatus::overloaded,
+                        {},
+                        "intake journal backlog is full (" + std::to_string(entries_.size()) +
+                            " deliveries not yet indexed)"};
+            seq = last_seq_ + 1;
+            r.seq = seq;
+            seal(encoded.data(), seq);
+            pending_ += encoded;
+            last_seq_ = seq;
+            pending_last_ = seq;
+            pass = passes_ + 1;  // the syncer's next pass takes pending_
+            keys_.emplace(key, seq);
+            backlog_bytes_ += encoded.size();
+            entries_.push_back(Entry{std::move(r), std::move(key), encoded.size(), false});
+            ++appended_;
+            break;
+        }
+        sync_cv_.notify_one();
+        wait_synced(seq, pass);
+        if (failures_.load(std::memory_order_acquire) != 0) {
+            std::lock_guard lk(mu_);
+            for (const auto& [first, last] : failed_)
+                if (seq >= first && seq <= last)
+                    return {
+                        InsertStatus::unavailable, {}, "the intake journal could not be written"};
+        }
+        return {InsertStatus::stored, std::move(id), {}};
+    } catch (const std::exception& ex) {
+        return {InsertStatus::unavailable, {}, std::string("intake journal: ") + ex.what()};
+    }
+}
+
+void Journal::syncer_loop() {
+    pthread_setname_np(pthread_self(), "journal-sync");  // for top -H, perf and gdb
+    std::string buf;
+    std::unique_lock lk(mu_);
+    for (;;) {
+        sync_cv_.wait(lk, [&] { return !pending_.empty() || stopping_; });
+        if (pending_.empty()) break;  // stopping, nothing left to write
+        const uint64_t upto = pending_last_;
+        const uint64_t first = synced_.load() + 1;
+        const uint64_t pass = ++passes_;
+        if (abandoned_) {
+            // As a kill leaves it: these were never written.
+            pending_.clear();
+            failed_.push_back({first, upto});
+            failures_.fetch_add(1);
+            publish_synced(upto, pass);
+            break;
+        }
+        buf.clear();
+        buf.swap(pending_);
+        lk.unlock();
+
+        std::string error;
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+            if (fd_ >= 0 && current_.size > 0 && current_.size + buf.size() > opt_.segment_bytes) {
+                ::close(fd_);
+                fd_ = -1;
+                std::lock_guard sl(segments_mu_);
+                closed_.push_back(current_);
+                current_ = Segment{};
+            }
+            if (fd_ < 0) open_segment(first);
+            size_t done = 0;
+            while (done < buf.size()) {
+                const ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0)
+                    throw std::runtime_error("write " + current_.path + ": " + errno_text(errno));
+                done += static_cast<size_t>(n);
+            }
+            if (opt_.durable && ::fdatasync(fd_) != 0)
+                throw std::runtime_error("fdatasync " + current_.path + ": " + errno_text(errno));
+            std::lock_guard sl(segments_mu_);
+            current_.size += buf.size();
+            current_.last_seq = upto;
+        } catch (const std::exception& ex) {
+            error = ex.what();
+            // What was written may be half there: a fresh segment next time,
+            // and the records of this pass are answered 503, never indexed.
+            // Recovery cuts whatever torn bytes this one ends with.
+            if (fd_ >= 0) {
+                ::close(fd_);
+                fd_ = -1;
+                std::lock_guard sl(segments_mu_);
+                current_.last_seq = upto;
+                closed_.push_back(current_);
+                current_ = Segment{};
+            }
+        }
+
+        const auto took = std::chrono::steady_clock::now() - t0;
+        lk.lock();
+        ++syncs_;
+        synced_records_ += upto - first + 1;
+        sync_us_ += static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+        if (!error.empty()) {
+            say("journal: " + error + "; " + std::to_string(upto - first + 1) +
+                " deliveries answered 503");
+            failed_.push_back({first, upto});
+            failures_.fetch_add(1, std::memory_order_release);
+            for (uint64_t s = first; s <= upto; ++s)
+                if (Entry* en = entry_at(s)) {
+                    en->failed = true;
+                    keys_.erase(en->dkey);
+                }
+        }
+        lk.unlock();
+        // Outside the lock: the woken appends do not queue behind it, and
+        // new appends are not held up by the wake-ups.
+        publish_synced(upto, pass);
+        index_cv_.notify_one();
+        lk.lock();
+    }
+}
+
+void Journal::indexer_loop() {
+    pthread_setname_np(pthread_self(), "journal-index");
+    std::unique_lock lk(mu_);
+    auto indexable = [&] {
+        return !entries_.empty() &&
+               entries_.front().record.seq <= synced_.load(std::memory_order_acquire);
+    };
+    for (;;) {
+        index_cv_.wait(lk, [&] { return abandoned_ || stopping_ || (!paused_ && indexable()); });
+        if (abandoned_) return;
+        if (!indexable()) {
+            if (stopping_) return;
+            continue;
+        }
+        std::vector<const Record*> batch;
+        uint64_t upto = 0;
+        size_t n = 0;
+        const uint64_t synced = synced_.load(std::memory_order_acquire);
+        for (const Entry& en : entries_) {
+            if (en.record.seq > synced || n == opt_.index_batch) break;
+            ++n;
+            upto = en.record.seq;
+            if (!en.failed) batch.push_back(&en.record);
+        }
+        lk.unlock();
+        std::string error;
+        try {
+            index_.index(batch, upto);
+        } catch (const std::exception& ex) {
+            error = ex.what();
+        }
+        lk.lock();
+        if (!error.empty()) {
+            say("journal: indexing " + std::to_string(n) + " deliveries failed: " + error +
+                (stopping_ ? "; they stay in the journal for the next start" : "; retrying"));
+            if (stopping_) return;
+            index_cv_.wait_for(lk, opt_.retry_pause, [&] { return abandoned_ || stopping_; });
+            continue;
+        }
+        // In slices, the lock let go between them: appends wait for one
+        // slice at most, and the records are freed outside the lock.
+        std::vector<Entry> gone;
+        for (size_t done = 0; done < n;) {
+            const size_t slice = std::min<size_t>(n - done, 256);
+            gone.clear();
+            gone.reserve(slice);
+            for (size_t i = 0; i < slice; ++i) {
+                Entry& en = entries_.front();
+                if (!en.failed) {
+                    auto it = keys_.find(en.dkey);
+                    if (it != keys_.end() && it->second == en.record.seq) keys_.erase(it);
+                }
+                backlog_bytes_ -= std::min(backlog_bytes_, en.bytes);
+                gone.push_back(std::move(en));
+                entries_.pop_front();
+            }
+            done += slice;
+            if (done == n) indexed_ = upto;
+            // Every removal is seen by an append that asked the store
+            // before it: the epoch moves with each slice.
+            epoch_.fetch_add(1, std::memory_order_release);
+            lk.unlock();
+            gone.clear();
+            lk.lock();
+        }
+        lk.unlock();
+        try {
+            remove_indexed_segments();
+        } catch (const std::exception& ex) {
+            say(std::string("journal: ") + ex.what());
+        }
+        lk.lock();
+        settled_ = upto;  // after the deletions: a drained journal holds no old segment
+        drained_cv_.notify_all();
+    }
+}
+
+void Journal::remove_indexed_segments() {
+    uint64_t indexed;
+    {
+        std::lock_guard lk(mu_);
+        indexed = indexed_;
+    }
+    std::vector<std::string> gone;
+    {
+        std::lock_guard sl(segments_mu_);
+        auto keep = std::remove_if(closed_.begin(), closed_.end(), [&](const Segment& s) {
+            if (s.last_seq > indexed) return false;
+            gone.push_back(s.path);
+            return true;
+        });
+        closed_.erase(keep, closed_.end());
+    }
+    for (const auto& p : gone)
+        if (::unlink(p.c_str()) != 0 && errno != ENOENT)
+            say("journal: cannot delete " + p + ": " + errno_text(errno));
+}
+
+bool Journal::drain(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    const uint64_t target = last_seq_;
+    return drained_cv_.wait_for(lk, timeout, [&] { return abandoned_ || settled_ >= target; });
+}
+
+Journal::Stats Journal::stats() const {
+    Stats s;
+    {
+        std::lock_guard lk(mu_);
+        s.backlog = entries_.size();
+        s.backlog_bytes = backlog_bytes_;
+        s.appended = appended_;
+        s.indexed_upto = indexed_;
+        s.syncs = syncs_;
+        s.synced_records = synced_records_;
+        s.sync_us = sync_us_;
+        s.recovered = recovered_;
+    }
+    std::lock_guard sl(segments_mu_);
+    s.segments = closed_.size() + (current_.path.empty() ? 0 : 1);
+    return s;
+}
+
+std::optional<Record> Journal::find(std::string_view id) const {
+    std::lock_guard lk(mu_);
+    for (const Entry& en : entries_)
+        if (!en.failed && en.record.id == id && en.record.seq <= synced_.load()) return en.record;
+    return std::nullopt;
+}
+
+std::vector<Record> Journal::newest(size_t limit) const {
+    std::vector<Record> out;
+    std::lock_guard lk(mu_);
+    const uint64_t synced = synced_.load();
+    for (auto it = entries_.rbegin(); it != entries_.rend() && out.size() < limit; ++it)
+        if (!it->failed && it->record.seq <= synced) out.push_back(it->record);
+    return out;
+}
+
+void Journal::pause_indexer(bool paused) {
+    {
+        std::lock_guard lk(mu_);
+        paused_ = paused;
+    }
+    index_cv_.notify_all();
+}
+
+void Journal::abandon() {
+    {
+        std::lock_guard lk(mu_);
+        abandoned_ = true;
+        stopping_ = true;
+    }
+    sync_cv_.notify_all();
+    index_cv_.notify_all();
+    if (syncer_.joinable()) syncer_.join();
+    if (indexer_.joinable()) indexer_.join();
+}
+
+}  // namespace clayhook::journal

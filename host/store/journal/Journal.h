@@ -1,0 +1,168 @@
+#pragma once
+
+// The intake journal: the SQLite engine's write path for new deliveries.
+//
+// A delivery is appended to a segment file as one checksummed record; a
+// syncer thread writes whatever records piled up since its last pass and
+// fdatasyncs them once for the lot; append() returns (and the sender is
+// answered 200) only after the sync that covers its record. An indexer thread
+// then moves synced records into the store behind it (the Index role) in
+// large transactions, together with the journal position they reach, so a
+// record is indexed exactly once even across a crash. Until then the record
+// is held in memory: dedup is answered from there for what is not yet
+// indexed, and from the store for the rest. Segment files whose records are
+// all indexed are deleted.
+//
+// At start the segments are read back: a torn or half-written tail (records
+// that were never acknowledged, since their sync did not finish) is cut off
+// and every valid record past the store's position is indexed again.
+
+#include "store/Store.h"
+#include "store/journal/JournalFormat.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace clayhook::journal {
+
+// What the journal needs from the store that indexes its records.
+class Index {
+  public:
+    virtual ~Index() = default;
+    // The highest journal seq whose record is in the store (0: none yet).
+    virtual uint64_t indexed_upto() = 0;
+    // The id of the stored event with this (source, idempotency key), if any.
+    virtual std::optional<std::string> find_stored(std::string_view source,
+                                                   std::string_view key) = 0;
+    // Stores the records, in order, and records `upto` as indexed, in one
+    // transaction. Throws std::runtime_error when nothing was stored.
+    virtual void index(const std::vector<const Record*>& records, uint64_t upto) = 0;
+};
+
+struct Options {
+    std::string dir;                              // created 0700 when missing
+    bool durable = true;                          // fdatasync before answering; false: write() only
+    size_t max_backlog = 200'000;                 // records not yet indexed before appends get 503
+    uint64_t max_backlog_bytes = 256ull << 20;    // their encoded bytes, likewise
+    uint64_t segment_bytes = 64ull << 20;         // a segment is closed past this size
+    size_t index_batch = 4096;                    // records per indexing transaction at most
+    std::chrono::milliseconds retry_pause{1000};  // after a failed indexing transaction
+    std::function<void(const std::string&)> warn;  // recovery and failures; may be empty
+};
+
+class Journal {
+  public:
+    // Opens the folder, recovers what it holds (see above) and starts the
+    // syncer and the indexer. Throws std::runtime_error naming the path.
+    Journal(Options options, Index& index);
+    // Stops taking appends, indexes every synced record, stops the threads.
+    ~Journal();
+    Journal(const Journal&) = delete;
+    Journal& operator=(const Journal&) = delete;
+
+    // Durable (synced) and answered as the store's insert(): stored with a
+    // new id, duplicate with the earlier id, overloaded while the backlog is
+    // full, unavailable when the segment could not be written or synced.
+    InsertResult append(const NewEvent& e) noexcept;
+
+    // Waits until everything appended before the call is indexed (or the
+    // indexer cannot make progress for `timeout`). False on timeout.
+    bool drain(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+    struct Stats {
+        uint64_t backlog = 0;         // records synced or pending, not yet indexed
+        uint64_t backlog_bytes = 0;   // their encoded size
+        uint64_t appended = 0;        // records appended since start
+        uint64_t indexed_upto = 0;    // the store's journal position
+        uint64_t syncs = 0;           // fdatasync (or write) passes since start
+        uint64_t synced_records = 0;  // records those passes wrote
+        uint64_t sync_us = 0;         // time they took (write and fdatasync), in µs
+        uint64_t recovered = 0;       // records found unindexed at start
+        uint64_t segments = 0;        // segment files on disk
+    };
+    Stats stats() const;
+
+    // A record not yet indexed, by event id; the newest unindexed records,
+    // newest first. For the admin API and `clayhook events`.
+    std::optional<Record> find(std::string_view id) const;
+    std::vector<Record> newest(size_t limit) const;
+
+    // Test hooks. pause_indexer: records stay in the journal (appends still
+    // succeed). abandon: the threads stop as a SIGKILL would leave things
+    // (nothing more indexed, files as they are); the destructor then only
+    // joins.
+    void pause_indexer(bool paused);
+    void abandon();
+
+  private:
+    struct Entry {
+        Record record;
+        std::string dkey;  // dedup_key(source, key): its key in keys_
+        uint64_t bytes = 0;
+        bool failed = false;  // its sync failed: answered 503, never indexed
+    };
+    struct Segment {
+        std::string path;
+        uint64_t last_seq = 0;  // 0: holds no record
+        uint64_t size = 0;
+    };
+
+    void recover();
+    void open_segment(uint64_t first_seq);  // under nothing: syncer or constructor
+    void syncer_loop();
+    void indexer_loop();
+    void remove_indexed_segments();
+    void say(const std::string& what) const;
+    void wait_synced(uint64_t seq, uint64_t pass);
+    void publish_synced(uint64_t upto, uint64_t pass);
+    static std::string dedup_key(std::string_view source, std::string_view key);
+    Entry* entry_at(uint64_t seq);  // under mu_; nullptr when not held
+
+    Options opt_;
+    Index& index_;
+    EventIdGenerator ids_;
+
+    mutable std::mutex mu_;
+    std::condition_variable sync_cv_;   // syncer: pending bytes or stopping
+    std::condition_variable index_cv_;  // indexer: synced records, unpaused, stopping
+    std::condition_variable drained_cv_;
+    std::deque<Entry> entries_;  // unindexed, in seq order; front is indexed_ + 1 or later
+    std::unordered_map<std::string, uint64_t> keys_;  // dedup key -> seq of its entry
+    std::string pending_;                             // encoded, not yet written
+    uint64_t pending_last_ = 0;                       // seq of the last record in pending_
+    uint64_t last_seq_ = 0;                           // the newest seq handed out
+    uint64_t indexed_ = 0;
+    uint64_t settled_ = 0;  // indexed, and its segments deleted: what drain() waits for
+    uint64_t backlog_bytes_ = 0;
+    uint64_t appended_ = 0, syncs_ = 0, recovered_ = 0;
+    uint64_t synced_records_ = 0, sync_us_ = 0;
+    bool stopping_ = false, abandoned_ = false, paused_ = false;
+    std::vector<std::pair<uint64_t, uint64_t>> failed_;  // seq ranges whose sync failed
+    std::atomic<uint64_t> failures_{0};
+    std::atomic<uint64_t> epoch_{0};              // bumped when records leave memory for the store
+    std::atomic<uint64_t> synced_{0};             // every seq up to here has its outcome
+    std::atomic<uint32_t> sync_gen_[2] = {0, 0};  // futex words, by pass parity
+    static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
+    uint64_t passes_ = 0;  // sync passes started (under mu_)
+    std::mutex ids_mu_;    // ids_
+
+    // The syncer's own (the constructor's before it starts); closed is read
+    // by the indexer under segments_mu_.
+    int fd_ = -1;
+    Segment current_;
+    mutable std::mutex segments_mu_;
+    std::vector<Segment> closed_;
+
+    std::thread syncer_, indexer_;
+};
+
+}  // namespace clayhook::journal

@@ -1,0 +1,82 @@
+#pragma once
+
+// The intake journal's on-disk records: what one acknowledged delivery looks
+// like in a segment file, how it is checked, and how a segment is read back
+// after a crash. Pure functions over bytes; the files are Journal's business.
+//
+// A record (integers little-endian):
+//
+//   magic   u32  "CHJ1"
+//   length  u32  bytes of the payload that follows the header
+//   seq     u64  journal sequence number, one more than the record before
+//   crc     u32  CRC-32C of the payload then seq (8 bytes)
+//   payload:
+//     received_at_ms i64, id (u16 len + bytes), source (u16 + bytes),
+//     type (u16 + bytes), idempotency key (u32 + bytes),
+//     delivery count (u16), each: plugin (u16 + bytes), order key (u32 + bytes),
+//     body (u32 + bytes)
+//
+// A record is valid only when its magic, length, CRC and payload layout all
+// agree; the first invalid one ends what a segment holds (a torn tail).
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace clayhook::journal {
+
+inline constexpr uint32_t kMagic = 0x314A4843;  // "CHJ1" little-endian
+inline constexpr size_t kHeaderSize = 20;
+// A payload above this is refused at append and treated as damage when read.
+inline constexpr uint32_t kMaxPayload = 64u * 1024 * 1024;
+
+uint32_t crc32c(uint32_t crc, const void* data, size_t size) noexcept;
+
+// One delivery as the journal keeps it (owning copies).
+struct Record {
+    uint64_t seq = 0;
+    int64_t received_at_ms = 0;
+    std::string id;
+    std::string source;
+    std::string type;
+    std::string key;
+    struct Delivery {
+        std::string plugin;
+        std::string order_key;
+    };
+    std::vector<Delivery> deliveries;
+    std::string body;
+};
+
+// Appends the encoded record to `out`. False (nothing appended) when a field
+// is longer than its length prefix allows or the payload exceeds kMaxPayload.
+bool encode(const Record& r, std::string& out);
+// The same in two steps, so that the costly part runs before the seq is
+// known: encode_unsealed ignores r.seq (its CRC covers the payload only),
+// seal writes the seq into the record at `record` and completes the CRC.
+bool encode_unsealed(const Record& r, std::string& out);
+void seal(char* record, uint64_t seq) noexcept;
+
+struct Decoded {
+    Record record;
+    size_t size = 0;  // bytes the record took, header included
+};
+
+// Decodes the record at the start of `bytes`. nullopt when the bytes there
+// are not a whole valid record (short, wrong magic, bad CRC, bad layout);
+// `why` then says which.
+std::optional<Decoded> decode(std::string_view bytes, std::string* why = nullptr);
+
+// What a segment's bytes hold: every valid record from the start, and where
+// the valid part ends (== bytes.size() when nothing is torn).
+struct SegmentScan {
+    std::vector<Record> records;
+    size_t valid_bytes = 0;
+    std::string why;  // why the scan stopped early ("" when it read everything)
+};
+SegmentScan scan_segment(std::string_view bytes);
+
+}  // namespace clayhook::journal

@@ -1,0 +1,263 @@
+// The SQLite store with its intake journal (store.journal: true) over real
+// files in a fresh temp folder: acknowledged means synced to a segment, the
+// records reach the tables behind the answer, dedup holds across memory and
+// tables under concurrency, and a kill (the threads abandoned as SIGKILL
+// leaves them) or a torn tail loses nothing acknowledged.
+#include "store/SqliteStore.h"
+#include "store/journal/JournalFormat.h"
+#include "support/TempDir.h"
+#include "support/Wait.h"
+
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <latch>
+#include <set>
+#include <thread>
+#include <vector>
+
+using namespace clayhook;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+StoreConfig journal_config(const test::TempDir& dir) {
+    StoreConfig c;
+    c.path = dir.file("clayhook.db");
+    c.journal = true;
+    return c;
+}
+
+NewEvent event(std::string_view key, std::string_view body = R"({"event":"x"})") {
+    return NewEvent{"clay", "enrichment.completed", key, body, 1'764'000'000'000};
+}
+
+// Rows in the events table, read with a connection of our own (what
+// `sqlite3 var/clayhook.db` sees).
+int64_t rows_in_tables(const std::string& db_path, const std::string& where = "1") {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    const std::string sql = "SELECT count(*) FROM events WHERE " + where;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    const int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+std::vector<fs::path> segments(const std::string& db_path) {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(db_path + ".journal", ec))
+        out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+journal::Journal& journal_of(SqliteStore& s) {
+    REQUIRE(s.intake_journal() != nullptr);
+    return *s.intake_journal();
+}
+
+}  // namespace
+
+TEST_CASE("journal: an acknowledged delivery is in a segment, then in the tables", "[journal]") {
+    test::TempDir dir;
+    const StoreConfig cfg = journal_config(dir);
+    SqliteStore store(cfg, 64);
+    journal_of(store).pause_indexer(true);
+
+    NewDelivery sink{"sink", ""};
+    NewEvent e = event("row-1:ts-1", R"({"event":"enrichment.completed","row_id":"row-1"})");
+    e.deliveries = std::span<const NewDelivery>(&sink, 1);
+    const InsertResult r = store.insert(e);
+    REQUIRE(r.status == InsertStatus::stored);
+    CHECK(is_event_id(r.id));
+
+    // Not indexed yet: on disk in the journal, and visible through the store.
+    CHECK(rows_in_tables(cfg.path) == 0);
+    const auto segs = segments(cfg.path);
+    REQUIRE(segs.size() == 1);
+    std::ifstream in(segs[0], std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto scan = journal::scan_segment(bytes);
+    REQUIRE(scan.records.size() == 1);
+    CHECK(scan.records[0].id == r.id);
+    CHECK(scan.records[0].body == e.body);
+    REQUIRE(scan.records[0].deliveries.size() == 1);
+    CHECK(scan.records[0].deliveries[0].plugin == "sink");
+    auto got = store.get(r.id);
+    REQUIRE(got);
+    CHECK(got->body == e.body);
+    CHECK(store.event_count() == 1);
+    // A copy is answered from memory with the same id.
+    const InsertResult dup = store.insert(event("row-1:ts-1"));
+    CHECK(dup.status == InsertStatus::duplicate);
+    CHECK(dup.id == r.id);
+
+    journal_of(store).pause_indexer(false);
+    REQUIRE(journal_of(store).drain());
+    CHECK(rows_in_tables(cfg.path, "id = '" + r.id + "'") == 1);
+    CHECK(store.event_count() == 1);
+    CHECK(journal_of(store).stats().backlog == 0);
+    // The delivery row came with it.
+    size_t pending = 0;
+    store.load_pending([&](DeliveryRef&& d) {
+        CHECK(d.plugin == "sink");
+        ++pending;
+    });
+    CHECK(pending == 1);
+    // Indexed: a copy is now answered from the tables, same id.
+    const InsertResult dup2 = store.insert(event("row-1:ts-1"));
+    CHECK(dup2.status == InsertStatus::duplicate);
+    CHECK(dup2.id == r.id);
+}
+
+TEST_CASE("journal: N concurrent copies of one key store exactly one, before and after indexing",
+          "[journal]") {
+    test::TempDir dir;
+    const StoreConfig cfg = journal_config(dir);
+    SqliteStore store(cfg, 64);
+    for (bool paused : {true, false}) {
+        journal_of(store).pause_indexer(paused);
+        const std::string key = paused ? "in-memory" : "racing-the-indexer";
+        constexpr int kThreads = 16, kRounds = 20;
+        for (int round = 0; round < kRounds; ++round) {
+            const std::string k = key + std::to_string(round);
+            std::latch go(kThreads);
+            std::vector<InsertResult> results(kThreads);
+            std::vector<std::thread> threads;
+            for (int t = 0; t < kThreads; ++t)
+                threads.emplace_back([&, t] {
+                    go.arrive_and_wait();
+                    results[t] = store.insert(event(k));
+                });
+            for (auto& t : threads)
+                t.join();
+            int stored = 0;
+            std::set<std::string> ids;
+            for (const auto& r : results) {
+                stored += r.status == InsertStatus::stored;
+                CHECK((r.status == InsertStatus::stored || r.status == InsertStatus::duplicate));
+                ids.insert(r.id);
+            }
+            INFO("round " << round << (paused ? " (indexer paused)" : " (indexer running)"));
+            CHECK(stored == 1);
+            CHECK(ids.size() == 1);
+        }
+    }
+    REQUIRE(journal_of(store).drain());
+    CHECK(rows_in_tables(cfg.path) == 40);
+}
+
+TEST_CASE("journal: a kill before indexing loses nothing, the restart indexes and deletes segments",
+          "[journal]") {
+    test::TempDir dir;
+    StoreConfig cfg = journal_config(dir);
+    std::vector<std::string> ids;
+    {
+        SqliteStore store(cfg, 64);
+        journal_of(store).pause_indexer(true);
+        for (int i = 0; i < 50; ++i) {
+            auto r = store.insert(event("k" + std::to_string(i)));
+            REQUIRE(r.status == InsertStatus::stored);
+            ids.push_back(r.id);
+        }
+        journal_of(store).abandon();  // as SIGKILL leaves it: nothing more indexed
+    }
+    CHECK(rows_in_tables(cfg.path) == 0);
+    REQUIRE(segments(cfg.path).size() == 1);
+
+    SqliteStore again(cfg, 64);
+    REQUIRE(journal_of(again).drain());
+    CHECK(journal_of(again).stats().recovered == 50);
+    CHECK(rows_in_tables(cfg.path) == 50);
+    for (const auto& id : ids)
+        CHECK(rows_in_tables(cfg.path, "id = '" + id + "'") == 1);
+    // The same deliveries again are duplicates with their first ids.
+    for (int i = 0; i < 50; ++i) {
+        auto r = again.insert(event("k" + std::to_string(i)));
+        CHECK(r.status == InsertStatus::duplicate);
+        CHECK(r.id == ids[static_cast<size_t>(i)]);
+    }
+    // Once everything is indexed no segment but the open one stays.
+    CHECK(segments(cfg.path).size() <= 1);
+}
+
+TEST_CASE("journal: a torn tail is cut at start, the whole records before it are indexed",
+          "[journal]") {
+    test::TempDir dir;
+    StoreConfig cfg = journal_config(dir);
+    std::string last_id;
+    {
+        SqliteStore store(cfg, 64);
+        journal_of(store).pause_indexer(true);
+        for (int i = 0; i < 10; ++i)
+            last_id = store.insert(event("t" + std::to_string(i))).id;
+        journal_of(store).abandon();
+    }
+    const auto segs = segments(cfg.path);
+    REQUIRE(segs.size() == 1);
+    const auto whole = fs::file_size(segs[0]);
+    // Half of an 11th record, as a crash in the middle of a write leaves it.
+    journal::Record half;
+    half.seq = 11;
+    half.id = "evt_torn";
+    half.source = "clay";
+    half.key = "t10";
+    half.body = std::string(400, 'x');
+    std::string enc;
+    REQUIRE(journal::encode(half, enc));
+    {
+        std::ofstream out(segs[0], std::ios::binary | std::ios::app);
+        out.write(enc.data(), static_cast<std::streamsize>(enc.size() / 2));
+    }
+    SqliteStore again(cfg, 64);
+    REQUIRE(journal_of(again).drain());
+    CHECK(rows_in_tables(cfg.path) == 10);
+    CHECK(rows_in_tables(cfg.path, "id = 'evt_torn'") == 0);
+    CHECK(rows_in_tables(cfg.path, "id = '" + last_id + "'") == 1);
+    // The torn delivery was never acknowledged: its retry is stored anew.
+    CHECK(again.insert(event("t10")).status == InsertStatus::stored);
+    // The cut is on disk (or the segment is gone, all of it indexed).
+    if (fs::exists(segs[0])) CHECK(fs::file_size(segs[0]) == whole);
+}
+
+TEST_CASE("journal: a full backlog answers overloaded, and takes again once indexed", "[journal]") {
+    test::TempDir dir;
+    SqliteStore::Tuning tuning;
+    tuning.journal_max_backlog = 5;
+    SqliteStore store(journal_config(dir), 64, tuning);
+    journal_of(store).pause_indexer(true);
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(store.insert(event("b" + std::to_string(i))).status == InsertStatus::stored);
+    const auto full = store.insert(event("b5"));
+    CHECK(full.status == InsertStatus::overloaded);
+    CHECK_THAT(full.error, Catch::Contains("backlog"));
+    journal_of(store).pause_indexer(false);
+    REQUIRE(journal_of(store).drain());
+    CHECK(store.insert(event("b5")).status == InsertStatus::stored);
+}
+
+TEST_CASE("journal: segments roll past their size and are deleted once indexed", "[journal]") {
+    test::TempDir dir;
+    SqliteStore::Tuning tuning;
+    tuning.journal_segment_bytes = 4096;
+    const StoreConfig cfg = journal_config(dir);
+    SqliteStore store(cfg, 64, tuning);
+    journal_of(store).pause_indexer(true);
+    const std::string body(1000, 'b');
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(store.insert(event("s" + std::to_string(i), body)).status == InsertStatus::stored);
+    CHECK(segments(cfg.path).size() >= 4);
+    journal_of(store).pause_indexer(false);
+    REQUIRE(journal_of(store).drain());
+    CHECK(rows_in_tables(cfg.path) == 20);
+    CHECK(segments(cfg.path).size() <= 1);
+}
