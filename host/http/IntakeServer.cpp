@@ -1,6 +1,7 @@
 #include "http/IntakeServer.h"
 
 #include "http/HttpServer.h"
+#include "intake/JsonFields.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 #include "routing/Routes.h"
@@ -8,18 +9,48 @@
 #include "text/Text.h"
 #include "util/Clock.h"
 
-#include <clayhook/json.hpp>
-
 #include <chrono>
 #include <mutex>
+#include <span>
 #include <vector>
 
 namespace clayhook {
 
+// What the intake reads from a source's bodies, compiled once per config:
+// the paths of the event type (when it comes from the body), of the
+// idempotency fields and of the fan-out's ordering keys, in that order.
+struct BodyPlan {
+    static constexpr size_t kNone = static_cast<size_t>(-1);
+    intake::FieldPaths paths;
+    size_t type = kNone;   // the event type's path
+    size_t key_first = 0;  // sources[].idempotency.fields
+    size_t key_count = 0;
+    size_t order_first = 0;  // Routes::order_paths()
+    size_t order_count = 0;
+
+    BodyPlan(const SourceConfig& c, const Routes* fanout) {
+        if (c.event_type.from == EventTypeFrom::body_field) type = paths.add(c.event_type.field);
+        key_first = paths.size();
+        for (const auto& f : c.idempotency.fields)
+            paths.add(f);
+        key_count = paths.size() - key_first;
+        order_first = paths.size();
+        if (fanout != nullptr)
+            for (const auto& p : fanout->order_paths())
+                paths.add(p);
+        order_count = paths.size() - order_first;
+    }
+};
+
+struct IntakeSource {
+    std::unique_ptr<SourceRuntime> runtime;
+    BodyPlan plan;
+};
+
 // What a reload replaces: the sources (with their secrets) and the fan-out.
 // Immutable once published; a request works on the one it started with.
 struct IntakeRoutes {
-    std::map<std::string, std::unique_ptr<SourceRuntime>, std::less<>> sources;
+    std::map<std::string, IntakeSource, std::less<>> sources;
     std::shared_ptr<const Routes> fanout;  // which plugins get a delivery; null: none
 };
 
@@ -44,7 +75,7 @@ HttpReply json_answer(int status, std::string body) {
 // fields joined, else the body's hash. Prefixed by which one it is, so that
 // a header value can never collide with a field combination.
 std::string idempotency_key(const IdempotencyConfig& ic, const HttpRequest& req,
-                            const json::Value& doc, std::string_view body) {
+                            std::span<const intake::Field> fields, std::string_view body) {
     if (!ic.header.empty()) {
         const std::string* v = req.header(ic.header);
         if (v != nullptr && !v->empty()) return "h:" + *v;
@@ -52,14 +83,13 @@ std::string idempotency_key(const IdempotencyConfig& ic, const HttpRequest& req,
     if (!ic.fields.empty()) {
         std::string key = "f:";
         bool all = true;
-        for (const auto& f : ic.fields) {
-            const json::Value* v = doc.at_path(f);
-            if (v == nullptr || v->is_null()) {
+        for (const intake::Field& f : fields) {
+            if (!f.found || f.kind == intake::Kind::Null) {
                 all = false;
                 break;
             }
             // The JSON text, so that "42" and 42 stay different keys.
-            std::string part = json::dump(*v);
+            std::string part = intake::canonical(body, f);
             // Length-prefixed so ("a|b","c") and ("a","b|c") stay apart.
             key += std::to_string(part.size()) + ":" + part + "|";
         }
@@ -73,6 +103,7 @@ std::string idempotency_key(const IdempotencyConfig& ic, const HttpRequest& req,
 struct SourceRequest {
     std::shared_ptr<const IntakeRoutes> gen;
     const SourceRuntime* src = nullptr;
+    const BodyPlan* plan = nullptr;
     std::chrono::steady_clock::time_point started;
 };
 
@@ -122,7 +153,7 @@ class IntakeService final : public HttpService, public CommitListener {
                               "no source at " + terminal_safe(path));
             return a;
         }
-        const SourceRuntime& src = *route->second;
+        const SourceRuntime& src = *route->second.runtime;
         if (req.method != "POST") {
             a.answer = reject(req, src.config.name, 405, "bad_method",
                               R"({"error":"method not allowed"})", "method " + req.method);
@@ -140,14 +171,14 @@ class IntakeService final : public HttpService, public CommitListener {
         }
         a.max_body = cap;
         a.context = std::make_shared<SourceRequest>(
-            SourceRequest{gen, &src, std::chrono::steady_clock::now()});
+            SourceRequest{gen, &src, &route->second.plan, std::chrono::steady_clock::now()});
         return a;
     }
 
     HttpReply too_large(const HttpRequest& req, uint64_t max_body) override {
         auto gen = current();
         auto route = gen->sources.find(req.path);
-        std::string name = route == gen->sources.end() ? "" : route->second->config.name;
+        std::string name = route == gen->sources.end() ? "" : route->second.runtime->config.name;
         // Chunked (or lying) sender: cut off at the cap.
         return reject(req, name, 413, "too_large", R"({"error":"body too large"})",
                       "body past " + std::to_string(max_body) + " bytes");
@@ -166,7 +197,7 @@ class IntakeService final : public HttpService, public CommitListener {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             }
         } timer{src, r.started};
-        return deliver(req, src, *r.gen, body);
+        return deliver(req, src, *r.plan, *r.gen, body);
     }
 
   private:
@@ -211,8 +242,8 @@ class IntakeService final : public HttpService, public CommitListener {
         return json_answer(status, std::move(body));
     }
 
-    HttpReply deliver(const HttpRequest& req, const SourceRuntime& src, const IntakeRoutes& gen,
-                      const std::string& body) {
+    HttpReply deliver(const HttpRequest& req, const SourceRuntime& src, const BodyPlan& plan,
+                      const IntakeRoutes& gen, const std::string& body) {
         const std::string& name = src.config.name;
         src.bytes->add(static_cast<double>(body.size()));
 
@@ -228,20 +259,22 @@ class IntakeService final : public HttpService, public CommitListener {
                           failure_name(failure));
         }
 
-        json::Value doc;
-        try {
-            doc = json::parse(body);
-        } catch (const json::ParseError& e) {
-            return reject(req, name, 400, "malformed", R"({"error":"malformed JSON"})", e.what());
-        }
+        // The whole body is checked as JSON (the SDK's rules: plugins parse
+        // it again), and the few fields the intake reads are found on the way.
+        std::vector<intake::Field> fields;
+        intake::JsonError bad;
+        if (!intake::extract(body, plan.paths, fields, bad))
+            return reject(req, name, 400, "malformed", R"({"error":"malformed JSON"})", bad.what());
+        const std::span<const intake::Field> found(fields);
         std::string type;
         const auto& et = src.config.event_type;
         if (et.from == EventTypeFrom::fixed) {
             type = et.value;
         } else if (et.from == EventTypeFrom::header) {
             if (const std::string* v = req.header(et.header)) type = *v;
-        } else if (const json::Value* v = doc.at_path(et.field); v && v->is_string()) {
-            type = v->as_string();
+        } else if (plan.type < fields.size() && fields[plan.type].found &&
+                   fields[plan.type].kind == intake::Kind::String) {
+            type = intake::string_value(body, fields[plan.type]);
         }
         if (type.empty())
             return reject(req, name, 400, "no_event_type", R"({"error":"missing event type"})",
@@ -261,9 +294,12 @@ class IntakeService final : public HttpService, public CommitListener {
                               "delivery id not printable UTF-8 (or over 256 bytes)");
         }
 
-        std::string key = idempotency_key(ic, req, doc, body);
+        std::string key =
+            idempotency_key(ic, req, found.subspan(plan.key_first, plan.key_count), body);
         std::vector<NewDelivery> deliveries;
-        if (gen.fanout) gen.fanout->deliveries_for(type, doc, deliveries);
+        if (gen.fanout)
+            gen.fanout->deliveries_for(
+                type, body, found.subspan(plan.order_first, plan.order_count), deliveries);
         NewEvent ev{name,
                     type,
                     key,
@@ -276,12 +312,12 @@ class IntakeService final : public HttpService, public CommitListener {
         switch (r.status) {
             case InsertStatus::stored:
                 src.accepted->add(1);
-                return json_answer(200, R"({"received":true,"id":)" + json::quote(r.id) + "}");
+                return json_answer(200, R"({"received":true,"id":)" + intake::quote(r.id) + "}");
             case InsertStatus::duplicate:
                 count(name, "duplicate", 200);
                 src.duplicates->add(1);
                 return json_answer(
-                    200, R"({"received":true,"duplicate":true,"id":)" + json::quote(r.id) + "}");
+                    200, R"({"received":true,"duplicate":true,"id":)" + intake::quote(r.id) + "}");
             case InsertStatus::overloaded:
             case InsertStatus::unavailable:
             default: {
@@ -311,7 +347,8 @@ std::shared_ptr<const IntakeRoutes> build_intake_routes(const Config& config,
                                                         Metrics& metrics) {
     auto next = std::make_shared<IntakeRoutes>();
     for (const auto& s : config.sources)
-        next->sources.emplace(s.path, std::make_unique<SourceRuntime>(s, metrics));
+        next->sources.emplace(s.path, IntakeSource{std::make_unique<SourceRuntime>(s, metrics),
+                                                   BodyPlan(s, fanout.get())});
     next->fanout = std::move(fanout);
     return next;
 }

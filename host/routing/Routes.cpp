@@ -3,7 +3,21 @@
 #include "config/Config.h"
 #include "plugins/PluginSet.h"
 
+#include <algorithm>
+
 namespace clayhook {
+
+Routes::Routes(std::vector<RouteTarget> targets) : targets_(std::move(targets)) {
+    for (const auto& t : targets_) {
+        if (t.order_path.empty()) {
+            order_slot_.push_back(kUnordered);
+            continue;
+        }
+        auto it = std::find(order_paths_.begin(), order_paths_.end(), t.order_path);
+        order_slot_.push_back(static_cast<std::size_t>(it - order_paths_.begin()));
+        if (it == order_paths_.end()) order_paths_.push_back(t.order_path);
+    }
+}
 
 Routes Routes::from(const PluginSet& set, const Config& config) {
     std::vector<RouteTarget> targets;
@@ -33,9 +47,11 @@ Routes Routes::from(const PluginSet& set, const Config& config) {
     return Routes(std::move(targets));
 }
 
-void Routes::deliveries_for(std::string_view type, const json::Value& doc,
+void Routes::deliveries_for(std::string_view type, std::string_view body,
+                            std::span<const intake::Field> order_fields,
                             std::vector<NewDelivery>& out) const {
-    for (const auto& t : targets_) {
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+        const RouteTarget& t = targets_[i];
         bool match = false;
         for (const auto& p : t.patterns)
             if (p.matches(type)) {
@@ -45,9 +61,11 @@ void Routes::deliveries_for(std::string_view type, const json::Value& doc,
         if (!match) continue;
         NewDelivery d;
         d.plugin = t.plugin;
-        if (!t.order_path.empty()) {
-            if (const json::Value* v = doc.at_path(t.order_path); v && !v->is_null())
-                d.order_key = v->is_string() ? v->as_string() : json::dump(*v);
+        if (const std::size_t slot = order_slot_[i]; slot < order_fields.size()) {
+            const intake::Field& f = order_fields[slot];
+            if (f.found && f.kind != intake::Kind::Null)
+                d.order_key = f.kind == intake::Kind::String ? intake::string_value(body, f)
+                                                             : intake::canonical(body, f);
         }
         out.push_back(std::move(d));
     }
