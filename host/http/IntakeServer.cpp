@@ -214,6 +214,13 @@ class IntakeService final : public HttpService, public CommitListener {
             metrics_.gauge_set("clayhook_store_bytes", "", static_cast<double>(u.bytes));
         if (u.free_bytes >= 0)
             metrics_.gauge_set("clayhook_store_free_bytes", "", static_cast<double>(u.free_bytes));
+        if (u.journal_backlog >= 0) {
+            metrics_.gauge_set("clayhook_journal_backlog", "",
+                               static_cast<double>(u.journal_backlog));
+            metrics_.gauge_set("clayhook_journal_syncs", "", static_cast<double>(u.journal_syncs));
+            metrics_.gauge_set("clayhook_journal_synced_records", "",
+                               static_cast<double>(u.journal_synced_records));
+        }
         if (u.oldest_pending_ms >= 0)
             metrics_.gauge_set("clayhook_delivery_oldest_pending_age_seconds", "",
                                u.oldest_pending_ms == 0
