@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Intake benchmark (not a test): drives the host with wrk over loopback and
-# prints its figures beside those of a bare Poco responder (reads the body,
-# checks the HMAC, answers 200) measured in the same run, as ratios.
+# Intake benchmark (not a test): drives the host with wrk over loopback, one
+# run per store engine, and prints their figures beside those of a bare Poco
+# responder (reads the body, checks the HMAC, answers 200) measured in the
+# same run, as ratios.
 #   bench/intake_bench.sh [SECONDS] [CONNECTIONS]
-# Environment: BENCH_DELIVERIES (default 600000), BENCH_DURABLE (true|false),
-# BENCH_SINK (true: the jsonl-sink plugin subscribes, so each event also gets
-# a delivery row and is dispatched during the run, as in the default config;
-# false: no plugin, intake alone), BUILD (default build).
+# Environment: BENCH_ENGINES (the lines, in this order, after the bare
+# responder; default "sqlite sqlite-journal postgres": sqlite is store.journal
+# false, sqlite-journal store.journal true, postgres the postgres engine on a
+# fresh database of a PostgreSQL the script starts, as pg_bench.sh does),
+# BENCH_DELIVERIES (default 600000), BENCH_DURABLE (true|false), BENCH_SINK
+# (true: the jsonl-sink plugin subscribes, so each event also gets a delivery
+# row and is dispatched during the run, as in the default config; false: no
+# plugin, intake alone), BENCH_JOURNAL (the older knob: when BENCH_ENGINES is
+# unset, true measures sqlite-journal alone and false sqlite alone),
+# BENCH_PERF (a folder: perf record of each server's measured run, and the
+# top of its report, named after the line), BUILD (default build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_RUN=${1:-10}
@@ -14,10 +22,42 @@ CONNS=${2:-64}
 N=${BENCH_DELIVERIES:-600000}
 DURABLE=${BENCH_DURABLE:-true}
 SINK=${BENCH_SINK:-true}
+PG_POOL=8
+# shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}" wrk bc sqlite3
 
-bench_workdir bench
+if [ -n "${BENCH_ENGINES:-}" ]; then
+  engines_list=$BENCH_ENGINES
+  [ -z "${BENCH_JOURNAL:-}" ] || say "BENCH_JOURNAL is ignored: BENCH_ENGINES is set"
+else
+  case ${BENCH_JOURNAL:-} in
+    "") engines_list="sqlite sqlite-journal postgres" ;;
+    true) engines_list=sqlite-journal ;;
+    false) engines_list=sqlite ;;
+    *) say "BENCH_JOURNAL must be true or false, not '$BENCH_JOURNAL'"; exit 2 ;;
+  esac
+fi
+read -r -a engines <<<"$engines_list"
+[ ${#engines[@]} -gt 0 ] || { say "BENCH_ENGINES names no engine"; exit 2; }
+seen=" "
+use_pg=false
+for e in "${engines[@]}"; do
+  case $e in
+    sqlite | sqlite-journal) ;;
+    postgres) use_pg=true ;;
+    *) say "unknown engine '$e' in BENCH_ENGINES (sqlite, sqlite-journal, postgres)"; exit 2 ;;
+  esac
+  case $seen in *" $e "*) say "engine '$e' named twice in BENCH_ENGINES"; exit 2 ;; esac
+  seen="$seen$e "
+done
+
+pg_packages=()
+[ "$use_pg" = false ] || pg_packages=(postgresql)
+ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}" wrk bc sqlite3 "${pg_packages[@]}"
+[ "$use_pg" = false ] || pg_find # says so and exits (set -e) when there is no server
+
+bench_workdir bench # its EXIT trap stops the host, then PostgreSQL (pg_stop)
+# shellcheck disable=SC2119 # no cmake options
 bench_build
 secret=$(openssl rand -hex 32)
 say "generating $N unique signed deliveries"
@@ -30,15 +70,29 @@ run_wrk() {
   local name=$1 port=$2 pid=$3
   wrk -t2 -c"$CONNS" -d1s -s "$ROOT/bench/intake.lua" "http://127.0.0.1:$port/webhooks/clay" \
     -- "$work/warm.tsv" 2 >/dev/null
-  local out
+  local out perf_pid=""
+  if [ -n "${BENCH_PERF:-}" ]; then
+    mkdir -p "$BENCH_PERF"
+    perf record -q -F 999 -g -o "$BENCH_PERF/$name.data" -p "$pid" 2>"$BENCH_PERF/$name.record.log" &
+    perf_pid=$!
+  fi
   out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$ROOT/bench/intake.lua" \
     "http://127.0.0.1:$port/webhooks/clay" -- "$work/deliveries.tsv" 2 | grep '^RESULT')
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+    perf report -i "$BENCH_PERF/$name.data" --no-children --sort dso,symbol --percent-limit 0.7 \
+      --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PERF/$name.top.txt" || true
+  fi
   local rss
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   echo "$out rss_kb=$rss name=$name"
 }
 # Warm-up deliveries have rows of their own, so the measured run sends only new ones.
 "$BUILD/bin/gen-deliveries" 40000 "$secret" "$work/warm.tsv" warm_
+
+# PostgreSQL before the first measurement, so that a server that cannot start
+# ends the run before anything is measured; it idles until its line.
+[ "$use_pg" = false ] || pg_start # exits (set -e), with the log's tail, when it does not start
 
 say "bare responder"
 "$BUILD/bin/bare-responder" "$secret" 64 >"$work/bare.log" 2>&1 &
@@ -48,27 +102,62 @@ bare_port=$(sed -n 's/^port=//p' "$work/bare.log")
 bare=$(run_wrk bare "$bare_port" "$bare_pid")
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
 
-say "clayhook (durable=$DURABLE)"
-sink=""
-[ "$SINK" = true ] && sink="$work/events.jsonl"
-intake_config "$work/bench.yaml" "{path: $work/db/clayhook.db, durable: $DURABLE}" "$sink"
-start_host "$work/bench.yaml" "$work/host.log"
-host=$(run_wrk clayhook "$host_port" "$host_pid")
-events=$(sqlite3 "$work/db/clayhook.db" 'select count(*) from events' 2>/dev/null || echo '?')
-handled=$( [ -f "$work/events.jsonl" ] && wc -l <"$work/events.jsonl" || echo 0)
-stop_host
+# One host per engine, each on a store of its own, stopped before the next
+# starts. The events are counted once the host has stopped (with the journal,
+# what it still held is in the tables by then).
+results=(); events=(); handled=()
+for e in "${engines[@]}"; do
+  say "clayhook, $e (durable=$DURABLE, sink=$SINK)"
+  sink=""
+  [ "$SINK" = true ] && sink="$work/$e.events.jsonl"
+  case $e in
+    sqlite | sqlite-journal)
+      journal=false; [ "$e" = sqlite-journal ] && journal=true
+      intake_config "$work/$e.yaml" "{path: $work/$e/clayhook.db, durable: $DURABLE, journal: $journal}" "$sink"
+      start_host "$work/$e.yaml" "$work/$e.log"
+      ;;
+    postgres)
+      psql_q postgres 'CREATE DATABASE clayhook' >/dev/null
+      intake_config "$work/$e.yaml" \
+        "{engine: postgres, postgres_url: \"\${PG_URL}\", host_id: h1, postgres_pool: $PG_POOL, durable: $DURABLE}" "$sink"
+      PG_URL=$(pg_url clayhook) start_host "$work/$e.yaml" "$work/$e.log"
+      ;;
+  esac
+  r=$(run_wrk "$e" "$host_port" "$host_pid"); results+=("$r")
+  n=$( [ -f "$work/$e.events.jsonl" ] && wc -l <"$work/$e.events.jsonl" || echo 0); handled+=("$n")
+  stop_host
+  case $e in
+    postgres) n=$(psql_q clayhook 'select count(*) from events' 2>/dev/null || echo '?') ;;
+    *) n=$(sqlite3 "$work/$e/clayhook.db" 'select count(*) from events' 2>/dev/null || echo '?') ;;
+  esac
+  events+=("$n")
+done
+pg_stop
 
 printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durable=%s, sink=%s, %s cores\n' \
   "$SECONDS_RUN" "$CONNS" "$bytes" "$DURABLE" "$SINK" "$(nproc)"
-printf '%-10s %10s %10s %10s %10s %8s %8s\n' "" rps p50_ms p99_ms rss_MB non2xx sock_err
-for r in "$bare" "$host"; do
-  printf '%-10s %10s %10s %10s %10.1f %8s %8s\n' "$(field "$r" name)" "$(field "$r" rps)" \
+[ "$use_pg" = false ] ||
+  printf 'postgres: PostgreSQL %s on loopback (fsync=on, synchronous_commit=on, shared_buffers=128MB), postgres_pool=%s\n' \
+    "$pg_version" "$PG_POOL"
+printf '%-15s %10s %10s %10s %10s %8s %8s\n' "" rps p50_ms p99_ms rss_MB non2xx sock_err
+for r in "$bare" "${results[@]}"; do
+  printf '%-15s %10s %10s %10s %10.1f %8s %8s\n' "$(field "$r" name)" "$(field "$r" rps)" \
     "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$(echo "$(field "$r" rss_kb) / 1024" | bc -l)" \
     "$(field "$r" non2xx)" "$(field "$r" socket_errors)"
 done
-ratio=$(echo "$(field "$host" rps) / $(field "$bare" rps)" | bc -l)
-printf 'ratio clayhook/bare: rps %.2f (goal >= 0.80); clayhook p99 %s ms (goal <= 3); RSS %.0f MB (goal <= 150)\n' \
-  "$ratio" "$(field "$host" p99_ms)" "$(echo "$(field "$host" rss_kb) / 1024" | bc -l)"
-printf 'events in the store after the run: %s (warm-up included; the measured run sent %s requests)\n' "$events" "$(field "$host" requests)"
-[ "$SINK" = true ] && printf 'handed to the sink plugin by the end of the run: %s\n' "$handled"
+for i in "${!engines[@]}"; do
+  r=${results[$i]}
+  printf 'ratio %-20s rps %.2f (goal >= 0.80); p99 %s ms (goal <= 3); RSS %.0f MB (goal <= 150)\n' \
+    "${engines[$i]}/bare:" "$(echo "$(field "$r" rps) / $(field "$bare" rps)" | bc -l)" \
+    "$(field "$r" p99_ms)" "$(echo "$(field "$r" rss_kb) / 1024" | bc -l)"
+done
+for i in "${!engines[@]}"; do
+  printf 'events in the store, %-15s %8s (warm-up included; the measured run sent %s requests)\n' \
+    "${engines[$i]}:" "${events[$i]}" "$(field "${results[$i]}" requests)"
+done
+if [ "$SINK" = true ]; then
+  for i in "${!engines[@]}"; do
+    printf 'handed to the sink plugin by the end of the run, %-15s %8s\n' "${engines[$i]}:" "${handled[$i]}"
+  done
+fi
 exit 0

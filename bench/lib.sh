@@ -13,12 +13,18 @@ host_port=
 host_rc=
 driver_pid=
 bench_pids=()
+pg_bin=
+pg_port=
+pg_pid=
+pg_version=
+pg_runuser_pid=
 
 # bench_workdir NAME: makes the run's temporary folder, $work
 # ($TMPDIR/clayhook-NAME-XXXXXX), and sets the EXIT trap that cleans up:
-# SIGKILLs the host ($host_pid), the driver ($driver_pid) and whatever else
-# is in bench_pids, then removes $work unless keep=1 (BENCH_KEEP=1 sets it;
-# a script may set it when the run went wrong).
+# SIGKILLs the host ($host_pid) and the driver ($driver_pid), stops the
+# PostgreSQL pg_start started, if any (pg_stop), SIGKILLs whatever else is in
+# bench_pids, then removes $work unless keep=1 (BENCH_KEEP=1 sets it; a
+# script may set it when the run went wrong).
 bench_workdir() {
   work=$(mktemp -d "${TMPDIR:-/tmp}/clayhook-$1-XXXXXX")
   keep=${BENCH_KEEP:-0}
@@ -27,7 +33,9 @@ bench_workdir() {
 
 bench_cleanup() {
   local p
-  for p in $host_pid $driver_pid "${bench_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in $host_pid $driver_pid; do kill -KILL "$p" 2>/dev/null || true; done
+  pg_stop
+  for p in "${bench_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ "${keep:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
 }
@@ -114,3 +122,80 @@ stop_host() {
   host_rc=0; wait "$host_pid" || host_rc=$?
   host_pid=
 }
+
+# ---- PostgreSQL (pg_bench.sh, intake_bench.sh; the caller installs the
+# postgresql package) -----------------------------------------------------------
+
+# pg_find: sets pg_bin to the newest /usr/lib/postgresql/*/bin; says so and
+# returns 1 when there is no PostgreSQL server there.
+pg_find() {
+  pg_bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1 || true)
+  [ -x "$pg_bin/postgres" ] || { say "no PostgreSQL server under /usr/lib/postgresql/*/bin"; return 1; }
+}
+
+# pg_start: a PostgreSQL server of its own in $work/pg (pg_find first unless
+# pg_bin is set), as the postgres user through runuser when run as root:
+# `initdb -A trust -U postgres -E UTF8 --no-locale --no-sync`, then postgres
+# on a free loopback port (its socket in $work/pg) with fsync=on,
+# synchronous_commit=on, max_connections=200, shared_buffers=128MB. Waits (up
+# to 30 s) for pg_isready and sets pg_port, pg_pid (the postmaster, also put
+# in bench_pids) and pg_version (e.g. 15.18). Returns 1, with the log's tail,
+# when initdb fails or the server does not get ready. bench_cleanup stops it.
+pg_start() {
+  local as_pg=()
+  [ -n "$pg_bin" ] || pg_find || return 1
+  mkdir -p "$work/pg"
+  if [ "$(id -u)" -eq 0 ]; then
+    chmod 711 "$work" # mktemp's 0700 would keep the postgres user out of $work/pg
+    chown postgres: "$work/pg"
+    as_pg=(runuser -u postgres --)
+  fi
+  say "starting PostgreSQL ($pg_bin)"
+  (cd "$work/pg" && LC_ALL=C "${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres \
+    -E UTF8 --no-locale --no-sync) >"$work/pg/initdb.log" 2>&1 ||
+    { tail -20 "$work/pg/initdb.log" >&2; return 1; }
+  pg_port=$(free_port)
+  (cd "$work/pg" && exec env LC_ALL=C "${as_pg[@]}" "$pg_bin/postgres" -D "$work/pg/data" \
+    -c listen_addresses=127.0.0.1 -c port="$pg_port" -c unix_socket_directories="$work/pg" \
+    -c fsync=on -c synchronous_commit=on -c max_connections=200 -c shared_buffers=128MB) \
+    >"$work/pg/postgres.log" 2>&1 &
+  pg_runuser_pid=$!; bench_pids+=("$pg_runuser_pid")
+  for _ in $(seq 1 300); do
+    "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break
+    kill -0 "$pg_runuser_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  # runuser forks: the postmaster is the process its pid file names.
+  if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
+    say "PostgreSQL did not get ready within 30 s:"; tail -20 "$work/pg/postgres.log" >&2
+    # A postmaster that is up but not ready is still stopped by the cleanup.
+    pg_pid=$(head -1 "$work/pg/data/postmaster.pid" 2>/dev/null || true)
+    return 1
+  fi
+  pg_pid=$(head -1 "$work/pg/data/postmaster.pid"); bench_pids+=("$pg_pid")
+  pg_version=$(psql_q postgres 'show server_version' | cut -d' ' -f1)
+}
+
+# pg_stop: fast shutdown (SIGINT to the postmaster), up to 30 s, then
+# SIGKILL; clears pg_pid. Does nothing when no server is running. (Not run as
+# root, the postmaster is this shell's child: once it exits it is a zombie
+# until reaped, which kill -0 does not tell apart, hence the State check.)
+pg_stop() {
+  [ -n "$pg_pid" ] || return 0
+  kill -INT "$pg_pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    kill -0 "$pg_pid" 2>/dev/null || break
+    grep -q '^State:[[:space:]]*Z' "/proc/$pg_pid/status" 2>/dev/null && break
+    sleep 0.1
+  done
+  kill -KILL "$pg_pid" 2>/dev/null || true
+  pg_pid=
+}
+
+# psql_q DB SQL: one query on database DB of pg_start's server, unaligned, no header.
+psql_q() {
+  "$pg_bin/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres -d "$1" -c "$2"
+}
+
+# pg_url DB: the URL of database DB of pg_start's server, for a host's PG_URL.
+pg_url() { echo "postgresql://postgres@127.0.0.1:$pg_port/$1"; }

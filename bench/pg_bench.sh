@@ -30,21 +30,10 @@ POOL=${BENCH_PG_POOL:-8}
 ensure_packages "${CLAYHOOK_RUN_PACKAGES[@]}" wrk bc postgresql curl
 
 [ $((CONNS / HOSTS)) -ge 1 ] || { say "CONNECTIONS ($CONNS) must be at least BENCH_HOSTS ($HOSTS)"; exit 2; }
-pg_bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
-[ -x "$pg_bin/postgres" ] || { say "no PostgreSQL server under /usr/lib/postgresql/*/bin"; exit 1; }
+pg_find # says so and exits (set -e) when there is no server
 
-pg_pid=
-runuser_pid=
 host_pids=()
 trouble=0
-# pg_stop: fast shutdown (SIGINT to the postmaster), up to 30 s, then SIGKILL.
-pg_stop() {
-  [ -n "$pg_pid" ] || return 0
-  kill -INT "$pg_pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$pg_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pg_pid" 2>/dev/null || true
-  pg_pid=
-}
 bench_workdir pgbench
 # Hosts first (SIGKILL), then PostgreSQL (fast shutdown, so that no backend
 # still writes in $work while it is removed), then lib.sh's cleanup.
@@ -75,39 +64,8 @@ bytes=$(head -1 "$work/deliveries.tsv" | cut -f2 | tr -d '\n' | wc -c)
 split -n l/"$HOSTS" -d -a 2 "$work/deliveries.tsv" "$work/slice."
 split -n l/"$HOSTS" -d -a 2 "$work/warm.tsv" "$work/warm."
 
-# ---- PostgreSQL ---------------------------------------------------------------
-as_pg=()
-mkdir -p "$work/pg"
-if [ "$(id -u)" -eq 0 ]; then
-  chmod 711 "$work" # mktemp's 0700 would keep the postgres user out of $work/pg
-  chown postgres: "$work/pg"
-  as_pg=(runuser -u postgres --)
-fi
-psql_q() { # DB SQL: one query, unaligned, no header
-  "$pg_bin/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres -d "$1" -c "$2"
-}
-
-say "starting PostgreSQL ($pg_bin)"
-(cd "$work/pg" && LC_ALL=C "${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres \
-  -E UTF8 --no-locale --no-sync) >"$work/pg/initdb.log" 2>&1 ||
-  { tail -20 "$work/pg/initdb.log" >&2; exit 1; }
-pg_port=$(free_port)
-(cd "$work/pg" && exec env LC_ALL=C "${as_pg[@]}" "$pg_bin/postgres" -D "$work/pg/data" \
-  -c listen_addresses=127.0.0.1 -c port="$pg_port" -c unix_socket_directories="$work/pg" \
-  -c fsync=on -c synchronous_commit=on -c max_connections=200 -c shared_buffers=128MB) \
-  >"$work/pg/postgres.log" 2>&1 &
-runuser_pid=$!; bench_pids+=("$runuser_pid")
-for _ in $(seq 1 300); do
-  "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break
-  kill -0 "$runuser_pid" 2>/dev/null || break
-  sleep 0.1
-done
-"$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" ||
-  { say "PostgreSQL did not get ready within 30 s:"; tail -20 "$work/pg/postgres.log" >&2; exit 1; }
-# runuser forks: the postmaster is the process its pid file names.
-pg_pid=$(head -1 "$work/pg/data/postmaster.pid"); bench_pids+=("$pg_pid")
-pg_version=$(psql_q postgres 'show server_version' | cut -d' ' -f1)
-pg_url() { echo "postgresql://postgres@127.0.0.1:$pg_port/$1"; }
+# ---- PostgreSQL (pg_start in lib.sh: sets pg_port, pg_pid, pg_version) ------
+pg_start # exits (set -e), with the log's tail, when it does not start
 
 # ---- measuring ------------------------------------------------------------------
 clk_tck=$(getconf CLK_TCK)
