@@ -49,13 +49,15 @@ class Index {
 };
 
 struct Options {
-    std::string dir;                              // created 0700 when missing
-    bool durable = true;                          // fdatasync before answering; false: write() only
-    size_t max_backlog = 200'000;                 // records not yet indexed before appends get 503
-    uint64_t max_backlog_bytes = 256ull << 20;    // their encoded bytes, likewise
-    uint64_t segment_bytes = 64ull << 20;         // a segment is closed past this size
-    size_t index_batch = 4096;                    // records per indexing transaction at most
-    std::chrono::milliseconds retry_pause{1000};  // after a failed indexing transaction
+    std::string dir;               // created 0700 when missing
+    bool durable = true;           // fdatasync before answering; false: write() only
+    size_t max_backlog = 200'000;  // records not yet indexed before appends get 503
+    // Their encoded bytes, likewise. Each waiting record is also held in
+    // memory (about twice its encoded size), so this bounds the memory too.
+    uint64_t max_backlog_bytes = 64ull << 20;
+    uint64_t segment_bytes = 64ull << 20;          // a segment is closed past this size
+    size_t index_batch = 4096;                     // records per indexing transaction at most
+    std::chrono::milliseconds retry_pause{1000};   // after a failed indexing transaction
     std::function<void(const std::string&)> warn;  // recovery and failures; may be empty
 };
 
