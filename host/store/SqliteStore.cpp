@@ -255,6 +255,7 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
             jo.durable = durable_;
             jo.max_backlog = tuning_.journal_max_backlog;
             jo.segment_bytes = tuning_.journal_segment_bytes;
+            jo.start_paused = tuning_.journal_start_paused;
             jo.warn = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
             journal_ = std::make_unique<journal::Journal>(std::move(jo),
                                                           static_cast<journal::Index&>(*this));

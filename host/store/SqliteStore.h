@@ -47,6 +47,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
         // appends are refused, and the size past which a segment is closed.
         size_t journal_max_backlog = 200'000;
         uint64_t journal_segment_bytes = 64ull << 20;
+        bool journal_start_paused = false;  // tests: recovered records stay unindexed
     };
 
     // Opens (creating the folder and a 0600 file when missing), takes the

@@ -98,6 +98,7 @@ std::string Journal::dedup_key(std::string_view source, std::string_view key) {
 Journal::Journal(Options options, Index& index) : opt_(std::move(options)), index_(index) {
     opt_.index_batch = std::max<size_t>(opt_.index_batch, 1);
     opt_.max_backlog = std::max<size_t>(opt_.max_backlog, 1);
+    paused_ = opt_.start_paused;
     recover();
     syncer_ = std::thread([this] { syncer_loop(); });
     indexer_ = std::thread([this] { indexer_loop(); });
@@ -209,9 +210,15 @@ void Journal::open_segment(uint64_t first_seq) {
 Journal::Entry* Journal::entry_at(uint64_t seq) {
     if (entries_.empty()) return nullptr;
     const uint64_t front = entries_.front().record.seq;
-    if (seq < front || seq - front >= entries_.size()) return nullptr;
-    Entry* e = &entries_[seq - front];
-    return e->record.seq == seq ? e : nullptr;
+    if (seq >= front && seq - front < entries_.size()) {
+        Entry* e = &entries_[seq - front];
+        if (e->record.seq == seq) return e;
+    }
+    // Not where a gapless run would put it: recovery can leave gaps (records
+    // of a failed sync that never reached the disk). Sorted by seq.
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), seq,
+                               [](const Entry& e, uint64_t s) { return e.record.seq < s; });
+    return it != entries_.end() && it->record.seq == seq ? &*it : nullptr;
 }
 
 InsertResult Journal::append(const NewEvent& e) noexcept {

@@ -59,6 +59,7 @@ struct Options {
     size_t index_batch = 4096;                     // records per indexing transaction at most
     std::chrono::milliseconds retry_pause{1000};   // after a failed indexing transaction
     std::function<void(const std::string&)> warn;  // recovery and failures; may be empty
+    bool start_paused = false;  // tests: the indexer starts paused (see pause_indexer)
 };
 
 class Journal {
