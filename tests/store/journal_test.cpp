@@ -250,7 +250,8 @@ TEST_CASE("journal: segments roll past their size and are deleted once indexed",
     SqliteStore::Tuning tuning;
     tuning.journal_segment_bytes = 4096;
     const StoreConfig cfg = journal_config(dir);
-    SqliteStore store(cfg, 64, tuning);
+    auto store_ptr = std::make_unique<SqliteStore>(cfg, 64, tuning);
+    SqliteStore& store = *store_ptr;
     journal_of(store).pause_indexer(true);
     const std::string body(1000, 'b');
     for (int i = 0; i < 20; ++i)
@@ -260,6 +261,9 @@ TEST_CASE("journal: segments roll past their size and are deleted once indexed",
     REQUIRE(journal_of(store).drain());
     CHECK(rows_in_tables(cfg.path) == 20);
     CHECK(segments(cfg.path).size() <= 1);
+    // A clean stop leaves no segment at all.
+    store_ptr.reset();
+    CHECK(segments(cfg.path).empty());
 }
 
 TEST_CASE("journal: records recovered across a gap in seqs still answer dedup from memory",

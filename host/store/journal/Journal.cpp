@@ -116,6 +116,13 @@ Journal::~Journal() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     if (!abandoned_) {
+        {
+            // The open segment too: a clean stop with everything indexed
+            // leaves the folder empty.
+            std::lock_guard sl(segments_mu_);
+            if (!current_.path.empty()) closed_.push_back(current_);
+            current_ = Segment{};
+        }
         try {
             remove_indexed_segments();
         } catch (const std::exception& e) {
