@@ -4,6 +4,8 @@
 #include "store/SqliteUtil.h"
 #include "store/StoreQueries.h"
 
+#include <algorithm>
+
 namespace clayhook {
 
 using namespace store_sql;
@@ -36,6 +38,32 @@ int state_or(const std::optional<DeliveryState>& s) {
 }  // namespace
 
 std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
+    // Records still in the intake journal are listed too. Taken before the
+    // tables are read: one that is indexed in between shows in both, once.
+    std::vector<EventSummary> unindexed;
+    if (journal_) {
+        const auto [compact, spaced] = row_id_patterns(f.row_id);
+        for (const journal::Record& rec : journal_->newest(journal_->stats().backlog)) {
+            const bool pending = !rec.deliveries.empty();
+            if ((!f.type.empty() && rec.type != f.type) ||
+                (f.since_ms != 0 && rec.received_at_ms < f.since_ms) ||
+                (f.until_ms != 0 && rec.received_at_ms >= f.until_ms) ||
+                (f.status && !(*f.status == DeliveryState::pending && pending)) ||
+                (!f.before_id.empty() && rec.id >= f.before_id) ||
+                (!f.row_id.empty() && rec.body.find(compact) == std::string::npos &&
+                 rec.body.find(spaced) == std::string::npos))
+                continue;
+            EventSummary e;
+            e.id = rec.id;
+            e.source = rec.source;
+            e.type = rec.type;
+            e.key = rec.key;
+            e.received_at_ms = rec.received_at_ms;
+            e.pending = static_cast<int64_t>(rec.deliveries.size());
+            unindexed.push_back(std::move(e));
+            if (unindexed.size() == f.limit) break;
+        }
+    }
     auto r = reader();
     sqlite3_stmt* s = r->stmt(
         "SELECT e.id, e.source, e.type, e.idempotency_key, e.received_at_ms,"
@@ -72,7 +100,15 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
         e.dead = sqlite3_column_int64(s, 7);
         out.push_back(std::move(e));
     }
-    return out;
+    if (unindexed.empty()) return out;
+    for (auto& e : out)
+        if (std::none_of(unindexed.begin(), unindexed.end(),
+                         [&](const EventSummary& u) { return u.id == e.id; }))
+            unindexed.push_back(std::move(e));
+    std::sort(unindexed.begin(), unindexed.end(),
+              [](const EventSummary& a, const EventSummary& b) { return a.id > b.id; });
+    if (unindexed.size() > f.limit) unindexed.resize(f.limit);
+    return unindexed;
 }
 
 std::vector<DeliveryInfo> SqliteStore::event_deliveries(std::string_view event_id) {

@@ -704,7 +704,10 @@ bool SqliteStore::insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::str
     // (we are the only writer inside BEGIN IMMEDIATE, so the next seq is ours):
     // the unique key decides stored vs duplicate, including against an
     // earlier item of this same batch.
-    const int64_t hash = dedup_hash(e);
+    const int64_t hash = dedup_hash_of(e.source, e.idempotency_key);
+    // Before the commit, and so before the journal lets go of the record: an
+    // intake that misses it in the journal's memory finds it here.
+    if (stored_keys_) stored_keys_->add(static_cast<uint64_t>(hash));
     sqlite3_stmt* d = insert_dedup_.get();
     sqlite3_bind_int64(d, 1, hash);
     sqlite3_bind_int64(d, 2, next_seq + 1);
@@ -839,12 +842,21 @@ void SqliteStore::rollback_if_open() {
     run(wdb_.get(), rollback_.get(), "rollback", ignored);
 }
 
+// Length-prefixed source, then the key: ("ab", "c") and ("a", "bc") differ.
+// Called from the intake's threads and the writer: no shared scratch.
 int64_t SqliteStore::dedup_hash_of(std::string_view source, std::string_view key) const {
-    std::string scratch(8, '\0');
-    store_le64(reinterpret_cast<unsigned char*>(scratch.data()), source.size());
-    scratch.append(source);
-    scratch.append(key);
-    return static_cast<int64_t>(siphash24(hash_k0_, hash_k1_, scratch.data(), scratch.size()));
+    const size_t n = 8 + source.size() + key.size();
+    unsigned char small[512];
+    std::string big;
+    unsigned char* buf = small;
+    if (n > sizeof small) {
+        big.resize(n);
+        buf = reinterpret_cast<unsigned char*>(big.data());
+    }
+    store_le64(buf, source.size());
+    std::memcpy(buf + 8, source.data(), source.size());
+    std::memcpy(buf + 8 + source.size(), key.data(), key.size());
+    return static_cast<int64_t>(siphash24(hash_k0_, hash_k1_, buf, n));
 }
 
 InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
@@ -863,6 +875,13 @@ InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
                 "the store's filesystem is below store.min_free_space: new deliveries are refused "
                 "until there is room"};
     return journal_->append(e);
+}
+
+void SqliteStore::flush() {
+    if (journal_ && !journal_->drain())
+        throw std::runtime_error("flush " + path_ +
+                                 ": the intake journal is not indexed after 30 s");
+    gc_->flush();
 }
 
 uint64_t SqliteStore::indexed_upto() {
@@ -941,11 +960,6 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
         for (const auto& d : r->deliveries)
             dels.push_back({d.plugin, d.order_key});
         NewEvent e{r->source, r->type, r->key, r->body, r->received_at_ms, dels, r->id};
-        // Before the records leave the journal's memory (the commit below,
-        // then the journal's epoch): an intake that misses them there finds
-        // them here.
-        if (stored_keys_)
-            stored_keys_->add(static_cast<uint64_t>(dedup_hash_of(r->source, r->key)));
         GroupCommit::Insert item;
         item.event = &e;
         if (!insert_one(item, next_seq, error)) throw fail();
@@ -978,20 +992,13 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
     new_deliveries_.clear();
 }
 
-int64_t SqliteStore::dedup_hash(const NewEvent& e) {
-    // Length-prefixed source, then the key: ("ab", "c") and ("a", "bc") differ.
-    hash_scratch_.resize(8);
-    store_le64(reinterpret_cast<unsigned char*>(hash_scratch_.data()), e.source.size());
-    hash_scratch_.append(e.source);
-    hash_scratch_.append(e.idempotency_key);
-    return static_cast<int64_t>(
-        siphash24(hash_k0_, hash_k1_, hash_scratch_.data(), hash_scratch_.size()));
-}
-
 size_t SqliteStore::prune_dedup(std::chrono::system_clock::time_point older_than) {
     const int64_t cutoff =
         std::chrono::duration_cast<std::chrono::milliseconds>(older_than.time_since_epoch())
             .count();
+    // Keys still in the intake journal are pruned too: indexed first (a
+    // timeout leaves them for the next pass).
+    if (journal_) journal_->drain();
     // One small transaction per chunk, each a separate job: inserts queued
     // meanwhile commit between chunks instead of waiting for the whole pass.
     size_t total = 0;
@@ -1051,13 +1058,24 @@ SqliteStore::PruneStep SqliteStore::prune_step(int64_t cutoff_ms, int64_t from_h
 }
 
 uint64_t SqliteStore::event_count() {
-    const uint64_t unindexed = journal_ ? journal_->stats().backlog : 0;
+    // Before the tables: see Journal::held_seqs.
+    const std::vector<uint64_t> held = journal_ ? journal_->held_seqs() : std::vector<uint64_t>{};
     auto r = reader();
+    ReadTxn txn(r.db());  // the count and the journal position from one snapshot
     sqlite3_stmt* s = r->stmt("SELECT count(*) FROM events");
     if (sqlite3_step(s) != SQLITE_ROW) {
         throw std::runtime_error(describe(r.db(), "count events in " + path_));
     }
-    return static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + unindexed;
+    const auto in_tables = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    if (!journal_) return in_tables;
+    sqlite3_reset(s);
+    sqlite3_stmt* p =
+        r->stmt("SELECT CAST(value AS INTEGER) FROM store_meta WHERE name = 'journal_indexed'");
+    const uint64_t position =
+        step(r.db(), p, "read the journal position") ? sqlite3_column_int64(p, 0) : 0;
+    sqlite3_reset(p);
+    return in_tables +
+           static_cast<uint64_t>(held.end() - std::upper_bound(held.begin(), held.end(), position));
 }
 
 namespace {

@@ -82,7 +82,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     void record(std::vector<DeliveryUpdate> updates) noexcept override {
         gc_->record(std::move(updates));
     }
-    void flush() override { gc_->flush(); }
+    void flush() override;
     std::vector<ClaimedDelivery> claim(std::span<const int64_t> ids,
                                        int64_t lease_until_ms) override;
     size_t renew(std::span<const int64_t> ids, int64_t lease_until_ms) override;
@@ -172,7 +172,6 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     int64_t dedup_hash_of(std::string_view source, std::string_view key) const;
     void load_stored_keys();
     void rollback_if_open();
-    int64_t dedup_hash(const NewEvent& e);
     PruneStep prune_step(int64_t cutoff_ms, int64_t from_hash);
     void run_on_writer(std::function<void()> fn) { gc_->run_on_writer(std::move(fn)); }
 
@@ -204,7 +203,6 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
         insert_attempt_, claim_, claim_ordered_;
     std::vector<DeliveryRef> new_deliveries_;  // created by the open transaction
     uint64_t hash_k0_ = 0, hash_k1_ = 0;
-    std::string hash_scratch_;
     EventIdGenerator ids_;
 
     // Read side: a pool of connections, one caller each at a time, each with

@@ -266,7 +266,10 @@ class DeliveryLedger {
     // (this host's lease ran out) is dropped. Blocks only while too many
     // results wait for the writer (backpressure). Never throws.
     virtual void record(std::vector<DeliveryUpdate> updates) noexcept = 0;
-    // Waits until every result recorded before the call is committed.
+    // Waits until every result recorded before the call is committed, and
+    // every insert answered before it is in the tables and reported to the
+    // listeners (with SQLite's intake journal that happens after insert()
+    // returns; otherwise it already has).
     virtual void flush() = 0;
 
     // Claims deliveries for this host until `lease_until_ms` and counts an

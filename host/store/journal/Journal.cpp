@@ -516,6 +516,16 @@ std::optional<Record> Journal::find(std::string_view id) const {
     return std::nullopt;
 }
 
+std::vector<uint64_t> Journal::held_seqs() const {
+    std::lock_guard lk(mu_);
+    const uint64_t synced = synced_.load();
+    std::vector<uint64_t> out;
+    out.reserve(entries_.size());
+    for (const Entry& en : entries_)
+        if (!en.failed && en.record.seq <= synced) out.push_back(en.record.seq);
+    return out;
+}
+
 std::vector<Record> Journal::newest(size_t limit) const {
     std::vector<Record> out;
     std::lock_guard lk(mu_);

@@ -97,6 +97,10 @@ class Journal {
     // A record not yet indexed, by event id; the newest unindexed records,
     // newest first. For the admin API and `clayhook events`.
     std::optional<Record> find(std::string_view id) const;
+    // The seqs of the synced records held now, in order. Taken before the
+    // store's tables are read, those past the position that read finds are
+    // the ones its tables lack (a record leaves only once committed).
+    std::vector<uint64_t> held_seqs() const;
     std::vector<Record> newest(size_t limit) const;
 
     // Test hooks. pause_indexer: records stay in the journal (appends still
