@@ -221,6 +221,14 @@ class IntakeService final : public HttpService, public CommitListener {
             metrics_.gauge_set("clayhook_journal_synced_records", "",
                                static_cast<double>(u.journal_synced_records));
         }
+        if (u.checkpoints >= 0) {
+            metrics_.gauge_set("clayhook_store_checkpoints", "",
+                               static_cast<double>(u.checkpoints));
+            metrics_.gauge_set("clayhook_store_checkpoint_restarts", "",
+                               static_cast<double>(u.checkpoint_restarts));
+            metrics_.gauge_set("clayhook_store_checkpoint_failures", "",
+                               static_cast<double>(u.checkpoint_failures));
+        }
         if (u.oldest_pending_ms >= 0)
             metrics_.gauge_set("clayhook_delivery_oldest_pending_age_seconds", "",
                                u.oldest_pending_ms == 0

@@ -242,6 +242,14 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
         create_schema();
         prepare_statements();
         readers_.push_back(open_reader());  // proves now that reading works
+        SqliteCheckpointer::Limits ck;
+        ck.trigger_pages = tuning_.checkpoint_pages;
+        ck.restart_pages = tuning_.checkpoint_restart_pages;
+        ck.writer_busy_timeout = tuning_.busy_timeout;
+        checkpointer_ = std::make_unique<SqliteCheckpointer>(
+            path_, durable_, ck,
+            [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); });
+        checkpointer_->attach(wdb_.get());
         GroupCommit::Limits limits;
         limits.max_queue = max_queue_;
         limits.max_batch = tuning_.max_batch;
@@ -271,6 +279,7 @@ SqliteStore::~SqliteStore() {
     journal_.reset();  // indexes what it holds, through the writer
     gc_->stop();       // answers everything queued first
     gc_.reset();
+    checkpointer_.reset();  // after the last commit, before the writer closes
     wdb_.reset();
     readers_.clear();
     ::close(lock_fd_);  // the lock goes with the descriptor
@@ -541,6 +550,10 @@ Store::Usage SqliteStore::usage() noexcept {
         u.bytes = st.st_size;
         if (::stat((path_ + "-wal").c_str(), &st) == 0) u.bytes += st.st_size;
     }
+    const SqliteCheckpointer::Stats cs = checkpointer_->stats();
+    u.checkpoints = static_cast<int64_t>(cs.passes);
+    u.checkpoint_restarts = static_cast<int64_t>(cs.restarts);
+    u.checkpoint_failures = static_cast<int64_t>(cs.failures);
     if (journal_) {
         const journal::Journal::Stats js = journal_->stats();
         u.journal_backlog = static_cast<int64_t>(js.backlog);

@@ -5,6 +5,7 @@
 // and a separate read connection. See SqliteStore.cpp for the schema and why.
 
 #include "store/GroupCommit.h"
+#include "store/SqliteCheckpointer.h"
 #include "store/Store.h"
 #include "store/journal/Journal.h"
 #include "store/journal/KeyFilter.h"
@@ -48,6 +49,10 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
         size_t journal_max_backlog = 200'000;
         uint64_t journal_segment_bytes = 64ull << 20;
         bool journal_start_paused = false;  // tests: recovered records stay unindexed
+        // WAL checkpoints (SqliteCheckpointer): a background pass per this
+        // many pages of WAL, a RESTART on the writer at the second figure.
+        int checkpoint_pages = 1000;
+        int checkpoint_restart_pages = 16384;
     };
 
     // Opens (creating the folder and a 0600 file when missing), takes the
@@ -131,6 +136,8 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     void hold_writer(bool held) { gc_->hold(held); }
     // The intake journal (store.journal), or nullptr.
     journal::Journal* intake_journal() { return journal_.get(); }
+    // Who copies the WAL into the database file (never the writer's commits).
+    SqliteCheckpointer& checkpointer() { return *checkpointer_; }
 
   private:
     struct DbCloser {
@@ -250,6 +257,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
         SqliteStore& s_;
     };
 
+    // After the writer connection, before the writer: closed after the last
+    // commit, before the connection it hooks.
+    std::unique_ptr<SqliteCheckpointer> checkpointer_;
     std::atomic<bool> writable_{true};
     // Last: started when the connections are ready, stopped first.
     std::unique_ptr<GroupCommit> gc_;

@@ -425,6 +425,12 @@ class Store : public IntakeWriter,
         int64_t journal_backlog = -1;
         int64_t journal_syncs = -1;
         int64_t journal_synced_records = -1;
+        // SQLite: WAL checkpoints since start, passive passes on the
+        // checkpoint thread and RESTARTs on the writer at the WAL's bound,
+        // and failed ones; -1 for PostgreSQL.
+        int64_t checkpoints = -1;
+        int64_t checkpoint_restarts = -1;
+        int64_t checkpoint_failures = -1;
     };
     virtual Usage usage() noexcept = 0;
 

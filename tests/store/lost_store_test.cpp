@@ -63,6 +63,10 @@ TEST_CASE("lost store: a database file moved away stops the acknowledgements unt
     const std::string metrics = http_exchange("GET", h.url("/metrics"), {}, "", 10s).body;
     CHECK(metrics.find("\nclayhook_store_bytes ") != std::string::npos);
     CHECK(metrics.find("\nclayhook_store_free_bytes ") != std::string::npos);
+    // The WAL checkpoints (none yet: a handful of deliveries).
+    CHECK(metrics.find("\nclayhook_store_checkpoints 0\n") != std::string::npos);
+    CHECK(metrics.find("\nclayhook_store_checkpoint_restarts 0\n") != std::string::npos);
+    CHECK(metrics.find("\nclayhook_store_checkpoint_failures 0\n") != std::string::npos);
     CHECK(h.stop() == 0);
 }
 
