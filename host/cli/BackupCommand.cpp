@@ -12,6 +12,7 @@
 #include "cli/DefaultConfig.h"
 #include "config/ConfigLoader.h"
 #include "store/journal/JournalFormat.h"
+#include "store/journal/SpareSegment.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -58,6 +59,8 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
     }
     int64_t records = 0;
     for (const auto& e : fs::directory_iterator(from, ec)) {
+        // The next segment prepared in advance: zeros, no record.
+        if (journal::SpareSegment::is_spare_name(e.path().filename().string())) continue;
         std::ifstream in(e.path(), std::ios::binary);
         if (!in) continue;  // indexed and deleted since the listing
         const std::string bytes((std::istreambuf_iterator<char>(in)),

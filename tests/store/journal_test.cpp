@@ -51,12 +51,21 @@ int64_t rows_in_tables(const std::string& db_path, const std::string& where = "1
     return n;
 }
 
-std::vector<fs::path> segments(const std::string& db_path) {
+// Every file in the journal's folder (segments, and the spare prepared in
+// advance), sorted.
+std::vector<fs::path> journal_files(const std::string& db_path) {
     std::vector<fs::path> out;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(db_path + ".journal", ec))
         out.push_back(e.path());
     std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<fs::path> segments(const std::string& db_path) {
+    std::vector<fs::path> out;
+    for (auto& p : journal_files(db_path))
+        if (p.filename().string().rfind("seg-", 0) == 0) out.push_back(p);
     return out;
 }
 
@@ -261,9 +270,58 @@ TEST_CASE("journal: segments roll past their size and are deleted once indexed",
     REQUIRE(journal_of(store).drain());
     CHECK(rows_in_tables(cfg.path) == 20);
     CHECK(segments(cfg.path).size() <= 1);
-    // A clean stop leaves no segment at all.
+    // A clean stop leaves no segment at all, nor a spare.
     store_ptr.reset();
-    CHECK(segments(cfg.path).empty());
+    CHECK(journal_files(cfg.path).empty());
+}
+
+TEST_CASE("journal: the next segment is prepared in advance and written over in place",
+          "[journal]") {
+    test::TempDir dir;
+    SqliteStore::Tuning tuning;
+    tuning.journal_segment_bytes = 64 * 1024;
+    const StoreConfig cfg = journal_config(dir);
+    const std::string spare = cfg.path + ".journal/spare.seg";
+    const std::string body(1000, 'p');
+    int n = 0;
+    {
+        SqliteStore store(cfg, 64, tuning);
+        journal_of(store).pause_indexer(true);
+        // The first segment is appended to; past half of it the spare is made.
+        while (!fs::exists(spare)) {
+            REQUIRE(store.insert(event("p" + std::to_string(n++), body)).status ==
+                    InsertStatus::stored);
+            REQUIRE(n < 60);  // half of 64 KiB is about 30 records of 1 KB
+            if (n > 40) REQUIRE(test::wait_until([&] { return fs::exists(spare); }, 10s));
+        }
+        CHECK(fs::file_size(spare) == 64 * 1024);
+        // Fill the first segment: the second one is the spare, renamed.
+        const size_t first_segments = segments(cfg.path).size();
+        while (segments(cfg.path).size() == first_segments)
+            REQUIRE(store.insert(event("p" + std::to_string(n++), body)).status ==
+                    InsertStatus::stored);
+        CHECK(!fs::exists(spare));
+        const auto second = segments(cfg.path).back();
+        CHECK(fs::file_size(second) == 64 * 1024);  // written over, not appended to
+        std::ifstream in(second, std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+        const auto scan = journal::scan_segment(bytes);
+        CHECK(scan.records.size() >= 1);
+        CHECK(bytes.find_first_not_of('\0', scan.valid_bytes) == std::string::npos);
+        journal_of(store).abandon();  // as a kill leaves it: nothing indexed
+    }
+    // At start the zeros after the last record are no torn tail: the
+    // segment is not cut, and every record is indexed.
+    const auto second = segments(cfg.path).back();
+    tuning.journal_start_paused = true;  // the segments stay while we look
+    SqliteStore again(cfg, 64, tuning);
+    CHECK(!fs::exists(spare));  // a spare left by a kill is deleted, not trusted
+    REQUIRE(fs::exists(second));
+    CHECK(fs::file_size(second) == 64 * 1024);
+    journal_of(again).pause_indexer(false);
+    REQUIRE(journal_of(again).drain());
+    CHECK(rows_in_tables(cfg.path) == n);
 }
 
 TEST_CASE("journal: records recovered across a gap in seqs still answer dedup from memory",

@@ -100,6 +100,8 @@ Journal::Journal(Options options, Index& index) : opt_(std::move(options)), inde
     opt_.max_backlog = std::max<size_t>(opt_.max_backlog, 1);
     paused_ = opt_.start_paused;
     recover();
+    if (opt_.durable && opt_.preallocate)
+        spare_ = std::make_unique<SpareSegment>(opt_.dir, opt_.segment_bytes, opt_.warn);
     syncer_ = std::thread([this] { syncer_loop(); });
     indexer_ = std::thread([this] { indexer_loop(); });
 }
@@ -113,9 +115,11 @@ Journal::~Journal() {
     if (syncer_.joinable()) syncer_.join();
     index_cv_.notify_all();
     if (indexer_.joinable()) indexer_.join();
+    if (spare_) spare_->stop();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     if (!abandoned_) {
+        if (spare_) spare_->remove();
         {
             // The open segment too: a clean stop with everything indexed
             // leaves the folder empty.
@@ -174,7 +178,10 @@ void Journal::recover() {
             backlog_bytes_ += size;
             entries_.push_back(Entry{std::move(r), std::move(key), size, false});
         }
-        if (scan.valid_bytes < bytes.size()) {
+        // A prepared segment: zeros after the last record, as written in
+        // advance. Nothing torn there.
+        const bool zero_tail = bytes.find_first_not_of('\0', scan.valid_bytes) == std::string::npos;
+        if (scan.valid_bytes < bytes.size() && !zero_tail) {
             // Never acknowledged: their sync did not finish. Cut it off so
             // that the next start does not report it again.
             if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_bytes)) != 0)
@@ -198,7 +205,10 @@ void Journal::recover() {
 
 void Journal::open_segment(uint64_t first_seq) {
     const std::string path = opt_.dir + "/" + segment_name(first_seq);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    // The prepared one when ready: written at offset 0 on, over its zeros.
+    int fd = spare_ ? spare_->take(path) : -1;
+    if (fd < 0)
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + errno_text(errno));
     // The new name must survive a power cut before a record in it is acknowledged.
     if (opt_.durable) {
@@ -346,6 +356,7 @@ void Journal::syncer_loop() {
             std::lock_guard sl(segments_mu_);
             current_.size += buf.size();
             current_.last_seq = upto;
+            if (spare_ && current_.size > opt_.segment_bytes / 2) spare_->want();
         } catch (const std::exception& ex) {
             error = ex.what();
             // What was written may be half there: a fresh segment next time,

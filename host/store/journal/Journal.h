@@ -19,12 +19,14 @@
 
 #include "store/Store.h"
 #include "store/journal/JournalFormat.h"
+#include "store/journal/SpareSegment.h"
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -60,6 +62,10 @@ struct Options {
     std::chrono::milliseconds retry_pause{1000};   // after a failed indexing transaction
     std::function<void(const std::string&)> warn;  // recovery and failures; may be empty
     bool start_paused = false;  // tests: the indexer starts paused (see pause_indexer)
+    // With `durable`: the next segment is prepared (SpareSegment) once the
+    // one in use is half full, so that records overwrite blocks written in
+    // advance. The first segment after start is appended to.
+    bool preallocate = true;
 };
 
 class Journal {
@@ -169,6 +175,7 @@ class Journal {
     mutable std::mutex segments_mu_;
     std::vector<Segment> closed_;
 
+    std::unique_ptr<SpareSegment> spare_;  // with durable and preallocate
     std::thread syncer_, indexer_;
 };
 

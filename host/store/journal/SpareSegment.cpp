@@ -1,0 +1,143 @@
+#include "store/journal/SpareSegment.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace clayhook::journal {
+
+namespace {
+
+std::string errno_text(int err) {
+    return std::error_code(err, std::generic_category()).message();
+}
+
+}  // namespace
+
+SpareSegment::SpareSegment(std::string dir, uint64_t bytes,
+                           std::function<void(const std::string&)> warn)
+    : dir_(std::move(dir)),
+      tmp_path_(dir_ + "/spare.tmp"),
+      ready_path_(dir_ + "/spare.seg"),
+      bytes_(bytes),
+      warn_(std::move(warn)) {
+    remove();
+    thread_ = std::thread([this] { run(); });
+}
+
+SpareSegment::~SpareSegment() {
+    stop();
+}
+
+void SpareSegment::stop() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+bool SpareSegment::is_spare_name(const std::string& name) {
+    return name == "spare.tmp" || name == "spare.seg";
+}
+
+void SpareSegment::want() {
+    {
+        std::lock_guard lk(mu_);
+        if (wanted_ || ready_) return;
+        wanted_ = true;
+    }
+    cv_.notify_one();
+}
+
+bool SpareSegment::ready() const {
+    std::lock_guard lk(mu_);
+    return ready_;
+}
+
+int SpareSegment::take(const std::string& path) {
+    {
+        std::lock_guard lk(mu_);
+        if (!ready_) return -1;
+        ready_ = false;
+    }
+    if (::rename(ready_path_.c_str(), path.c_str()) != 0) {
+        if (warn_) warn_("journal: cannot rename " + ready_path_ + ": " + errno_text(errno));
+        ::unlink(ready_path_.c_str());
+        return -1;
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && warn_) warn_("journal: cannot open " + path + ": " + errno_text(errno));
+    return fd;
+}
+
+void SpareSegment::remove() {
+    ::unlink(tmp_path_.c_str());
+    ::unlink(ready_path_.c_str());
+}
+
+void SpareSegment::run() {
+    pthread_setname_np(pthread_self(), "journal-spare");  // for top -H, perf and gdb
+    std::unique_lock lk(mu_);
+    for (;;) {
+        cv_.wait(lk, [&] { return stopping_ || wanted_; });
+        if (stopping_) return;
+        lk.unlock();
+        const bool ok = prepare();
+        lk.lock();
+        wanted_ = false;
+        ready_ = ok;
+    }
+}
+
+bool SpareSegment::prepare() {
+    const int fd = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    std::string error;
+    if (fd < 0) {
+        error = "create " + tmp_path_ + ": " + errno_text(errno);
+    } else {
+        // In 1 MiB writes, synced every 8 MiB: little dirty data waits at any
+        // time for the next filesystem commit (which the segment in use may
+        // have to wait for meanwhile).
+        const std::string zeros(1u << 20, '\0');
+        uint64_t done = 0, synced = 0;
+        while (done < bytes_ && error.empty()) {
+            {
+                std::lock_guard lk(mu_);
+                if (stopping_) error = "stopping";
+            }
+            if (!error.empty()) break;
+            const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes_ - done));
+            const ssize_t w = ::pwrite(fd, zeros.data(), n, static_cast<off_t>(done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                error = "write " + tmp_path_ + ": " + errno_text(w < 0 ? errno : ENOSPC);
+                break;
+            }
+            done += static_cast<uint64_t>(w);
+            if (done - synced >= (8u << 20) || done == bytes_) {
+                if (::fdatasync(fd) != 0)
+                    error = "fdatasync " + tmp_path_ + ": " + errno_text(errno);
+                synced = done;
+            }
+        }
+        ::close(fd);
+        if (error.empty() && ::rename(tmp_path_.c_str(), ready_path_.c_str()) != 0)
+            error = "rename " + tmp_path_ + ": " + errno_text(errno);
+    }
+    if (error.empty()) return true;
+    ::unlink(tmp_path_.c_str());
+    // Not a failure of the journal: the next segment is created as before,
+    // and appended to.
+    if (error != "stopping" && warn_)
+        warn_("journal: cannot prepare the next segment (" + error +
+              "); the next one is created when needed");
+    return false;
+}
+
+}  // namespace clayhook::journal

@@ -1,0 +1,66 @@
+#pragma once
+
+// The intake journal's next segment file, prepared ahead of need: the
+// segment's full size in zeros, written and fdatasynced before it is used.
+//
+// Appending to a file changes its size and allocates blocks, so every
+// fdatasync of an appended segment commits the filesystem's journal too; on
+// ext4 (data=ordered) that commit first writes out other files' newly
+// allocated dirty data, such as the SQLite checkpoints'. Records written over
+// blocks already allocated and written change no metadata, and their
+// fdatasync flushes only their own data: the journal's sync passes took half
+// the time on this project's benchmark (bench/README.md).
+//
+// One spare at a time, "spare.tmp" while being written by this unit's thread
+// ("journal-spare"), "spare.seg" once ready; the journal renames it to its
+// next segment's name when it rolls. Both names are never segment names.
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace clayhook::journal {
+
+class SpareSegment {
+  public:
+    // Deletes what a previous run left in `dir` (a spare, finished or not)
+    // and starts the thread, idle until want(). `warn` (may be empty) hears
+    // a spare that could not be prepared.
+    SpareSegment(std::string dir, uint64_t bytes, std::function<void(const std::string&)> warn);
+    // stop(). The ready spare stays on disk: remove() deletes it.
+    ~SpareSegment();
+    SpareSegment(const SpareSegment&) = delete;
+    SpareSegment& operator=(const SpareSegment&) = delete;
+
+    // Prepares a spare unless one is ready or being written. Cheap: called
+    // after every sync pass past half a segment.
+    void want();
+    // The ready spare, renamed to `path` and opened for writing at offset 0
+    // (the caller owns the descriptor and syncs the folder); -1 when none is
+    // ready, or the rename or open failed (said through `warn`).
+    int take(const std::string& path);
+    // Stops the thread; a spare being written is dropped. Idempotent.
+    void stop();
+    // Deletes the spare files. After stop().
+    void remove();
+
+    bool ready() const;
+    static bool is_spare_name(const std::string& name);
+
+  private:
+    void run();
+    bool prepare();  // true when spare.seg is ready
+
+    std::string dir_, tmp_path_, ready_path_;
+    uint64_t bytes_;
+    std::function<void(const std::string&)> warn_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool wanted_ = false, ready_ = false, stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace clayhook::journal

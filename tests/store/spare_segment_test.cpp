@@ -1,0 +1,117 @@
+// The journal's next segment prepared in advance (SpareSegment), on real
+// files in a fresh temp folder: zeros of the full size, renamed into place
+// and written over without growing, leftovers of a previous run deleted, a
+// failure said and survived, a stop in the middle leaving nothing behind.
+#include "store/journal/SpareSegment.h"
+#include "support/TempDir.h"
+#include "support/Wait.h"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace clayhook;
+using namespace clayhook::journal;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("spare segment: zeros of the full size, renamed into place, written over in place",
+          "[journal][spare]") {
+    test::TempDir dir;
+    SpareSegment spare(dir.path(), 3 * 1024 * 1024 + 5, {});
+    CHECK(!spare.ready());
+    CHECK(spare.take(dir.file("seg-1.log")) == -1);  // none yet
+    spare.want();
+    REQUIRE(test::wait_until([&] { return spare.ready(); }));
+    const std::string ready = dir.file("spare.seg");
+    REQUIRE(fs::file_size(ready) == 3 * 1024 * 1024 + 5);
+    CHECK(read_file(ready).find_first_not_of('\0') == std::string::npos);
+    CHECK(!fs::exists(dir.file("spare.tmp")));
+
+    const int fd = spare.take(dir.file("seg-1.log"));
+    REQUIRE(fd >= 0);
+    CHECK(!spare.ready());
+    CHECK(!fs::exists(ready));
+    REQUIRE(::write(fd, "record", 6) == 6);  // at offset 0, over the zeros
+    ::close(fd);
+    const std::string bytes = read_file(dir.file("seg-1.log"));
+    CHECK(bytes.size() == 3 * 1024 * 1024 + 5);
+    CHECK(bytes.compare(0, 6, "record") == 0);
+    CHECK(bytes.find_first_not_of('\0', 6) == std::string::npos);
+
+    spare.want();  // the next one
+    REQUIRE(test::wait_until([&] { return spare.ready(); }));
+    spare.stop();
+    spare.remove();
+    CHECK(!fs::exists(ready));
+    CHECK(SpareSegment::is_spare_name("spare.seg"));
+    CHECK(SpareSegment::is_spare_name("spare.tmp"));
+    CHECK(!SpareSegment::is_spare_name("seg-0000000000000001.log"));
+}
+
+TEST_CASE("spare segment: what a previous run left is deleted, not trusted", "[journal][spare]") {
+    test::TempDir dir;
+    std::ofstream(dir.file("spare.seg")) << "half";
+    std::ofstream(dir.file("spare.tmp")) << "half";
+    SpareSegment spare(dir.path(), 4096, {});
+    CHECK(!fs::exists(dir.file("spare.seg")));
+    CHECK(!fs::exists(dir.file("spare.tmp")));
+    CHECK(!spare.ready());
+}
+
+TEST_CASE("spare segment: one that cannot be made is said, and none is handed out",
+          "[journal][spare]") {
+    test::TempDir dir;
+    std::mutex mu;
+    std::vector<std::string> said;
+    SpareSegment spare(dir.file("no-such-folder"), 4096, [&](const std::string& w) {
+        std::lock_guard lk(mu);
+        said.push_back(w);
+    });
+    spare.want();
+    REQUIRE(test::wait_until([&] {
+        std::lock_guard lk(mu);
+        return !said.empty();
+    }));
+    {
+        std::lock_guard lk(mu);
+        CHECK_THAT(said[0], Catch::Contains("cannot prepare the next segment") &&
+                                Catch::Contains("no-such-folder/spare.tmp"));
+    }
+    CHECK(!spare.ready());
+    CHECK(spare.take(dir.file("seg-1.log")) == -1);
+    CHECK(!fs::exists(dir.file("seg-1.log")));
+}
+
+TEST_CASE("spare segment: a stop while it is written leaves no file", "[journal][spare]") {
+    test::TempDir dir;
+    std::vector<std::string> said;
+    {
+        SpareSegment spare(dir.path(), 256ull << 20,
+                           [&](const std::string& w) { said.push_back(w); });
+        spare.want();
+        // Under way (the file exists) or not yet started: either way the stop
+        // ends it within one 1 MiB write.
+        test::wait_until([&] { return fs::exists(dir.file("spare.tmp")); }, 2s);
+        spare.stop();
+        CHECK(!spare.ready());
+    }
+    CHECK(!fs::exists(dir.file("spare.tmp")));
+    CHECK(!fs::exists(dir.file("spare.seg")));
+    CHECK(said.empty());  // a stop is not a failure
+}
