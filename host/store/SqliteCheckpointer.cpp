@@ -109,7 +109,8 @@ SqliteCheckpointer::Stats SqliteCheckpointer::stats() const {
 }
 
 void SqliteCheckpointer::run() {
-    pthread_setname_np(pthread_self(), "store-checkpoint");  // for top -H, perf and gdb
+    // At most 15 characters, or the name is refused.
+    pthread_setname_np(pthread_self(), "store-ckpt");  // for top -H, perf and gdb
     std::unique_lock lock(mu_);
     for (;;) {
         cv_.wait(lock, [&] { return stopping_ || (requested_ && !held_); });

@@ -54,7 +54,7 @@ class SqliteCheckpointer {
     // Opens its own connection to `path` (a WAL database the caller already
     // opened and set up), with `synchronous` FULL when `durable` (the
     // checkpoint then fsyncs the WAL before copying and the database after),
-    // NORMAL otherwise, and starts the thread ("store-checkpoint"). `warn`
+    // NORMAL otherwise, and starts the thread ("store-ckpt"). `warn`
     // (may be empty) hears a failing pass, once per distinct message. Throws
     // std::runtime_error when the connection cannot be opened.
     SqliteCheckpointer(const std::string& path, bool durable, Limits limits,

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 using namespace clayhook;
@@ -117,6 +118,24 @@ TEST_CASE("checkpointer: the writer's commits never copy the WAL, a pass on its 
     CHECK(log >= 1);
     CHECK(log < 20);
     CHECK(store.event_count() == static_cast<uint64_t>(n + 1));
+}
+
+TEST_CASE("checkpointer: its thread is named, for top -H and perf", "[store][checkpointer]") {
+    test::TempDir dir;
+    StoreConfig c;
+    c.path = dir.file("clayhook.db");
+    SqliteStore store(c, 64);
+    auto named = [] {
+        std::error_code ec;
+        for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+            std::ifstream in(t.path() / "comm");
+            std::string comm;
+            std::getline(in, comm);
+            if (comm == "store-ckpt") return true;
+        }
+        return false;
+    };
+    CHECK(test::wait_until(named, 10s));
 }
 
 TEST_CASE("checkpointer: with no pass running, the writer restarts the WAL at the bound",
