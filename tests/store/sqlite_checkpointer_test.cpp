@@ -78,14 +78,28 @@ int64_t events_in_file(const std::string& path) {
     return n;
 }
 
+// A store without an fsync per commit: the same checkpoints, faster.
+StoreConfig config_in(const test::TempDir& dir) {
+    StoreConfig c;
+    c.path = dir.file("clayhook.db");
+    c.durable = false;
+    return c;
+}
+
+// A pass per 100 pages, the RESTART at 400.
+SqliteStore::Tuning small_bound() {
+    SqliteStore::Tuning t;
+    t.checkpoint_pages = 100;
+    t.checkpoint_restart_pages = 400;
+    return t;
+}
+
 }  // namespace
 
 TEST_CASE("checkpointer: the writer's commits never copy the WAL, a pass on its thread does",
           "[store][checkpointer]") {
     test::TempDir dir;
-    StoreConfig c;
-    c.path = dir.file("clayhook.db");
-    c.durable = false;  // the same checkpoints, without an fsync per commit
+    const StoreConfig c = config_in(dir);
     SqliteStore store(c, 64);
     store.checkpointer().hold(true);
     const uintmax_t db_before = size_of(c.path);
@@ -141,13 +155,8 @@ TEST_CASE("checkpointer: its thread is named, for top -H and perf", "[store][che
 TEST_CASE("checkpointer: with no pass running, the writer restarts the WAL at the bound",
           "[store][checkpointer]") {
     test::TempDir dir;
-    StoreConfig c;
-    c.path = dir.file("clayhook.db");
-    c.durable = false;
-    SqliteStore::Tuning t;
-    t.checkpoint_pages = 100;
-    t.checkpoint_restart_pages = 400;
-    SqliteStore store(c, 64, t);
+    const StoreConfig c = config_in(dir);
+    SqliteStore store(c, 64, small_bound());
     store.checkpointer().hold(true);  // a checkpointer that never gets to run
 
     insert_events(store, 0, 2500);  // a page or more each: over 2500 frames in all
@@ -165,12 +174,8 @@ TEST_CASE("checkpointer: with no pass running, the writer restarts the WAL at th
 TEST_CASE("checkpointer: a reader on an old snapshot never makes the writer wait",
           "[store][checkpointer]") {
     test::TempDir dir;
-    StoreConfig c;
-    c.path = dir.file("clayhook.db");
-    c.durable = false;
-    SqliteStore::Tuning t;
-    t.checkpoint_pages = 100;
-    t.checkpoint_restart_pages = 400;
+    const StoreConfig c = config_in(dir);
+    SqliteStore::Tuning t = small_bound();
     t.busy_timeout = 60s;  // were the RESTART to wait like a commit, this test would hang
     SqliteStore store(c, 64, t);
     store.checkpointer().hold(true);
