@@ -935,7 +935,35 @@ std::optional<std::string> SqliteStore::find_stored(std::string_view source, std
 }
 
 void SqliteStore::index(const std::vector<const journal::Record*>& records, uint64_t upto) {
-    run_on_writer([&] { index_on_writer(records, upto); });
+    run_on_writer([&] {
+        // Not synced at commit: the journal keeps the records in their
+        // segments until sync_indexed(), so the intake's disk is spared an
+        // fsync of several MB of WAL per batch.
+        LazySync lazy(*this);
+        index_on_writer(records, upto);
+    });
+}
+
+// What the lazy index transactions wrote is in the WAL (and, once copied, in
+// the database file) in the page cache: fdatasync both, and the folder for
+// a WAL file created since the last sync.
+void SqliteStore::sync_indexed() {
+    if (!durable_) return;  // nothing is synced then; the segments go as before
+    auto sync = [](const std::string& p, bool may_be_missing) {
+        const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (may_be_missing && errno == ENOENT) return;
+            throw std::runtime_error("open " + p + ": " + std::strerror(errno));
+        }
+        const int rc = ::fsync(fd);
+        const int err = errno;
+        ::close(fd);
+        if (rc != 0) throw std::runtime_error("fsync " + p + ": " + std::strerror(err));
+    };
+    sync(path_ + "-wal", true);
+    sync(path_, false);
+    const std::string dir = std::filesystem::path(path_).parent_path().string();
+    sync(dir.empty() ? std::string(".") : dir, false);
 }
 
 // One transaction: the records (each decided as insert() decides it, with the

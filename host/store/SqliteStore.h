@@ -175,6 +175,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     uint64_t indexed_upto() override;
     std::optional<std::string> find_stored(std::string_view source, std::string_view key) override;
     void index(const std::vector<const journal::Record*>& records, uint64_t upto) override;
+    void sync_indexed() override;
     void index_on_writer(const std::vector<const journal::Record*>& records, uint64_t upto);
     int64_t dedup_hash_of(std::string_view source, std::string_view key) const;
     void load_stored_keys();

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -322,6 +323,87 @@ TEST_CASE("journal: the next segment is prepared in advance and written over in 
     journal_of(again).pause_indexer(false);
     REQUIRE(journal_of(again).drain());
     CHECK(rows_in_tables(cfg.path) == n);
+}
+
+namespace {
+
+// The store's role as the journal sees it, in memory, recording when the
+// journal asks for the indexed records to be made durable.
+class RecordingIndex final : public journal::Index {
+  public:
+    explicit RecordingIndex(std::string dir) : dir_(std::move(dir)) {}
+    uint64_t indexed_upto() override { return upto_; }
+    std::optional<std::string> find_stored(std::string_view, std::string_view) override {
+        return std::nullopt;
+    }
+    void index(const std::vector<const journal::Record*>& records, uint64_t upto) override {
+        std::lock_guard lk(mu);
+        indexed += records.size();
+        upto_ = upto;
+    }
+    void sync_indexed() override {
+        std::lock_guard lk(mu);
+        ++syncs;
+        if (fail_sync) throw std::runtime_error("injected: fsync failed");
+    }
+    std::mutex mu;
+    size_t indexed = 0, syncs = 0;
+    bool fail_sync = false;
+
+  private:
+    std::string dir_;
+    std::atomic<uint64_t> upto_{0};
+};
+
+size_t segment_files(const std::string& dir) {
+    size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        n += e.path().filename().string().rfind("seg-", 0) == 0 ? 1 : 0;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("journal: a segment is deleted only once its indexed records are synced", "[journal]") {
+    test::TempDir tmp;
+    const std::string dir = tmp.file("j");
+    RecordingIndex index(dir);
+    std::mutex said_mu;
+    std::vector<std::string> said;
+    journal::Options o;
+    o.dir = dir;
+    o.segment_bytes = 4096;  // a roll every few records
+    o.warn = [&](const std::string& w) {
+        std::lock_guard lk(said_mu);
+        said.push_back(w);
+    };
+    index.fail_sync = true;
+    journal::Journal j(o, index);
+    const std::string body(1000, 'd');
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(j.append(event("d" + std::to_string(i), body)).status == InsertStatus::stored);
+    REQUIRE(j.drain());
+    {
+        std::lock_guard lk(index.mu);
+        CHECK(index.indexed == 20);
+        CHECK(index.syncs >= 1);
+    }
+    // Indexed, but not durably: every segment stays, and the reason is said.
+    CHECK(segment_files(dir) >= 4);
+    {
+        std::lock_guard lk(said_mu);
+        REQUIRE(!said.empty());
+        CHECK_THAT(said.back(), Catch::Contains("cannot sync the indexed records") &&
+                                    Catch::Contains("injected: fsync failed"));
+    }
+    {
+        std::lock_guard lk(index.mu);
+        index.fail_sync = false;
+    }
+    REQUIRE(j.append(event("d20", body)).status == InsertStatus::stored);
+    REQUIRE(j.drain());
+    CHECK(segment_files(dir) <= 1);  // synced, then deleted; the open one stays
 }
 
 TEST_CASE("journal: records recovered across a gap in seqs still answer dedup from memory",

@@ -481,6 +481,21 @@ void Journal::remove_indexed_segments() {
         std::lock_guard lk(mu_);
         indexed = indexed_;
     }
+    {
+        std::lock_guard sl(segments_mu_);
+        if (std::none_of(closed_.begin(), closed_.end(),
+                         [&](const Segment& s) { return s.last_seq <= indexed; }))
+            return;
+    }
+    // The index transactions were not synced (see Index::index): until they
+    // are, the segments are the only durable copy of their records.
+    try {
+        index_.sync_indexed();
+    } catch (const std::exception& ex) {
+        say(std::string("journal: cannot sync the indexed records (their segments are kept): ") +
+            ex.what());
+        return;
+    }
     std::vector<std::string> gone;
     {
         std::lock_guard sl(segments_mu_);
