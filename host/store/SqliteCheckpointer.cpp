@@ -129,9 +129,9 @@ void SqliteCheckpointer::run() {
 
 void SqliteCheckpointer::record(int rc, sqlite3* db, bool restart, int wal, int copied) {
     std::string error;
-    // Busy is not a failure: a RESTART that waited out its busy timeout (a
-    // reader holding an old snapshot), a passive pass beside another
-    // checkpointer (sqlite3 on the file). The next commit asks again.
+    // Busy is not a failure: a RESTART that found a reader on an old
+    // snapshot or a pass in progress (it never waits), a passive pass beside
+    // another checkpointer (sqlite3 on the file). A later commit asks again.
     if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) error = sqlite3_errmsg(db);
     std::lock_guard lock(mu_);
     ++(restart ? stats_.restarts : stats_.passes);
