@@ -5,7 +5,9 @@
 // leaves them) or a torn tail loses nothing acknowledged.
 #include "store/SqliteStore.h"
 #include "store/journal/JournalFormat.h"
+#include "support/Subprocess.h"
 #include "support/TempDir.h"
+#include "support/TestPaths.h"
 #include "support/Wait.h"
 
 #include <catch2/catch.hpp>
@@ -404,6 +406,43 @@ TEST_CASE("journal: a segment is deleted only once its indexed records are synce
     REQUIRE(j.append(event("d20", body)).status == InsertStatus::stored);
     REQUIRE(j.drain());
     CHECK(segment_files(dir) <= 1);  // synced, then deleted; the open one stays
+}
+
+TEST_CASE("journal: syncing the tables before a segment goes keeps SQLite's locks", "[journal]") {
+    // Closing any descriptor of the database file drops every POSIX lock the
+    // process holds on it. Another process's connection closing beside the
+    // host (here `clayhook backup`, which opens the live file read-write)
+    // would then think itself the last one, and delete the live WAL.
+    test::TempDir dir;
+    SqliteStore::Tuning tuning;
+    tuning.journal_segment_bytes = 4096;
+    const StoreConfig cfg = journal_config(dir);
+    SqliteStore store(cfg, 64, tuning);
+    const std::string body(1000, 'l');
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(store.insert(event("l" + std::to_string(i), body)).status == InsertStatus::stored);
+    REQUIRE(journal_of(store).drain());
+    REQUIRE(segments(cfg.path).size() <= 1);  // indexed, synced, deleted
+    REQUIRE(fs::exists(cfg.path + "-wal"));
+
+    dir.write("secret", "not-used-here");
+    const std::string config =
+        dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + cfg.path +
+                                       ", journal: true}\n"
+                                       "sources:\n"
+                                       "  - name: clay\n"
+                                       "    path: /webhooks/clay\n"
+                                       "    verify: {scheme: token, "
+                                       "secrets: [\"file:secret\"]}\n");
+    const auto backup =
+        test::run({test::kClayhookBin, "backup", "--config", config, dir.file("copy.db")}, {});
+    INFO(backup.out << backup.err);
+    REQUIRE(backup.code == 0);
+    CHECK(fs::exists(cfg.path + "-wal"));
+    REQUIRE(store.insert(event("l20", body)).status == InsertStatus::stored);
+    REQUIRE(journal_of(store).drain());
+    CHECK(fs::exists(cfg.path + "-wal"));
+    CHECK(rows_in_tables(cfg.path) == 21);
 }
 
 TEST_CASE("journal: records recovered across a gap in seqs still answer dedup from memory",
