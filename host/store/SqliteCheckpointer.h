@@ -18,8 +18,11 @@
 // mode, on the writer, right after a pass that left little to copy: it copies
 // the rest and the next commit starts the file over. One short pause per
 // `restart_pages` of WAL, instead of a long one per `trigger_pages`. It never
-// waits: a reader still on an old snapshot (a backup, a long admin query)
-// makes it return at once, and the commit `trigger_pages` later tries again.
+// waits (busy timeout 0): a reader still on an old snapshot (a backup, a long
+// admin query) keeps the WAL from starting over, and the RESTART then copies
+// what it can up to that snapshot, as a passive pass would, and returns busy;
+// the commit `trigger_pages` later tries again. While such a reader stays,
+// the WAL grows past the bound, as it does with SQLite's own checkpoints.
 
 #include <atomic>
 #include <chrono>
@@ -52,9 +55,9 @@ class SqliteCheckpointer {
     };
 
     // Opens its own connection to `path` (a WAL database the caller already
-    // opened and set up), with `synchronous` FULL when `durable` (the
-    // checkpoint then fsyncs the WAL before copying and the database after),
-    // NORMAL otherwise, and starts the thread ("store-ckpt"). `warn`
+    // opened and set up), with `synchronous` FULL when `durable`, NORMAL
+    // otherwise (in WAL mode both fsync the WAL before a checkpoint copies
+    // and the database file after it), and starts the thread ("store-ckpt"). `warn`
     // (may be empty) hears a failing pass, once per distinct message. Throws
     // std::runtime_error when the connection cannot be opened.
     SqliteCheckpointer(const std::string& path, bool durable, Limits limits,

@@ -408,6 +408,38 @@ TEST_CASE("journal: a segment is deleted only once its indexed records are synce
     CHECK(segment_files(dir) <= 1);  // synced, then deleted; the open one stays
 }
 
+TEST_CASE("journal: an empty segment left by a kill goes at once, never the one in use",
+          "[journal]") {
+    // A spare renamed in as the next segment just before a kill: zeros only,
+    // under the name the next segment will take again.
+    test::TempDir tmp;
+    const std::string dir = tmp.file("j");
+    fs::create_directories(dir);
+    const std::string seg1 = dir + "/seg-0000000000000001.log";
+    std::ofstream(seg1, std::ios::binary) << std::string(4096, '\0');
+    RecordingIndex index(dir);
+    index.fail_sync = true;  // even so: a segment without records needs no sync
+    journal::Options o;
+    o.dir = dir;
+    o.preallocate = false;
+    journal::Journal j(o, index);
+    CHECK(!fs::exists(seg1));
+
+    REQUIRE(j.append(event("e1")).status == InsertStatus::stored);  // seg1 anew
+    REQUIRE(j.drain());
+    {
+        std::lock_guard lk(index.mu);
+        index.fail_sync = false;
+    }
+    REQUIRE(j.append(event("e2")).status == InsertStatus::stored);
+    REQUIRE(j.drain());  // indexed, synced: only closed segments may go
+    REQUIRE(j.append(event("e3")).status == InsertStatus::stored);
+    REQUIRE(fs::exists(seg1));
+    std::ifstream in(seg1, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(journal::scan_segment(bytes).records.size() == 3);
+}
+
 TEST_CASE("journal: syncing the tables before a segment goes keeps SQLite's locks", "[journal]") {
     // Closing any descriptor of the database file drops every POSIX lock the
     // process holds on it. Another process's connection closing beside the

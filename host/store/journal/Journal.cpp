@@ -481,26 +481,45 @@ void Journal::remove_indexed_segments() {
         std::lock_guard lk(mu_);
         indexed = indexed_;
     }
+    // Segments without a record (cut to nothing at recovery, or a spare
+    // renamed in just before a kill) go without a sync; the others only once
+    // the index transactions are durable.
+    bool want_sync = false;
     {
         std::lock_guard sl(segments_mu_);
-        if (std::none_of(closed_.begin(), closed_.end(),
-                         [&](const Segment& s) { return s.last_seq <= indexed; }))
-            return;
+        bool any = false;
+        for (const Segment& s : closed_) {
+            if (s.last_seq > indexed) continue;
+            any = true;
+            want_sync = want_sync || s.last_seq != 0;
+        }
+        if (!any) return;
     }
     // The index transactions were not synced (see Index::index): until they
     // are, the segments are the only durable copy of their records.
-    try {
-        index_.sync_indexed();
-    } catch (const std::exception& ex) {
-        say(std::string("journal: cannot sync the indexed records (their segments are kept): ") +
-            ex.what());
-        return;
+    bool synced = false;
+    if (want_sync) {
+        try {
+            index_.sync_indexed();
+            synced = true;
+            sync_error_.clear();
+        } catch (const std::exception& ex) {
+            // Once per distinct error: this runs after every batch.
+            if (sync_error_ != ex.what())
+                say(std::string("journal: cannot sync the indexed records (their segments are "
+                                "kept): ") +
+                    ex.what());
+            sync_error_ = ex.what();
+        }
     }
     std::vector<std::string> gone;
     {
         std::lock_guard sl(segments_mu_);
         auto keep = std::remove_if(closed_.begin(), closed_.end(), [&](const Segment& s) {
-            if (s.last_seq > indexed) return false;
+            if (s.last_seq > indexed || (s.last_seq != 0 && !synced)) return false;
+            // Never the segment in use: a recovered empty one can share its
+            // name (the same first seq) once the syncer has reopened it.
+            if (s.path == current_.path) return true;
             gone.push_back(s.path);
             return true;
         });

@@ -182,6 +182,9 @@ class Journal {
     std::vector<Segment> closed_;
 
     std::unique_ptr<SpareSegment> spare_;  // with durable and preallocate
+    // The last sync_indexed() failure, said once (remove_indexed_segments:
+    // the constructor, the indexer, the destructor, one at a time).
+    std::string sync_error_;
     std::thread syncer_, indexer_;
 };
 
