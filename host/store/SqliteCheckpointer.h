@@ -56,8 +56,9 @@ class SqliteCheckpointer {
 
     // Opens its own connection to `path` (a WAL database the caller already
     // opened and set up), with `synchronous` FULL when `durable`, NORMAL
-    // otherwise (in WAL mode both fsync the WAL before a checkpoint copies
-    // and the database file after it), and starts the thread ("store-ckpt"). `warn`
+    // otherwise (in WAL mode both fsync the WAL before a checkpoint copies,
+    // and the database file after one that copied everything), and starts
+    // the thread ("store-ckpt"). `warn`
     // (may be empty) hears a failing pass, once per distinct message. Throws
     // std::runtime_error when the connection cannot be opened.
     SqliteCheckpointer(const std::string& path, bool durable, Limits limits,

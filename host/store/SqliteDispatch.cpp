@@ -55,8 +55,11 @@ SqliteStore::LazySync::LazySync(SqliteStore& s) : s_(s) {
 }
 
 SqliteStore::LazySync::~LazySync() {
-    if (s_.durable_)
-        sqlite3_exec(s_.wdb_.get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+    if (!s_.durable_) return;
+    // SQLite refuses to change the level inside a transaction: one left open
+    // by an exception would keep the writer at NORMAL for the commits after.
+    s_.rollback_if_open();
+    sqlite3_exec(s_.wdb_.get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
 }
 
 void SqliteStore::write_txn(const std::string& what, const std::function<void(sqlite3*)>& fn,

@@ -954,10 +954,29 @@ void SqliteStore::index(const std::vector<const journal::Record*>& records, uint
 // makes the commit write a frame (a row rewritten unchanged writes none).
 void SqliteStore::sync_indexed() {
     if (!durable_) return;  // nothing is synced then; the segments go as before
-    write_txn("sync the indexed journal records", [](sqlite3* db) {
-        exec(db,
-             "INSERT INTO store_meta(name, value) VALUES('journal_syncs', 1)"
-             " ON CONFLICT(name) DO UPDATE SET value = value + 1");
+    run_on_writer([&] {
+        sqlite3* db = wdb_.get();
+        // FULL, checked, not assumed: the whole point is the fsync.
+        rollback_if_open();
+        exec(db, "PRAGMA synchronous=FULL");
+        if (query_text(db, "PRAGMA synchronous") != "2")
+            throw std::runtime_error("sync the indexed journal records in " + path_ +
+                                     ": the writer is not at synchronous=FULL");
+        std::string error;
+        if (!run(db, begin_.get(), "begin transaction", error))
+            throw std::runtime_error("sync the indexed journal records in " + path_ + ": " + error);
+        try {
+            exec(db,
+                 "INSERT INTO store_meta(name, value) VALUES('journal_index_syncs', 1)"
+                 " ON CONFLICT(name) DO UPDATE SET value = value + 1");
+        } catch (...) {
+            rollback_if_open();
+            throw;
+        }
+        if (!run(db, commit_.get(), "commit", error)) {
+            rollback_if_open();
+            throw std::runtime_error("sync the indexed journal records in " + path_ + ": " + error);
+        }
     });
 }
 

@@ -517,8 +517,8 @@ void Journal::remove_indexed_segments() {
         std::lock_guard sl(segments_mu_);
         auto keep = std::remove_if(closed_.begin(), closed_.end(), [&](const Segment& s) {
             if (s.last_seq > indexed || (s.last_seq != 0 && !synced)) return false;
-            // Never the segment in use: a recovered empty one can share its
-            // name (the same first seq) once the syncer has reopened it.
+            // Never the segment in use (belt and braces: a recovered empty
+            // one, which could share its name, goes at recovery).
             if (s.path == current_.path) return true;
             gone.push_back(s.path);
             return true;
