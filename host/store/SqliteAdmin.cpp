@@ -43,7 +43,7 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
     std::vector<EventSummary> unindexed;
     if (journal_) {
         const auto [compact, spaced] = row_id_patterns(f.row_id);
-        for (const journal::Record& rec : journal_->newest(journal_->stats().backlog)) {
+        journal_->visit_newest([&](const journal::Record& rec) {
             const bool pending = !rec.deliveries.empty();
             if ((!f.type.empty() && rec.type != f.type) ||
                 (f.since_ms != 0 && rec.received_at_ms < f.since_ms) ||
@@ -52,7 +52,7 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
                 (!f.before_id.empty() && rec.id >= f.before_id) ||
                 (!f.row_id.empty() && rec.body.find(compact) == std::string::npos &&
                  rec.body.find(spaced) == std::string::npos))
-                continue;
+                return true;
             EventSummary e;
             e.id = rec.id;
             e.source = rec.source;
@@ -61,8 +61,8 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
             e.received_at_ms = rec.received_at_ms;
             e.pending = static_cast<int64_t>(rec.deliveries.size());
             unindexed.push_back(std::move(e));
-            if (unindexed.size() == f.limit) break;
-        }
+            return unindexed.size() < f.limit;
+        });
     }
     auto r = reader();
     sqlite3_stmt* s = r->stmt(

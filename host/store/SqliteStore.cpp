@@ -917,8 +917,9 @@ void SqliteStore::load_stored_keys() {
         stored_keys_->add(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
 }
 
-std::optional<std::string> SqliteStore::find_stored(std::string_view source, std::string_view key) {
-    const int64_t hash = dedup_hash_of(source, key);
+std::optional<std::string> SqliteStore::find_stored(std::string_view source, std::string_view key,
+                                                    uint64_t key_hash) {
+    const auto hash = static_cast<int64_t>(key_hash);
     // Certainly never stored (or stored without a dedup record of its own,
     // which no lookup could find either): no database read.
     if (stored_keys_ && !stored_keys_->may_contain(static_cast<uint64_t>(hash)))
@@ -954,29 +955,13 @@ void SqliteStore::index(const std::vector<const journal::Record*>& records, uint
 // makes the commit write a frame (a row rewritten unchanged writes none).
 void SqliteStore::sync_indexed() {
     if (!durable_) return;  // nothing is synced then; the segments go as before
-    run_on_writer([&] {
-        sqlite3* db = wdb_.get();
+    write_txn("sync the indexed journal records", [&](sqlite3* db) {
         // FULL, checked, not assumed: the whole point is the fsync.
-        rollback_if_open();
-        exec(db, "PRAGMA synchronous=FULL");
         if (query_text(db, "PRAGMA synchronous") != "2")
-            throw std::runtime_error("sync the indexed journal records in " + path_ +
-                                     ": the writer is not at synchronous=FULL");
-        std::string error;
-        if (!run(db, begin_.get(), "begin transaction", error))
-            throw std::runtime_error("sync the indexed journal records in " + path_ + ": " + error);
-        try {
-            exec(db,
-                 "INSERT INTO store_meta(name, value) VALUES('journal_index_syncs', 1)"
-                 " ON CONFLICT(name) DO UPDATE SET value = value + 1");
-        } catch (...) {
-            rollback_if_open();
-            throw;
-        }
-        if (!run(db, commit_.get(), "commit", error)) {
-            rollback_if_open();
-            throw std::runtime_error("sync the indexed journal records in " + path_ + ": " + error);
-        }
+            throw std::runtime_error("the writer is not at synchronous=FULL");
+        exec(db,
+             "INSERT INTO store_meta(name, value) VALUES('journal_index_syncs', 1)"
+             " ON CONFLICT(name) DO UPDATE SET value = value + 1");
     });
 }
 

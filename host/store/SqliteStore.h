@@ -173,7 +173,11 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
 
     // journal::Index: the journal's records go into the tables here.
     uint64_t indexed_upto() override;
-    std::optional<std::string> find_stored(std::string_view source, std::string_view key) override;
+    uint64_t key_hash(std::string_view source, std::string_view key) const override {
+        return static_cast<uint64_t>(dedup_hash_of(source, key));
+    }
+    std::optional<std::string> find_stored(std::string_view source, std::string_view key,
+                                           uint64_t hash) override;
     void index(const std::vector<const journal::Record*>& records, uint64_t upto) override;
     void sync_indexed() override;
     void index_on_writer(const std::vector<const journal::Record*>& records, uint64_t upto);

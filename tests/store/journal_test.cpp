@@ -335,7 +335,10 @@ class RecordingIndex final : public journal::Index {
   public:
     explicit RecordingIndex(std::string dir) : dir_(std::move(dir)) {}
     uint64_t indexed_upto() override { return upto_; }
-    std::optional<std::string> find_stored(std::string_view, std::string_view) override {
+    uint64_t key_hash(std::string_view source, std::string_view key) const override {
+        return std::hash<std::string>{}(std::string(source) + '\0' + std::string(key));
+    }
+    std::optional<std::string> find_stored(std::string_view, std::string_view, uint64_t) override {
         return std::nullopt;
     }
     void index(const std::vector<const journal::Record*>& records, uint64_t upto) override {

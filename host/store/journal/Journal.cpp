@@ -86,15 +86,6 @@ void Journal::publish_synced(uint64_t upto, uint64_t pass) {
               nullptr, 0);
 }
 
-std::string Journal::dedup_key(std::string_view source, std::string_view key) {
-    std::string k;
-    k.reserve(source.size() + key.size() + 1);
-    k.append(source);
-    k.push_back('\0');  // a source name never holds one
-    k.append(key);
-    return k;
-}
-
 Journal::Journal(Options options, Index& index) : opt_(std::move(options)), index_(index) {
     opt_.index_batch = std::max<size_t>(opt_.index_batch, 1);
     opt_.max_backlog = std::max<size_t>(opt_.max_backlog, 1);
@@ -172,11 +163,11 @@ void Journal::recover() {
             seg.last_seq = std::max(seg.last_seq, r.seq);
             if (r.seq <= indexed_) continue;  // already in the store
             last_seen = r.seq;
-            std::string key = dedup_key(r.source, r.key);
+            const uint64_t khash = index_.key_hash(r.source, r.key);
             const uint64_t size = kHeaderSize + r.body.size() + r.key.size() + r.id.size() + 64;
-            keys_.emplace(key, r.seq);  // a second copy keeps the first's entry
+            keys_.emplace(khash, r.seq);  // a second copy keeps the first's entry
             backlog_bytes_ += size;
-            entries_.push_back(Entry{std::move(r), std::move(key), size, false});
+            entries_.push_back(Entry{std::move(r), khash, size, false});
         }
         // A prepared segment: zeros after the last record, as written in
         // advance. Nothing torn there.
@@ -240,7 +231,8 @@ Journal::Entry* Journal::entry_at(uint64_t seq) {
 
 InsertResult Journal::append(const NewEvent& e) noexcept {
     try {
-        std::string key = dedup_key(e.source, e.idempotency_key);
+        // The one hash of the delivery's key: memory and store are asked by it.
+        const uint64_t khash = index_.key_hash(e.source, e.idempotency_key);
         // Everything that costs is done before the lock: the record, its
         // encoding and most of its CRC. Under the lock: dedup, the seq, a copy.
         Record r;
@@ -268,11 +260,14 @@ InsertResult Journal::append(const NewEvent& e) noexcept {
             // The store is asked outside the lock; records that left memory
             // for the store meanwhile (the epoch moved) make us ask again.
             const uint64_t epoch0 = epoch_.load(std::memory_order_acquire);
-            std::optional<std::string> stored = index_.find_stored(e.source, e.idempotency_key);
+            std::optional<std::string> stored =
+                index_.find_stored(e.source, e.idempotency_key, khash);
             std::unique_lock lk(mu_);
             if (stopping_) return {InsertStatus::unavailable, {}, "the journal is closing"};
-            if (auto it = keys_.find(key); it != keys_.end()) {
-                if (Entry* en = entry_at(it->second))
+            if (auto it = keys_.find(khash); it != keys_.end()) {
+                // The same key, not merely the same hash.
+                Entry* en = entry_at(it->second);
+                if (en && en->record.source == e.source && en->record.key == e.idempotency_key)
                     return {InsertStatus::duplicate, en->record.id, {}};
             }
             if (stored) return {InsertStatus::duplicate, std::move(*stored), {}};
@@ -289,9 +284,9 @@ InsertResult Journal::append(const NewEvent& e) noexcept {
             last_seq_ = seq;
             pending_last_ = seq;
             pass = passes_ + 1;  // the syncer's next pass takes pending_
-            keys_.emplace(key, seq);
+            keys_.emplace(khash, seq);
             backlog_bytes_ += encoded.size();
-            entries_.push_back(Entry{std::move(r), std::move(key), encoded.size(), false});
+            entries_.push_back(Entry{std::move(r), khash, encoded.size(), false});
             ++appended_;
             break;
         }
@@ -386,7 +381,8 @@ void Journal::syncer_loop() {
             for (uint64_t s = first; s <= upto; ++s)
                 if (Entry* en = entry_at(s)) {
                     en->failed = true;
-                    keys_.erase(en->dkey);
+                    if (auto it = keys_.find(en->khash); it != keys_.end() && it->second == s)
+                        keys_.erase(it);
                 }
         }
         lk.unlock();
@@ -447,7 +443,7 @@ void Journal::indexer_loop() {
             for (size_t i = 0; i < slice; ++i) {
                 Entry& en = entries_.front();
                 if (!en.failed) {
-                    auto it = keys_.find(en.dkey);
+                    auto it = keys_.find(en.khash);
                     if (it != keys_.end() && it->second == en.record.seq) keys_.erase(it);
                 }
                 backlog_bytes_ -= std::min(backlog_bytes_, en.bytes);
@@ -571,13 +567,11 @@ std::vector<uint64_t> Journal::held_seqs() const {
     return out;
 }
 
-std::vector<Record> Journal::newest(size_t limit) const {
-    std::vector<Record> out;
+void Journal::visit_newest(const std::function<bool(const Record&)>& fn) const {
     std::lock_guard lk(mu_);
     const uint64_t synced = synced_.load();
-    for (auto it = entries_.rbegin(); it != entries_.rend() && out.size() < limit; ++it)
-        if (!it->failed && it->record.seq <= synced) out.push_back(it->record);
-    return out;
+    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it)
+        if (!it->failed && it->record.seq <= synced && !fn(it->record)) return;
 }
 
 void Journal::pause_indexer(bool paused) {

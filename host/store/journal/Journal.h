@@ -42,9 +42,13 @@ class Index {
     virtual ~Index() = default;
     // The highest journal seq whose record is in the store (0: none yet).
     virtual uint64_t indexed_upto() = 0;
-    // The id of the stored event with this (source, idempotency key), if any.
-    virtual std::optional<std::string> find_stored(std::string_view source,
-                                                   std::string_view key) = 0;
+    // The store's dedup hash of (source, idempotency key): the journal keys
+    // its records in memory by it too, so the intake hashes a delivery once.
+    virtual uint64_t key_hash(std::string_view source, std::string_view key) const = 0;
+    // The id of the stored event with this (source, idempotency key), whose
+    // key_hash() is `hash`, if any.
+    virtual std::optional<std::string> find_stored(std::string_view source, std::string_view key,
+                                                   uint64_t hash) = 0;
     // Stores the records, in order, and records `upto` as indexed, in one
     // transaction. Throws std::runtime_error when nothing was stored. The
     // transaction need not be durable yet when it returns: the records are
@@ -106,14 +110,17 @@ class Journal {
     };
     Stats stats() const;
 
-    // A record not yet indexed, by event id; the newest unindexed records,
-    // newest first. For the admin API and `clayhook events`.
+    // A record not yet indexed, by event id. For the admin API and
+    // `clayhook events`.
     std::optional<Record> find(std::string_view id) const;
     // The seqs of the synced records held now, in order. Taken before the
     // store's tables are read, those past the position that read finds are
     // the ones its tables lack (a record leaves only once committed).
     std::vector<uint64_t> held_seqs() const;
-    std::vector<Record> newest(size_t limit) const;
+    // Calls `fn` on the synced records not yet indexed, newest first, until
+    // it returns false. Under the journal's lock: appends wait meanwhile, so
+    // `fn` only looks and copies what it keeps (no record is copied here).
+    void visit_newest(const std::function<bool(const Record&)>& fn) const;
 
     // Test hooks. pause_indexer: records stay in the journal (appends still
     // succeed). abandon: the threads stop as a SIGKILL would leave things
@@ -125,7 +132,7 @@ class Journal {
   private:
     struct Entry {
         Record record;
-        std::string dkey;  // dedup_key(source, key): its key in keys_
+        uint64_t khash = 0;  // Index::key_hash(source, key): its key in keys_
         uint64_t bytes = 0;
         bool failed = false;  // its sync failed: answered 503, never indexed
     };
@@ -143,7 +150,6 @@ class Journal {
     void say(const std::string& what) const;
     void wait_synced(uint64_t seq, uint64_t pass);
     void publish_synced(uint64_t upto, uint64_t pass);
-    static std::string dedup_key(std::string_view source, std::string_view key);
     Entry* entry_at(uint64_t seq);  // under mu_; nullptr when not held
 
     Options opt_;
@@ -155,10 +161,10 @@ class Journal {
     std::condition_variable index_cv_;  // indexer: synced records, unpaused, stopping
     std::condition_variable drained_cv_;
     std::deque<Entry> entries_;  // unindexed, in seq order; front is indexed_ + 1 or later
-    std::unordered_map<std::string, uint64_t> keys_;  // dedup key -> seq of its entry
-    std::string pending_;                             // encoded, not yet written
-    uint64_t pending_last_ = 0;                       // seq of the last record in pending_
-    uint64_t last_seq_ = 0;                           // the newest seq handed out
+    std::unordered_map<uint64_t, uint64_t> keys_;  // key hash -> seq of its entry
+    std::string pending_;                          // encoded, not yet written
+    uint64_t pending_last_ = 0;                    // seq of the last record in pending_
+    uint64_t last_seq_ = 0;                        // the newest seq handed out
     uint64_t indexed_ = 0;
     uint64_t settled_ = 0;  // indexed, and its segments deleted: what drain() waits for
     uint64_t backlog_bytes_ = 0;
