@@ -30,9 +30,41 @@ void GroupCommit::stop() {
     work_cv_.notify_all();
     space_cv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    // The writer returns only once nothing is queued, and nothing is queued
+    // after stopping_: this finds nothing. Were it otherwise, an insert left
+    // here would never be answered (its event loop would wait forever).
+    std::vector<Waiter*> left;
+    {
+        std::lock_guard lk(mu_);
+        for (; count_ > 0; --count_) {
+            left.push_back(ring_[head_]);
+            head_ = (head_ + 1) % limits_.max_queue;
+        }
+        depth_.store(0, std::memory_order_relaxed);
+        left.insert(left.end(), claims_.begin(), claims_.end());
+        claims_.clear();
+    }
+    for (Waiter* w : left) {
+        if (w->insert) w->insert->result = {InsertStatus::unavailable, {}, name_ + " is closing"};
+        if (w->claim) {
+            w->claim->failed = true;
+            w->claim->error = name_ + " is closing";
+        }
+        finish(w);
+    }
 }
 
 void GroupCommit::finish(Waiter* w) {
+    if (w->async) {
+        // Freed before the callback runs: once answered, the caller may
+        // drop the event it points to.
+        std::unique_ptr<AsyncWaiter> a(static_cast<AsyncWaiter*>(w));
+        IntakeWriter::InsertDone done = std::move(a->done_cb);
+        InsertResult result = std::move(a->item.result);
+        a.reset();
+        done(std::move(result));
+        return;
+    }
     // Under the waiter's own mutex: its caller can only see `done` and return
     // (destroying the Waiter) after we let go of it. A mutex per waiter, not
     // mu_: waking 64 callers while holding the queue's lock made each of them
@@ -60,6 +92,44 @@ InsertResult GroupCommit::insert(const NewEvent& e) noexcept {
     depth_.store(count_, std::memory_order_relaxed);
     enqueue_and_wait(w, lk);
     return std::move(item.result);
+}
+
+void GroupCommit::insert_async(const NewEvent& e, IntakeWriter::InsertDone done) noexcept {
+    std::unique_ptr<AsyncWaiter> w;
+    try {
+        w = std::make_unique<AsyncWaiter>();
+    } catch (const std::exception& ex) {
+        done({InsertStatus::unavailable, {}, name_ + ": " + ex.what()});
+        return;
+    }
+    w->async = true;
+    w->item.event = &e;
+    w->insert = &w->item;
+    w->done_cb = std::move(done);
+    bool closing = false;
+    {
+        std::lock_guard lk(mu_);
+        closing = stopping_;
+        if (!closing && count_ < limits_.max_queue) {
+            ring_[(head_ + count_) % limits_.max_queue] = w.release();
+            ++count_;
+            depth_.store(count_, std::memory_order_relaxed);
+            // Never led here: the caller is an event loop. The writer takes
+            // it; while someone holds the connection, that one wakes the
+            // writer when it lets go with work left (enqueue_and_wait), or
+            // is the writer and looks again before it sleeps (writer_loop).
+            if (!busy_) work_cv_.notify_one();
+            return;
+        }
+    }
+    // Refused at once, on the caller's thread, outside mu_.
+    if (closing)
+        w->done_cb({InsertStatus::unavailable, {}, name_ + " is closing"});
+    else
+        w->done_cb(
+            {InsertStatus::overloaded,
+             {},
+             "store insert queue is full (" + std::to_string(limits_.max_queue) + " waiting)"});
 }
 
 void GroupCommit::claim(Claim& c) noexcept {
@@ -184,8 +254,9 @@ void GroupCommit::writer_loop() {
                 wake = std::min(wake, std::chrono::steady_clock::now() + limits_.idle_period);
             if (wake == std::chrono::steady_clock::time_point::max()) {
                 // Whoever holds the connection (a leading caller) notifies
-                // when it lets go with work left; record(), insert(), claim()
-                // and run_on_writer() notify too.
+                // when it lets go with work left; record(), insert_async()
+                // and run_on_writer() notify too (insert() and claim() lead
+                // when nobody holds it).
                 work_cv_.wait(lk);
             } else if (work_cv_.wait_until(lk, wake) == std::cv_status::timeout &&
                        limits_.idle_period.count() > 0 && !busy_ && !ready()) {

@@ -12,7 +12,8 @@
 // write connection commits the queue itself (it leads the group commit, so no
 // thread has to be woken to start it); otherwise the writer thread does, after
 // the leader stops, and it runs the jobs (control-plane transactions) and the
-// engine's idle work (reconnecting a lost database).
+// engine's idle work (reconnecting a lost database). An insert_async() never
+// leads: its caller is an event loop, so it queues and wakes the writer.
 
 #include "store/Store.h"
 
@@ -89,6 +90,13 @@ class GroupCommit {
     void stop();
 
     InsertResult insert(const NewEvent& e) noexcept;
+    // As insert(), without waiting (IntakeWriter::insert_async): queued in
+    // the same queue with the same checks, committed by the writer thread
+    // (or a leading insert() that finds it queued), never on the caller's
+    // thread. `done` is called once, outside mu_: at once when overloaded or
+    // closing, else after the batch's listeners heard of it. Everything
+    // queued when stop() is called is answered before it returns.
+    void insert_async(const NewEvent& e, IntakeWriter::InsertDone done) noexcept;
     // Blocks until the claim's transaction committed or failed.
     void claim(Claim& c) noexcept;
     void record(std::vector<DeliveryUpdate> updates) noexcept;
@@ -106,9 +114,15 @@ class GroupCommit {
     struct Waiter {
         Insert* insert = nullptr;
         Claim* claim = nullptr;
+        bool async = false;  // an AsyncWaiter: finish() answers and frees it
         bool done = false;
         std::mutex m;
         std::condition_variable cv;
+    };
+    // An insert_async() on the heap: its insert, and whom to tell.
+    struct AsyncWaiter : Waiter {
+        Insert item;
+        IntakeWriter::InsertDone done_cb;
     };
     struct Job {
         std::function<void()> run;
@@ -122,6 +136,8 @@ class GroupCommit {
     bool work_queued() const;  // under mu_
     bool updates_due() const;  // under mu_
     void writer_loop();
+    // Answers w: wakes its caller, or calls an async waiter's callback and
+    // frees it. Outside mu_.
     static void finish(Waiter* w);
     // A batch whose transaction did not commit: every insert and claim in
     // it is answered with `error`.

@@ -61,6 +61,9 @@ class PgStore final : public Store, private GroupCommit::Committer {
     PgStore& operator=(const PgStore&) = delete;
 
     InsertResult insert(const NewEvent& e) noexcept override { return gc_->insert(e); }
+    void insert_async(const NewEvent& e, InsertDone done) noexcept override {
+        gc_->insert_async(e, std::move(done));
+    }
     bool writable() const noexcept override { return writable_.load(std::memory_order_relaxed); }
     size_t queue_depth() const noexcept override { return gc_->depth(); }
     uint64_t event_count() override;

@@ -872,22 +872,38 @@ int64_t SqliteStore::dedup_hash_of(std::string_view source, std::string_view key
     return static_cast<int64_t>(siphash24(hash_k0_, hash_k1_, buf, n));
 }
 
-InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
-    if (!journal_) return gc_->insert(e);
+std::optional<InsertResult> SqliteStore::refused_by_journal_path() const {
     // What commit() refuses for the direct path, refused before the journal
     // acknowledges anything: a database file deleted or replaced under the
     // host, a filesystem short of room, a failed last commit.
     if (!file_in_place())
-        return {
+        return InsertResult{
             InsertStatus::unavailable,
             {},
             "the database file " + path_ + " was deleted or replaced while the host had it open"};
     if (low_space_.load(std::memory_order_relaxed))
-        return {InsertStatus::unavailable,
-                {},
-                "the store's filesystem is below store.min_free_space: new deliveries are refused "
-                "until there is room"};
+        return InsertResult{
+            InsertStatus::unavailable,
+            {},
+            "the store's filesystem is below store.min_free_space: new deliveries are refused "
+            "until there is room"};
+    return std::nullopt;
+}
+
+InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
+    if (!journal_) return gc_->insert(e);
+    if (auto refused = refused_by_journal_path()) return std::move(*refused);
     return journal_->append(e);
+}
+
+void SqliteStore::insert_async(const NewEvent& e, InsertDone done) noexcept {
+    if (!journal_) {
+        gc_->insert_async(e, std::move(done));
+    } else if (auto refused = refused_by_journal_path()) {
+        done(std::move(*refused));
+    } else {
+        journal_->append_async(e, std::move(done));
+    }
 }
 
 void SqliteStore::flush() {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,12 +65,16 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
         : SqliteStore(config, max_queue, Tuning{}) {}
     // Finishes everything queued, stops the writer, closes the connections.
     // Like any object, it must outlive the calls into it: destroy it after
-    // every insert() has returned.
+    // every insert() has returned. insert_async() callbacks still waiting
+    // are called before it returns.
     ~SqliteStore() override;
     SqliteStore(const SqliteStore&) = delete;
     SqliteStore& operator=(const SqliteStore&) = delete;
 
     InsertResult insert(const NewEvent& e) noexcept override;
+    // Direct: queued for the writer (GroupCommit::insert_async). With the
+    // journal: answered by its syncer (journal::Journal::append_async).
+    void insert_async(const NewEvent& e, InsertDone done) noexcept override;
     // False after a failed commit, while the database file is not in place
     // (deleted or replaced under the host), and while its filesystem has
     // less than store.min_free_space left.
@@ -191,6 +196,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     dev_t file_dev_ = 0;  // the open database file, as opened
     ino_t file_ino_ = 0;
     bool file_in_place() const noexcept;
+    // insert() and insert_async() with the journal: why a new delivery is
+    // refused before the journal takes it (nullopt: it may go in).
+    std::optional<InsertResult> refused_by_journal_path() const;
     // Why new deliveries are refused for want of room ("" when there is
     // room): statvfs on the writer thread, again after 100 ms or once the
     // bodies stored since could have used an eighth of the reserve (the WAL

@@ -18,6 +18,10 @@ std::string default_store_owner() {
     return std::string(host) + ":" + std::to_string(::getpid()) + ":" + suffix;
 }
 
+void IntakeWriter::insert_async(const NewEvent& e, InsertDone done) noexcept {
+    done(insert(e));  // blocking: see Store.h
+}
+
 void Store::subscribe(CommitListener* listener) {
     std::lock_guard lk(listeners_mu_);
     listeners_.push_back(listener);

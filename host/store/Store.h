@@ -238,6 +238,22 @@ class IntakeWriter {
     // the first one's id (on every host sharing the store).
     virtual InsertResult insert(const NewEvent& e) noexcept = 0;
 
+    // The result of an insert started by insert_async(). Called exactly once:
+    // on a store thread, or inside insert_async() itself when the insert is
+    // refused at once (overloaded, closing). It must not block or call back
+    // into the store; it hands the result on (the event-loop intake posts it
+    // to its loop).
+    using InsertDone = std::function<void(InsertResult)>;
+    // As insert(), without waiting: the same checks, the same results, the
+    // same guarantees (`stored` only once the event's transaction committed
+    // and is durable, exactly one `stored` for concurrent copies), delivered
+    // to `done`. `e` and everything it points to (NewDelivery::plugin too)
+    // must stay valid until `done` is called. Never throws.
+    // The default (Store.cpp) is `done(insert(e))`: it blocks the caller for
+    // the whole insert, so an engine an event loop writes to overrides it
+    // (SqliteStore, PgStore do).
+    virtual void insert_async(const NewEvent& e, InsertDone done) noexcept;
+
     // For /readyz: false after a failed commit (or a lost database
     // connection), true again after the next successful one.
     virtual bool writable() const noexcept = 0;

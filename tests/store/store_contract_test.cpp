@@ -16,6 +16,8 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <stop_token>
 #include <thread>
@@ -165,6 +167,74 @@ TEST_CASE("contract: N concurrent inserts of one key store exactly one", "[store
         CHECK(ids.size() == 1);  // every duplicate names the stored one
     }
     CHECK(first->event_count() == 5);
+}
+
+TEST_CASE("contract: N concurrent async inserts of one key store exactly one, answered later",
+          "[store][contract]") {
+    Engine eng(ENGINES);
+    // On a shared engine the copies are split over two hosts (two stores).
+    auto first = eng.open(64, "host-a");
+    std::unique_ptr<Store> second = eng.shared() ? eng.open(64, "host-b") : nullptr;
+    constexpr int kCopies = 16;
+    // What one round's callbacks touch, theirs to keep: a failed REQUIRE
+    // leaves no callback pointing into a finished scope.
+    struct Round {
+        std::string key, body;
+        NewEvent event;  // points into key and body; outlives every callback
+        std::mutex mu;
+        std::vector<InsertResult> results = std::vector<InsertResult>(kCopies);
+        std::vector<int> calls = std::vector<int>(kCopies);
+        std::vector<std::thread::id> threads = std::vector<std::thread::id>(kCopies);
+        int answered = 0;
+    };
+    for (int round = 0; round < 3; ++round) {
+        auto r = std::make_shared<Round>();
+        r->key = "async-race-" + std::to_string(round);
+        r->body = R"({"round":)" + std::to_string(round) + "}";
+        r->event = event("clay", r->key, r->body);
+        // As an event loop issues them: one after the other from one thread,
+        // none waiting for the one before.
+        for (int i = 0; i < kCopies; ++i) {
+            Store& s = (second && i % 2) ? *second : *first;
+            s.insert_async(r->event, [r, i](InsertResult res) {
+                std::lock_guard lk(r->mu);
+                r->results[i] = std::move(res);
+                r->threads[i] = std::this_thread::get_id();
+                ++r->calls[i];
+                ++r->answered;
+            });
+        }
+        REQUIRE(test::wait_until(
+            [&] {
+                std::lock_guard lk(r->mu);
+                return r->answered == kCopies;
+            },
+            std::chrono::seconds(30)));
+        std::lock_guard lk(r->mu);
+        int stored = 0, dup = 0;
+        std::set<std::string> ids;
+        INFO(eng.name() << " round " << round);
+        for (int i = 0; i < kCopies; ++i) {
+            const InsertResult& res = r->results[i];
+            CHECK(r->calls[i] == 1);
+            if (res.status == InsertStatus::stored) {
+                ++stored;
+                // Committed and made durable on a store thread, not inside
+                // the call.
+                CHECK(r->threads[i] != std::this_thread::get_id());
+            }
+            if (res.status == InsertStatus::duplicate) ++dup;
+            ids.insert(res.id);
+        }
+        CHECK(stored == 1);
+        CHECK(dup == kCopies - 1);
+        REQUIRE(ids.size() == 1);  // every duplicate names the stored one
+        auto got = first->get(*ids.begin());
+        REQUIRE(got);
+        CHECK(got->key == r->key);
+        CHECK(got->body == r->body);
+    }
+    CHECK(first->event_count() == 3);
 }
 
 TEST_CASE("contract: concurrent distinct inserts are all stored and reported in batches",

@@ -104,6 +104,7 @@ Journal::~Journal() {
     }
     sync_cv_.notify_all();
     if (syncer_.joinable()) syncer_.join();
+    complete_async(true);
     index_cv_.notify_all();
     if (indexer_.joinable()) indexer_.join();
     if (spare_) spare_->stop();
@@ -189,6 +190,7 @@ void Journal::recover() {
         closed_.push_back(std::move(seg));
     }
     last_seq_ = last_seen;
+    taken_upto_ = last_seq_;
     synced_.store(last_seq_);
     recovered_ = entries_.size();
     remove_indexed_segments();
@@ -229,80 +231,175 @@ Journal::Entry* Journal::entry_at(uint64_t seq) {
     return it != entries_.end() && it->record.seq == seq ? &*it : nullptr;
 }
 
-InsertResult Journal::append(const NewEvent& e) noexcept {
-    try {
-        // The one hash of the delivery's key: memory and store are asked by it.
-        const uint64_t khash = index_.key_hash(e.source, e.idempotency_key);
-        // Everything that costs is done before the lock: the record, its
-        // encoding and most of its CRC. Under the lock: dedup, the seq, a copy.
-        Record r;
-        r.received_at_ms = e.received_at_ms;
-        {
-            std::lock_guard ik(ids_mu_);
-            r.id = ids_.next(wall_ms());
-        }
-        const std::string id = r.id;
-        r.source = e.source;
-        r.type = e.type;
-        r.key = e.idempotency_key;
-        r.deliveries.reserve(e.deliveries.size());
-        for (const NewDelivery& d : e.deliveries)
-            r.deliveries.push_back({std::string(d.plugin), d.order_key});
-        r.body = e.body;
-        std::string encoded;
-        encoded.reserve(kHeaderSize + 64 + r.body.size() + r.key.size());
-        if (!encode_unsealed(r, encoded))
-            return {InsertStatus::unavailable, {}, "the delivery is too large for the journal"};
+Journal::Admission Journal::admit(const NewEvent& e, IntakeWriter::InsertDone* async) {
+    Admission a;
+    // The one hash of the delivery's key: memory and store are asked by it.
+    const uint64_t khash = index_.key_hash(e.source, e.idempotency_key);
+    // Everything that costs is done before the lock: the record, its
+    // encoding and most of its CRC. Under the lock: dedup, the seq, a copy.
+    Record r;
+    r.received_at_ms = e.received_at_ms;
+    {
+        std::lock_guard ik(ids_mu_);
+        r.id = ids_.next(wall_ms());
+    }
+    std::string id = r.id;
+    r.source = e.source;
+    r.type = e.type;
+    r.key = e.idempotency_key;
+    r.deliveries.reserve(e.deliveries.size());
+    for (const NewDelivery& d : e.deliveries)
+        r.deliveries.push_back({std::string(d.plugin), d.order_key});
+    r.body = e.body;
+    std::string encoded;
+    encoded.reserve(kHeaderSize + 64 + r.body.size() + r.key.size());
+    if (!encode_unsealed(r, encoded)) {
+        a.result = {InsertStatus::unavailable, {}, "the delivery is too large for the journal"};
+        return a;
+    }
 
-        uint64_t seq = 0;
-        uint64_t pass = 0;
-        for (;;) {
-            // The store is asked outside the lock; records that left memory
-            // for the store meanwhile (the epoch moved) make us ask again.
-            const uint64_t epoch0 = epoch_.load(std::memory_order_acquire);
-            std::optional<std::string> stored =
-                index_.find_stored(e.source, e.idempotency_key, khash);
-            std::unique_lock lk(mu_);
-            if (stopping_) return {InsertStatus::unavailable, {}, "the journal is closing"};
-            if (auto it = keys_.find(khash); it != keys_.end()) {
-                // The same key, not merely the same hash.
-                Entry* en = entry_at(it->second);
-                if (en && en->record.source == e.source && en->record.key == e.idempotency_key)
-                    return {InsertStatus::duplicate, en->record.id, {}};
+    bool appended = false;
+    std::unique_lock lk(mu_, std::defer_lock);
+    for (;;) {
+        // The store is asked outside the lock; records that left memory
+        // for the store meanwhile (the epoch moved) make us ask again.
+        const uint64_t epoch0 = epoch_.load(std::memory_order_acquire);
+        std::optional<std::string> stored = index_.find_stored(e.source, e.idempotency_key, khash);
+        lk.lock();
+        if (stopping_) {
+            a.result = {InsertStatus::unavailable, {}, "the journal is closing"};
+            return a;
+        }
+        // Room for the callback first: once the record is in, nothing may fail.
+        if (async && async_.size() == async_.capacity())
+            async_.reserve(std::max<size_t>(64, 2 * async_.capacity()));
+        if (auto it = keys_.find(khash); it != keys_.end()) {
+            // The same key, not merely the same hash.
+            Entry* en = entry_at(it->second);
+            if (en && en->record.source == e.source && en->record.key == e.idempotency_key) {
+                a.result = {InsertStatus::duplicate, en->record.id, {}};
+                // Not synced yet: the copy is answered with the record's
+                // sync, as the record is. A 200 before it, and that sync
+                // failing, would lose the delivery (the sender of the copy,
+                // often the same one retrying, would not send it again).
+                if (en->record.seq > synced_.load(std::memory_order_acquire)) {
+                    a.seq = en->record.seq;
+                    a.pass = pass_of(a.seq);
+                }
+                break;
             }
-            if (stored) return {InsertStatus::duplicate, std::move(*stored), {}};
-            if (epoch_.load(std::memory_order_acquire) != epoch0) continue;
-            if (entries_.size() >= opt_.max_backlog || backlog_bytes_ >= opt_.max_backlog_bytes)
-                return {InsertStatus::overloaded,
+        }
+        if (stored) {
+            a.result = {InsertStatus::duplicate, std::move(*stored), {}};
+            return a;
+        }
+        if (epoch_.load(std::memory_order_acquire) != epoch0) {
+            lk.unlock();
+            continue;
+        }
+        if (entries_.size() >= opt_.max_backlog || backlog_bytes_ >= opt_.max_backlog_bytes) {
+            a.result = {InsertStatus::overloaded,
                         {},
                         "intake journal backlog is full (" + std::to_string(entries_.size()) +
                             " deliveries not yet indexed)"};
-            seq = last_seq_ + 1;
-            r.seq = seq;
-            seal(encoded.data(), seq);
-            pending_ += encoded;
-            last_seq_ = seq;
-            pending_last_ = seq;
-            pass = passes_ + 1;  // the syncer's next pass takes pending_
-            keys_.emplace(khash, seq);
-            backlog_bytes_ += encoded.size();
-            entries_.push_back(Entry{std::move(r), khash, encoded.size(), false});
-            ++appended_;
-            break;
+            return a;
         }
-        sync_cv_.notify_one();
-        wait_synced(seq, pass);
+        const uint64_t seq = last_seq_ + 1;
+        r.seq = seq;
+        seal(encoded.data(), seq);
+        pending_ += encoded;
+        last_seq_ = seq;
+        pending_last_ = seq;
+        keys_.emplace(khash, seq);
+        backlog_bytes_ += encoded.size();
+        entries_.push_back(Entry{std::move(r), khash, encoded.size(), false});
+        ++appended_;
+        appended = true;
+        a.result = {InsertStatus::stored, std::move(id), {}};
+        a.seq = seq;
+        a.pass = passes_ + 1;  // the syncer's next pass takes pending_
+        break;
+    }
+    if (a.seq != 0 && async) {
+        // Reserved above: neither the move nor the push can throw.
+        async_.push_back(AsyncAppend{a.seq, std::move(*async), std::move(a.result)});
+        a.registered = true;
+    }
+    lk.unlock();
+    if (appended) sync_cv_.notify_one();
+    return a;
+}
+
+uint64_t Journal::pass_of(uint64_t seq) const {
+    // The syncer publishes a pass before it takes the next, so a seq not
+    // synced yet is in the pass being written or in pending_ (the next one).
+    return seq <= taken_upto_ ? passes_ : passes_ + 1;
+}
+
+bool Journal::sync_failed(uint64_t seq) const {
+    for (const auto& [first, last] : failed_)
+        if (seq >= first && seq <= last) return true;
+    return false;
+}
+
+InsertResult Journal::write_failed() {
+    return {InsertStatus::unavailable, {}, "the intake journal could not be written"};
+}
+
+InsertResult Journal::append(const NewEvent& e) noexcept {
+    try {
+        Admission a = admit(e, nullptr);
+        if (a.seq == 0) return std::move(a.result);
+        wait_synced(a.seq, a.pass);
         if (failures_.load(std::memory_order_acquire) != 0) {
             std::lock_guard lk(mu_);
-            for (const auto& [first, last] : failed_)
-                if (seq >= first && seq <= last)
-                    return {
-                        InsertStatus::unavailable, {}, "the intake journal could not be written"};
+            if (sync_failed(a.seq)) return write_failed();
         }
-        return {InsertStatus::stored, std::move(id), {}};
+        return std::move(a.result);
     } catch (const std::exception& ex) {
         return {InsertStatus::unavailable, {}, std::string("intake journal: ") + ex.what()};
     }
+}
+
+void Journal::append_async(const NewEvent& e, IntakeWriter::InsertDone done) noexcept {
+    InsertResult now;
+    try {
+        Admission a = admit(e, &done);
+        if (a.registered) return;  // the syncer answers it
+        now = std::move(a.result);
+    } catch (const std::exception& ex) {
+        now = {InsertStatus::unavailable, {}, std::string("intake journal: ") + ex.what()};
+    }
+    done(std::move(now));
+}
+
+void Journal::complete_async(bool closing) {
+    std::vector<AsyncAppend> ready;
+    {
+        std::lock_guard lk(mu_);
+        if (async_.empty()) return;
+        const uint64_t synced = synced_.load(std::memory_order_acquire);
+        ready.reserve(async_.size());
+        // In place: async_ keeps its room for the next appends.
+        auto keep = async_.begin();
+        for (auto it = async_.begin(); it != async_.end(); ++it) {
+            if (it->seq <= synced) {
+                if (sync_failed(it->seq)) it->result = write_failed();
+            } else if (closing) {
+                // Never happens (the syncer writes everything appended
+                // before it stops), but an answer is owed all the same.
+                it->result = {InsertStatus::unavailable, {}, "the journal is closing"};
+            } else {
+                if (keep != it) *keep = std::move(*it);
+                ++keep;
+                continue;
+            }
+            ready.push_back(std::move(*it));
+        }
+        async_.erase(keep, async_.end());
+    }
+    for (AsyncAppend& w : ready)
+        w.done(std::move(w.result));
 }
 
 void Journal::syncer_loop() {
@@ -315,6 +412,7 @@ void Journal::syncer_loop() {
         const uint64_t upto = pending_last_;
         const uint64_t first = synced_.load() + 1;
         const uint64_t pass = ++passes_;
+        taken_upto_ = upto;
         if (abandoned_) {
             // As a kill leaves it: these were never written.
             pending_.clear();
@@ -390,8 +488,11 @@ void Journal::syncer_loop() {
         // new appends are not held up by the wake-ups.
         publish_synced(upto, pass);
         index_cv_.notify_one();
+        complete_async(false);
         lk.lock();
     }
+    lk.unlock();
+    complete_async(false);  // an abandoned pass's
 }
 
 void Journal::indexer_loop() {
@@ -592,6 +693,7 @@ void Journal::abandon() {
     index_cv_.notify_all();
     if (syncer_.joinable()) syncer_.join();
     if (indexer_.joinable()) indexer_.join();
+    complete_async(true);
 }
 
 }  // namespace clayhook::journal

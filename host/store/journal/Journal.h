@@ -92,6 +92,15 @@ class Journal {
     // new id, duplicate with the earlier id, overloaded while the backlog is
     // full, unavailable when the segment could not be written or synced.
     InsertResult append(const NewEvent& e) noexcept;
+    // As append(), without waiting for the sync: `done` gets exactly what
+    // append() would have returned. At once (inside the call) when that is
+    // known at once (a duplicate of a synced record, overloaded, closing,
+    // too large); else on the syncer thread, after the pass that decides it
+    // (the record's own, or for a duplicate the pass of the record it
+    // copies). Never under the journal's locks. The destructor and abandon()
+    // answer every registered one: stored when its sync covered it, else
+    // unavailable.
+    void append_async(const NewEvent& e, IntakeWriter::InsertDone done) noexcept;
 
     // Waits until everything appended before the call is indexed (or the
     // indexer cannot make progress for `timeout`). False on timeout.
@@ -141,6 +150,21 @@ class Journal {
         uint64_t last_seq = 0;  // 0: holds no record
         uint64_t size = 0;
     };
+    // What admit() decided for one append.
+    struct Admission {
+        // The answer, final when seq is 0; else the answer once the sync of
+        // record `seq` succeeded (a failed one makes it unavailable).
+        InsertResult result;
+        uint64_t seq = 0;
+        uint64_t pass = 0;        // the sync pass that covers seq
+        bool registered = false;  // the async callback waits in async_ for seq
+    };
+    // An append_async() waiting for the sync pass that decides it.
+    struct AsyncAppend {
+        uint64_t seq = 0;
+        IntakeWriter::InsertDone done;
+        InsertResult result;  // the answer when seq's sync succeeds
+    };
 
     void recover();
     void open_segment(uint64_t first_seq);  // under nothing: syncer or constructor
@@ -148,6 +172,18 @@ class Journal {
     void indexer_loop();
     void remove_indexed_segments();
     void say(const std::string& what) const;
+    // append()'s and append_async()'s common part: dedup, backlog limits, a
+    // seq, the record into pending_. With `async`, a pending answer's
+    // callback is moved into async_ (under mu_, so the syncer cannot miss it).
+    Admission admit(const NewEvent& e, IntakeWriter::InsertDone* async);
+    // The sync pass that writes `seq` (not synced yet). Under mu_.
+    uint64_t pass_of(uint64_t seq) const;
+    // Under mu_: true when seq's sync failed.
+    bool sync_failed(uint64_t seq) const;
+    static InsertResult write_failed();
+    // Calls the async_ callbacks whose seq is synced (all of them with
+    // `closing`: those not synced get unavailable), outside mu_.
+    void complete_async(bool closing);
     void wait_synced(uint64_t seq, uint64_t pass);
     void publish_synced(uint64_t upto, uint64_t pass);
     Entry* entry_at(uint64_t seq);  // under mu_; nullptr when not held
@@ -177,8 +213,10 @@ class Journal {
     std::atomic<uint64_t> synced_{0};             // every seq up to here has its outcome
     std::atomic<uint32_t> sync_gen_[2] = {0, 0};  // futex words, by pass parity
     static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
-    uint64_t passes_ = 0;  // sync passes started (under mu_)
-    std::mutex ids_mu_;    // ids_
+    uint64_t passes_ = 0;             // sync passes started (under mu_)
+    uint64_t taken_upto_ = 0;         // the last seq the latest pass took (under mu_)
+    std::vector<AsyncAppend> async_;  // append_async() answers waiting for a sync (under mu_)
+    std::mutex ids_mu_;               // ids_
 
     // The syncer's own (the constructor's before it starts); closed is read
     // by the indexer under segments_mu_.
