@@ -38,10 +38,16 @@ struct TlsConfig {
     bool operator==(const TlsConfig&) const = default;
 };
 
+// Which HTTP server runs the intake: event loops (epoll, a few threads), or a
+// thread per connection (the one that serves TLS). auto: events without TLS.
+enum class ListenerServer { automatic, events, threads };
+
 struct ListenerConfig {
     std::string address = "0.0.0.0";
     uint16_t port = 8080;
-    int threads = 64;
+    ListenerServer server = ListenerServer::automatic;
+    int loops = 0;     // events: event-loop threads; 0: one per CPU
+    int threads = 64;  // threads: the connection pool
     int max_connections = 1024;
     int max_queued = 256;
     int max_connections_per_peer = 32;  // 0: no cap
@@ -53,6 +59,12 @@ struct ListenerConfig {
     std::chrono::milliseconds idle_timeout{15'000};    // between keep-alive requests
     TlsConfig tls;
     bool operator==(const ListenerConfig&) const = default;
+
+    // The server in force: auto is events without TLS, threads with it.
+    bool event_loops() const {
+        return server == ListenerServer::events ||
+               (server == ListenerServer::automatic && !tls.enabled());
+    }
 };
 
 struct AdminConfig {

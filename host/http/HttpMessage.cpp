@@ -88,4 +88,25 @@ std::string serialize(const HttpReply& r, ReplyFraming f) {
     return out;
 }
 
+ReplyFraming reply_framing(const HttpRequest* req, bool close) {
+    ReplyFraming f;
+    f.close = close;
+    f.announce_keep_alive = !close && req != nullptr && req->minor_version == 0;
+    f.head = req != nullptr && req->method == "HEAD";
+    return f;
+}
+
+std::string json_error(std::string_view why) {
+    std::string out = R"({"error":")";
+    for (char c : why)
+        if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) out += c;
+    return out + "\"}";
+}
+
+std::string busy_answer(const std::string& json_body) {
+    HttpReply r(503, json_body);
+    r.set("Retry-After", "1");
+    return serialize(r, ReplyFraming{true, false, false});
+}
+
 }  // namespace clayhook

@@ -58,4 +58,15 @@ struct ReplyFraming {
 // Content-Length, the extra fields, the Connection field, the body.
 std::string serialize(const HttpReply& response, ReplyFraming framing);
 
+// The framing of an answer to `request` (null: before any request was read):
+// keep-alive announced to an HTTP/1.0 client kept open, no body for HEAD.
+ReplyFraming reply_framing(const HttpRequest* request, bool close);
+
+// {"error":"<why>"}, with quotes, backslashes and control bytes dropped from
+// `why` (a parser's reason: never a header value).
+std::string json_error(std::string_view why);
+
+// The bare 503 a connection refused at accept gets: Retry-After: 1, closed.
+std::string busy_answer(const std::string& json_body);
+
 }  // namespace clayhook

@@ -1,6 +1,7 @@
 #include "http/HttpServer.h"
 
 #include "http/PeerLimiter.h"
+#include "http/ServerCounters.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 
@@ -38,6 +39,7 @@ HttpServerOptions intake_http_options(const ListenerConfig& l) {
     o.port = l.port;
     o.tls = l.tls;
     o.threads = l.threads;
+    o.loops = l.loops;
     o.max_queued = l.max_queued;
     o.max_connections = l.max_connections;
     o.max_connections_per_peer = l.max_connections_per_peer;
@@ -88,13 +90,7 @@ struct HttpServer::Core {
     std::atomic<bool> stopping{false};
     std::atomic<int> in_flight{0};
     std::atomic<const Poco::Net::TCPServer*> server{nullptr};
-
-    MetricValue& refused_limit;
-    MetricValue& refused_peer;
-    MetricValue& timeout_header;
-    MetricValue& timeout_body;
-    MetricValue& timeout_idle;
-    MetricValue& incomplete;
+    ServerCounters counters;
 
     std::mutex mu;
     std::unordered_set<Watch*> watches;
@@ -102,30 +98,13 @@ struct HttpServer::Core {
     bool watchdog_stop = false;
     std::thread watchdog;
 
-    std::string metric(const char* suffix) const { return "clayhook_" + opts.name + "_" + suffix; }
-
     Core(HttpServerOptions o, HttpService& s, Logger& l, Metrics& m)
         : opts(std::move(o)),
           service(s),
           log(l),
           metrics(m),
           peers(opts.max_connections_per_peer),
-          refused_limit(
-              m.counter(metric("connections_refused_total"), "reason=\"max_connections\"")),
-          refused_peer(m.counter(metric("connections_refused_total"), "reason=\"per_peer\"")),
-          timeout_header(m.counter(metric("connections_timed_out_total"), "phase=\"header\"")),
-          timeout_body(m.counter(metric("connections_timed_out_total"), "phase=\"body\"")),
-          timeout_idle(m.counter(metric("connections_timed_out_total"), "phase=\"idle\"")),
-          incomplete(m.counter(metric("incomplete_requests_total"))) {
-        m.set_help(metric("connections_refused_total"),
-                   "Connections answered 503 and closed at accept, by reason.");
-        m.set_help(metric("connections_timed_out_total"),
-                   "Connections closed unanswered because a deadline passed, by phase.");
-        m.set_help(metric("incomplete_requests_total"),
-                   "Requests whose body ended (the peer closed) before it was whole.");
-        m.set_help(metric("bad_requests_total"),
-                   "Requests refused for their framing or head, by status.");
-    }
+          counters(m, opts.name) {}
 
     void add(Watch* w) {
         std::lock_guard lk(mu);
@@ -248,16 +227,8 @@ class Connection : public Poco::Net::TCPServerConnection {
         }
     }
 
-    // The framing of an answer to `req` (null: before any request was read).
-    static ReplyFraming framing(const HttpRequest* req, bool close) {
-        ReplyFraming f;
-        f.close = close;
-        f.announce_keep_alive = !close && req != nullptr && req->minor_version == 0;
-        f.head = req != nullptr && req->method == "HEAD";
-        return f;
-    }
     void answer(const HttpReply& r, bool close, const HttpRequest* req = nullptr) {
-        write(serialize(r, framing(req, close)));
+        write(serialize(r, reply_framing(req, close)));
     }
 
     // More of a body. False when the connection is done for: the deadline
@@ -268,10 +239,10 @@ class Connection : public Poco::Net::TCPServerConnection {
             case Read::ok:
                 return true;
             case Read::timeout:
-                core_->timeout_body.add(1);
+                core_->counters.timeout_body.add(1);
                 return false;
             case Read::eof:
-                core_->incomplete.add(1);
+                core_->counters.incomplete.add(1);
                 answer(HttpReply(400, R"({"error":"incomplete body"})"), true);
                 return false;
         }
@@ -297,20 +268,11 @@ class Connection : public Poco::Net::TCPServerConnection {
     }
 
     void refuse(int status, const std::string& why) {
-        core_->metrics.counter_add(core_->metric("bad_requests_total"),
-                                   "status=\"" + std::to_string(status) + "\"", 1);
+        core_->counters.bad_request(status);
         core_->log.warn(core_->opts.name, "request refused",
                         {{"status", std::to_string(status)}, {"reason", why}, {"remote", peer_}});
-        HttpReply r(status, R"({"error":)" + json_reason(why) + "}");
-        answer(r, true);
+        answer(HttpReply(status, json_error(why)), true);
         linger_close();
-    }
-
-    static std::string json_reason(const std::string& why) {
-        std::string out = "\"";
-        for (char c : why)
-            if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) out += c;
-        return out + "\"";
     }
 
     void serve() {
@@ -328,7 +290,8 @@ class Connection : public Poco::Net::TCPServerConnection {
                 watch_.idle = false;
                 if (r != Read::ok) {
                     if (r == Read::timeout)
-                        (first ? core_->timeout_header : core_->timeout_idle).add(1);
+                        (first ? core_->counters.timeout_header : core_->counters.timeout_idle)
+                            .add(1);
                     return;
                 }
                 if (!first) head_deadline = Clock::now() + o.header_timeout;
@@ -345,7 +308,7 @@ class Connection : public Poco::Net::TCPServerConnection {
             while (hp.state == HeadParse::State::incomplete) {
                 const size_t before = buf_.size();
                 Read r = read_more(head_deadline);
-                if (r == Read::timeout) core_->timeout_header.add(1);
+                if (r == Read::timeout) core_->counters.timeout_header.add(1);
                 if (r != Read::ok) return;
                 if (buf_.find('\n', before) != std::string::npos ||
                     buf_.size() > o.head.max_head_bytes)
@@ -424,7 +387,7 @@ class Connection : public Poco::Net::TCPServerConnection {
                 resp = HttpReply(500, R"({"error":"internal error"})");
             }
             bool keep = keep_alive(head, resp);
-            if (!write(serialize(resp, framing(&req, !keep))) || !keep) {
+            if (!write(serialize(resp, reply_framing(&req, !keep))) || !keep) {
                 try {
                     socket().shutdownSend();
                 } catch (const Poco::Exception&) {
@@ -472,7 +435,7 @@ class AcceptFilter : public Poco::Net::TCPServerConnectionFilter {
         int limit = std::min(o.max_connections, o.threads + o.max_queued);
         if (server != nullptr &&
             server->currentConnections() + server->queuedConnections() >= limit) {
-            core_->refused_limit.add(1);
+            core_->counters.refused_limit.add(1);
             busy(socket, R"({"error":"too many connections"})");
             return false;
         }
@@ -483,7 +446,7 @@ class AcceptFilter : public Poco::Net::TCPServerConnectionFilter {
             return false;  // already gone
         }
         if (!core_->peers.acquire(socket.impl()->sockfd(), peer)) {
-            core_->refused_peer.add(1);
+            core_->counters.refused_peer.add(1);
             busy(socket, R"({"error":"too many connections from this address"})");
             return false;
         }
@@ -495,9 +458,7 @@ class AcceptFilter : public Poco::Net::TCPServerConnectionFilter {
         // With TLS the first write would run the handshake, blocking the
         // acceptor on a client that never sends one: close unanswered.
         if (core_->opts.tls.enabled()) return;
-        HttpReply r(503, body);
-        r.set("Retry-After", "1");
-        std::string bytes = serialize(r, ReplyFraming{true, false, false});
+        std::string bytes = busy_answer(body);
         try {
             // A fresh socket's send buffer is empty: this never blocks the acceptor.
             Poco::Net::StreamSocket s(socket);

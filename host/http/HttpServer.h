@@ -24,6 +24,7 @@
 
 #include "config/Config.h"
 #include "http/HttpMessage.h"
+#include "http/Listener.h"
 #include "http/RequestParser.h"
 
 #include <Poco/Net/TCPServer.h>
@@ -31,6 +32,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,7 +47,8 @@ struct HttpServerOptions {
     std::string address = "127.0.0.1";
     uint16_t port = 0;
     TlsConfig tls;
-    int threads = 64;
+    int threads = 64;  // HttpServer: connections served at once
+    int loops = 0;     // EventServer: event loops (threads); 0: one per CPU
     int max_queued = 256;
     int max_connections = 1024;
     int max_connections_per_peer = 0;  // 0: no cap
@@ -86,28 +89,36 @@ class HttpService {
     // The whole request, its body complete.
     virtual HttpReply handle(const HttpRequest& request, std::string body,
                              const std::shared_ptr<const void>& context) = 0;
+
+    // Hands the answer back: called exactly once, from any thread, possibly
+    // before handle_async() returns.
+    using Respond = std::function<void(HttpReply)>;
+    // handle() for a server whose thread must not wait (EventServer): what
+    // would block (the store's commit) goes on elsewhere, and `respond` is
+    // called once the answer is known. `request` is valid only until this
+    // returns. The default answers with handle(), on the calling thread.
+    virtual void handle_async(const HttpRequest& request, std::string body,
+                              const std::shared_ptr<const void>& context, Respond respond) {
+        respond(handle(request, std::move(body), context));
+    }
 };
 
-class HttpServer {
+class HttpServer final : public Listener {
   public:
     // `service`, `log` and `metrics` must outlive the server.
     HttpServer(HttpServerOptions options, HttpService& service, Logger& log, Metrics& metrics);
-    ~HttpServer();
+    ~HttpServer() override;
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
 
     // Binds (without SO_REUSEPORT: a second host on the port fails instead
     // of splitting the traffic) and starts accepting. Throws when it cannot.
-    void start();
-    // Stops accepting; requests in flight finish and are answered (up to
-    // `drain`), with `Connection: close`; idle connections are closed at
-    // once, the rest when `drain` ends. Waits for every connection's thread.
-    void stop(std::chrono::milliseconds drain);
-    uint16_t port() const;
-    // The address a local client reaches the listener at: the bound one, or
-    // loopback for a wildcard (0.0.0.0, ::). Empty before start().
-    std::string local_host() const;
-    bool stopping() const;
+    void start() override;
+    // Listener::stop; waits for every connection's thread.
+    void stop(std::chrono::milliseconds drain) override;
+    uint16_t port() const override;
+    std::string local_host() const override;
+    bool stopping() const override;
 
     struct Core;  // shared with the connections; defined in the .cpp
 
