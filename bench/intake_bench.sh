@@ -14,7 +14,8 @@
 # plugin, intake alone), BENCH_JOURNAL (the older knob: when BENCH_ENGINES is
 # unset, true measures sqlite-journal alone and false sqlite alone),
 # BENCH_PERF (a folder: perf record of each server's measured run, and the
-# top of its report, named after the line), BUILD (default build).
+# top of its report, named after the line), BENCH_SERVER (listener.server:
+# events, threads or auto, the default), BUILD (default build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_RUN=${1:-10}
@@ -134,8 +135,8 @@ for e in "${engines[@]}"; do
 done
 pg_stop
 
-printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durable=%s, sink=%s, %s cores\n' \
-  "$SECONDS_RUN" "$CONNS" "$bytes" "$DURABLE" "$SINK" "$(nproc)"
+printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durable=%s, sink=%s, server=%s, %s cores\n' \
+  "$SECONDS_RUN" "$CONNS" "$bytes" "$DURABLE" "$SINK" "${BENCH_SERVER:-auto}" "$(nproc)"
 [ "$use_pg" = false ] ||
   printf 'postgres: PostgreSQL %s on loopback (fsync=on, synchronous_commit=on, shared_buffers=128MB), postgres_pool=%s\n' \
     "$pg_version" "$PG_POOL"

@@ -67,7 +67,8 @@ wait_for() {
 }
 
 # intake_config FILE STORE_YAML SINK_FILE: writes the config the intake
-# benchmarks drive: the listener opened wide (64 threads, no per-peer cap),
+# benchmarks drive: the listener opened wide (64 threads, no per-peer cap;
+# the server BENCH_SERVER names: events, threads, or auto, the default),
 # one hmac-sha256 source with the secret from BENCH_SECRET, the store line
 # given (a YAML flow mapping), and, when SINK_FILE is not empty, the
 # jsonl-sink plugin writing there.
@@ -76,7 +77,7 @@ intake_config() {
   cat >"$file" <<YAML
 admin: {enabled: false}
 log: {level: info}   # per-request lines are only for rejects
-listener: {address: 127.0.0.1, port: 0, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
+listener: {address: 127.0.0.1, port: 0, server: ${BENCH_SERVER:-auto}, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
 store: $store
 dispatch: {lease: 30s, poll_interval: 1s}
 sources:

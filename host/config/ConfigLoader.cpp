@@ -355,11 +355,17 @@ class Loader {
     }
 
     void load_listener(const Node& n, ListenerConfig& l) {
-        n.expect_map({"address", "port", "threads", "max_connections", "max_queued",
-                      "max_connections_per_peer", "keep_alive", "read_timeout", "header_timeout",
-                      "body_timeout", "body_min_rate", "idle_timeout", "tls"});
+        n.expect_map({"address", "port", "server", "loops", "threads", "max_connections",
+                      "max_queued", "max_connections_per_peer", "keep_alive", "read_timeout",
+                      "header_timeout", "body_timeout", "body_min_rate", "idle_timeout", "tls"});
         if (n.has("address")) l.address = n.child("address").non_empty_str();
         if (n.has("port")) l.port = static_cast<uint16_t>(n.child("port").integer(0, 65535));
+        if (n.has("server"))
+            l.server =
+                n.child("server").choice<ListenerServer>({{"auto", ListenerServer::automatic},
+                                                          {"events", ListenerServer::events},
+                                                          {"threads", ListenerServer::threads}});
+        if (n.has("loops")) l.loops = static_cast<int>(n.child("loops").integer(0, 64));
         if (n.has("threads")) l.threads = static_cast<int>(n.child("threads").integer(1, 1024));
         if (n.has("max_connections"))
             l.max_connections = static_cast<int>(n.child("max_connections").integer(1, 1'000'000));
@@ -384,6 +390,10 @@ class Loader {
             t.expect_map({"cert_file", "key_file"});
             l.tls.cert_file = path_value(t.required("cert_file"));
             l.tls.key_file = path_value(t.required("key_file"));
+            if (l.server == ListenerServer::events)
+                n.child("server").fail(
+                    "the event-loop server does not serve TLS: use server: threads (or auto) "
+                    "with tls, or terminate TLS in front of the host");
         }
     }
 

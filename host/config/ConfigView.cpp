@@ -58,6 +58,8 @@ json::Value config_view(const Config& c) {
     Value listener = Value::object()
                          .set("address", c.listener.address)
                          .set("port", c.listener.port)
+                         .set("server", c.listener.event_loops() ? "events" : "threads")
+                         .set("loops", c.listener.loops)
                          .set("threads", c.listener.threads)
                          .set("max_connections", c.listener.max_connections)
                          .set("max_connections_per_peer", c.listener.max_connections_per_peer)

@@ -1,5 +1,6 @@
 #include "http/IntakeServer.h"
 
+#include "http/EventServer.h"
 #include "http/HttpServer.h"
 #include "intake/JsonFields.h"
 #include "log/Logger.h"
@@ -9,9 +10,15 @@
 #include "text/Text.h"
 #include "util/Clock.h"
 
+#include <pthread.h>
+
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <optional>
 #include <span>
+#include <thread>
 #include <vector>
 
 namespace clayhook {
@@ -121,7 +128,17 @@ class IntakeService final : public HttpService, public CommitListener {
           batch_(&metrics.histogram("clayhook_store_commit_batch_size", "",
                                     {1, 2, 4, 8, 16, 32, 64, 128, 256, 512})) {}
 
-    void attach(const HttpServer* http) { http_ = http; }
+    // Answers the /metrics requests still queued, then ends the thread.
+    ~IntakeService() override {
+        {
+            std::lock_guard lk(scrape_mu_);
+            scrape_stop_ = true;
+        }
+        scrape_cv_.notify_all();
+        if (scraper_.joinable()) scraper_.join();
+    }
+
+    void attach(const Listener* http) { http_ = http; }
 
     // CommitListener: the commit-batch-size histogram.
     void committed(size_t batch_size, std::vector<DeliveryRef>&) noexcept override {
@@ -138,9 +155,17 @@ class IntakeService final : public HttpService, public CommitListener {
 
     Admission admit(const HttpRequest& req, BodyFraming, uint64_t content_length) override {
         const std::string& path = req.path;
-        if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+        if (path == "/healthz" || path == "/readyz") {
             Admission a;
             a.answer = health(path);
+            return a;
+        }
+        if (path == "/metrics") {
+            // Rendered in handle(): it asks the store for its size (a
+            // database round trip with PostgreSQL), which an event loop
+            // must not wait for.
+            Admission a;
+            a.context = scrape_marker();
             return a;
         }
         // One snapshot for the whole request: a reload swapping the sources
@@ -149,13 +174,13 @@ class IntakeService final : public HttpService, public CommitListener {
         auto route = gen->sources.find(path);
         Admission a;
         if (route == gen->sources.end()) {
-            a.answer = reject(req, "", 404, "not_found", R"({"error":"not found"})",
+            a.answer = reject(req.peer, "", 404, "not_found", R"({"error":"not found"})",
                               "no source at " + terminal_safe(path));
             return a;
         }
         const SourceRuntime& src = *route->second.runtime;
         if (req.method != "POST") {
-            a.answer = reject(req, src.config.name, 405, "bad_method",
+            a.answer = reject(req.peer, src.config.name, 405, "bad_method",
                               R"({"error":"method not allowed"})", "method " + req.method);
             a.answer->set("Allow", "POST");
             return a;
@@ -165,7 +190,7 @@ class IntakeService final : public HttpService, public CommitListener {
         const uint64_t cap = src.config.max_body_bytes;
         if (content_length > cap) {
             a.answer =
-                reject(req, src.config.name, 413, "too_large", R"({"error":"body too large"})",
+                reject(req.peer, src.config.name, 413, "too_large", R"({"error":"body too large"})",
                        "content-length " + std::to_string(content_length));
             return a;
         }
@@ -180,27 +205,93 @@ class IntakeService final : public HttpService, public CommitListener {
         auto route = gen->sources.find(req.path);
         std::string name = route == gen->sources.end() ? "" : route->second.runtime->config.name;
         // Chunked (or lying) sender: cut off at the cap.
-        return reject(req, name, 413, "too_large", R"({"error":"body too large"})",
+        return reject(req.peer, name, 413, "too_large", R"({"error":"body too large"})",
                       "body past " + std::to_string(max_body) + " bytes");
     }
 
     HttpReply handle(const HttpRequest& req, std::string body,
                      const std::shared_ptr<const void>& context) override {
         if (!context) return json_answer(404, R"({"error":"not found"})");
+        if (context == scrape_marker()) return health("/metrics");
         const auto& r = *static_cast<const SourceRequest*>(context.get());
-        const SourceRuntime& src = *r.src;
-        struct Timer {  // observes the latency of every answer, whatever it was
-            const SourceRuntime& s;
-            std::chrono::steady_clock::time_point t0;
-            ~Timer() {
-                s.latency->observe(
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        Pending p(r, req.peer, std::move(body));
+        try {
+            if (auto refused = prepare(req, p)) return answered(p, std::move(*refused));
+            return answered(p, outcome(p, store_.insert(p.event)));
+        } catch (...) {
+            answered(p, {});  // the latency of a failed request counts too
+            throw;
+        }
+    }
+
+    // The event loop's way: verified and classified here, on the loop; the
+    // answer once the store has committed (or refused) the delivery.
+    void handle_async(const HttpRequest& req, std::string body,
+                      const std::shared_ptr<const void>& context, Respond respond) override {
+        if (!context) return respond(json_answer(404, R"({"error":"not found"})"));
+        if (context == scrape_marker()) return scrape(std::move(respond));
+        const auto& r = *static_cast<const SourceRequest*>(context.get());
+        auto p = std::make_shared<Pending>(r, req.peer, std::move(body));
+        if (auto refused = prepare(req, *p)) return respond(answered(*p, std::move(*refused)));
+        // `p` keeps the event's bytes and the routes (plugin names) alive
+        // until the store is done with them. On the store's thread: the
+        // answer is owed whatever happens, or the connection would wait for
+        // ever (and the server's stop() with it).
+        store_.insert_async(p->event, [this, p, respond = std::move(respond)](InsertResult res) {
+            HttpReply reply;
+            try {
+                reply = outcome(*p, res);
+            } catch (...) {
+                reply = HttpReply(500, R"({"error":"internal error"})");
             }
-        } timer{src, r.started};
-        return deliver(req, src, *r.plan, *r.gen, body);
+            respond(answered(*p, std::move(reply)));
+        });
     }
 
   private:
+    // The context that marks a /metrics request.
+    static const std::shared_ptr<const void>& scrape_marker() {
+        static const std::shared_ptr<const void> marker = std::make_shared<int>(0);
+        return marker;
+    }
+
+    // /metrics for the event loop: rendered on a thread of its own, one
+    // scrape at a time; past a few waiting, 503 at once.
+    void scrape(Respond respond) {
+        static constexpr size_t kMaxWaiting = 8;
+        {
+            std::lock_guard lk(scrape_mu_);
+            if (!scrape_stop_ && scrapes_.size() < kMaxWaiting) {
+                scrapes_.push_back(std::move(respond));
+                if (!scraper_.joinable()) scraper_ = std::thread([this] { scrape_loop(); });
+                scrape_cv_.notify_one();
+                return;
+            }
+        }
+        HttpReply busy(503, R"({"error":"too many metrics requests"})");
+        busy.set("Retry-After", "1");
+        respond(std::move(busy));
+    }
+    void scrape_loop() {
+        pthread_setname_np(pthread_self(), "intake-metrics");
+        std::unique_lock lk(scrape_mu_);
+        for (;;) {
+            scrape_cv_.wait(lk, [&] { return scrape_stop_ || !scrapes_.empty(); });
+            if (scrapes_.empty()) return;  // stopping, nothing owed
+            Respond r = std::move(scrapes_.front());
+            scrapes_.pop_front();
+            lk.unlock();
+            HttpReply reply;
+            try {
+                reply = health("/metrics");
+            } catch (...) {
+                reply = HttpReply(500, R"({"error":"internal error"})");
+            }
+            r(std::move(reply));
+            lk.lock();
+        }
+    }
+
     HttpReply health(const std::string& path) {
         if (path == "/healthz") return HttpReply(200, "ok\n", "text/plain");
         if (path == "/readyz") {
@@ -246,19 +337,50 @@ class IntakeService final : public HttpService, public CommitListener {
                              1);
     }
 
-    HttpReply reject(const HttpRequest& req, const std::string& source, int status,
+    HttpReply reject(const std::string& peer, const std::string& source, int status,
                      const char* outcome, std::string body, const std::string& reason) {
         count(source, outcome, status);
         log_.warn("intake", "request rejected",
                   {{"source", source},
                    {"status", std::to_string(status)},
                    {"reason", reason},
-                   {"remote", req.peer}});
+                   {"remote", peer}});
         return json_answer(status, std::move(body));
     }
 
-    HttpReply deliver(const HttpRequest& req, const SourceRuntime& src, const BodyPlan& plan,
-                      const IntakeRoutes& gen, const std::string& body) {
+    // A delivery on its way through the intake: the request's bytes it keeps,
+    // and the event handed to the store, whose views point into them.
+    struct Pending {
+        std::shared_ptr<const IntakeRoutes> gen;  // keeps src, plan and plugin names alive
+        const SourceRuntime& src;
+        const BodyPlan& plan;
+        std::chrono::steady_clock::time_point started;
+        std::string peer;
+        std::string body, type, key;
+        std::vector<NewDelivery> deliveries;
+        NewEvent event;
+        Pending(const SourceRequest& r, std::string from, std::string b)
+            : gen(r.gen),
+              src(*r.src),
+              plan(*r.plan),
+              started(r.started),
+              peer(std::move(from)),
+              body(std::move(b)) {}
+    };
+
+    // Every answer to a source's request: its latency observed.
+    static HttpReply answered(const Pending& p, HttpReply reply) {
+        p.src.latency->observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - p.started).count());
+        return reply;
+    }
+
+    // Verifies and classifies the request. An answer when it is refused (401,
+    // 400); else `p.event` is ready for the store.
+    std::optional<HttpReply> prepare(const HttpRequest& req, Pending& p) {
+        const SourceRuntime& src = p.src;
+        const BodyPlan& plan = p.plan;
+        const std::string& body = p.body;
         const std::string& name = src.config.name;
         src.bytes->add(static_cast<double>(body.size()));
 
@@ -270,7 +392,7 @@ class IntakeService final : public HttpService, public CommitListener {
             metrics_.counter_add(
                 "clayhook_intake_verify_failures_total",
                 "reason=\"" + std::string(failure_name(failure)) + "\",source=\"" + name + "\"", 1);
-            return reject(req, name, 401, "unauthorized", R"({"error":"verification failed"})",
+            return reject(p.peer, name, 401, "unauthorized", R"({"error":"verification failed"})",
                           failure_name(failure));
         }
 
@@ -279,9 +401,10 @@ class IntakeService final : public HttpService, public CommitListener {
         std::vector<intake::Field> fields;
         intake::JsonError bad;
         if (!intake::extract(body, plan.paths, fields, bad))
-            return reject(req, name, 400, "malformed", R"({"error":"malformed JSON"})", bad.what());
+            return reject(p.peer, name, 400, "malformed", R"({"error":"malformed JSON"})",
+                          bad.what());
         const std::span<const intake::Field> found(fields);
-        std::string type;
+        std::string& type = p.type;
         const auto& et = src.config.event_type;
         if (et.from == EventTypeFrom::fixed) {
             type = et.value;
@@ -292,52 +415,55 @@ class IntakeService final : public HttpService, public CommitListener {
             type = intake::string_value(body, fields[plan.type]);
         }
         if (type.empty())
-            return reject(req, name, 400, "no_event_type", R"({"error":"missing event type"})",
+            return reject(p.peer, name, 400, "no_event_type", R"({"error":"missing event type"})",
                           "no event type");
         // A type is a name: it is stored, routed on, shown in JSON and on
         // terminals. Bytes that are not UTF-8, control characters and
         // runaway lengths are refused, not cleaned up.
         if (!clean_label(type))
-            return reject(req, name, 400, "bad_event_type", R"({"error":"invalid event type"})",
+            return reject(p.peer, name, 400, "bad_event_type", R"({"error":"invalid event type"})",
                           "event type not printable UTF-8 (or over 256 bytes)");
         const auto& ic = src.config.idempotency;
         if (!ic.header.empty()) {
             const std::string* id = req.header(ic.header);
             if (id != nullptr && !id->empty() && !clean_label(*id))
-                return reject(req, name, 400, "bad_delivery_id",
+                return reject(p.peer, name, 400, "bad_delivery_id",
                               R"({"error":"invalid delivery id"})",
                               "delivery id not printable UTF-8 (or over 256 bytes)");
         }
 
-        std::string key =
-            idempotency_key(ic, req, found.subspan(plan.key_first, plan.key_count), body);
-        std::vector<NewDelivery> deliveries;
-        if (gen.fanout)
-            gen.fanout->deliveries_for(
-                type, body, found.subspan(plan.order_first, plan.order_count), deliveries);
-        NewEvent ev{name,
-                    type,
-                    key,
-                    body,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count(),
-                    deliveries};
-        InsertResult r = store_.insert(ev);
+        p.key = idempotency_key(ic, req, found.subspan(plan.key_first, plan.key_count), body);
+        if (p.gen->fanout)
+            p.gen->fanout->deliveries_for(
+                type, body, found.subspan(plan.order_first, plan.order_count), p.deliveries);
+        p.event = NewEvent{name,
+                           type,
+                           p.key,
+                           body,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count(),
+                           p.deliveries};
+        return std::nullopt;
+    }
+
+    // The answer to what the store made of the delivery.
+    HttpReply outcome(const Pending& p, const InsertResult& r) {
+        const std::string& name = p.src.config.name;
         switch (r.status) {
             case InsertStatus::stored:
-                src.accepted->add(1);
+                p.src.accepted->add(1);
                 return json_answer(200, R"({"received":true,"id":)" + intake::quote(r.id) + "}");
             case InsertStatus::duplicate:
                 count(name, "duplicate", 200);
-                src.duplicates->add(1);
+                p.src.duplicates->add(1);
                 return json_answer(
                     200, R"({"received":true,"duplicate":true,"id":)" + intake::quote(r.id) + "}");
             case InsertStatus::overloaded:
             case InsertStatus::unavailable:
             default: {
                 HttpReply busy =
-                    reject(req, name, 503,
+                    reject(p.peer, name, 503,
                            r.status == InsertStatus::overloaded ? "overloaded" : "store_error",
                            R"({"error":"try again later"})",
                            r.status == InsertStatus::overloaded ? "store queue full" : r.error);
@@ -352,7 +478,12 @@ class IntakeService final : public HttpService, public CommitListener {
     Metrics& metrics_;
     std::function<bool()> ready_;
     Histogram* batch_;
-    const HttpServer* http_ = nullptr;
+    const Listener* http_ = nullptr;
+    std::mutex scrape_mu_;
+    std::condition_variable scrape_cv_;
+    std::deque<Respond> scrapes_;
+    bool scrape_stop_ = false;
+    std::thread scraper_;
     mutable std::mutex routes_mu_;
     std::shared_ptr<const IntakeRoutes> routes_;  // swapped whole by publish()
 };
@@ -373,13 +504,13 @@ IntakeServer::IntakeServer(const ListenerConfig& listener,
                            Metrics& metrics, std::function<bool()> ready, int inherited_fd)
     : store_(store),
       service_(std::make_unique<IntakeService>(store, log, metrics, std::move(ready))),
-      http_(std::make_unique<HttpServer>(
-          [&] {
-              HttpServerOptions o = intake_http_options(listener);
-              o.inherited_fd = inherited_fd;
-              return o;
-          }(),
-          *service_, log, metrics)) {
+      http_([&]() -> std::unique_ptr<Listener> {
+          HttpServerOptions o = intake_http_options(listener);
+          o.inherited_fd = inherited_fd;
+          if (listener.event_loops())
+              return std::make_unique<EventServer>(std::move(o), *service_, log, metrics);
+          return std::make_unique<HttpServer>(std::move(o), *service_, log, metrics);
+      }()) {
     service_->attach(http_.get());
     publish(std::move(sources));
     store.subscribe(service_.get());

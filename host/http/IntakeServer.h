@@ -33,13 +33,14 @@ struct SourceRuntime {
     SourceRuntime(const SourceConfig& c, Metrics& metrics);
 };
 
-class HttpServer;
+class Listener;
 class IntakeService;
 
 // The public listener: one POST route per source, plus /healthz, /readyz and
-// /metrics, served by the strict HttpServer (framing, deadlines, per-peer
-// cap). Per request, in this order: method and path; the size cap before
-// reading (Content-Length) and while reading (chunked); the body read whole;
+// /metrics, served by the strict EventServer (HttpServer with TLS or with
+// listener.server: threads): framing, deadlines, per-peer cap. Per request,
+// in this order: method and path; the size cap before reading
+// (Content-Length) and while reading (chunked); the body read whole;
 // verification on the raw bytes; parse and classify; idempotency key;
 // durable insert; 200 only after the commit.
 // The sources (with their verifiers and metrics) and the fan-out of one
@@ -70,12 +71,12 @@ class IntakeServer {
     // closes the remaining (idle) connections and waits for their threads.
     void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10'000));
     uint16_t port() const;           // the bound port (useful with port: 0)
-    std::string local_host() const;  // HttpServer::local_host
+    std::string local_host() const;  // Listener::local_host
 
   private:
     Store& store_;
     std::unique_ptr<IntakeService> service_;  // outlives http_
-    std::unique_ptr<HttpServer> http_;
+    std::unique_ptr<Listener> http_;          // EventServer, or HttpServer for TLS
 };
 
 }  // namespace clayhook

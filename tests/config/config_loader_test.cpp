@@ -584,3 +584,33 @@ TEST_CASE("log.format: logfmt by default, json accepted, anything else refused a
     CHECK(e2.key() == "log.formatt");
     CHECK_THAT(e2.message(), Catch::Contains("did you mean 'format'?"));
 }
+
+TEST_CASE("listener.server: events by default, threads with TLS, events with TLS refused",
+          "[config]") {
+    EnvVar secret("CLAYHOOK_TEST_SECRET", "0123456789abcdef");
+    TempDir dir;
+    auto c = load_config(dir.write("c.yaml", kMinimal), opts());
+    CHECK(c.listener.server == ListenerServer::automatic);
+    CHECK(c.listener.loops == 0);
+    CHECK(c.listener.event_loops());
+    auto cert = dir.write("c.pem", "x");
+    auto key = dir.write("k.pem", "x");
+    const std::string tls = "  tls: {cert_file: " + cert + ", key_file: " + key + "}\n";
+    auto t = load_config(dir.write("t.yaml", std::string(kMinimal) + "listener:\n" + tls), opts());
+    CHECK_FALSE(t.listener.event_loops());  // auto picks the thread server for TLS
+    auto l = load_config(
+        dir.write("l.yaml", std::string(kMinimal) + "listener:\n  server: threads\n  loops: 3\n"),
+        opts());
+    CHECK(l.listener.server == ListenerServer::threads);
+    CHECK(l.listener.loops == 3);
+    CHECK_FALSE(l.listener.event_loops());
+
+    auto e = error_of(std::string(kMinimal) + "listener:\n  server: events\n" + tls);
+    CHECK(e.key() == "listener.server");
+    CHECK(e.position().line == 11);
+    CHECK_THAT(e.what(), Catch::Contains("does not serve TLS"));
+    auto bad = error_of(std::string(kMinimal) + "listener:\n  server: epoll\n");
+    CHECK(bad.key() == "listener.server");
+    auto many = error_of(std::string(kMinimal) + "listener:\n  loops: 65\n");
+    CHECK(many.key() == "listener.loops");
+}

@@ -26,6 +26,10 @@ using test::RawConnection;
 using test::statuses;
 using test::wait_until;
 
+// Each case runs against both intake servers (listener.server).
+#define BOTH_SERVERS \
+    GENERATE(as<std::string>{}, std::string(", server: events"), std::string(", server: threads"))
+
 namespace {
 
 // A token source: no signature over the body, so only framing stands
@@ -61,7 +65,7 @@ TEST_CASE(
     "intake: Content-Length with Transfer-Encoding is 400, closed, the pipelined request "
     "unserved",
     "[intake][smuggling]") {
-    test::IntakeRig h(kTokenSource);
+    test::IntakeRig h(kTokenSource, BOTH_SERVERS);
     const std::string body = R"({"a":1})";
     struct Case {
         const char* name;
@@ -92,7 +96,7 @@ TEST_CASE(
 }
 
 TEST_CASE("intake: a body that did not arrive whole is never processed", "[intake][smuggling]") {
-    test::IntakeRig h(kTokenSource);
+    test::IntakeRig h(kTokenSource, BOTH_SERVERS);
     const std::string body = R"({"a":1})";
     SECTION("shorter than its Content-Length, then a half-close") {
         std::string got =
@@ -127,7 +131,7 @@ TEST_CASE("intake: a body that did not arrive whole is never processed", "[intak
 }
 
 TEST_CASE("intake: pipelined requests after a whole one are served in order", "[intake]") {
-    test::IntakeRig h(kTokenSource);
+    test::IntakeRig h(kTokenSource, BOTH_SERVERS);
     const std::string body = R"({"a":1})";
     std::string two =
         token_post("Content-Length: 7\r\nX-Delivery-Id: d1\r\n") + body +
@@ -137,7 +141,7 @@ TEST_CASE("intake: pipelined requests after a whole one are served in order", "[
 }
 
 TEST_CASE("intake: header bytes are taken as sent, and names must be printable UTF-8", "[intake]") {
-    test::IntakeRig h(kTokenSource);
+    test::IntakeRig h(kTokenSource, BOTH_SERVERS);
     const std::string body = R"({"a":1})";
     auto post = [&](const std::string& fields) {
         return statuses(exchange(h.server->port(),
@@ -172,7 +176,7 @@ TEST_CASE("intake: header bytes are taken as sent, and names must be printable U
 }
 
 TEST_CASE("intake: HTTP versions, Host, and 100 Continue only after the size check", "[intake]") {
-    test::IntakeRig h;
+    test::IntakeRig h("", BOTH_SERVERS);
     CHECK(statuses(exchange(h.server->port(), "GET /healthz HTTP/9.9\r\nHost: h\r\n\r\n")) ==
           std::vector<int>{505});
     CHECK(statuses(exchange(h.server->port(), "GET /healthz HTTP/1.1\r\n\r\n")) ==
@@ -208,7 +212,7 @@ TEST_CASE("intake: HTTP versions, Host, and 100 Continue only after the size che
 }
 
 TEST_CASE("intake: a body that stalls is cut at its deadline without an answer", "[intake]") {
-    test::IntakeRig h(kTokenSource, ", body_timeout: 300ms, body_min_rate: 1MiB");
+    test::IntakeRig h(kTokenSource, ", body_timeout: 300ms, body_min_rate: 1MiB" + BOTH_SERVERS);
     bool closed = false;
     RawConnection c(h.server->port());
     c.send(token_post("Content-Length: 7\r\n") + R"({"a")");
@@ -227,7 +231,7 @@ TEST_CASE("intake: a body that stalls is cut at its deadline without an answer",
 }
 
 TEST_CASE("intake: a client trickling its headers is cut at the header deadline", "[intake]") {
-    test::IntakeRig h("", ", header_timeout: 500ms, read_timeout: 10s");
+    test::IntakeRig h("", ", header_timeout: 500ms, read_timeout: 10s" + BOTH_SERVERS);
     RawConnection c(h.server->port());
     std::string head = "POST /webhooks/clay HTTP/1.1\r\nHost: h\r\nX-Pad-0: 0\r\n";
     c.send(head);
@@ -249,7 +253,8 @@ TEST_CASE("intake: a client trickling its headers is cut at the header deadline"
 TEST_CASE("intake: hundreds of slow connections from one peer do not starve another",
           "[intake][slow]") {
     // The rig runs 16 threads; one peer may hold 4 of them; heads must come within 2 s.
-    test::IntakeRig h("", ", max_connections_per_peer: 4, header_timeout: 2s");  // 16 threads
+    test::IntakeRig h("", ", max_connections_per_peer: 4, header_timeout: 2s" +
+                              BOTH_SERVERS);  // threads: 16 threads
     const uint16_t port = h.server->port();
     std::atomic<bool> stop{false};
     std::atomic<int> opened{0};
@@ -298,7 +303,7 @@ TEST_CASE("intake: hundreds of slow connections from one peer do not starve anot
 }
 
 TEST_CASE("intake: a peer past its cap gets 503 with Retry-After, other peers do not", "[intake]") {
-    test::IntakeRig h("", ", max_connections_per_peer: 2");
+    test::IntakeRig h("", ", max_connections_per_peer: 2" + BOTH_SERVERS);
     const uint16_t port = h.server->port();
     RawConnection a(port, "127.0.0.3"), b(port, "127.0.0.3");
     a.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -329,7 +334,7 @@ TEST_CASE("intake: bodies nested to the JSON reader's limit are answered, not a 
     // The reader recurses once per level; the intake's threads must have the
     // stack for its whole limit in every build (the sanitizer build's frames
     // are several times larger).
-    test::IntakeRig h;
+    test::IntakeRig h("", BOTH_SERVERS);
     auto nested = [](size_t levels, char open, const std::string& key) {
         std::string s;
         for (size_t i = 0; i < levels; ++i)
@@ -393,7 +398,7 @@ TEST_CASE(
     "intake: an answer to HEAD has no body, and the next request on the connection is "
     "read right",
     "[intake]") {
-    test::IntakeRig h;
+    test::IntakeRig h("", BOTH_SERVERS);
     RawConnection c(h.server->port());
     c.send(
         "HEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n"
@@ -408,7 +413,7 @@ TEST_CASE(
 }
 
 TEST_CASE("intake: an HTTP/1.0 client kept alive is told so", "[intake]") {
-    test::IntakeRig h;
+    test::IntakeRig h("", BOTH_SERVERS);
     RawConnection c(h.server->port());
     c.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     std::string got = c.read_until("ok\n", 10s);

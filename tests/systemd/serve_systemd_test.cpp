@@ -84,8 +84,10 @@ TEST_CASE("serve's watchdog goes unfed while the intake cannot answer, and resum
           "[systemd][serve]") {
     HostProcess host;
     NotifySocket sd(host.dir.file("notify"));
-    // One request thread: a client that sends half a request head holds it.
-    prepare(host, ", threads: 1, header_timeout: 60s, read_timeout: 60s");
+    // The thread server with one request thread: a client that sends half a
+    // request head holds it, and the intake cannot answer anyone else. (The
+    // event-loop server, the default, has no such thread to hold.)
+    prepare(host, ", server: threads, threads: 1, header_timeout: 60s, read_timeout: 60s");
     host.options.env["NOTIFY_SOCKET"] = sd.path();
     host.options.env["WATCHDOG_USEC"] = "2000000";  // probe every 500 ms, timeout 500 ms
     host.start();
