@@ -348,6 +348,7 @@ class RecordingIndex final : public journal::Index {
     void index(const std::vector<const journal::Record*>& records, uint64_t upto) override {
         std::lock_guard lk(mu);
         indexed += records.size();
+        batches.push_back(records.size());
         upto_ = upto;
     }
     void sync_indexed() override {
@@ -357,6 +358,11 @@ class RecordingIndex final : public journal::Index {
     }
     std::mutex mu;
     size_t indexed = 0, syncs = 0;
+    std::vector<size_t> batches;  // records per index() call
+    size_t count() {
+        std::lock_guard lk(mu);
+        return indexed;
+    }
     bool fail_sync = false;
 
   private:
@@ -413,6 +419,52 @@ TEST_CASE("journal: a segment is deleted only once its indexed records are synce
     REQUIRE(j.append(event("d20", body)).status == InsertStatus::stored);
     REQUIRE(j.drain());
     CHECK(segment_files(dir) <= 1);  // synced, then deleted; the open one stays
+}
+
+TEST_CASE("journal: under load the indexer waits to fill a batch, a light load goes at once",
+          "[journal]") {
+    test::TempDir tmp;
+    RecordingIndex index(tmp.file("j"));
+    journal::Options o;
+    o.dir = tmp.file("j");
+    o.durable = false;
+    o.index_min_batch = 1000;
+    o.index_max_wait = std::chrono::minutes(1);  // what a wait would cost, in this test
+    o.start_paused = true;
+    journal::Journal j(o, index);
+    const std::string body(100, 'b');
+    int next = 0;
+    auto append = [&](int n) {
+        for (int i = 0; i < n; ++i)
+            REQUIRE(j.append(event("l" + std::to_string(next++), body)).status ==
+                    InsertStatus::stored);
+    };
+    // A light load: indexed at once, not after the minute.
+    append(1);
+    j.pause_indexer(false);
+    REQUIRE(test::wait_until([&] { return index.count() == 1; }, 10s));
+    // A load: 300 records piled up go in one transaction...
+    j.pause_indexer(true);
+    append(300);
+    j.pause_indexer(false);
+    REQUIRE(test::wait_until([&] { return index.count() == 301; }, 10s));
+    // ...after which the indexer lets the next batch fill (a bounded look:
+    // nothing of it is indexed meanwhile)...
+    append(10);
+    CHECK_FALSE(test::wait_until([&] { return index.count() > 301; }, 300ms));
+    // ...and indexes it whole once it is full...
+    append(990);
+    REQUIRE(test::wait_until([&] { return index.count() == 1301; }, 10s));
+    {
+        std::lock_guard lk(index.mu);
+        CHECK(index.batches.back() == 1000);
+    }
+    // ...or as soon as someone drains the journal.
+    append(5);
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(j.drain(30s));
+    CHECK(std::chrono::steady_clock::now() - t0 < 20s);
+    CHECK(index.count() == 1306);
 }
 
 TEST_CASE("journal: an empty segment left by a kill goes at once, never the one in use",

@@ -509,6 +509,19 @@ void Journal::indexer_loop() {
             if (stopping_) return;
             continue;
         }
+        if (last_batch_ >= kLoadedBatch && opt_.index_min_batch > 1) {
+            // Under load: let the batch fill (the syncer wakes us per pass).
+            auto filled = [&] {
+                const uint64_t synced = synced_.load(std::memory_order_acquire);
+                const uint64_t first = entries_.front().record.seq;
+                return synced >= first && synced - first + 1 >= opt_.index_min_batch;
+            };
+            index_cv_.wait_for(lk, opt_.index_max_wait, [&] {
+                return abandoned_ || stopping_ || draining_ > 0 || filled();
+            });
+            if (abandoned_) return;
+            if (paused_ && !stopping_) continue;
+        }
         std::vector<const Record*> batch;
         uint64_t upto = 0;
         size_t n = 0;
@@ -519,6 +532,7 @@ void Journal::indexer_loop() {
             upto = en.record.seq;
             if (!en.failed) batch.push_back(&en.record);
         }
+        last_batch_ = n;
         lk.unlock();
         std::string error;
         try {
@@ -630,7 +644,12 @@ void Journal::remove_indexed_segments() {
 bool Journal::drain(std::chrono::milliseconds timeout) {
     std::unique_lock lk(mu_);
     const uint64_t target = last_seq_;
-    return drained_cv_.wait_for(lk, timeout, [&] { return abandoned_ || settled_ >= target; });
+    ++draining_;
+    index_cv_.notify_all();
+    const bool done =
+        drained_cv_.wait_for(lk, timeout, [&] { return abandoned_ || settled_ >= target; });
+    --draining_;
+    return done;
 }
 
 Journal::Stats Journal::stats() const {

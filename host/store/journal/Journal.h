@@ -67,8 +67,16 @@ struct Options {
     // Their encoded bytes, likewise. Each waiting record is also held in
     // memory (about twice its encoded size), so this bounds the memory too.
     uint64_t max_backlog_bytes = 64ull << 20;
-    uint64_t segment_bytes = 64ull << 20;          // a segment is closed past this size
-    size_t index_batch = 4096;                     // records per indexing transaction at most
+    uint64_t segment_bytes = 64ull << 20;  // a segment is closed past this size
+    size_t index_batch = 16384;            // records per indexing transaction at most
+    // Under load (the last transaction took at least Journal::kLoadedBatch records),
+    // the indexer waits until `index_min_batch` records are synced, or
+    // `index_max_wait` passed, before its next transaction: one transaction
+    // of many records writes far fewer pages per record (the dedup table's
+    // leaves are shared) than many small ones. A light load is indexed at
+    // once, and drain() never waits for it.
+    size_t index_min_batch = 16384;
+    std::chrono::milliseconds index_max_wait{250};
     std::chrono::milliseconds retry_pause{1000};   // after a failed indexing transaction
     std::function<void(const std::string&)> warn;  // recovery and failures; may be empty
     bool start_paused = false;  // tests: the indexer starts paused (see pause_indexer)
@@ -80,6 +88,9 @@ struct Options {
 
 class Journal {
   public:
+    // A transaction of at least this many records means load (Options::index_min_batch).
+    static constexpr size_t kLoadedBatch = 256;
+
     // Opens the folder, recovers what it holds (see above) and starts the
     // syncer and the indexer. Throws std::runtime_error naming the path.
     Journal(Options options, Index& index);
@@ -207,6 +218,8 @@ class Journal {
     uint64_t appended_ = 0, syncs_ = 0, recovered_ = 0;
     uint64_t synced_records_ = 0, sync_us_ = 0;
     bool stopping_ = false, abandoned_ = false, paused_ = false;
+    size_t last_batch_ = 0;  // records in the indexer's last transaction
+    int draining_ = 0;       // drain() calls waiting: the indexer does not wait to fill a batch
     std::vector<std::pair<uint64_t, uint64_t>> failed_;  // seq ranges whose sync failed
     std::atomic<uint64_t> failures_{0};
     std::atomic<uint64_t> epoch_{0};              // bumped when records leave memory for the store
