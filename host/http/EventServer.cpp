@@ -1,7 +1,6 @@
 #include "http/EventServer.h"
 
-#include "http/PeerLimiter.h"
-#include "http/ServerCounters.h"
+#include "http/ServerContext.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 
@@ -109,14 +108,7 @@ struct Owed {
 
 struct Loop;
 
-struct EventServer::Core : std::enable_shared_from_this<EventServer::Core> {
-    const HttpServerOptions opts;
-    HttpService& service;
-    Logger& log;
-    Metrics& metrics;
-    PeerLimiter peers;
-    ServerCounters counters;
-
+struct EventServer::Core : ServerContext, std::enable_shared_from_this<EventServer::Core> {
     std::atomic<bool> stopping{false};
     std::atomic<bool> started{false};  // until stop() has finished: port() and local_host()
     std::atomic<bool> stop_called{false};
@@ -133,12 +125,7 @@ struct EventServer::Core : std::enable_shared_from_this<EventServer::Core> {
     int64_t owed = 0;  // answers handle_async() still owes; under owed_mu
 
     Core(HttpServerOptions o, HttpService& s, Logger& l, Metrics& m)
-        : opts(std::move(o)),
-          service(s),
-          log(l),
-          metrics(m),
-          peers(opts.max_connections_per_peer),
-          counters(m, opts.name) {}
+        : ServerContext(std::move(o), s, l, m) {}
     ~Core();
 
     void owe() {

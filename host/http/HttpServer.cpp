@@ -1,7 +1,6 @@
 #include "http/HttpServer.h"
 
-#include "http/PeerLimiter.h"
-#include "http/ServerCounters.h"
+#include "http/ServerContext.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 
@@ -81,16 +80,10 @@ int64_t ticks(Clock::time_point t) {
 
 }  // namespace
 
-struct HttpServer::Core {
-    const HttpServerOptions opts;
-    HttpService& service;
-    Logger& log;
-    Metrics& metrics;
-    PeerLimiter peers;
+struct HttpServer::Core : ServerContext {
     std::atomic<bool> stopping{false};
     std::atomic<int> in_flight{0};
     std::atomic<const Poco::Net::TCPServer*> server{nullptr};
-    ServerCounters counters;
 
     std::mutex mu;
     std::unordered_set<Watch*> watches;
@@ -99,12 +92,7 @@ struct HttpServer::Core {
     std::thread watchdog;
 
     Core(HttpServerOptions o, HttpService& s, Logger& l, Metrics& m)
-        : opts(std::move(o)),
-          service(s),
-          log(l),
-          metrics(m),
-          peers(opts.max_connections_per_peer),
-          counters(m, opts.name) {}
+        : ServerContext(std::move(o), s, l, m) {}
 
     void add(Watch* w) {
         std::lock_guard lk(mu);
