@@ -75,9 +75,11 @@ struct Conn {
     bool readable = true;      // bytes may be waiting: no short read since the last edge
     bool peer_closed = false;  // the peer's FIN (or an error) was seen: read until recv says 0
     bool head_tried = false;   // the head of this request was parsed at least once
-    int burst = 0;             // requests started in this turn (kBurst)
-    bool in_flight = false;    // counted in Core::in_flight
-    bool closed = false;       // its socket is closed; the loop forgets it
+    int burst = 0;             // requests started in turn `burst_turn` (kBurst)
+    uint64_t burst_turn = 0;
+    bool queued = false;     // in its loop's `ready` list
+    bool in_flight = false;  // counted in Core::in_flight
+    bool closed = false;     // its socket is closed; the loop forgets it
     // After what is in `out` has gone: keep reading, close, or linger.
     // idle: the request is over once it has gone (Loop::to_idle).
     enum class After { keep, idle, close, linger } after = After::keep;
@@ -150,6 +152,7 @@ struct Loop {
     uint64_t next_id = kFirstConnId;
     char scratch[kReadChunk];
     std::vector<uint64_t> ready;  // connections stopped at kBurst: driven next turn
+    uint64_t turn = 1;            // iterations of run(): kBurst counts per turn
     bool listening = false;       // the first loop: the listener is in its set
     int64_t accept_retry = 0;     // ns: out of descriptors, accepting pauses until then
 
@@ -243,7 +246,7 @@ struct Loop {
         pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());  // top -H, perf
         epoll_event events[256];
         int64_t next_sweep = now_ns() + kSweepNs;
-        for (;;) {
+        for (;; ++turn) {
             const int64_t wait_ms =
                 ready.empty() ? std::max<int64_t>(0, (next_sweep - now_ns()) / 1'000'000 + 1) : 0;
             const int n = ::epoll_wait(ep, events, 256, static_cast<int>(wait_ms));
@@ -274,10 +277,13 @@ struct Loop {
             }
             if (woken && !take_posted()) return;
             if (!ready.empty()) {
-                std::vector<uint64_t> turn;
-                turn.swap(ready);
-                for (uint64_t id : turn)
-                    if (auto it = conns.find(id); it != conns.end()) drive(it);
+                std::vector<uint64_t> due;
+                due.swap(ready);
+                for (uint64_t id : due)
+                    if (auto it = conns.find(id); it != conns.end()) {
+                        it->second->queued = false;
+                        drive(it);
+                    }
             }
             if (core.stopping.load()) stop_accepting_and_close_idle();
             const int64_t now = now_ns();
@@ -474,7 +480,6 @@ struct Loop {
 
     void drive(ConnIt it) {
         Conn& c = *it->second;
-        c.burst = 0;
         try {
             advance(c);
         } catch (const std::exception& e) {
@@ -620,16 +625,25 @@ struct Loop {
 
     bool begin_request(Conn& c) {
         const HttpServerOptions& o = core.opts;
+        if (core.stopping.load()) {
+            close_conn(c);  // no new request once stopping, pipelined or not
+            return false;
+        }
+        if (c.burst_turn != turn) {
+            c.burst_turn = turn;
+            c.burst = 0;
+        }
         if (++c.burst > kBurst) {
-            ready.push_back(c.id);  // its bytes stay in its buffers meanwhile
+            // Its bytes stay in its buffers; the next turn drives it, so no
+            // deadline of an earlier wait may cut it meanwhile.
+            c.deadline = 0;
+            c.phase = Phase::none;
+            if (!c.queued) ready.push_back(c.id);
+            c.queued = true;
             return false;
         }
         if (c.in.empty()) {
             // Between requests (or before the first): idle until a byte comes.
-            if (core.stopping.load()) {
-                close_conn(c);
-                return false;
-            }
             const Io r = read_some(c);
             if (r == Io::again) {
                 wait_read(c, c.first ? Phase::header : Phase::idle, c.wait_limit);

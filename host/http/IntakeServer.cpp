@@ -262,8 +262,8 @@ class IntakeService final : public HttpService, public CommitListener {
         {
             std::lock_guard lk(scrape_mu_);
             if (!scrape_stop_ && scrapes_.size() < kMaxWaiting) {
-                scrapes_.push_back(std::move(respond));
                 if (!scraper_.joinable()) scraper_ = std::thread([this] { scrape_loop(); });
+                scrapes_.push_back(std::move(respond));
                 scrape_cv_.notify_one();
                 return;
             }
@@ -281,13 +281,18 @@ class IntakeService final : public HttpService, public CommitListener {
             Respond r = std::move(scrapes_.front());
             scrapes_.pop_front();
             lk.unlock();
-            HttpReply reply;
             try {
-                reply = health("/metrics");
+                HttpReply reply;
+                try {
+                    reply = health("/metrics");
+                } catch (...) {
+                    reply = HttpReply(500, R"({"error":"internal error"})");
+                }
+                r(std::move(reply));
             } catch (...) {
-                reply = HttpReply(500, R"({"error":"internal error"})");
+                // Out of memory handing the answer over: the connection is
+                // the server's to close; this thread goes on.
             }
-            r(std::move(reply));
             lk.lock();
         }
     }

@@ -467,6 +467,32 @@ TEST_CASE("journal: under load the indexer waits to fill a batch, a light load g
     CHECK(index.count() == 1306);
 }
 
+TEST_CASE("journal: the batch the indexer waits for never exceeds half the backlog's bound",
+          "[journal]") {
+    test::TempDir tmp;
+    RecordingIndex index(tmp.file("j"));
+    journal::Options o;
+    o.dir = tmp.file("j");
+    o.durable = false;
+    o.max_backlog = 600;  // appends past it get 503: a batch of 16,384 could never fill
+    o.index_max_wait = std::chrono::minutes(1);
+    o.start_paused = true;
+    journal::Journal j(o, index);
+    const std::string body(100, 'b');
+    int next = 0;
+    auto append = [&](int n) {
+        for (int i = 0; i < n; ++i)
+            REQUIRE(j.append(event("h" + std::to_string(next++), body)).status ==
+                    InsertStatus::stored);
+    };
+    append(400);  // a load: one transaction of 400
+    j.pause_indexer(false);
+    REQUIRE(test::wait_until([&] { return index.count() == 400; }, 10s));
+    // Half the bound is there: indexed without the minute's wait.
+    append(300);
+    REQUIRE(test::wait_until([&] { return index.count() == 700; }, 10s));
+}
+
 TEST_CASE("journal: an empty segment left by a kill goes at once, never the one in use",
           "[journal]") {
     // A spare renamed in as the next segment just before a kill: zeros only,

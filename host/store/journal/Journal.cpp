@@ -302,6 +302,7 @@ Journal::Admission Journal::admit(const NewEvent& e, IntakeWriter::InsertDone* a
                         {},
                         "intake journal backlog is full (" + std::to_string(entries_.size()) +
                             " deliveries not yet indexed)"};
+            index_cv_.notify_one();  // an indexer waiting to fill a batch: it is full
             return a;
         }
         const uint64_t seq = last_seq_ + 1;
@@ -487,6 +488,9 @@ void Journal::syncer_loop() {
         // Outside the lock: the woken appends do not queue behind it, and
         // new appends are not held up by the wake-ups.
         publish_synced(upto, pass);
+        // Through the lock: the indexer checks `synced_` under it, so the
+        // wake-up cannot fall between its check and its wait.
+        { std::lock_guard g(mu_); }
         index_cv_.notify_one();
         complete_async(false);
         lk.lock();
@@ -510,11 +514,16 @@ void Journal::indexer_loop() {
             continue;
         }
         if (last_batch_ >= kLoadedBatch && opt_.index_min_batch > 1) {
-            // Under load: let the batch fill (the syncer wakes us per pass).
+            // Under load: let the batch fill (the syncer wakes us per pass),
+            // but never past half the backlog's bounds, which would refuse
+            // appends before the batch is full.
+            const size_t min_batch = std::min({opt_.index_min_batch, opt_.index_batch,
+                                               std::max<size_t>(opt_.max_backlog / 2, 1)});
             auto filled = [&] {
                 const uint64_t synced = synced_.load(std::memory_order_acquire);
                 const uint64_t first = entries_.front().record.seq;
-                return synced >= first && synced - first + 1 >= opt_.index_min_batch;
+                return (synced >= first && synced - first + 1 >= min_batch) ||
+                       backlog_bytes_ >= opt_.max_backlog_bytes / 2;
             };
             index_cv_.wait_for(lk, opt_.index_max_wait, [&] {
                 return abandoned_ || stopping_ || draining_ > 0 || filled();
@@ -532,7 +541,6 @@ void Journal::indexer_loop() {
             upto = en.record.seq;
             if (!en.failed) batch.push_back(&en.record);
         }
-        last_batch_ = n;
         lk.unlock();
         std::string error;
         try {
@@ -548,6 +556,7 @@ void Journal::indexer_loop() {
             index_cv_.wait_for(lk, opt_.retry_pause, [&] { return abandoned_ || stopping_; });
             continue;
         }
+        last_batch_ = n;  // a success only: a retry waits its pause, not a batch
         // In slices, the lock let go between them: appends wait for one
         // slice at most, and the records are freed outside the lock.
         std::vector<Entry> gone;
