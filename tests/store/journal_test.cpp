@@ -421,76 +421,79 @@ TEST_CASE("journal: a segment is deleted only once its indexed records are synce
     CHECK(segment_files(dir) <= 1);  // synced, then deleted; the open one stays
 }
 
+namespace {
+
+// A journal over a RecordingIndex whose indexer waits up to a minute to fill
+// a batch under load (what a wait would cost, in these tests), started
+// paused, with an append of `n` small records at a time.
+struct BatchingRig {
+    test::TempDir tmp;
+    RecordingIndex index{tmp.file("j")};
+    std::unique_ptr<journal::Journal> j;
+    int next = 0;
+    explicit BatchingRig(const std::function<void(journal::Options&)>& tune) {
+        journal::Options o;
+        o.dir = tmp.file("j");
+        o.durable = false;
+        o.index_max_wait = std::chrono::minutes(1);
+        o.start_paused = true;
+        tune(o);
+        j = std::make_unique<journal::Journal>(o, index);
+    }
+    void append(int n) {
+        const std::string body(100, 'b');
+        for (int i = 0; i < n; ++i)
+            REQUIRE(j->append(event("l" + std::to_string(next++), body)).status ==
+                    InsertStatus::stored);
+    }
+    bool indexed(size_t n) {
+        return test::wait_until([&] { return index.count() == n; }, 10s);
+    }
+};
+
+}  // namespace
+
 TEST_CASE("journal: under load the indexer waits to fill a batch, a light load goes at once",
           "[journal]") {
-    test::TempDir tmp;
-    RecordingIndex index(tmp.file("j"));
-    journal::Options o;
-    o.dir = tmp.file("j");
-    o.durable = false;
-    o.index_min_batch = 1000;
-    o.index_max_wait = std::chrono::minutes(1);  // what a wait would cost, in this test
-    o.start_paused = true;
-    journal::Journal j(o, index);
-    const std::string body(100, 'b');
-    int next = 0;
-    auto append = [&](int n) {
-        for (int i = 0; i < n; ++i)
-            REQUIRE(j.append(event("l" + std::to_string(next++), body)).status ==
-                    InsertStatus::stored);
-    };
+    BatchingRig r([](journal::Options& o) { o.index_min_batch = 1000; });
     // A light load: indexed at once, not after the minute.
-    append(1);
-    j.pause_indexer(false);
-    REQUIRE(test::wait_until([&] { return index.count() == 1; }, 10s));
+    r.append(1);
+    r.j->pause_indexer(false);
+    REQUIRE(r.indexed(1));
     // A load: 300 records piled up go in one transaction...
-    j.pause_indexer(true);
-    append(300);
-    j.pause_indexer(false);
-    REQUIRE(test::wait_until([&] { return index.count() == 301; }, 10s));
+    r.j->pause_indexer(true);
+    r.append(300);
+    r.j->pause_indexer(false);
+    REQUIRE(r.indexed(301));
     // ...after which the indexer lets the next batch fill (a bounded look:
     // nothing of it is indexed meanwhile)...
-    append(10);
-    CHECK_FALSE(test::wait_until([&] { return index.count() > 301; }, 300ms));
+    r.append(10);
+    CHECK_FALSE(test::wait_until([&] { return r.index.count() > 301; }, 300ms));
     // ...and indexes it whole once it is full...
-    append(990);
-    REQUIRE(test::wait_until([&] { return index.count() == 1301; }, 10s));
+    r.append(990);
+    REQUIRE(r.indexed(1301));
     {
-        std::lock_guard lk(index.mu);
-        CHECK(index.batches.back() == 1000);
+        std::lock_guard lk(r.index.mu);
+        CHECK(r.index.batches.back() == 1000);
     }
     // ...or as soon as someone drains the journal.
-    append(5);
+    r.append(5);
     const auto t0 = std::chrono::steady_clock::now();
-    REQUIRE(j.drain(30s));
+    REQUIRE(r.j->drain(30s));
     CHECK(std::chrono::steady_clock::now() - t0 < 20s);
-    CHECK(index.count() == 1306);
+    CHECK(r.index.count() == 1306);
 }
 
 TEST_CASE("journal: the batch the indexer waits for never exceeds half the backlog's bound",
           "[journal]") {
-    test::TempDir tmp;
-    RecordingIndex index(tmp.file("j"));
-    journal::Options o;
-    o.dir = tmp.file("j");
-    o.durable = false;
-    o.max_backlog = 600;  // appends past it get 503: a batch of 16,384 could never fill
-    o.index_max_wait = std::chrono::minutes(1);
-    o.start_paused = true;
-    journal::Journal j(o, index);
-    const std::string body(100, 'b');
-    int next = 0;
-    auto append = [&](int n) {
-        for (int i = 0; i < n; ++i)
-            REQUIRE(j.append(event("h" + std::to_string(next++), body)).status ==
-                    InsertStatus::stored);
-    };
-    append(400);  // a load: one transaction of 400
-    j.pause_indexer(false);
-    REQUIRE(test::wait_until([&] { return index.count() == 400; }, 10s));
+    // Appends past 600 get 503: a batch of 16,384 could never fill.
+    BatchingRig r([](journal::Options& o) { o.max_backlog = 600; });
+    r.append(400);  // a load: one transaction of 400
+    r.j->pause_indexer(false);
+    REQUIRE(r.indexed(400));
     // Half the bound is there: indexed without the minute's wait.
-    append(300);
-    REQUIRE(test::wait_until([&] { return index.count() == 700; }, 10s));
+    r.append(300);
+    REQUIRE(r.indexed(700));
 }
 
 TEST_CASE("journal: an empty segment left by a kill goes at once, never the one in use",
