@@ -106,7 +106,7 @@ kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
 # One host per engine, each on a store of its own, stopped before the next
 # starts. The events are counted once the host has stopped (with the journal,
 # what it still held is in the tables by then).
-results=(); events=(); measured=(); handled=()
+results=(); events=(); measured=(); handled=(); syncs=()
 for e in "${engines[@]}"; do
   say "clayhook, $e (durable=$DURABLE, sink=$SINK)"
   sink=""
@@ -125,6 +125,14 @@ for e in "${engines[@]}"; do
       ;;
   esac
   r=$(run_wrk "$e" "$host_port" "$host_pid"); results+=("$r")
+  # The journal's sync passes (docs/operations.md, the metrics): how many,
+  # their average, and how many were slow. Read from the host's /metrics.
+  m=$(python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())' \
+    "$host_port" 2>/dev/null | grep '^clayhook_journal_s' || true)
+  syncs+=("$(awk '/^clayhook_journal_syncs / {n=$2} /^clayhook_journal_sync_seconds / {t=$2}
+    /over="1ms"/ {a=$2} /over="5ms"/ {b=$2} /over="20ms"/ {c=$2}
+    END { if (n > 0) printf "passes=%d avg_us=%.0f over_1ms=%d over_5ms=%d over_20ms=%d", n, t * 1e6 / n, a, b, c }' <<<"$m")")
   n=$( [ -f "$work/$e.events.jsonl" ] && wc -l <"$work/$e.events.jsonl" || echo 0); handled+=("$n")
   stop_host
   # The measured run's own events (the warm-up's keys start with warm_).
@@ -171,6 +179,9 @@ for i in "${!engines[@]}"; do
     printf 'WARNING %s: %s of the measured requests repeated a delivery (a wrk thread went round its share of the %s): its rps is flattered; raise BENCH_DELIVERIES\n' \
       "${engines[$i]}" "$((req - measured[i]))" "$N"
   fi
+done
+for i in "${!engines[@]}"; do
+  [ -z "${syncs[$i]}" ] || printf 'journal syncs, %-15s %s (warm-up included)\n' "${engines[$i]}:" "${syncs[$i]}"
 done
 if [ "$SINK" = true ]; then
   for i in "${!engines[@]}"; do

@@ -316,6 +316,13 @@ class IntakeService final : public HttpService, public CommitListener {
             metrics_.gauge_set("clayhook_journal_syncs", "", static_cast<double>(u.journal_syncs));
             metrics_.gauge_set("clayhook_journal_synced_records", "",
                                static_cast<double>(u.journal_synced_records));
+            metrics_.gauge_set("clayhook_journal_sync_seconds", "",
+                               static_cast<double>(u.journal_sync_us) / 1e6);
+            static constexpr const char* kOver[] = {"over=\"1ms\"", "over=\"5ms\"",
+                                                    "over=\"20ms\""};
+            for (size_t i = 0; i < u.journal_slow_syncs.size(); ++i)
+                metrics_.gauge_set("clayhook_journal_slow_syncs", kOver[i],
+                                   static_cast<double>(u.journal_slow_syncs[i]));
         }
         if (u.checkpoints >= 0) {
             metrics_.gauge_set("clayhook_store_checkpoints", "",

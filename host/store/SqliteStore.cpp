@@ -559,6 +559,9 @@ Store::Usage SqliteStore::usage() noexcept {
         u.journal_backlog = static_cast<int64_t>(js.backlog);
         u.journal_syncs = static_cast<int64_t>(js.syncs);
         u.journal_synced_records = static_cast<int64_t>(js.synced_records);
+        u.journal_sync_us = static_cast<int64_t>(js.sync_us);
+        for (size_t i = 0; i < js.slow_syncs.size(); ++i)
+            u.journal_slow_syncs[i] = static_cast<int64_t>(js.slow_syncs[i]);
         std::error_code ec;
         for (const auto& e : std::filesystem::directory_iterator(path_ + ".journal", ec)) {
             std::error_code size_ec;

@@ -441,6 +441,9 @@ class Store : public IntakeWriter,
         int64_t journal_backlog = -1;
         int64_t journal_syncs = -1;
         int64_t journal_synced_records = -1;
+        int64_t journal_sync_us = -1;  // the time those syncs took, in µs
+        // Syncs that took over 1, 5 and 20 ms (Journal::Stats::slow_syncs).
+        std::array<int64_t, 3> journal_slow_syncs{-1, -1, -1};
         // SQLite: WAL checkpoints since start, passive passes on the
         // checkpoint thread and RESTARTs on the writer at the WAL's bound,
         // and failed ones; -1 for PostgreSQL.

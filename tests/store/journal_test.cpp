@@ -423,6 +423,31 @@ TEST_CASE("journal: a segment is deleted only once its indexed records are synce
     CHECK(segment_files(dir) <= 1);  // synced, then deleted; the open one stays
 }
 
+TEST_CASE("journal: the store reports the syncs, their time and the slow ones", "[journal]") {
+    test::TempDir dir;
+    SqliteStore store(journal_config(dir), 64);
+    for (int i = 0; i < 50; ++i)
+        REQUIRE(store.insert(event("sync-" + std::to_string(i))).status == InsertStatus::stored);
+    const Store::Usage u = store.usage();
+    const journal::Journal::Stats js = journal_of(store).stats();
+    CHECK(u.journal_syncs >= 1);  // one insert at a time: a sync each, at most 50
+    CHECK(u.journal_syncs <= 50);
+    CHECK(u.journal_sync_us > 0);  // fdatasync is never free
+    CHECK(u.journal_sync_us == static_cast<int64_t>(js.sync_us));
+    // Over 1 ms, 5 ms, 20 ms: each set holds the next.
+    CHECK(u.journal_slow_syncs[0] <= u.journal_syncs);
+    CHECK(u.journal_slow_syncs[1] <= u.journal_slow_syncs[0]);
+    CHECK(u.journal_slow_syncs[2] <= u.journal_slow_syncs[1]);
+    CHECK(u.journal_slow_syncs[2] >= 0);
+    // Without a journal: not reported.
+    test::TempDir plain;
+    StoreConfig direct = journal_config(plain);
+    direct.journal = false;
+    SqliteStore no_journal(direct, 64);
+    CHECK(no_journal.usage().journal_sync_us == -1);
+    CHECK(no_journal.usage().journal_slow_syncs[0] == -1);
+}
+
 namespace {
 
 // A journal over a RecordingIndex whose indexer waits up to a minute to fill

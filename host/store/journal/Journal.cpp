@@ -470,8 +470,12 @@ void Journal::syncer_loop() {
         lk.lock();
         ++syncs_;
         synced_records_ += upto - first + 1;
-        sync_us_ += static_cast<uint64_t>(
+        const auto took_us = static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+        sync_us_ += took_us;
+        slow_syncs_[0] += took_us > 1'000 ? 1 : 0;
+        slow_syncs_[1] += took_us > 5'000 ? 1 : 0;
+        slow_syncs_[2] += took_us > 20'000 ? 1 : 0;
         if (!error.empty()) {
             say("journal: " + error + "; " + std::to_string(upto - first + 1) +
                 " deliveries answered 503");
@@ -672,6 +676,7 @@ Journal::Stats Journal::stats() const {
         s.syncs = syncs_;
         s.synced_records = synced_records_;
         s.sync_us = sync_us_;
+        s.slow_syncs = slow_syncs_;
         s.recovered = recovered_;
     }
     std::lock_guard sl(segments_mu_);
