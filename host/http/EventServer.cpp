@@ -198,40 +198,30 @@ struct Loop {
         const uint64_t one = 1;
         [[maybe_unused]] ssize_t n = ::write(wake, &one, sizeof one);
     }
-    void poke() {
+    // Runs `add` under the loop's lock (queueing something for it) and
+    // wakes the loop unless a wake-up is already on its way.
+    template <class Add>
+    void post(Add&& add) {
+        bool wake_it = false;
         {
             std::lock_guard lk(mu);
-            if (signalled) return;
+            add();
+            wake_it = !signalled;
             signalled = true;
         }
-        signal();
+        if (wake_it) signal();
+    }
+    void poke() {
+        post([] {});
     }
     void post_reply(uint64_t id, HttpReply r) {
-        bool wake_it = false;
-        {
-            std::lock_guard lk(mu);
-            replies.emplace_back(id, std::move(r));
-            wake_it = !signalled;
-            signalled = true;
-        }
-        if (wake_it) signal();
+        post([&] { replies.emplace_back(id, std::move(r)); });
     }
     void post_adopt(Adopted a) {
-        bool wake_it = false;
-        {
-            std::lock_guard lk(mu);
-            adopted.push_back(std::move(a));
-            wake_it = !signalled;
-            signalled = true;
-        }
-        if (wake_it) signal();
+        post([&] { adopted.push_back(std::move(a)); });
     }
     void finish() {
-        {
-            std::lock_guard lk(mu);
-            quit = true;
-        }
-        signal();
+        post([&] { quit = true; });
     }
 
     // A socket given up before it became a connection of this loop.
