@@ -523,6 +523,17 @@ TEST_CASE("journal: the batch the indexer waits for never exceeds half the backl
     REQUIRE(r.indexed(700));
 }
 
+TEST_CASE("journal: the key map is sized for the backlog's bound, never rehashed as it fills",
+          "[journal]") {
+    // A rehash runs under the journal's lock, which every append takes:
+    // growing past 172,933 keys took 7 ms here, with the intake waiting.
+    BatchingRig r([](journal::Options& o) { o.max_backlog = 5000; });
+    const size_t buckets = r.j->key_buckets();
+    CHECK(buckets >= 5000);
+    r.append(5000);  // the indexer is paused: every key is held
+    CHECK(r.j->key_buckets() == buckets);
+}
+
 TEST_CASE("journal: an empty segment left by a kill goes at once, never the one in use",
           "[journal]") {
     // A spare renamed in as the next segment just before a kill: zeros only,

@@ -91,6 +91,9 @@ class Journal {
   public:
     // A transaction of at least this many records means load (Options::index_min_batch).
     static constexpr size_t kLoadedBatch = 256;
+    // The key map is sized up front for this many records at most (about
+    // 8 bytes each); a larger max_backlog grows it as it fills.
+    static constexpr size_t kReservedKeys = 1'000'000;
 
     // Opens the folder, recovers what it holds (see above) and starts the
     // syncer and the indexer. Throws std::runtime_error naming the path.
@@ -152,6 +155,8 @@ class Journal {
     // joins.
     void pause_indexer(bool paused);
     void abandon();
+    // Test hook: the buckets of the in-memory key map (see the constructor).
+    size_t key_buckets() const;
 
   private:
     struct Entry {
