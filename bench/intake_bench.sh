@@ -15,7 +15,8 @@
 # unset, true measures sqlite-journal alone and false sqlite alone),
 # BENCH_PERF (a folder: perf record of each server's measured run, and the
 # top of its report, named after the line), BENCH_SERVER (listener.server:
-# events, threads or auto, the default), BUILD (default build).
+# events, threads or auto, the default), BENCH_LOOPS (listener.loops of the
+# hosts; unset: the config's default), BUILD (default build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_RUN=${1:-10}
@@ -65,6 +66,19 @@ say "generating $N unique signed deliveries"
 "$BUILD/bin/gen-deliveries" "$N" "$secret" "$work/deliveries.tsv"
 bytes=$(head -1 "$work/deliveries.tsv" | cut -f2 | tr -d '\n' | wc -c)
 
+# written_by_thread PID: for each thread name of the process, the bytes its
+# threads have passed to write calls so far (wchar in /proc/PID/task/*/io:
+# files, and sockets written with write(); send() is not counted, and the
+# servers here answer with send()), one "name bytes" line each. wchar rather
+# than write_bytes: the kernel counts write_bytes a whole page-cache folio at
+# a time, which on this machine came to 40 times what reached the disk.
+written_by_thread() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '/^wchar:/ {print $2}' "$t/io" 2>/dev/null)"
+  done | awk 'NF == 2 { sum[$1] += $2 } END { for (n in sum) print n, sum[n] }'
+}
+
 # run_wrk NAME PORT PID: one warm-up second, then the measured run; prints
 # the RESULT line with peak RSS appended.
 run_wrk() {
@@ -77,8 +91,11 @@ run_wrk() {
     perf record -q -F 999 -g -o "$BENCH_PERF/$name.data" -p "$pid" 2>"$BENCH_PERF/$name.record.log" &
     perf_pid=$!
   fi
+  local written0 written1
+  written0=$(written_by_thread "$pid")
   out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$ROOT/bench/intake.lua" \
     "http://127.0.0.1:$port/webhooks/clay" -- "$work/deliveries.tsv" 2 | grep '^RESULT')
+  written1=$(written_by_thread "$pid")
   if [ -n "$perf_pid" ]; then
     kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
     perf report -i "$BENCH_PERF/$name.data" --no-children --sort dso,symbol --percent-limit 0.7 \
@@ -86,7 +103,12 @@ run_wrk() {
   fi
   local rss
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  echo "$out rss_kb=$rss name=$name"
+  # What each thread (by name) passed to write calls during the measured
+  # run, as name:bytes,name:bytes (threads that ended meanwhile are left out).
+  local written
+  written=$(awk 'NR == FNR { before[$1] = $2; next } { d = $2 - before[$1]; if (d > 0) printf "%s%s:%d", sep, $1, d; sep = "," }' \
+    <(echo "$written0") <(echo "$written1"))
+  echo "$out rss_kb=$rss written=${written:-none} name=$name"
 }
 # Warm-up deliveries have rows of their own, so the measured run sends only new ones.
 "$BUILD/bin/gen-deliveries" 40000 "$secret" "$work/warm.tsv" warm_
@@ -179,6 +201,13 @@ for i in "${!engines[@]}"; do
     printf 'WARNING %s: %s of the measured requests repeated a delivery (a wrk thread went round its share of the %s): its rps is flattered; raise BENCH_DELIVERIES\n' \
       "${engines[$i]}" "$((req - measured[i]))" "$N"
   fi
+done
+# Bytes written per delivery, by thread: the store's write amplification.
+for r in "$bare" "${results[@]}"; do
+  req=$(field "$r" requests)
+  printf 'written per request, %-15s %s\n' "$(field "$r" name):" "$(tr ',' '\n' <<<"$(field "$r" written)" |
+    awk -F: -v n="$req" '$2 != "" && $2 / n >= 1 { t += $2; parts = parts sprintf("%s%s %.0f", sep, $1, $2 / n); sep = ", " }
+      END { if (t == 0) print "nothing"; else printf "%.0f B (%s)\n", t / n, parts }')"
 done
 for i in "${!engines[@]}"; do
   [ -z "${syncs[$i]}" ] || printf 'journal syncs, %-15s %s (warm-up included)\n' "${engines[$i]}:" "${syncs[$i]}"

@@ -77,7 +77,7 @@ intake_config() {
   cat >"$file" <<YAML
 admin: {enabled: false}
 log: {level: info}   # per-request lines are only for rejects
-listener: {address: 127.0.0.1, port: 0, server: ${BENCH_SERVER:-auto}, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
+listener: {address: 127.0.0.1, port: 0, server: ${BENCH_SERVER:-auto}${BENCH_LOOPS:+, loops: $BENCH_LOOPS}, threads: 64, max_connections: 1024, max_connections_per_peer: 0}
 store: $store
 dispatch: {lease: 30s, poll_interval: 1s}
 sources:
