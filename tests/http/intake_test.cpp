@@ -165,6 +165,10 @@ TEST_CASE("intake: health, readiness and metrics", "[intake]") {
         Catch::Contains(
             R"(clayhook_intake_requests_total{outcome="accepted",source="clay",status="200"} 1)"));
     CHECK_THAT(m.body, Catch::Contains("clayhook_store_queue_depth"));
+    // /metrics takes no body: one is refused unread, as too large.
+    CHECK(h.request("POST", "/metrics", "x").status == 413);
+    CHECK(h.request("GET", "/metrics", "").status == 200);
+    CHECK(h.request("POST", "/healthz", "x").status == 200);
     // The event loops hand /metrics (which asks the store) to a thread of
     // its own, so a slow store never stalls a loop's connections.
     bool scraper = false;
