@@ -1013,22 +1013,7 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
     }
     short_of_space();  // keeps the intake's refusal current; acknowledged records go in anyway
     size_t duplicates = 0;
-    std::vector<NewDelivery> dels;
-    for (const journal::Record* r : records) {
-        dels.clear();
-        for (const auto& d : r->deliveries)
-            dels.push_back({d.plugin, d.order_key});
-        NewEvent e{r->source, r->type, r->key, r->body, r->received_at_ms, dels, r->id};
-        GroupCommit::Insert item;
-        item.event = &e;
-        if (!insert_one(item, next_seq, error)) throw fail();
-        if (item.result.status == InsertStatus::duplicate)
-            ++duplicates;
-        else if (item.result.status != InsertStatus::stored) {
-            error = item.result.error;
-            throw fail();
-        }
-    }
+    if (!index_in_key_order(records, next_seq, duplicates, error)) throw fail();
     {
         sqlite3_stmt* s = nullptr;
         if (sqlite3_prepare_v2(db,
@@ -1049,6 +1034,123 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
                      duplicates);
     notify_committed(records.size(), new_deliveries_);
     new_deliveries_.clear();
+}
+
+// The records of one index transaction, decided as insert_one() decides
+// them one after the other, with the dedup table visited in key order: the
+// lookups first, sorted by hash; then the events, in journal order (their
+// seqs follow arrival); then the dedup rows, sorted by hash. The keys are
+// random, so in journal order each record touched a random page of the dedup
+// table, and once SQLite's page cache (2 MiB) was full a page spilled to the
+// WAL mid-transaction was written again each time a later key touched it. In
+// key order each page is read and written once per transaction.
+bool SqliteStore::index_in_key_order(const std::vector<const journal::Record*>& records,
+                                     int64_t& next_seq, size_t& duplicates, std::string& error) {
+    sqlite3* db = wdb_.get();
+    enum class Dedup : uint8_t { none, insert, repoint };
+    struct Item {
+        int64_t hash = 0;
+        int64_t seq = 0;  // the event's, once inserted
+        Dedup dedup = Dedup::none;
+        bool duplicate = false;
+    };
+    const size_t n = records.size();
+    std::vector<Item> items(n);
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) {
+        items[i].hash = dedup_hash_of(records[i]->source, records[i]->key);
+        // Before the commit, and so before the journal lets go of the record:
+        // an intake that misses it in the journal's memory finds it here.
+        if (stored_keys_) stored_keys_->add(static_cast<uint64_t>(items[i].hash));
+        order[i] = i;
+    }
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return items[a].hash != items[b].hash ? items[a].hash < items[b].hash : a < b;
+    });
+
+    // 1. Decide, one hash at a time (records sharing one, in journal order).
+    // A record is a duplicate when the event its hash's dedup row leads to
+    // has its source and key. With no such event (no row, or the row's event
+    // deleted by retention) the first record takes the row, and the later
+    // ones are matched against it. A row leading to another key's event (a
+    // 64-bit collision) stays: the record is stored without a row of its own.
+    sqlite3_stmt* f = find_dup_.get();
+    for (size_t g = 0; g < n;) {
+        const int64_t hash = items[order[g]].hash;
+        size_t end = g;
+        while (end < n && items[order[end]].hash == hash)
+            ++end;
+        sqlite3_bind_int64(f, 1, hash);
+        const int rc = sqlite3_step(f);
+        const bool row = rc == SQLITE_ROW;
+        if (!row && rc != SQLITE_DONE) {
+            error = describe(db, "look up the earlier event");
+            sqlite3_reset(f);
+            return false;
+        }
+        bool owned = row && sqlite3_column_type(f, 0) != SQLITE_NULL;
+        std::string owner_source, owner_key;
+        if (owned) {
+            owner_source = column_view(f, 1);
+            owner_key = column_view(f, 2);
+        }
+        sqlite3_reset(f);
+        for (size_t k = g; k < end; ++k) {
+            Item& it = items[order[k]];
+            const journal::Record& r = *records[order[k]];
+            if (owned) {
+                it.duplicate = owner_source == r.source && owner_key == r.key;
+                continue;
+            }
+            it.dedup = row ? Dedup::repoint : Dedup::insert;
+            owned = true;
+            owner_source = r.source;
+            owner_key = r.key;
+        }
+        g = end;
+    }
+
+    // 2. The events and their deliveries, in journal order.
+    sqlite3_stmt* ins = insert_event_.get();
+    std::vector<NewDelivery> dels;
+    for (size_t i = 0; i < n; ++i) {
+        if (items[i].duplicate) {
+            ++duplicates;
+            continue;
+        }
+        const journal::Record& r = *records[i];
+        if (!bind_text(ins, 3, r.source) || !bind_text(ins, 4, r.type) ||
+            !bind_text(ins, 5, r.key) ||
+            sqlite3_bind_int64(ins, 6, r.received_at_ms) != SQLITE_OK ||
+            !bind_blob(ins, 7, r.body)) {
+            error = describe(db, "event refused by the store");
+            return false;
+        }
+        items[i].seq = ++next_seq;
+        std::string id;
+        if (!insert_event_row(items[i].seq, r.id, id, error)) return false;
+        dels.clear();
+        for (const auto& d : r.deliveries)
+            dels.push_back({d.plugin, d.order_key});
+        const NewEvent e{r.source, r.type, r.key, r.body, r.received_at_ms, dels, r.id};
+        if (!insert_deliveries(e, items[i].seq, error)) return false;
+    }
+
+    // 3. The dedup rows, in key order.
+    for (size_t i : order) {
+        const Item& it = items[i];
+        if (it.dedup == Dedup::none) continue;
+        sqlite3_stmt* s = it.dedup == Dedup::insert ? insert_dedup_.get() : repoint_dedup_.get();
+        sqlite3_bind_int64(s, 1, it.hash);
+        sqlite3_bind_int64(s, 2, it.seq);
+        sqlite3_bind_int64(s, 3, records[i]->received_at_ms);
+        if (!run(db, s,
+                 it.dedup == Dedup::insert ? "record the idempotency key"
+                                           : "repoint the idempotency key",
+                 error))
+            return false;
+    }
+    return true;
 }
 
 size_t SqliteStore::prune_dedup(std::chrono::system_clock::time_point older_than) {

@@ -603,6 +603,96 @@ TEST_CASE("journal: syncing the tables before a segment goes keeps SQLite's lock
     CHECK(rows_in_tables(cfg.path) == 21);
 }
 
+TEST_CASE("journal: copies of one key recovered into one index transaction are stored once",
+          "[journal]") {
+    test::TempDir dir;
+    StoreConfig cfg = journal_config(dir);
+    {
+        SqliteStore store(cfg, 64);  // creates the tables and the folder
+    }
+    // A segment holding three records of one key, each with an id of its
+    // own, between others: the indexer takes them in one transaction.
+    const char* keys[] = {"k1", "k2", "k1", "k3", "k1"};
+    std::string seg;
+    for (uint64_t s = 1; s <= 5; ++s) {
+        journal::Record r;
+        r.seq = s;
+        r.id = "evt_copy_" + std::to_string(s);
+        r.source = "clay";
+        r.type = "enrichment.completed";
+        r.key = keys[s - 1];
+        r.body = "{}";
+        REQUIRE(journal::encode(r, seg));
+    }
+    std::ofstream(cfg.path + ".journal/seg-0000000000000001.log", std::ios::binary) << seg;
+    SqliteStore store(cfg, 64);
+    REQUIRE(journal_of(store).drain());
+    CHECK(rows_in_tables(cfg.path) == 3);
+    CHECK(store.get("evt_copy_1").has_value());  // the first of the copies
+    CHECK(store.get("evt_copy_2").has_value());
+    CHECK_FALSE(store.get("evt_copy_3").has_value());
+    CHECK(store.get("evt_copy_4").has_value());
+    CHECK_FALSE(store.get("evt_copy_5").has_value());
+    const auto again = store.insert(event("k1"));
+    CHECK(again.status == InsertStatus::duplicate);
+    CHECK(again.id == "evt_copy_1");
+}
+
+TEST_CASE(
+    "journal: indexing keeps insert()'s rules for a dedup row leading to another key or to "
+    "nothing",
+    "[journal]") {
+    test::TempDir dir;
+    StoreConfig cfg = journal_config(dir);
+    SqliteStore store(cfg, 64);
+    const auto a = store.insert(event("a"));
+    const auto b = store.insert(event("b"));
+    const auto c = store.insert(event("c"));
+    REQUIRE(c.status == InsertStatus::stored);
+    REQUIRE(journal_of(store).drain());
+
+    // Tamper from outside, as a hash collision or a retention job would
+    // leave things: a's row now leads to b's event, c's event is gone.
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(cfg.path.c_str(), &other) == SQLITE_OK);
+    const std::string sql = "UPDATE dedup SET event_seq = (SELECT seq FROM events WHERE id = '" +
+                            b.id + "') WHERE event_seq = (SELECT seq FROM events WHERE id = '" +
+                            a.id + "'); DELETE FROM events WHERE id = '" + c.id + "';";
+    REQUIRE(sqlite3_exec(other, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+
+    // Both new, and indexed in one transaction.
+    const auto a2 = store.insert(event("a"));
+    const auto c2 = store.insert(event("c"));
+    CHECK(a2.status == InsertStatus::stored);
+    CHECK(c2.status == InsertStatus::stored);
+    REQUIRE(journal_of(store).drain());
+    CHECK(rows_in_tables(cfg.path) == 4);  // a, b, a2, c2
+    // a: the row still leads to b's event (b's own row and a's), so b stays
+    // deduplicated.
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open_v2(cfg.path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+        sqlite3_stmt* q = nullptr;
+        const std::string count =
+            "SELECT count(*) FROM dedup WHERE event_seq ="
+            " (SELECT seq FROM events WHERE id = '" +
+            b.id + "')";
+        REQUIRE(sqlite3_prepare_v2(db, count.c_str(), -1, &q, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+        CHECK(sqlite3_column_int64(q, 0) == 2);
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+    }
+    const auto b2 = store.insert(event("b"));
+    CHECK(b2.status == InsertStatus::duplicate);
+    CHECK(b2.id == b.id);
+    // c: the row now leads to c2's event, answered from the tables.
+    const auto c3 = store.insert(event("c"));
+    CHECK(c3.status == InsertStatus::duplicate);
+    CHECK(c3.id == c2.id);
+}
+
 TEST_CASE("journal: records recovered across a gap in seqs still answer dedup from memory",
           "[journal]") {
     test::TempDir dir;
