@@ -66,23 +66,30 @@ say "generating $N unique signed deliveries"
 "$BUILD/bin/gen-deliveries" "$N" "$secret" "$work/deliveries.tsv"
 bytes=$(head -1 "$work/deliveries.tsv" | cut -f2 | tr -d '\n' | wc -c)
 
-# written_by_thread PID: for each thread name of the process, the bytes its
-# threads have passed to write calls so far (wchar in /proc/PID/task/*/io:
-# files, and sockets written with write(); send() is not counted, and the
-# servers here answer with send()), one "name bytes" line each. wchar rather
-# than write_bytes: the kernel counts write_bytes a whole page-cache folio at
-# a time, which on this machine came to 40 times what reached the disk.
+# written_by_thread PID: one line per thread of the process, "TID NAME
+# BYTES": the bytes it has passed to write calls so far (wchar in
+# /proc/PID/task/TID/io: files, and sockets written with write(); send() is
+# not counted, and the servers here answer with send()). wchar rather than
+# write_bytes: the kernel counts write_bytes a whole page-cache folio at a
+# time, which on this machine came to 40 times what reached the disk.
+# Threads whose io cannot be read (gone meanwhile, or /proc hidden) are left
+# out.
 written_by_thread() {
   local t
   for t in /proc/"$1"/task/*; do
-    printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '/^wchar:/ {print $2}' "$t/io" 2>/dev/null)"
-  done | awk 'NF == 2 { sum[$1] += $2 } END { for (n in sum) print n, sum[n] }'
+    printf '%s %s %s\n' "${t##*/}" "$(cat "$t/comm" 2>/dev/null | tr -c '[:alnum:]_.\n-' '_')" \
+      "$(awk '/^wchar:/ {print $2}' "$t/io" 2>/dev/null)"
+  done | awk 'NF == 3'
 }
 
 # run_wrk NAME PORT PID: one warm-up second, then the measured run; prints
 # the RESULT line with peak RSS appended.
 run_wrk() {
   local name=$1 port=$2 pid=$3
+  # Every dirty page on the machine to disk first: the generated files and
+  # the previous line's databases would otherwise be written back by the
+  # kernel during this line's run, and its fdatasyncs would wait behind them.
+  sync
   wrk -t2 -c"$CONNS" -d1s -s "$ROOT/bench/intake.lua" "http://127.0.0.1:$port/webhooks/clay" \
     -- "$work/warm.tsv" 2 >/dev/null
   local out perf_pid=""
@@ -106,7 +113,13 @@ run_wrk() {
   # What each thread (by name) passed to write calls during the measured
   # run, as name:bytes,name:bytes (threads that ended meanwhile are left out).
   local written
-  written=$(awk 'NR == FNR { before[$1] = $2; next } { d = $2 - before[$1]; if (d > 0) printf "%s%s:%d", sep, $1, d; sep = "," }' \
+  # By thread id, then summed by name: a thread that ended during the run
+  # is left out (its bytes are lost with it), one started during it counts
+  # in full. %.0f: mawk's %d stops at 2^31.
+  written=$(awk 'NR == FNR { before[$1] = $3; next }
+    { d[$2] += $3 - ($1 in before ? before[$1] : 0); any = 1 }
+    END { if (!any) { print "unreadable"; exit }
+          for (n in d) if (d[n] > 0) { printf "%s%s:%.0f", sep, n, d[n]; sep = "," } }' \
     <(echo "$written0") <(echo "$written1"))
   echo "$out rss_kb=$rss written=${written:-none} name=$name"
 }
@@ -206,8 +219,10 @@ done
 for r in "$bare" "${results[@]}"; do
   req=$(field "$r" requests)
   printf 'written per request, %-15s %s\n' "$(field "$r" name):" "$(tr ',' '\n' <<<"$(field "$r" written)" |
-    awk -F: -v n="$req" '$2 != "" && $2 / n >= 1 { t += $2; parts = parts sprintf("%s%s %.0f", sep, $1, $2 / n); sep = ", " }
-      END { if (t == 0) print "nothing"; else printf "%.0f B (%s)\n", t / n, parts }')"
+    awk -F: -v n="${req:-0}" 'n > 0 && $2 != "" && $2 / n >= 1 { t += $2; parts = parts sprintf("%s%s %.0f", sep, $1, $2 / n); sep = ", " }
+      $1 == "unreadable" { unreadable = 1 }
+      END { if (n <= 0) print "no requests"; else if (unreadable) print "unreadable (/proc/PID/task/*/io)";
+            else if (t == 0) print "nothing"; else printf "%.0f B (%s)\n", t / n, parts }')"
 done
 for i in "${!engines[@]}"; do
   [ -z "${syncs[$i]}" ] || printf 'journal syncs, %-15s %s (warm-up included)\n' "${engines[$i]}:" "${syncs[$i]}"
