@@ -1013,7 +1013,13 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
     }
     short_of_space();  // keeps the intake's refusal current; acknowledged records go in anyway
     size_t duplicates = 0;
-    if (!index_in_key_order(records, next_seq, duplicates, error)) throw fail();
+    bool indexed = false;
+    try {
+        indexed = index_in_key_order(records, next_seq, duplicates, error);
+    } catch (const std::exception& ex) {  // out of memory: rolled back like any failure
+        error = ex.what();
+    }
+    if (!indexed) throw fail();
     {
         sqlite3_stmt* s = nullptr;
         if (sqlite3_prepare_v2(db,
@@ -1080,21 +1086,23 @@ bool SqliteStore::index_in_key_order(const std::vector<const journal::Record*>& 
         size_t end = g;
         while (end < n && items[order[end]].hash == hash)
             ++end;
-        sqlite3_bind_int64(f, 1, hash);
-        const int rc = sqlite3_step(f);
-        const bool row = rc == SQLITE_ROW;
-        if (!row && rc != SQLITE_DONE) {
-            error = describe(db, "look up the earlier event");
-            sqlite3_reset(f);
-            return false;
-        }
-        bool owned = row && sqlite3_column_type(f, 0) != SQLITE_NULL;
+        bool row = false, owned = false;
         std::string owner_source, owner_key;
-        if (owned) {
-            owner_source = column_view(f, 1);
-            owner_key = column_view(f, 2);
+        {
+            const ResetGuard reset{f};  // whatever happens below, even a throw
+            sqlite3_bind_int64(f, 1, hash);
+            const int rc = sqlite3_step(f);
+            row = rc == SQLITE_ROW;
+            if (!row && rc != SQLITE_DONE) {
+                error = describe(db, "look up the earlier event");
+                return false;
+            }
+            owned = row && sqlite3_column_type(f, 0) != SQLITE_NULL;
+            if (owned) {
+                owner_source = column_view(f, 1);
+                owner_key = column_view(f, 2);
+            }
         }
-        sqlite3_reset(f);
         for (size_t k = g; k < end; ++k) {
             Item& it = items[order[k]];
             const journal::Record& r = *records[order[k]];
@@ -1149,6 +1157,12 @@ bool SqliteStore::index_in_key_order(const std::vector<const journal::Record*>& 
                                            : "repoint the idempotency key",
                  error))
             return false;
+        // Step 1 found no row for an insert and none saw a row missing for
+        // a repoint: anything else means the table changed under it.
+        if (sqlite3_changes(db) != 1) {
+            error = "the dedup table changed during an index transaction";
+            return false;
+        }
     }
     return true;
 }

@@ -78,6 +78,29 @@ std::vector<fs::path> segments(const std::string& db_path) {
     return out;
 }
 
+// The events' ids in seq order, read with a connection of our own.
+std::vector<std::string> ids_in_seq_order(const std::string& db_path) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT id FROM events ORDER BY seq", -1, &s, nullptr) ==
+            SQLITE_OK);
+    std::vector<std::string> ids;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        ids.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return ids;
+}
+
+// Runs `sql` on the database with a connection of our own.
+void tamper(const std::string& db_path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+}
+
 journal::Journal& journal_of(SqliteStore& s) {
     REQUIRE(s.intake_journal() != nullptr);
     return *s.intake_journal();
@@ -633,6 +656,8 @@ TEST_CASE("journal: copies of one key recovered into one index transaction are s
     CHECK_FALSE(store.get("evt_copy_3").has_value());
     CHECK(store.get("evt_copy_4").has_value());
     CHECK_FALSE(store.get("evt_copy_5").has_value());
+    CHECK(ids_in_seq_order(cfg.path) ==
+          std::vector<std::string>{"evt_copy_1", "evt_copy_2", "evt_copy_4"});
     const auto again = store.insert(event("k1"));
     CHECK(again.status == InsertStatus::duplicate);
     CHECK(again.id == "evt_copy_1");
@@ -662,10 +687,12 @@ TEST_CASE(
     sqlite3_close(other);
 
     // Both new, and indexed in one transaction.
+    journal_of(store).pause_indexer(true);
     const auto a2 = store.insert(event("a"));
     const auto c2 = store.insert(event("c"));
     CHECK(a2.status == InsertStatus::stored);
     CHECK(c2.status == InsertStatus::stored);
+    journal_of(store).pause_indexer(false);
     REQUIRE(journal_of(store).drain());
     CHECK(rows_in_tables(cfg.path) == 4);  // a, b, a2, c2
     // a: the row still leads to b's event (b's own row and a's), so b stays
@@ -691,6 +718,66 @@ TEST_CASE(
     const auto c3 = store.insert(event("c"));
     CHECK(c3.status == InsertStatus::duplicate);
     CHECK(c3.id == c2.id);
+}
+
+TEST_CASE(
+    "journal: copies recovered into one transaction follow insert()'s rules against the "
+    "dedup rows already there",
+    "[journal]") {
+    test::TempDir dir;
+    StoreConfig cfg = journal_config(dir);
+    std::string b_id, d_id;
+    {
+        SqliteStore store(cfg, 64);
+        REQUIRE(store.insert(event("a")).status == InsertStatus::stored);
+        b_id = store.insert(event("b")).id;
+        REQUIRE(store.insert(event("c")).status == InsertStatus::stored);
+        d_id = store.insert(event("d")).id;
+        REQUIRE(journal_of(store).drain());
+    }
+    // As a hash collision or a retention job would leave things: a's row
+    // leads to b's event, c's event is gone.
+    tamper(cfg.path,
+           "UPDATE dedup SET event_seq = (SELECT seq FROM events WHERE id = '" + b_id +
+               "') WHERE event_seq = (SELECT seq FROM events WHERE idempotency_key = 'a');"
+               " DELETE FROM events WHERE idempotency_key = 'c';");
+    // Two copies of each key, in one segment past the indexed position (4).
+    const char* keys[] = {"a", "c", "a", "c", "d", "d"};
+    std::string seg;
+    for (uint64_t s = 5; s <= 10; ++s) {
+        journal::Record r;
+        r.seq = s;
+        r.id = "evt_again_" + std::to_string(s);
+        r.source = "clay";
+        r.type = "enrichment.completed";
+        r.key = keys[s - 5];
+        r.body = "{}";
+        REQUIRE(journal::encode(r, seg));
+    }
+    std::ofstream(cfg.path + ".journal/seg-0000000000000005.log", std::ios::binary) << seg;
+    SqliteStore store(cfg, 64);
+    REQUIRE(journal_of(store).drain());
+    // a: its row leads to another key's event, so neither copy is its
+    // duplicate and the row stays (insert() does the same).
+    CHECK(store.get("evt_again_5").has_value());
+    CHECK(store.get("evt_again_7").has_value());
+    CHECK(store.insert(event("b")).id == b_id);
+    // c: its row led nowhere; the first copy takes it, the second is its
+    // duplicate.
+    CHECK(store.get("evt_again_6").has_value());
+    CHECK_FALSE(store.get("evt_again_8").has_value());
+    CHECK(store.insert(event("c")).id == "evt_again_6");
+    // d: stored already, both copies are duplicates.
+    CHECK_FALSE(store.get("evt_again_9").has_value());
+    CHECK_FALSE(store.get("evt_again_10").has_value());
+    CHECK(store.insert(event("d")).id == d_id);
+    // In arrival order after a, b and d (c was deleted).
+    const auto ids = ids_in_seq_order(cfg.path);
+    REQUIRE(ids.size() == 6);
+    CHECK(ids[1] == b_id);
+    CHECK(ids[2] == d_id);
+    CHECK(std::vector<std::string>(ids.begin() + 3, ids.end()) ==
+          std::vector<std::string>{"evt_again_5", "evt_again_6", "evt_again_7"});
 }
 
 TEST_CASE("journal: records recovered across a gap in seqs still answer dedup from memory",
