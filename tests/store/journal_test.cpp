@@ -101,6 +101,28 @@ void tamper(const std::string& db_path, const std::string& sql) {
     sqlite3_close(db);
 }
 
+// A segment of the store's journal written by hand, as a host killed before
+// indexing would leave it: one record per key, seqs from `first`, ids
+// `id_prefix` + seq.
+void write_segment(const std::string& db_path, uint64_t first, const std::vector<std::string>& keys,
+                   const std::string& id_prefix) {
+    std::string seg;
+    uint64_t seq = first;
+    for (const std::string& key : keys) {
+        journal::Record r;
+        r.seq = seq;
+        r.id = id_prefix + std::to_string(seq++);
+        r.source = "clay";
+        r.type = "enrichment.completed";
+        r.key = key;
+        r.body = "{}";
+        REQUIRE(journal::encode(r, seg));
+    }
+    char name[40];
+    std::snprintf(name, sizeof name, "seg-%016llx.log", static_cast<unsigned long long>(first));
+    std::ofstream(db_path + ".journal/" + name, std::ios::binary) << seg;
+}
+
 journal::Journal& journal_of(SqliteStore& s) {
     REQUIRE(s.intake_journal() != nullptr);
     return *s.intake_journal();
@@ -635,19 +657,7 @@ TEST_CASE("journal: copies of one key recovered into one index transaction are s
     }
     // A segment holding three records of one key, each with an id of its
     // own, between others: the indexer takes them in one transaction.
-    const char* keys[] = {"k1", "k2", "k1", "k3", "k1"};
-    std::string seg;
-    for (uint64_t s = 1; s <= 5; ++s) {
-        journal::Record r;
-        r.seq = s;
-        r.id = "evt_copy_" + std::to_string(s);
-        r.source = "clay";
-        r.type = "enrichment.completed";
-        r.key = keys[s - 1];
-        r.body = "{}";
-        REQUIRE(journal::encode(r, seg));
-    }
-    std::ofstream(cfg.path + ".journal/seg-0000000000000001.log", std::ios::binary) << seg;
+    write_segment(cfg.path, 1, {"k1", "k2", "k1", "k3", "k1"}, "evt_copy_");
     SqliteStore store(cfg, 64);
     REQUIRE(journal_of(store).drain());
     CHECK(rows_in_tables(cfg.path) == 3);
@@ -742,19 +752,7 @@ TEST_CASE(
                "') WHERE event_seq = (SELECT seq FROM events WHERE idempotency_key = 'a');"
                " DELETE FROM events WHERE idempotency_key = 'c';");
     // Two copies of each key, in one segment past the indexed position (4).
-    const char* keys[] = {"a", "c", "a", "c", "d", "d"};
-    std::string seg;
-    for (uint64_t s = 5; s <= 10; ++s) {
-        journal::Record r;
-        r.seq = s;
-        r.id = "evt_again_" + std::to_string(s);
-        r.source = "clay";
-        r.type = "enrichment.completed";
-        r.key = keys[s - 5];
-        r.body = "{}";
-        REQUIRE(journal::encode(r, seg));
-    }
-    std::ofstream(cfg.path + ".journal/seg-0000000000000005.log", std::ios::binary) << seg;
+    write_segment(cfg.path, 5, {"a", "c", "a", "c", "d", "d"}, "evt_again_");
     SqliteStore store(cfg, 64);
     REQUIRE(journal_of(store).drain());
     // a: its row leads to another key's event, so neither copy is its
