@@ -708,10 +708,7 @@ bool SqliteStore::insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::str
     // Bind the event's own columns first: a value SQLite refuses (beyond its
     // length limit) fails here, before anything was written, and fails only
     // this item.
-    sqlite3_stmt* ins = insert_event_.get();
-    if (!bind_text(ins, 3, e.source) || !bind_text(ins, 4, e.type) ||
-        !bind_text(ins, 5, e.idempotency_key) ||
-        sqlite3_bind_int64(ins, 6, e.received_at_ms) != SQLITE_OK || !bind_blob(ins, 7, e.body)) {
+    if (!bind_event_columns(e)) {
         r.result = {InsertStatus::unavailable, {}, describe(db, "event refused by the store")};
         return true;
     }
@@ -774,7 +771,15 @@ bool SqliteStore::insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::str
     return true;
 }
 
-// The event's own columns were bound by insert_one; this adds seq and id.
+// insert_event_'s columns but seq and id (insert_event_row binds those).
+bool SqliteStore::bind_event_columns(const NewEvent& e) {
+    sqlite3_stmt* ins = insert_event_.get();
+    return bind_text(ins, 3, e.source) && bind_text(ins, 4, e.type) &&
+           bind_text(ins, 5, e.idempotency_key) &&
+           sqlite3_bind_int64(ins, 6, e.received_at_ms) == SQLITE_OK && bind_blob(ins, 7, e.body);
+}
+
+// The event's own columns were bound by bind_event_columns; this adds seq and id.
 bool SqliteStore::insert_event_row(int64_t seq, std::string_view preset_id, std::string& id,
                                    std::string& error) {
     sqlite3* db = wdb_.get();
@@ -1119,7 +1124,6 @@ bool SqliteStore::index_in_key_order(const std::vector<const journal::Record*>& 
     }
 
     // 2. The events and their deliveries, in journal order.
-    sqlite3_stmt* ins = insert_event_.get();
     std::vector<NewDelivery> dels;
     for (size_t i = 0; i < n; ++i) {
         if (items[i].duplicate) {
@@ -1127,20 +1131,17 @@ bool SqliteStore::index_in_key_order(const std::vector<const journal::Record*>& 
             continue;
         }
         const journal::Record& r = *records[i];
-        if (!bind_text(ins, 3, r.source) || !bind_text(ins, 4, r.type) ||
-            !bind_text(ins, 5, r.key) ||
-            sqlite3_bind_int64(ins, 6, r.received_at_ms) != SQLITE_OK ||
-            !bind_blob(ins, 7, r.body)) {
+        dels.clear();
+        for (const auto& d : r.deliveries)
+            dels.push_back({d.plugin, d.order_key});
+        const NewEvent e{r.source, r.type, r.key, r.body, r.received_at_ms, dels, r.id};
+        if (!bind_event_columns(e)) {
             error = describe(db, "event refused by the store");
             return false;
         }
         items[i].seq = ++next_seq;
         std::string id;
         if (!insert_event_row(items[i].seq, r.id, id, error)) return false;
-        dels.clear();
-        for (const auto& d : r.deliveries)
-            dels.push_back({d.plugin, d.order_key});
-        const NewEvent e{r.source, r.type, r.key, r.body, r.received_at_ms, dels, r.id};
         if (!insert_deliveries(e, items[i].seq, error)) return false;
     }
 

@@ -170,6 +170,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     bool apply_claims(GroupCommit::Claim& c, std::string& error);
     bool apply_update(const DeliveryUpdate& u, std::string& error);
     bool insert_deliveries(const NewEvent& e, int64_t seq, std::string& error);
+    // Binds the event's own columns of insert_event_ (all but seq and id).
+    // False when SQLite refuses a value (beyond its length limit).
+    bool bind_event_columns(const NewEvent& e);
     // Decides one item inside the open transaction. False on an SQLite error
     // that dooms the whole transaction (the message is in `error`).
     bool insert_one(GroupCommit::Insert& r, int64_t& next_seq, std::string& error);
