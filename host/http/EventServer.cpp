@@ -111,11 +111,9 @@ struct Owed {
 struct Loop;
 
 struct EventServer::Core : ServerContext, std::enable_shared_from_this<EventServer::Core> {
-    std::atomic<bool> stopping{false};
     std::atomic<bool> started{false};  // until stop() has finished: port() and local_host()
     std::atomic<bool> stop_called{false};
-    std::atomic<int> in_flight{0};  // requests between their first byte and their answer
-    std::atomic<int> open{0};       // connections open (and counted by the peer limiter)
+    std::atomic<int> open{0};  // connections open (and counted by the peer limiter)
     int listen_fd = -1;
     uint16_t port = 0;
     std::string host;
@@ -138,6 +136,12 @@ struct EventServer::Core : ServerContext, std::enable_shared_from_this<EventServ
         std::lock_guard lk(owed_mu);
         if (--owed == 0) owed_cv.notify_all();
     }
+};
+
+// Pays one answer owed (Core::paid) when it goes out of scope.
+struct PaidOnExit {
+    EventServer::Core& core;
+    ~PaidOnExit() { core.paid(); }
 };
 
 // One event loop: its thread, its epoll set, the connections it owns, and
@@ -535,7 +539,7 @@ struct Loop {
     }
 
     bool keep_alive(const Conn& c, const HttpReply& r) const {
-        return core.opts.keep_alive && c.head.keep_alive && !r.close && !core.stopping.load();
+        return core.keep_alive(c.head.keep_alive, r);
     }
 
     void queue(Conn& c, const HttpReply& r, bool close, const HttpRequest* req) {
@@ -562,9 +566,7 @@ struct Loop {
     }
 
     void refuse(Conn& c, int status, const std::string& why) {
-        core.counters.bad_request(status);
-        core.log.warn(core.opts.name, "request refused",
-                      {{"status", std::to_string(status)}, {"reason", why}, {"remote", c.peer}});
+        core.log_refusal(status, why, c.peer);
         queue(c, HttpReply(status, json_error(why)), true, nullptr);
         c.after = Conn::After::linger;
     }
@@ -643,13 +645,9 @@ struct Loop {
                 close_conn(c);
                 return false;
             }
-            c.head_deadline =
-                c.first ? c.started + ns(o.header_timeout) : now_ns() + ns(o.header_timeout);
-        } else {
-            // Pipelined behind the last request, or the first one's bytes.
-            c.head_deadline =
-                c.first ? c.started + ns(o.header_timeout) : now_ns() + ns(o.header_timeout);
-        }
+        }  // else pipelined behind the last request, or the first one's bytes
+        c.head_deadline =
+            c.first ? c.started + ns(o.header_timeout) : now_ns() + ns(o.header_timeout);
         begin_in_flight(c);
         c.state = State::head;
         c.scanned = 0;
@@ -806,14 +804,16 @@ struct Loop {
             core.service.handle_async(c.head.request, std::move(c.body), c.admission.context,
                                       [keep, self, id, owed](HttpReply r) {
                                           if (owed->settled.exchange(true)) return;
+                                          // Paid even if the hand-over throws:
+                                          // stop() must not wait for ever.
+                                          const PaidOnExit paid{*keep};
                                           self->post_reply(id, std::move(r));
-                                          keep->paid();
                                       });
         } catch (const std::exception& e) {
             if (!owed->settled.exchange(true)) {
                 core.log.error(core.opts.name, "request failed", {{"error", e.what()}});
+                const PaidOnExit paid{core};
                 post_reply(id, HttpReply(500, R"({"error":"internal error"})"));
-                core.paid();
             }
         }
         c.body = std::string();

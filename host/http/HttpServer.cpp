@@ -81,8 +81,6 @@ int64_t ticks(Clock::time_point t) {
 }  // namespace
 
 struct HttpServer::Core : ServerContext {
-    std::atomic<bool> stopping{false};
-    std::atomic<int> in_flight{0};
     std::atomic<const Poco::Net::TCPServer*> server{nullptr};
 
     std::mutex mu;
@@ -256,9 +254,7 @@ class Connection : public Poco::Net::TCPServerConnection {
     }
 
     void refuse(int status, const std::string& why) {
-        core_->counters.bad_request(status);
-        core_->log.warn(core_->opts.name, "request refused",
-                        {{"status", std::to_string(status)}, {"reason", why}, {"remote", peer_}});
+        core_->log_refusal(status, why, peer_);
         answer(HttpReply(status, json_error(why)), true);
         linger_close();
     }
@@ -387,7 +383,7 @@ class Connection : public Poco::Net::TCPServerConnection {
     }
 
     bool keep_alive(const RequestHead& head, const HttpReply& resp) const {
-        return core_->opts.keep_alive && head.keep_alive && !resp.close && !core_->stopping;
+        return core_->keep_alive(head.keep_alive, resp);
     }
 
     std::shared_ptr<HttpServer::Core> core_;
