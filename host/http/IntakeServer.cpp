@@ -211,15 +211,14 @@ class IntakeService final : public HttpService, public CommitListener {
 
     HttpReply handle(const HttpRequest& req, std::string body,
                      const std::shared_ptr<const void>& context) override {
-        if (!context) return json_answer(404, R"({"error":"not found"})");
         if (context == scrape_marker()) return health("/metrics");
-        const auto& r = *static_cast<const SourceRequest*>(context.get());
-        Pending p(r, req.peer, std::move(body));
+        std::optional<HttpReply> now;
+        const auto p = begin(req, std::move(body), context, now);
+        if (!p) return std::move(*now);
         try {
-            if (auto refused = prepare(req, p)) return answered(p, std::move(*refused));
-            return answered(p, outcome(p, store_.insert(p.event)));
+            return answered(*p, outcome(*p, store_.insert(p->event)));
         } catch (...) {
-            answered(p, {});  // the latency of a failed request counts too
+            answered(*p, {});  // the latency of a failed request counts too
             throw;
         }
     }
@@ -228,11 +227,10 @@ class IntakeService final : public HttpService, public CommitListener {
     // answer once the store has committed (or refused) the delivery.
     void handle_async(const HttpRequest& req, std::string body,
                       const std::shared_ptr<const void>& context, Respond respond) override {
-        if (!context) return respond(json_answer(404, R"({"error":"not found"})"));
         if (context == scrape_marker()) return scrape(std::move(respond));
-        const auto& r = *static_cast<const SourceRequest*>(context.get());
-        auto p = std::make_shared<Pending>(r, req.peer, std::move(body));
-        if (auto refused = prepare(req, *p)) return respond(answered(*p, std::move(*refused)));
+        std::optional<HttpReply> now;
+        auto p = begin(req, std::move(body), context, now);
+        if (!p) return respond(std::move(*now));
         // `p` keeps the event's bytes and the routes (plugin names) alive
         // until the store is done with them. On the store's thread: the
         // answer is owed whatever happens, or the connection would wait for
@@ -381,6 +379,29 @@ class IntakeService final : public HttpService, public CommitListener {
     };
 
     // Every answer to a source's request: its latency observed.
+    // Both ways' start: the delivery verified and classified, ready for the
+    // store; or nullptr with the answer in `now` (404, or a refusal).
+    std::shared_ptr<Pending> begin(const HttpRequest& req, std::string body,
+                                   const std::shared_ptr<const void>& context,
+                                   std::optional<HttpReply>& now) {
+        if (!context) {
+            now = json_answer(404, R"({"error":"not found"})");
+            return nullptr;
+        }
+        const auto& r = *static_cast<const SourceRequest*>(context.get());
+        auto p = std::make_shared<Pending>(r, req.peer, std::move(body));
+        try {
+            if (auto refused = prepare(req, *p)) {
+                now = answered(*p, std::move(*refused));
+                return nullptr;
+            }
+        } catch (...) {
+            answered(*p, {});  // the latency of a failed request counts too
+            throw;
+        }
+        return p;
+    }
+
     static HttpReply answered(const Pending& p, HttpReply reply) {
         p.src.latency->observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - p.started).count());
