@@ -65,7 +65,10 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
         if (!in) continue;  // indexed and deleted since the listing
         const std::string bytes((std::istreambuf_iterator<char>(in)),
                                 std::istreambuf_iterator<char>());
-        const auto scan = journal::scan_segment(bytes);
+        // Only this use's records: a reused segment file still holds an
+        // earlier use's after them (journal::scan_segment).
+        const auto first = journal::segment_first_seq(e.path().filename().string());
+        const auto scan = journal::scan_segment(bytes, first.value_or(0));
         const std::string out_path = to + "/" + e.path().filename().string();
         int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0 ||

@@ -133,3 +133,67 @@ TEST_CASE("journal format: one damaged byte anywhere in a record ends the scan t
     CHECK(scan.records.size() == 3);
     CHECK(scan.valid_bytes == seg.size());
 }
+
+TEST_CASE("journal format: a reused file's earlier records end the scan, without damage",
+          "[journal]") {
+    // A segment file reused once its records were all indexed: the new
+    // records (seqs from 20, the name's) are written over the old ones (seqs
+    // 11 to 16) from offset 0. Records of equal size here, so an old one
+    // starts exactly where the new ones end.
+    std::string old_use;
+    for (uint64_t s = 11; s <= 16; ++s)
+        REQUIRE(encode(sample(s), old_use));
+    std::string reused;
+    for (uint64_t s = 20; s <= 22; ++s)
+        REQUIRE(encode(sample(s), reused));
+    const size_t new_bytes = reused.size();
+    REQUIRE(new_bytes < old_use.size());
+    reused += old_use.substr(new_bytes);
+
+    SegmentScan scan = scan_segment(reused, 20);
+    REQUIRE(scan.records.size() == 3);
+    CHECK(scan.records[2].seq == 22);
+    CHECK(scan.valid_bytes == new_bytes);
+    CHECK(scan.reused_tail);
+    CHECK_THAT(scan.why, Catch::Contains("record 14 of an earlier use"));
+
+    // Without the name's seq only the order tells: 14 after 22 ends it too.
+    SegmentScan unnamed = scan_segment(reused);
+    CHECK(unnamed.records.size() == 3);
+    CHECK(unnamed.reused_tail);
+
+    // Reused, and killed before its first new record was written: nothing.
+    SegmentScan none = scan_segment(old_use, 20);
+    CHECK(none.records.empty());
+    CHECK(none.valid_bytes == 0);
+    CHECK(none.reused_tail);
+
+    // The old bytes starting mid-record read as a torn tail: a stop, no
+    // record of the earlier use, and not said to be one.
+    std::string misaligned = reused.substr(0, new_bytes) + old_use.substr(new_bytes + 7);
+    SegmentScan torn = scan_segment(misaligned, 20);
+    CHECK(torn.records.size() == 3);
+    CHECK(torn.valid_bytes == new_bytes);
+    CHECK_FALSE(torn.reused_tail);
+    CHECK_FALSE(torn.why.empty());
+
+    // A file that was never reused is read as before.
+    SegmentScan plain = scan_segment(old_use, 11);
+    CHECK(plain.records.size() == 6);
+    CHECK_FALSE(plain.reused_tail);
+    CHECK(plain.why.empty());
+}
+
+TEST_CASE("journal format: segment names carry the first seq, fixed-width lower-case hex",
+          "[journal]") {
+    CHECK(segment_name(1) == "seg-0000000000000001.log");
+    CHECK(segment_name(0xabcdef0123456789ull) == "seg-abcdef0123456789.log");
+    for (uint64_t s : {uint64_t{0}, uint64_t{1}, uint64_t{255}, ~uint64_t{0}})
+        CHECK(segment_first_seq(segment_name(s)) == s);
+    CHECK_FALSE(segment_first_seq("seg-000000000000000G.log"));
+    CHECK_FALSE(segment_first_seq("seg-000000000000000A.log"));
+    CHECK_FALSE(segment_first_seq("seg-0000000000000001.tmp"));
+    CHECK_FALSE(segment_first_seq("seg-001.log"));
+    CHECK_FALSE(segment_first_seq("spare.seg"));
+    CHECK_FALSE(segment_first_seq("xeg-0000000000000001.log"));
+}

@@ -115,3 +115,53 @@ TEST_CASE("spare segment: a stop while it is written leaves no file", "[journal]
     CHECK(!fs::exists(dir.file("spare.seg")));
     CHECK(said.empty());  // a stop is not a failure
 }
+
+TEST_CASE("spare segment: a segment the journal is done with is taken as the spare, unwritten",
+          "[journal][spare]") {
+    test::TempDir dir;
+    constexpr uint64_t kBytes = 64 * 1024;
+    SpareSegment spare(dir.path(), kBytes, {});
+    const std::string old_records = "old records " + std::string(kBytes, 'o');
+    const std::string done = dir.write("seg-0000000000000001.log", old_records);
+
+    // Too small to be written over without growing: refused, left as it is.
+    const std::string small = dir.write("seg-0000000000000002.log", std::string(kBytes - 1, 's'));
+    CHECK_FALSE(spare.offer(small));
+    CHECK(fs::file_size(small) == kBytes - 1);
+    CHECK_FALSE(spare.offer(dir.file("seg-0000000000000009.log")));  // no such file
+
+    REQUIRE(spare.offer(done));
+    CHECK(spare.ready());
+    CHECK(!fs::exists(done));
+    CHECK(read_file(dir.file("spare.seg")) == old_records);  // renamed, nothing written
+    // One spare at a time: a second offer is refused, and want() writes none.
+    const std::string another = dir.write("seg-0000000000000003.log", old_records);
+    CHECK_FALSE(spare.offer(another));
+    CHECK(fs::exists(another));
+    spare.want();
+    CHECK(!fs::exists(dir.file("spare.tmp")));
+
+    const int fd = spare.take(dir.file("seg-0000000000000004.log"));
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, "new", 3) == 3);  // at offset 0, over the old records
+    ::close(fd);
+    const std::string bytes = read_file(dir.file("seg-0000000000000004.log"));
+    CHECK(bytes.size() == old_records.size());
+    CHECK(bytes.compare(0, 3, "new") == 0);
+    CHECK(bytes.compare(3, std::string::npos, old_records, 3) == 0);
+
+    // While one is being written from zeros, an offer is refused.
+    spare.want();
+    CHECK_FALSE(spare.offer(another));
+    REQUIRE(test::wait_until([&] { return spare.ready(); }));
+    CHECK(read_file(dir.file("spare.seg")).find_first_not_of('\0') == std::string::npos);
+    CHECK(fs::exists(another));
+
+    // After stop() nothing is taken: the journal deletes the file instead.
+    const int fd5 = spare.take(dir.file("seg-0000000000000005.log"));
+    REQUIRE(fd5 >= 0);
+    ::close(fd5);
+    spare.stop();
+    CHECK_FALSE(spare.offer(another));
+    CHECK(fs::exists(another));
+}

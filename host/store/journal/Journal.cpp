@@ -35,16 +35,6 @@ int64_t wall_ms() {
         .count();
 }
 
-std::string segment_name(uint64_t first_seq) {
-    char name[40];
-    std::snprintf(name, sizeof name, "seg-%016" PRIx64 ".log", first_seq);
-    return name;
-}
-
-bool is_segment_name(const std::string& n) {
-    return n.size() == 24 && n.rfind("seg-", 0) == 0 && n.substr(20) == ".log";
-}
-
 void sync_dir(const std::string& dir) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error("open folder " + dir + ": " + errno_text(errno));
@@ -148,7 +138,7 @@ void Journal::recover() {
     std::vector<std::string> names;
     for (const auto& de : fs::directory_iterator(opt_.dir, ec)) {
         const std::string n = de.path().filename().string();
-        if (is_segment_name(n)) names.push_back(n);
+        if (segment_first_seq(n)) names.push_back(n);
     }
     if (ec)
         throw std::runtime_error("cannot list journal folder " + opt_.dir + ": " + ec.message());
@@ -158,7 +148,7 @@ void Journal::recover() {
     for (const auto& n : names) {
         const std::string path = opt_.dir + "/" + n;
         const std::string bytes = read_all(path);
-        SegmentScan scan = scan_segment(bytes);
+        SegmentScan scan = scan_segment(bytes, *segment_first_seq(n));
         Segment seg{path, 0, scan.valid_bytes};
         for (Record& r : scan.records) {
             if (r.seq <= last_seen && r.seq > indexed_) {
@@ -176,11 +166,13 @@ void Journal::recover() {
             entries_.push_back(Entry{std::move(r), khash, size, false});
         }
         // A prepared segment: zeros after the last record, as written in
-        // advance. Nothing torn there.
+        // advance; or a reused one: an earlier use's records after them.
+        // Nothing torn there.
         const bool zero_tail = bytes.find_first_not_of('\0', scan.valid_bytes) == std::string::npos;
-        if (scan.valid_bytes < bytes.size() && !zero_tail) {
-            // Never acknowledged: their sync did not finish. Cut it off so
-            // that the next start does not report it again.
+        if (scan.valid_bytes < bytes.size() && !zero_tail && !scan.reused_tail) {
+            // Never acknowledged: their sync did not finish (or, in a reused
+            // file, an earlier use's bytes that start mid-record). Cut it off
+            // so that the next start does not report it again.
             if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_bytes)) != 0)
                 throw std::runtime_error("cannot cut the torn tail of " + path + ": " +
                                          errno_text(errno));
@@ -190,7 +182,9 @@ void Journal::recover() {
                 ::close(fd);
             }
             say("journal: " + path + ": cut " + std::to_string(bytes.size() - scan.valid_bytes) +
-                " bytes of torn tail (" + scan.why + "); those records were never acknowledged");
+                " bytes after its last whole record (" + scan.why +
+                "): a torn write, or what an earlier use of the reused file left; none of it "
+                "was acknowledged");
         }
         closed_.push_back(std::move(seg));
     }
@@ -205,9 +199,16 @@ void Journal::open_segment(uint64_t first_seq) {
     const std::string path = opt_.dir + "/" + segment_name(first_seq);
     // The prepared one when ready: written at offset 0 on, over its zeros.
     int fd = spare_ ? spare_->take(path) : -1;
-    if (fd < 0)
-        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + errno_text(errno));
+    if (fd < 0) {
+        // Written from offset 0 on, as a prepared one is.
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + errno_text(errno));
+        // Its full size allocated (reads as zeros): not faster to write than
+        // appending, but once indexed this file can be reused as a later
+        // segment (SpareSegment::offer takes only full-size ones). Where the
+        // filesystem cannot, it is appended to and deleted after.
+        if (spare_) (void)::fallocate(fd, 0, 0, static_cast<off_t>(opt_.segment_bytes));
+    }
     // The new name must survive a power cut before a record in it is acknowledged.
     if (opt_.durable) {
         try {
@@ -654,9 +655,13 @@ void Journal::remove_indexed_segments() {
         });
         closed_.erase(keep, closed_.end());
     }
-    for (const auto& p : gone)
+    for (const auto& p : gone) {
+        // Kept as the next segment rather than deleted when no spare is
+        // ready (SpareSegment::offer): nothing to write ahead of the roll.
+        if (spare_ && spare_->offer(p)) continue;
         if (::unlink(p.c_str()) != 0 && errno != ENOENT)
             say("journal: cannot delete " + p + ": " + errno_text(errno));
+    }
 }
 
 bool Journal::drain(std::chrono::milliseconds timeout) {

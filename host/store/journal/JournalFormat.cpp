@@ -1,6 +1,8 @@
 #include "store/journal/JournalFormat.h"
 
 #include <array>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 
 namespace clayhook::journal {
@@ -201,9 +203,33 @@ std::optional<Decoded> decode(std::string_view bytes, std::string* why) {
     return d;
 }
 
-SegmentScan scan_segment(std::string_view bytes) {
+std::string segment_name(uint64_t first_seq) {
+    char name[40];
+    std::snprintf(name, sizeof name, "seg-%016" PRIx64 ".log", first_seq);
+    return name;
+}
+
+std::optional<uint64_t> segment_first_seq(std::string_view name) {
+    if (name.size() != 24 || name.substr(0, 4) != "seg-" || name.substr(20) != ".log")
+        return std::nullopt;
+    uint64_t seq = 0;
+    for (const char c : name.substr(4, 16)) {
+        int digit;
+        if (c >= '0' && c <= '9')
+            digit = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            digit = c - 'a' + 10;
+        else
+            return std::nullopt;  // segment_name() writes lower-case hex only
+        seq = seq << 4 | static_cast<uint64_t>(digit);
+    }
+    return seq;
+}
+
+SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq) {
     SegmentScan out;
     size_t pos = 0;
+    uint64_t previous = 0;
     while (pos < bytes.size()) {
         std::string why;
         auto d = decode(bytes.substr(pos), &why);
@@ -211,6 +237,14 @@ SegmentScan scan_segment(std::string_view bytes) {
             out.why = why + " at offset " + std::to_string(pos);
             break;
         }
+        const uint64_t seq = d->record.seq;
+        if (seq < first_seq || (!out.records.empty() && seq <= previous)) {
+            out.reused_tail = true;
+            out.why = "record " + std::to_string(seq) +
+                      " of an earlier use of the file at offset " + std::to_string(pos);
+            break;
+        }
+        previous = seq;
         pos += d->size;
         out.records.push_back(std::move(d->record));
     }

@@ -70,13 +70,29 @@ struct Decoded {
 // `why` then says which.
 std::optional<Decoded> decode(std::string_view bytes, std::string* why = nullptr);
 
+// A segment file is named after the seq of its first record:
+// "seg-<16 hex digits>.log", so that names sort in seq order.
+std::string segment_name(uint64_t first_seq);
+// The first seq a segment's name gives; nullopt when it is no segment name.
+std::optional<uint64_t> segment_first_seq(std::string_view name);
+
 // What a segment's bytes hold: every valid record from the start, and where
 // the valid part ends (== bytes.size() when nothing is torn).
+//
+// A segment file may be reused: once all its records are indexed it can
+// become the next segment, written over from offset 0 (SpareSegment::offer).
+// Past the new records it then still holds the earlier use's bytes. A whole
+// record among them has a seq below `first_seq` (the seq the file's name
+// gives) or not above the record before it; the scan stops there and says
+// `reused_tail`. The earlier use's bytes can also start mid-record; the scan
+// then stops as at a torn tail: either way nothing there was acknowledged in
+// this use of the file.
 struct SegmentScan {
     std::vector<Record> records;
     size_t valid_bytes = 0;
-    std::string why;  // why the scan stopped early ("" when it read everything)
+    std::string why;           // why the scan stopped early ("" when it read everything)
+    bool reused_tail = false;  // it stopped at a whole record of an earlier use
 };
-SegmentScan scan_segment(std::string_view bytes);
+SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq = 0);
 
 }  // namespace clayhook::journal

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,7 +50,7 @@ bool SpareSegment::is_spare_name(const std::string& name) {
 void SpareSegment::want() {
     {
         std::lock_guard lk(mu_);
-        if (wanted_ || ready_) return;
+        if (wanted_ || ready_ || renaming_) return;
         wanted_ = true;
     }
     cv_.notify_one();
@@ -63,10 +64,16 @@ bool SpareSegment::ready() const {
 int SpareSegment::take(const std::string& path) {
     {
         std::lock_guard lk(mu_);
-        if (!ready_) return -1;
+        if (!ready_ || renaming_) return -1;
         ready_ = false;
+        renaming_ = true;  // an offer() meanwhile would rename onto spare.seg
     }
-    if (::rename(ready_path_.c_str(), path.c_str()) != 0) {
+    const int renamed = ::rename(ready_path_.c_str(), path.c_str());
+    {
+        std::lock_guard lk(mu_);
+        renaming_ = false;
+    }
+    if (renamed != 0) {
         if (warn_) warn_("journal: cannot rename " + ready_path_ + ": " + errno_text(errno));
         ::unlink(ready_path_.c_str());
         return -1;
@@ -74,6 +81,23 @@ int SpareSegment::take(const std::string& path) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0 && warn_) warn_("journal: cannot open " + path + ": " + errno_text(errno));
     return fd;
+}
+
+bool SpareSegment::offer(const std::string& path) {
+    {
+        std::lock_guard lk(mu_);
+        if (wanted_ || ready_ || renaming_ || stopping_) return false;
+        renaming_ = true;  // want(), take() and other offers wait their turn meanwhile
+    }
+    // Outside mu_: a rename can wait for the filesystem's journal, and the
+    // syncer calls want() after each pass.
+    struct stat st {};
+    const bool ok = ::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) >= bytes_ &&
+                    ::rename(path.c_str(), ready_path_.c_str()) == 0;
+    std::lock_guard lk(mu_);
+    renaming_ = false;
+    ready_ = ok;
+    return ok;
 }
 
 void SpareSegment::remove() {

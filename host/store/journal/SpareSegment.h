@@ -14,6 +14,12 @@
 // One spare at a time, "spare.tmp" while being written by this unit's thread
 // ("journal-spare"), "spare.seg" once ready; the journal renames it to its
 // next segment's name when it rolls. Both names are never segment names.
+//
+// Writing zeros is only the way to get the first spare. After that the
+// journal offers each segment it is done with (every record indexed and
+// durable) instead of deleting it: its blocks are allocated and written just
+// as well, and reusing it writes nothing. Its old records stay after the new
+// ones; scan_segment() tells them apart by their seqs.
 
 #include <condition_variable>
 #include <cstdint>
@@ -42,6 +48,12 @@ class SpareSegment {
     // (the caller owns the descriptor and syncs the folder); -1 when none is
     // ready, or the rename or open failed (said through `warn`).
     int take(const std::string& path);
+    // Takes `path`, a segment file the journal is done with, as the spare:
+    // renamed to spare.seg, nothing written. False, the file left as it is,
+    // when a spare is ready or being prepared, after stop(), when the file
+    // is smaller than a segment (appends to it would change its size), or
+    // the rename fails.
+    bool offer(const std::string& path);
     // Stops the thread; a spare being written is dropped. Idempotent.
     void stop();
     // Deletes the spare files. After stop().
@@ -59,7 +71,8 @@ class SpareSegment {
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
-    bool wanted_ = false, ready_ = false, stopping_ = false;
+    // renaming_: take() or offer() is renaming spare.seg, outside mu_.
+    bool wanted_ = false, ready_ = false, stopping_ = false, renaming_ = false;
     std::thread thread_;
 };
 
