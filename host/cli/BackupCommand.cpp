@@ -63,8 +63,17 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
         if (journal::SpareSegment::is_spare_name(e.path().filename().string())) continue;
         std::ifstream in(e.path(), std::ios::binary);
         if (!in) continue;  // indexed and deleted since the listing
+        struct stat before {};
+        if (::stat(e.path().c_str(), &before) != 0) continue;
         const std::string bytes((std::istreambuf_iterator<char>(in)),
                                 std::istreambuf_iterator<char>());
+        // Indexed, and reused under a later segment's name (or deleted)
+        // while read: what was read may be that later segment's records. Its
+        // records were indexed before, so the tables copied next have them.
+        struct stat after {};
+        if (::stat(e.path().c_str(), &after) != 0 || after.st_ino != before.st_ino ||
+            after.st_dev != before.st_dev)
+            continue;
         // Only this use's records: a reused segment file still holds an
         // earlier use's after them (journal::scan_segment).
         const auto first = journal::segment_first_seq(e.path().filename().string());

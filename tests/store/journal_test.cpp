@@ -267,8 +267,18 @@ TEST_CASE("journal: a torn tail is cut at start, the whole records before it are
     }
     const auto segs = segments(cfg.path);
     REQUIRE(segs.size() == 1);
-    const auto whole = fs::file_size(segs[0]);
-    // Half of an 11th record, as a crash in the middle of a write leaves it.
+    // The whole records' end (the file is longer: allocated at its full size).
+    size_t whole = 0;
+    {
+        std::ifstream in(segs[0], std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+        const auto scan = journal::scan_segment(bytes);
+        REQUIRE(scan.records.size() == 10);
+        whole = scan.valid_bytes;
+    }
+    // Half of an 11th record right after them, as a crash in the middle of a
+    // write leaves it.
     journal::Record half;
     half.seq = 11;
     half.id = "evt_torn";
@@ -278,18 +288,22 @@ TEST_CASE("journal: a torn tail is cut at start, the whole records before it are
     std::string enc;
     REQUIRE(journal::encode(half, enc));
     {
-        std::ofstream out(segs[0], std::ios::binary | std::ios::app);
+        std::fstream out(segs[0], std::ios::binary | std::ios::in | std::ios::out);
+        out.seekp(static_cast<std::streamoff>(whole));
         out.write(enc.data(), static_cast<std::streamsize>(enc.size() / 2));
+        REQUIRE(out.good());
     }
-    SqliteStore again(cfg, 64);
+    SqliteStore::Tuning tuning;
+    tuning.journal_start_paused = true;  // the segment stays while we look
+    SqliteStore again(cfg, 64, tuning);
+    CHECK(fs::file_size(segs[0]) == whole);  // cut right after the whole records
+    journal_of(again).pause_indexer(false);
     REQUIRE(journal_of(again).drain());
     CHECK(rows_in_tables(cfg.path) == 10);
     CHECK(rows_in_tables(cfg.path, "id = 'evt_torn'") == 0);
     CHECK(rows_in_tables(cfg.path, "id = '" + last_id + "'") == 1);
     // The torn delivery was never acknowledged: its retry is stored anew.
     CHECK(again.insert(event("t10")).status == InsertStatus::stored);
-    // The cut is on disk (or the segment is gone, all of it indexed).
-    if (fs::exists(segs[0])) CHECK(fs::file_size(segs[0]) == whole);
 }
 
 TEST_CASE("journal: a full backlog answers overloaded, and takes again once indexed", "[journal]") {
@@ -341,7 +355,7 @@ TEST_CASE("journal: the next segment is prepared in advance and written over in 
     {
         SqliteStore store(cfg, 64, tuning);
         journal_of(store).pause_indexer(true);
-        // The first segment is appended to; past half of it the spare is made.
+        // The first segment is created; past half of it the spare is made.
         while (!fs::exists(spare)) {
             REQUIRE(store.insert(event("p" + std::to_string(n++), body)).status ==
                     InsertStatus::stored);
@@ -579,7 +593,7 @@ TEST_CASE("journal: the key map is sized for the backlog's bound, never rehashed
     CHECK(r.j->key_buckets() == buckets);
 }
 
-TEST_CASE("journal: a segment all indexed is reused as a later one; a kill then loses nothing",
+TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill then loses nothing",
           "[journal]") {
     test::TempDir tmp;
     const std::string dir = tmp.file("j");
@@ -593,11 +607,12 @@ TEST_CASE("journal: a segment all indexed is reused as a later one; a kill then 
         std::lock_guard lk(said_mu);
         said.push_back(w);
     };
-    // Keys of one width: every record has the same size, so an earlier use's
-    // record starts right where the new ones end (the case a scan must tell
-    // from this use's records by seq).
     const std::string body(1000, 'u');
     auto key = [](int i) { return "u" + std::to_string(1000 + i); };
+    auto read = [](const fs::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
     std::set<std::string> seen;  // segment names
     std::string reused;          // a segment written over an earlier one's records
     int n = 0;
@@ -610,39 +625,35 @@ TEST_CASE("journal: a segment all indexed is reused as a later one; a kill then 
             for (const auto& e : fs::directory_iterator(dir)) {
                 const std::string name = e.path().filename().string();
                 if (!journal::segment_first_seq(name) || !seen.insert(name).second) continue;
-                // New: fresh ones hold zeros past their first record.
-                std::ifstream in(e.path(), std::ios::binary);
-                const std::string bytes((std::istreambuf_iterator<char>(in)),
-                                        std::istreambuf_iterator<char>());
-                if (journal::scan_segment(bytes, *journal::segment_first_seq(name)).reused_tail)
+                // New, with one record: a fresh file holds zeros after it, a
+                // reused one the earlier use's records.
+                const std::string bytes = read(e.path());
+                const auto scan = journal::scan_segment(bytes, *journal::segment_first_seq(name));
+                REQUIRE(scan.records.size() == 1);
+                if (bytes.find_first_not_of('\0', scan.valid_bytes) != std::string::npos)
                     reused = name;
             }
         }
-        // One more record into the reused segment (two in all, where the
-        // earlier use had three), never indexed; then a kill.
+        // One more record, shorter, so that the earlier use's bytes after it
+        // start mid-record; never indexed; then a kill.
         j.pause_indexer(true);
-        REQUIRE(j.append(event(key(n++), body)).status == InsertStatus::stored);
-        REQUIRE(fs::exists(dir + "/" + reused));
+        REQUIRE(j.append(event(key(n++), "short")).status == InsertStatus::stored);
         j.abandon();
     }
-    // Past this use's records, the file still holds the earlier use's.
     {
-        std::ifstream in(dir + "/" + reused, std::ios::binary);
-        const std::string bytes((std::istreambuf_iterator<char>(in)),
-                                std::istreambuf_iterator<char>());
+        const std::string bytes = read(dir + "/" + reused);
         CHECK(bytes.size() >= o.segment_bytes);
         const auto scan = journal::scan_segment(bytes, *journal::segment_first_seq(reused));
-        INFO(reused << ": " << scan.records.size() << " records, " << scan.valid_bytes
-                    << " valid bytes of " << bytes.size() << ", stopped: " << scan.why);
-        CHECK(scan.reused_tail);
-        CHECK(scan.records.size() == 2);
+        REQUIRE(scan.records.size() == 2);
+        // The pass's end marker, then what the earlier use left.
+        CHECK(bytes.compare(scan.valid_bytes, journal::kHeaderSize,
+                            std::string(journal::kHeaderSize, '\0')) == 0);
+        CHECK(bytes.find_first_not_of('\0', scan.valid_bytes) != std::string::npos);
     }
-    size_t indexed_before;
     {
         std::lock_guard lk(index.mu);
-        indexed_before = index.indexed;
+        CHECK(index.indexed == static_cast<size_t>(n - 1));  // all but the last
     }
-    CHECK(indexed_before == static_cast<size_t>(n - 1));  // all but the last
     {
         std::lock_guard lk(said_mu);
         said.clear();
@@ -656,9 +667,17 @@ TEST_CASE("journal: a segment all indexed is reused as a later one; a kill then 
         std::lock_guard lk(index.mu);
         CHECK(index.indexed == static_cast<size_t>(n));
     }
-    std::lock_guard lk(said_mu);
-    for (const auto& w : said)
-        CHECK_THAT(w, !Catch::Contains("cut") && !Catch::Contains("out of order"));
+    {
+        // The marker ended the segment: no torn tail said, nothing cut.
+        std::lock_guard lk(said_mu);
+        for (const auto& w : said)
+            CHECK_THAT(w, !Catch::Contains("torn") && !Catch::Contains("out of order"));
+    }
+    // A segment found at start is deleted once indexed, never reused: seqs
+    // only grow within a run, and what a file holds from an earlier run's
+    // use could not be told from this run's records by them.
+    CHECK(!fs::exists(dir + "/" + reused));
+    CHECK(!fs::exists(dir + "/spare.seg"));
 }
 
 TEST_CASE("journal: an empty segment left by a kill goes at once, never the one in use",

@@ -165,14 +165,18 @@ void Journal::recover() {
             backlog_bytes_ += size;
             entries_.push_back(Entry{std::move(r), khash, size, false});
         }
-        // A prepared segment: zeros after the last record, as written in
-        // advance; or a reused one: an earlier use's records after them.
-        // Nothing torn there.
-        const bool zero_tail = bytes.find_first_not_of('\0', scan.valid_bytes) == std::string::npos;
-        if (scan.valid_bytes < bytes.size() && !zero_tail && !scan.reused_tail) {
-            // Never acknowledged: their sync did not finish (or, in a reused
-            // file, an earlier use's bytes that start mid-record). Cut it off
-            // so that the next start does not report it again.
+        // Each pass ends its records with kHeaderSize zeros (the end
+        // marker, written over by the next pass): zeros there, or in a
+        // prepared segment all the way, are a clean end, whatever an
+        // earlier use of a reused file left after them. So is a whole
+        // record of an earlier use. Nothing torn there.
+        const size_t rest = bytes.size() - scan.valid_bytes;
+        const bool clean_end =
+            scan.reused_tail || bytes.find_first_not_of('\0', scan.valid_bytes) >=
+                                    scan.valid_bytes + std::min(rest, kHeaderSize);
+        if (rest > 0 && !clean_end) {
+            // Never acknowledged: their sync did not finish. Cut it off so
+            // that the next start does not report it again.
             if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_bytes)) != 0)
                 throw std::runtime_error("cannot cut the torn tail of " + path + ": " +
                                          errno_text(errno));
@@ -181,10 +185,8 @@ void Journal::recover() {
                 ::fdatasync(fd);
                 ::close(fd);
             }
-            say("journal: " + path + ": cut " + std::to_string(bytes.size() - scan.valid_bytes) +
-                " bytes after its last whole record (" + scan.why +
-                "): a torn write, or what an earlier use of the reused file left; none of it "
-                "was acknowledged");
+            say("journal: " + path + ": cut " + std::to_string(rest) + " bytes of torn tail (" +
+                scan.why + "); those records were never acknowledged");
         }
         closed_.push_back(std::move(seg));
     }
@@ -220,7 +222,7 @@ void Journal::open_segment(uint64_t first_seq) {
     }
     fd_ = fd;
     std::lock_guard lk(segments_mu_);
-    current_ = Segment{path, 0, 0};
+    current_ = Segment{path, 0, 0, true};
 }
 
 Journal::Entry* Journal::entry_at(uint64_t seq) {
@@ -451,6 +453,19 @@ void Journal::syncer_loop() {
                     throw std::runtime_error("write " + current_.path + ": " + errno_text(errno));
                 done += static_cast<size_t>(n);
             }
+            // Then the end marker (see recover()), where the next pass's
+            // write() starts: pwrite leaves the file offset after the records.
+            // A pipe has no offset (tests block the syncer with one).
+            static const char kEndMarker[kHeaderSize] = {};
+            for (size_t m = 0; m < kHeaderSize;) {
+                const ssize_t n = ::pwrite(fd_, kEndMarker + m, kHeaderSize - m,
+                                           static_cast<off_t>(current_.size + done + m));
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0 && errno == ESPIPE) break;
+                if (n < 0)
+                    throw std::runtime_error("write " + current_.path + ": " + errno_text(errno));
+                m += static_cast<size_t>(n);
+            }
             if (opt_.durable && ::fdatasync(fd_) != 0)
                 throw std::runtime_error("fdatasync " + current_.path + ": " + errno_text(errno));
             std::lock_guard sl(segments_mu_);
@@ -642,7 +657,7 @@ void Journal::remove_indexed_segments() {
             sync_error_ = ex.what();
         }
     }
-    std::vector<std::string> gone;
+    std::vector<Segment> gone;
     {
         std::lock_guard sl(segments_mu_);
         auto keep = std::remove_if(closed_.begin(), closed_.end(), [&](const Segment& s) {
@@ -650,17 +665,17 @@ void Journal::remove_indexed_segments() {
             // Never the segment in use (belt and braces: a recovered empty
             // one, which could share its name, goes at recovery).
             if (s.path == current_.path) return true;
-            gone.push_back(s.path);
+            gone.push_back(s);
             return true;
         });
         closed_.erase(keep, closed_.end());
     }
-    for (const auto& p : gone) {
+    for (const Segment& s : gone) {
         // Kept as the next segment rather than deleted when no spare is
         // ready (SpareSegment::offer): nothing to write ahead of the roll.
-        if (spare_ && spare_->offer(p)) continue;
-        if (::unlink(p.c_str()) != 0 && errno != ENOENT)
-            say("journal: cannot delete " + p + ": " + errno_text(errno));
+        if (spare_ && s.reusable && spare_->offer(s.path)) continue;
+        if (::unlink(s.path.c_str()) != 0 && errno != ENOENT)
+            say("journal: cannot delete " + s.path + ": " + errno_text(errno));
     }
 }
 

@@ -83,7 +83,8 @@ struct Options {
     bool start_paused = false;  // tests: the indexer starts paused (see pause_indexer)
     // With `durable`: the next segment is prepared (SpareSegment) once the
     // one in use is half full, so that records overwrite blocks written in
-    // advance. The first segment after start is appended to.
+    // advance. A segment opened without a spare ready is allocated at its
+    // full size where the filesystem can (fallocate).
     bool preallocate = true;
 };
 
@@ -168,7 +169,11 @@ class Journal {
     struct Segment {
         std::string path;
         uint64_t last_seq = 0;  // 0: holds no record
-        uint64_t size = 0;
+        uint64_t size = 0;      // its records' bytes (the end marker after them not counted)
+        // Opened by this run, so its seqs and any earlier use's are this
+        // run's: offered as the spare once indexed. Never one found at start
+        // (SpareSegment::offer).
+        bool reusable = false;
     };
     // What admit() decided for one append.
     struct Admission {

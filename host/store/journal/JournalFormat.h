@@ -18,6 +18,8 @@
 //
 // A record is valid only when its magic, length, CRC and payload layout all
 // agree; the first invalid one ends what a segment holds (a torn tail).
+// Journal ends each write with kHeaderSize zero bytes, an end marker the
+// next write covers: zeros where a header should be are a clean end.
 
 #include <cstddef>
 #include <cstdint>
@@ -85,8 +87,9 @@ std::optional<uint64_t> segment_first_seq(std::string_view name);
 // record among them has a seq below `first_seq` (the seq the file's name
 // gives) or not above the record before it; the scan stops there and says
 // `reused_tail`. The earlier use's bytes can also start mid-record; the scan
-// then stops as at a torn tail: either way nothing there was acknowledged in
-// this use of the file.
+// then stops as at a torn tail, and the end marker before them (Journal)
+// tells the two apart. Either way nothing there was acknowledged in this use
+// of the file.
 struct SegmentScan {
     std::vector<Record> records;
     size_t valid_bytes = 0;

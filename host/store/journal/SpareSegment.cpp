@@ -68,14 +68,16 @@ int SpareSegment::take(const std::string& path) {
         ready_ = false;
         renaming_ = true;  // an offer() meanwhile would rename onto spare.seg
     }
-    const int renamed = ::rename(ready_path_.c_str(), path.c_str());
+    const int err = ::rename(ready_path_.c_str(), path.c_str()) == 0 ? 0 : errno;
+    // A spare that would not move goes, before an offer() may put another
+    // file under its name.
+    if (err != 0) ::unlink(ready_path_.c_str());
     {
         std::lock_guard lk(mu_);
         renaming_ = false;
     }
-    if (renamed != 0) {
-        if (warn_) warn_("journal: cannot rename " + ready_path_ + ": " + errno_text(errno));
-        ::unlink(ready_path_.c_str());
+    if (err != 0) {
+        if (warn_) warn_("journal: cannot rename " + ready_path_ + ": " + errno_text(err));
         return -1;
     }
     const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -156,8 +158,8 @@ bool SpareSegment::prepare() {
     }
     if (error.empty()) return true;
     ::unlink(tmp_path_.c_str());
-    // Not a failure of the journal: the next segment is created as before,
-    // and appended to.
+    // Not a failure of the journal: the next segment is created when
+    // needed (allocated at its full size where the filesystem can).
     if (error != "stopping" && warn_)
         warn_("journal: cannot prepare the next segment (" + error +
               "); the next one is created when needed");
