@@ -121,13 +121,16 @@ TEST_CASE("spare segment: a segment the journal is done with is taken as the spa
     test::TempDir dir;
     constexpr uint64_t kBytes = 64 * 1024;
     SpareSegment spare(dir.path(), kBytes, {});
-    const std::string old_records = "old records " + std::string(kBytes, 'o');
+    // Nearly full, as a segment appended to from empty is when it rolls.
+    const uint64_t least = spare.min_reuse_bytes();
+    CHECK(least == kBytes - kBytes / 16);
+    const std::string old_records = "old records " + std::string(least - 12, 'o');
     const std::string done = dir.write("seg-0000000000000001.log", old_records);
 
-    // Too small to be written over without growing: refused, left as it is.
-    const std::string small = dir.write("seg-0000000000000002.log", std::string(kBytes - 1, 's'));
+    // Less than that: mostly appended to, not written over. Refused, left as it is.
+    const std::string small = dir.write("seg-0000000000000002.log", std::string(least - 1, 's'));
     CHECK_FALSE(spare.offer(small));
-    CHECK(fs::file_size(small) == kBytes - 1);
+    CHECK(fs::file_size(small) == least - 1);
     CHECK_FALSE(spare.offer(dir.file("seg-0000000000000009.log")));  // no such file
 
     REQUIRE(spare.offer(done));

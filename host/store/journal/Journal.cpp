@@ -44,10 +44,29 @@ void sync_dir(const std::string& dir) {
     if (rc != 0) throw std::runtime_error("fsync folder " + dir + ": " + errno_text(err));
 }
 
+// A whole segment, in read() calls of up to its size: segments are
+// allocated at their full 64 MiB, and a byte-at-a-time stream copy of that
+// took most of a second here at every start.
 std::string read_all(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read " + path + ": " + errno_text(errno));
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot read " + path + ": " + errno_text(errno));
+    struct stat st {};
+    std::string out;
+    int err = ::fstat(fd, &st) == 0 ? 0 : errno;
+    if (err == 0) out.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (err == 0) {
+        if (got == out.size()) out.resize(out.size() + 65536);  // grew meanwhile
+        const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) err = errno;
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    if (err != 0) throw std::runtime_error("cannot read " + path + ": " + errno_text(err));
+    out.resize(got);
+    return out;
 }
 
 }  // namespace
@@ -171,9 +190,12 @@ void Journal::recover() {
         // earlier use of a reused file left after them. So is a whole
         // record of an earlier use. Nothing torn there.
         const size_t rest = bytes.size() - scan.valid_bytes;
+        const size_t marker = std::min(rest, kHeaderSize);
         const bool clean_end =
-            scan.reused_tail || bytes.find_first_not_of('\0', scan.valid_bytes) >=
-                                    scan.valid_bytes + std::min(rest, kHeaderSize);
+            scan.reused_tail ||
+            std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(scan.valid_bytes),
+                        bytes.begin() + static_cast<std::ptrdiff_t>(scan.valid_bytes + marker),
+                        [](char c) { return c == '\0'; });
         if (rest > 0 && !clean_end) {
             // Never acknowledged: their sync did not finish. Cut it off so
             // that the next start does not report it again.
@@ -201,16 +223,14 @@ void Journal::open_segment(uint64_t first_seq) {
     const std::string path = opt_.dir + "/" + segment_name(first_seq);
     // The prepared one when ready: written at offset 0 on, over its zeros.
     int fd = spare_ ? spare_->take(path) : -1;
-    if (fd < 0) {
-        // Written from offset 0 on, as a prepared one is.
-        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + errno_text(errno));
-        // Its full size allocated (reads as zeros): not faster to write than
-        // appending, but once indexed this file can be reused as a later
-        // segment (SpareSegment::offer takes only full-size ones). Where the
-        // filesystem cannot, it is appended to and deleted after.
-        if (spare_) (void)::fallocate(fd, 0, 0, static_cast<off_t>(opt_.segment_bytes));
-    }
+    // Else a new file, appended to (not O_APPEND: the end marker is written
+    // with pwrite, which that would make append too). It is not allocated
+    // in advance: a file that size on every start would cost a disk that
+    // a slow host never fills, and at the next start deleting it (which
+    // with `discard` waits on the device) took most of a second. Once
+    // nearly full it is as reusable as a prepared one.
+    if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + errno_text(errno));
     // The new name must survive a power cut before a record in it is acknowledged.
     if (opt_.durable) {
         try {

@@ -83,8 +83,7 @@ struct Options {
     bool start_paused = false;  // tests: the indexer starts paused (see pause_indexer)
     // With `durable`: the next segment is prepared (SpareSegment) once the
     // one in use is half full, so that records overwrite blocks written in
-    // advance. A segment opened without a spare ready is allocated at its
-    // full size where the filesystem can (fallocate).
+    // advance. A segment opened without a spare ready is appended to.
     bool preallocate = true;
 };
 

@@ -94,7 +94,8 @@ bool SpareSegment::offer(const std::string& path) {
     // Outside mu_: a rename can wait for the filesystem's journal, and the
     // syncer calls want() after each pass.
     struct stat st {};
-    const bool ok = ::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) >= bytes_ &&
+    const bool ok = ::stat(path.c_str(), &st) == 0 &&
+                    static_cast<uint64_t>(st.st_size) >= min_reuse_bytes() &&
                     ::rename(path.c_str(), ready_path_.c_str()) == 0;
     std::lock_guard lk(mu_);
     renaming_ = false;
@@ -159,7 +160,7 @@ bool SpareSegment::prepare() {
     if (error.empty()) return true;
     ::unlink(tmp_path_.c_str());
     // Not a failure of the journal: the next segment is created when
-    // needed (allocated at its full size where the filesystem can).
+    // needed, and appended to.
     if (error != "stopping" && warn_)
         warn_("journal: cannot prepare the next segment (" + error +
               "); the next one is created when needed");

@@ -51,9 +51,12 @@ class SpareSegment {
     // Takes `path`, a segment file the journal is done with, as the spare:
     // renamed to spare.seg, nothing written. False, the file left as it is,
     // when a spare is ready or being prepared, after stop(), when the file
-    // is smaller than a segment (appends to it would change its size), or
-    // the rename fails.
+    // is smaller than min_reuse_bytes() (writes past its end are appends,
+    // which change its size), or the rename fails.
     bool offer(const std::string& path);
+    // 15/16 of a segment: a segment appended to from empty is closed once
+    // the next pass would take it past the full size, so it is nearly full.
+    uint64_t min_reuse_bytes() const { return bytes_ - bytes_ / 16; }
     // Stops the thread; a spare being written is dropped. Idempotent.
     void stop();
     // Deletes the spare files. After stop().
