@@ -431,6 +431,37 @@ class RecordingIndex final : public journal::Index {
     std::atomic<uint64_t> upto_{0};
 };
 
+// What a journal said through Options::warn, from any of its threads.
+struct Said {
+    std::function<void(const std::string&)> hook() {
+        return [this](const std::string& w) {
+            std::lock_guard lk(mu);
+            lines.push_back(w);
+        };
+    }
+    std::vector<std::string> all() {
+        std::lock_guard lk(mu);
+        return lines;
+    }
+    void clear() {
+        std::lock_guard lk(mu);
+        lines.clear();
+    }
+
+  private:
+    std::mutex mu;
+    std::vector<std::string> lines;
+};
+
+// Options over `dir` that roll a segment every few records of 1 KB.
+journal::Options rolling_options(const std::string& dir, Said& said) {
+    journal::Options o;
+    o.dir = dir;
+    o.segment_bytes = 4096;
+    o.warn = said.hook();
+    return o;
+}
+
 size_t segment_files(const std::string& dir) {
     size_t n = 0;
     std::error_code ec;
@@ -445,15 +476,8 @@ TEST_CASE("journal: a segment is deleted only once its indexed records are synce
     test::TempDir tmp;
     const std::string dir = tmp.file("j");
     RecordingIndex index(dir);
-    std::mutex said_mu;
-    std::vector<std::string> said;
-    journal::Options o;
-    o.dir = dir;
-    o.segment_bytes = 4096;  // a roll every few records
-    o.warn = [&](const std::string& w) {
-        std::lock_guard lk(said_mu);
-        said.push_back(w);
-    };
+    Said said;
+    journal::Options o = rolling_options(dir, said);
     index.fail_sync = true;
     journal::Journal j(o, index);
     const std::string body(1000, 'd');
@@ -468,10 +492,10 @@ TEST_CASE("journal: a segment is deleted only once its indexed records are synce
     // Indexed, but not durably: every segment stays, and the reason is said.
     CHECK(segment_files(dir) >= 4);
     {
-        std::lock_guard lk(said_mu);
-        REQUIRE(!said.empty());
-        CHECK_THAT(said.back(), Catch::Contains("cannot sync the indexed records") &&
-                                    Catch::Contains("injected: fsync failed"));
+        const auto lines = said.all();
+        REQUIRE(!lines.empty());
+        CHECK_THAT(lines.back(), Catch::Contains("cannot sync the indexed records") &&
+                                     Catch::Contains("injected: fsync failed"));
     }
     {
         std::lock_guard lk(index.mu);
@@ -598,15 +622,8 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
     test::TempDir tmp;
     const std::string dir = tmp.file("j");
     RecordingIndex index(dir);
-    std::mutex said_mu;
-    std::vector<std::string> said;
-    journal::Options o;
-    o.dir = dir;
-    o.segment_bytes = 4096;  // a roll every few records
-    o.warn = [&](const std::string& w) {
-        std::lock_guard lk(said_mu);
-        said.push_back(w);
-    };
+    Said said;
+    const journal::Options o = rolling_options(dir, said);
     const std::string body(1000, 'u');
     auto key = [](int i) { return "u" + std::to_string(1000 + i); };
     auto read = [](const fs::path& p) {
@@ -653,10 +670,7 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
         std::lock_guard lk(index.mu);
         CHECK(index.indexed == static_cast<size_t>(n - 1));  // all but the last
     }
-    {
-        std::lock_guard lk(said_mu);
-        said.clear();
-    }
+    said.clear();
     journal::Journal again(o, index);
     REQUIRE(again.drain());
     CHECK(again.stats().recovered == 1);
@@ -668,8 +682,7 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
     }
     {
         // The marker ended the segment: no torn tail said, nothing cut.
-        std::lock_guard lk(said_mu);
-        for (const auto& w : said)
+        for (const auto& w : said.all())
             CHECK_THAT(w, !Catch::Contains("torn") && !Catch::Contains("out of order"));
     }
     // A segment found at start is deleted once indexed, never reused: seqs
@@ -1139,12 +1152,8 @@ TEST_CASE("journal: a failed sync answers its async appends and their copies una
     const std::string dir = tmp.file("j");
     RecordingIndex index(dir);
     journal::Options o = blocking_options(dir, true);  // fdatasync of the pipe fails
-    std::mutex said_mu;
-    std::vector<std::string> said;
-    o.warn = [&](const std::string& w) {
-        std::lock_guard lk(said_mu);
-        said.push_back(w);
-    };
+    Said said;
+    o.warn = said.hook();
     BlockingSegment next;
     const NewEvent a = event("a"), copy = event("a");
     AsyncAnswers got;
@@ -1163,9 +1172,9 @@ TEST_CASE("journal: a failed sync answers its async appends and their copies una
         CHECK(r.error == "the intake journal could not be written");
     }
     {
-        std::lock_guard lk(said_mu);
-        REQUIRE(!said.empty());
-        CHECK_THAT(said.back(), Catch::Contains("answered 503"));
+        const auto lines = said.all();
+        REQUIRE(!lines.empty());
+        CHECK_THAT(lines.back(), Catch::Contains("answered 503"));
     }
     // The sender's retry is a new delivery, stored in the next segment.
     j.append_async(a, got.done("retry"));
