@@ -23,7 +23,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <ostream>
 #include <string>
 
@@ -61,17 +60,26 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
     for (const auto& e : fs::directory_iterator(from, ec)) {
         // The next segment prepared in advance: zeros, no record.
         if (journal::SpareSegment::is_spare_name(e.path().filename().string())) continue;
-        std::ifstream in(e.path(), std::ios::binary);
-        if (!in) continue;  // indexed and deleted since the listing
+        const int in = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+        if (in < 0) continue;  // indexed and deleted since the listing
         struct stat before {};
-        if (::stat(e.path().c_str(), &before) != 0) continue;
-        const std::string bytes((std::istreambuf_iterator<char>(in)),
-                                std::istreambuf_iterator<char>());
+        std::string bytes;
+        bool read_ok = ::fstat(in, &before) == 0;
+        if (read_ok) bytes.resize(static_cast<size_t>(before.st_size));
+        size_t got = 0;
+        while (read_ok && got < bytes.size()) {
+            const ssize_t n = ::read(in, bytes.data() + got, bytes.size() - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;  // shorter than it was: what was read is checked below
+            got += static_cast<size_t>(n);
+        }
+        ::close(in);
+        bytes.resize(got);
         // Indexed, and reused under a later segment's name (or deleted)
         // while read: what was read may be that later segment's records. Its
         // records were indexed before, so the tables copied next have them.
         struct stat after {};
-        if (::stat(e.path().c_str(), &after) != 0 || after.st_ino != before.st_ino ||
+        if (!read_ok || ::stat(e.path().c_str(), &after) != 0 || after.st_ino != before.st_ino ||
             after.st_dev != before.st_dev)
             continue;
         // Only this use's records: a reused segment file still holds an

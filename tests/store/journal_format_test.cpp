@@ -197,3 +197,33 @@ TEST_CASE("journal format: segment names carry the first seq, fixed-width lower-
     CHECK_FALSE(segment_first_seq("spare.seg"));
     CHECK_FALSE(segment_first_seq("xeg-0000000000000001.log"));
 }
+
+TEST_CASE("journal format: the end marker names the next seq and is never a record", "[journal]") {
+    const std::string m = end_marker(42);
+    REQUIRE(m.size() == kHeaderSize);
+    CHECK(is_end_marker(m, 42));
+    CHECK(is_end_marker(m + "anything after it", 42));
+    CHECK_FALSE(is_end_marker(m, 41));
+    CHECK_FALSE(is_end_marker(m, 43));
+    CHECK_FALSE(is_end_marker(m.substr(0, kHeaderSize - 1), 42));
+    CHECK_FALSE(is_end_marker(std::string(kHeaderSize, '\0'), 0));
+    for (size_t i = 0; i < m.size(); ++i) {
+        std::string damaged = m;
+        damaged[i] = static_cast<char>(damaged[i] ^ 0x20);
+        INFO("byte " << i);
+        CHECK_FALSE(is_end_marker(damaged, 42));
+    }
+    // A scan stops at it, as at anything that is no record.
+    std::string seg;
+    REQUIRE(encode(sample(41), seg));
+    const size_t one = seg.size();
+    seg += m;
+    REQUIRE(encode(sample(99), seg));  // what an earlier use left after it
+    const SegmentScan scan = scan_segment(seg, 41);
+    CHECK(scan.records.size() == 1);
+    CHECK(scan.valid_bytes == one);
+    CHECK_FALSE(scan.reused_tail);
+    // And a record's header is no end marker.
+    CHECK_FALSE(is_end_marker(seg, 41));
+    CHECK_FALSE(is_end_marker(seg, 42));
+}

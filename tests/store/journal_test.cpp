@@ -375,8 +375,12 @@ TEST_CASE("journal: the next segment is prepared in advance and written over in 
         const std::string bytes((std::istreambuf_iterator<char>(in)),
                                 std::istreambuf_iterator<char>());
         const auto scan = journal::scan_segment(bytes);
-        CHECK(scan.records.size() >= 1);
-        CHECK(bytes.find_first_not_of('\0', scan.valid_bytes) == std::string::npos);
+        REQUIRE(scan.records.size() >= 1);
+        // The records, the end marker, then the zeros written in advance.
+        CHECK(journal::is_end_marker(std::string_view(bytes).substr(scan.valid_bytes),
+                                     scan.records.back().seq + 1));
+        CHECK(bytes.find_first_not_of('\0', scan.valid_bytes + journal::kHeaderSize) ==
+              std::string::npos);
         journal_of(store).abandon();  // as a kill leaves it: nothing indexed
     }
     // At start the zeros after the last record are no torn tail: the
@@ -624,7 +628,9 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
     RecordingIndex index(dir);
     Said said;
     const journal::Options o = rolling_options(dir, said);
-    const std::string body(1000, 'u');
+    // Four records of about 1 KB fill a segment past 15/16 of its 4 KiB:
+    // appended segments are reused too, not only those written in advance.
+    const std::string body(900, 'u');
     auto key = [](int i) { return "u" + std::to_string(1000 + i); };
     auto read = [](const fs::path& p) {
         std::ifstream in(p, std::ios::binary);
@@ -642,15 +648,23 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
             for (const auto& e : fs::directory_iterator(dir)) {
                 const std::string name = e.path().filename().string();
                 if (!journal::segment_first_seq(name) || !seen.insert(name).second) continue;
-                // New, with one record: a fresh file holds zeros after it, a
-                // reused one the earlier use's records.
+                // New, with one record and its end marker: a fresh file
+                // holds zeros or nothing after them, a reused one the
+                // earlier use's records.
                 const std::string bytes = read(e.path());
                 const auto scan = journal::scan_segment(bytes, *journal::segment_first_seq(name));
                 REQUIRE(scan.records.size() == 1);
-                if (bytes.find_first_not_of('\0', scan.valid_bytes) != std::string::npos)
+                REQUIRE(journal::is_end_marker(std::string_view(bytes).substr(scan.valid_bytes),
+                                               scan.records[0].seq + 1));
+                if (bytes.find_first_not_of('\0', scan.valid_bytes + journal::kHeaderSize) !=
+                    std::string::npos)
                     reused = name;
             }
         }
+        // An appended segment is the first one reused (whichever of them:
+        // that depends on when the spare with zeros got ready), not one
+        // written in advance, which has the full size.
+        CHECK(fs::file_size(dir + "/" + reused) < o.segment_bytes);
         // One more record, shorter, so that the earlier use's bytes after it
         // start mid-record; never indexed; then a kill.
         j.pause_indexer(true);
@@ -662,9 +676,10 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
         const auto scan = journal::scan_segment(bytes, *journal::segment_first_seq(reused));
         REQUIRE(scan.records.size() == 2);
         // The pass's end marker, then what the earlier use left.
-        CHECK(bytes.compare(scan.valid_bytes, journal::kHeaderSize,
-                            std::string(journal::kHeaderSize, '\0')) == 0);
-        CHECK(bytes.find_first_not_of('\0', scan.valid_bytes) != std::string::npos);
+        CHECK(journal::is_end_marker(std::string_view(bytes).substr(scan.valid_bytes),
+                                     scan.records[1].seq + 1));
+        CHECK(bytes.find_first_not_of('\0', scan.valid_bytes + journal::kHeaderSize) !=
+              std::string::npos);
     }
     {
         std::lock_guard lk(index.mu);
@@ -690,6 +705,44 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
     // use could not be told from this run's records by them.
     CHECK(!fs::exists(dir + "/" + reused));
     CHECK(!fs::exists(dir + "/spare.seg"));
+}
+
+TEST_CASE("journal: zeros between records are no end: the rest is cut, and said", "[journal]") {
+    // Only the end marker of the next seq, or zeros to the end of the file
+    // (a segment written in advance), end a segment cleanly. Zeros where a
+    // header should be, with data after them, are damage: cut and said,
+    // never skipped in silence.
+    test::TempDir tmp;
+    const std::string dir = tmp.file("j");
+    fs::create_directories(dir);
+    std::string seg;
+    for (uint64_t s = 1; s <= 5; ++s) {
+        journal::Record r;
+        r.seq = s;
+        r.id = "evt_" + std::to_string(s);
+        r.source = "clay";
+        r.type = "enrichment.completed";
+        r.key = "z" + std::to_string(s);
+        r.body = "{}";
+        if (s == 4) seg += std::string(journal::kHeaderSize, '\0');
+        const size_t before = seg.size();
+        REQUIRE(journal::encode(r, seg));
+        REQUIRE(seg.size() > before);
+    }
+    const size_t three = journal::scan_segment(seg).valid_bytes;
+    const std::string path = dir + "/" + journal::segment_name(1);
+    std::ofstream(path, std::ios::binary) << seg;
+
+    RecordingIndex index(dir);
+    Said said;
+    journal::Options o = rolling_options(dir, said);
+    o.start_paused = true;  // the segment stays while we look
+    journal::Journal j(o, index);
+    CHECK(j.stats().recovered == 3);
+    CHECK(fs::file_size(path) == three);
+    const auto lines = said.all();
+    REQUIRE(lines.size() == 1);
+    CHECK_THAT(lines[0], Catch::Contains("cut") && Catch::Contains("torn tail"));
 }
 
 TEST_CASE("journal: an empty segment left by a kill goes at once, never the one in use",

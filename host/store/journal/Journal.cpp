@@ -44,9 +44,8 @@ void sync_dir(const std::string& dir) {
     if (rc != 0) throw std::runtime_error("fsync folder " + dir + ": " + errno_text(err));
 }
 
-// A whole segment, in read() calls of up to its size: segments are
-// allocated at their full 64 MiB, and a byte-at-a-time stream copy of that
-// took most of a second here at every start.
+// A whole segment, in read() calls of up to its size (a byte-at-a-time
+// stream copy of a 64 MiB one took most of a second here).
 std::string read_all(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error("cannot read " + path + ": " + errno_text(errno));
@@ -69,6 +68,24 @@ std::string read_all(const std::string& path) {
     return out;
 }
 
+// Writes the end marker for `next_seq` at `offset`. False (errno set) when
+// it could not. A pipe has no offset: nothing to write over there (tests
+// block the syncer with one), so it is skipped.
+bool write_end_marker(int fd, uint64_t offset, uint64_t next_seq) {
+    const std::string marker = end_marker(next_seq);
+    for (size_t m = 0; m < marker.size();) {
+        const ssize_t n =
+            ::pwrite(fd, marker.data() + m, marker.size() - m, static_cast<off_t>(offset + m));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == ESPIPE) return true;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;
+            return false;
+        }
+        m += static_cast<size_t>(n);
+    }
+    return true;
+}
 }  // namespace
 
 // The waiters of a sync sleep on one futex word, bumped after each pass:
@@ -184,18 +201,18 @@ void Journal::recover() {
             backlog_bytes_ += size;
             entries_.push_back(Entry{std::move(r), khash, size, false});
         }
-        // Each pass ends its records with kHeaderSize zeros (the end
-        // marker, written over by the next pass): zeros there, or in a
-        // prepared segment all the way, are a clean end, whatever an
-        // earlier use of a reused file left after them. So is a whole
-        // record of an earlier use. Nothing torn there.
+        // Each pass ends its records with an end marker (written over by
+        // the next pass): the one for the seq after the last record read
+        // is a clean end, whatever an earlier use of a reused file left
+        // after it. So is a whole record of an earlier use, or zeros to the
+        // end of the file (a prepared segment). Nothing torn there.
         const size_t rest = bytes.size() - scan.valid_bytes;
-        const size_t marker = std::min(rest, kHeaderSize);
+        const uint64_t next_seq =
+            scan.records.empty() ? *segment_first_seq(n) : scan.records.back().seq + 1;
         const bool clean_end =
             scan.reused_tail ||
-            std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(scan.valid_bytes),
-                        bytes.begin() + static_cast<std::ptrdiff_t>(scan.valid_bytes + marker),
-                        [](char c) { return c == '\0'; });
+            is_end_marker(std::string_view(bytes).substr(scan.valid_bytes), next_seq) ||
+            bytes.find_first_not_of('\0', scan.valid_bytes) == std::string::npos;
         if (rest > 0 && !clean_end) {
             // Never acknowledged: their sync did not finish. Cut it off so
             // that the next start does not report it again.
@@ -208,7 +225,9 @@ void Journal::recover() {
                 ::close(fd);
             }
             say("journal: " + path + ": cut " + std::to_string(rest) + " bytes of torn tail (" +
-                scan.why + "); those records were never acknowledged");
+                scan.why +
+                "): records whose sync never finished, or in a reused file what its earlier "
+                "use left; none of it was acknowledged");
         }
         closed_.push_back(std::move(seg));
     }
@@ -221,7 +240,7 @@ void Journal::recover() {
 
 void Journal::open_segment(uint64_t first_seq) {
     const std::string path = opt_.dir + "/" + segment_name(first_seq);
-    // The prepared one when ready: written at offset 0 on, over its zeros.
+    // The prepared (or reused) one when ready: written from offset 0 on.
     int fd = spare_ ? spare_->take(path) : -1;
     // Else a new file, appended to (not O_APPEND: the end marker is written
     // with pwrite, which that would make append too). It is not allocated
@@ -469,23 +488,15 @@ void Journal::syncer_loop() {
             while (done < buf.size()) {
                 const ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
                 if (n < 0 && errno == EINTR) continue;
-                if (n < 0)
-                    throw std::runtime_error("write " + current_.path + ": " + errno_text(errno));
+                if (n <= 0)
+                    throw std::runtime_error("write " + current_.path + ": " +
+                                             errno_text(n < 0 ? errno : EIO));
                 done += static_cast<size_t>(n);
             }
             // Then the end marker (see recover()), where the next pass's
             // write() starts: pwrite leaves the file offset after the records.
-            // A pipe has no offset (tests block the syncer with one).
-            static const char kEndMarker[kHeaderSize] = {};
-            for (size_t m = 0; m < kHeaderSize;) {
-                const ssize_t n = ::pwrite(fd_, kEndMarker + m, kHeaderSize - m,
-                                           static_cast<off_t>(current_.size + done + m));
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0 && errno == ESPIPE) break;
-                if (n < 0)
-                    throw std::runtime_error("write " + current_.path + ": " + errno_text(errno));
-                m += static_cast<size_t>(n);
-            }
+            if (!write_end_marker(fd_, current_.size + done, upto + 1))
+                throw std::runtime_error("write " + current_.path + ": " + errno_text(errno));
             if (opt_.durable && ::fdatasync(fd_) != 0)
                 throw std::runtime_error("fdatasync " + current_.path + ": " + errno_text(errno));
             std::lock_guard sl(segments_mu_);
@@ -494,10 +505,15 @@ void Journal::syncer_loop() {
             if (spare_ && current_.size > opt_.segment_bytes / 2) spare_->want();
         } catch (const std::exception& ex) {
             error = ex.what();
-            // What was written may be half there: a fresh segment next time,
-            // and the records of this pass are answered 503, never indexed.
-            // Recovery cuts whatever torn bytes this one ends with.
+            // What was written may be half there, or whole but not synced: a
+            // fresh segment next time, and the records of this pass are
+            // answered 503, never indexed. An end marker where they start
+            // keeps a later start from indexing them (best effort: the disk
+            // failed once already); else it cuts what is torn, and indexes
+            // what is whole.
             if (fd_ >= 0) {
+                if (write_end_marker(fd_, current_.size, first) && opt_.durable)
+                    (void)::fdatasync(fd_);
                 ::close(fd_);
                 fd_ = -1;
                 std::lock_guard sl(segments_mu_);

@@ -203,6 +203,22 @@ std::optional<Decoded> decode(std::string_view bytes, std::string* why) {
     return d;
 }
 
+std::string end_marker(uint64_t next_seq) {
+    std::string out;
+    put_u32(out, kEndMagic);
+    put_u32(out, 0);
+    put_u64(out, next_seq);
+    put_u32(out, crc32c(0, out.data() + 8, 8));
+    return out;
+}
+
+bool is_end_marker(std::string_view bytes, uint64_t next_seq) noexcept {
+    if (bytes.size() < kHeaderSize) return false;
+    return get_le(bytes.data(), 4) == kEndMagic && get_le(bytes.data() + 4, 4) == 0 &&
+           get_le(bytes.data() + 8, 8) == next_seq &&
+           get_le(bytes.data() + 16, 4) == crc32c(0, bytes.data() + 8, 8);
+}
+
 std::string segment_name(uint64_t first_seq) {
     char name[40];
     std::snprintf(name, sizeof name, "seg-%016" PRIx64 ".log", first_seq);

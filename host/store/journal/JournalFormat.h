@@ -18,8 +18,14 @@
 //
 // A record is valid only when its magic, length, CRC and payload layout all
 // agree; the first invalid one ends what a segment holds (a torn tail).
-// Journal ends each write with kHeaderSize zero bytes, an end marker the
-// next write covers: zeros where a header should be are a clean end.
+//
+// Journal ends each write with an end marker the next write covers: a
+// header of its own (integers little-endian), never a record:
+//
+//   magic   u32  "CHJE"
+//   length  u32  0
+//   seq     u64  the seq the next record will have
+//   crc     u32  CRC-32C of seq (8 bytes)
 
 #include <cstddef>
 #include <cstdint>
@@ -30,8 +36,9 @@
 
 namespace clayhook::journal {
 
-inline constexpr uint32_t kMagic = 0x314A4843;  // "CHJ1" little-endian
-inline constexpr size_t kHeaderSize = 20;
+inline constexpr uint32_t kMagic = 0x314A4843;     // "CHJ1" little-endian
+inline constexpr uint32_t kEndMagic = 0x454A4843;  // "CHJE" little-endian
+inline constexpr size_t kHeaderSize = 20;          // a record's header, and an end marker
 // A payload above this is refused at append and treated as damage when read.
 inline constexpr uint32_t kMaxPayload = 64u * 1024 * 1024;
 
@@ -71,6 +78,12 @@ struct Decoded {
 // are not a whole valid record (short, wrong magic, bad CRC, bad layout);
 // `why` then says which.
 std::optional<Decoded> decode(std::string_view bytes, std::string* why = nullptr);
+
+// The end marker after the record `next_seq` - 1 (or, first in a segment,
+// before the record `next_seq`): kHeaderSize bytes.
+std::string end_marker(uint64_t next_seq);
+// True when `bytes` starts with the end marker for `next_seq`.
+bool is_end_marker(std::string_view bytes, uint64_t next_seq) noexcept;
 
 // A segment file is named after the seq of its first record:
 // "seg-<16 hex digits>.log", so that names sort in seq order.

@@ -16,10 +16,12 @@
 // next segment's name when it rolls. Both names are never segment names.
 //
 // Writing zeros is only the way to get the first spare. After that the
-// journal offers each segment it is done with (every record indexed and
-// durable) instead of deleting it: its blocks are allocated and written just
-// as well, and reusing it writes nothing. Its old records stay after the new
-// ones; scan_segment() tells them apart by their seqs.
+// journal offers each segment it opened itself and is done with (every
+// record indexed and durable) instead of deleting it: its blocks are
+// allocated and written just as well, and reusing it writes nothing. Its
+// old records stay after the new ones until written over; the end marker
+// after each write (and their lower seqs) keep them from being read as
+// records (JournalFormat.h).
 
 #include <condition_variable>
 #include <cstdint>
@@ -54,8 +56,10 @@ class SpareSegment {
     // is smaller than min_reuse_bytes() (writes past its end are appends,
     // which change its size), or the rename fails.
     bool offer(const std::string& path);
-    // 15/16 of a segment: a segment appended to from empty is closed once
-    // the next pass would take it past the full size, so it is nearly full.
+    // 15/16 of a segment: one appended to from empty is closed once the next
+    // pass would take it past the full size, so with passes small against a
+    // segment it is that full. (One closed sooner, by a large pass or a
+    // failed one, is deleted instead.)
     uint64_t min_reuse_bytes() const { return bytes_ - bytes_ / 16; }
     // Stops the thread; a spare being written is dropped. Idempotent.
     void stop();
