@@ -104,19 +104,25 @@ void tamper(const std::string& db_path, const std::string& sql) {
 // A segment of the store's journal written by hand, as a host killed before
 // indexing would leave it: one record per key, seqs from `first`, ids
 // `id_prefix` + seq.
+// A record as the journal writes it, with an empty JSON body.
+journal::Record small_record(uint64_t seq, std::string id, std::string key) {
+    journal::Record r;
+    r.seq = seq;
+    r.id = std::move(id);
+    r.source = "clay";
+    r.type = "enrichment.completed";
+    r.key = std::move(key);
+    r.body = "{}";
+    return r;
+}
+
 void write_segment(const std::string& db_path, uint64_t first, const std::vector<std::string>& keys,
                    const std::string& id_prefix) {
     std::string seg;
     uint64_t seq = first;
     for (const std::string& key : keys) {
-        journal::Record r;
-        r.seq = seq;
-        r.id = id_prefix + std::to_string(seq++);
-        r.source = "clay";
-        r.type = "enrichment.completed";
-        r.key = key;
-        r.body = "{}";
-        REQUIRE(journal::encode(r, seg));
+        REQUIRE(journal::encode(small_record(seq, id_prefix + std::to_string(seq), key), seg));
+        ++seq;
     }
     char name[40];
     std::snprintf(name, sizeof name, "seg-%016llx.log", static_cast<unsigned long long>(first));
@@ -717,17 +723,9 @@ TEST_CASE("journal: zeros between records are no end: the rest is cut, and said"
     fs::create_directories(dir);
     std::string seg;
     for (uint64_t s = 1; s <= 5; ++s) {
-        journal::Record r;
-        r.seq = s;
-        r.id = "evt_" + std::to_string(s);
-        r.source = "clay";
-        r.type = "enrichment.completed";
-        r.key = "z" + std::to_string(s);
-        r.body = "{}";
         if (s == 4) seg += std::string(journal::kHeaderSize, '\0');
-        const size_t before = seg.size();
-        REQUIRE(journal::encode(r, seg));
-        REQUIRE(seg.size() > before);
+        REQUIRE(journal::encode(
+            small_record(s, "evt_" + std::to_string(s), "z" + std::to_string(s)), seg));
     }
     const size_t three = journal::scan_segment(seg).valid_bytes;
     const std::string path = dir + "/" + journal::segment_name(1);
@@ -956,16 +954,9 @@ TEST_CASE("journal: records recovered across a gap in seqs still answer dedup fr
     // never reached the disk leaves them: seqs 1-3, then 7-9.
     for (uint64_t first : {1, 7}) {
         std::string seg;
-        for (uint64_t s = first; s < first + 3; ++s) {
-            journal::Record r;
-            r.seq = s;
-            r.id = "evt_gap_" + std::to_string(s);
-            r.source = "clay";
-            r.type = "enrichment.completed";
-            r.key = "gap" + std::to_string(s);
-            r.body = "{}";
-            REQUIRE(journal::encode(r, seg));
-        }
+        for (uint64_t s = first; s < first + 3; ++s)
+            REQUIRE(journal::encode(
+                small_record(s, "evt_gap_" + std::to_string(s), "gap" + std::to_string(s)), seg));
         char name[40];
         std::snprintf(name, sizeof name, "seg-%016llx.log", static_cast<unsigned long long>(first));
         std::ofstream(cfg.path + ".journal/" + name, std::ios::binary) << seg;
