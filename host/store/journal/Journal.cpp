@@ -226,8 +226,8 @@ void Journal::recover() {
             }
             say("journal: " + path + ": cut " + std::to_string(rest) + " bytes of torn tail (" +
                 scan.why +
-                "): records whose sync never finished, or in a reused file what its earlier "
-                "use left; none of it was acknowledged");
+                "): records whose sync never finished (never acknowledged), what an earlier "
+                "use of a reused file left, or damage to the file");
         }
         closed_.push_back(std::move(seg));
     }
