@@ -12,6 +12,7 @@
 #include "cli/DefaultConfig.h"
 #include "config/ConfigLoader.h"
 #include "store/journal/JournalFormat.h"
+#include "store/journal/SegmentFile.h"
 #include "store/journal/SpareSegment.h"
 
 #include <fcntl.h>
@@ -60,36 +61,20 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
     for (const auto& e : fs::directory_iterator(from, ec)) {
         // The next segment prepared in advance: zeros, no record.
         if (journal::SpareSegment::is_spare_name(e.path().filename().string())) continue;
-        const int in = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
-        if (in < 0) continue;  // indexed and deleted since the listing
-        // To its end, which may be past the size it had when opened: the
-        // segment in use grows meanwhile.
-        struct stat before {};
-        std::string bytes;
-        int read_error = ::fstat(in, &before) == 0 ? 0 : errno;
-        if (read_error == 0) bytes.resize(static_cast<size_t>(before.st_size) + 65536);
-        size_t got = 0;
-        while (read_error == 0) {
-            if (got == bytes.size()) bytes.resize(bytes.size() * 2);
-            const ssize_t n = ::read(in, bytes.data() + got, bytes.size() - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) read_error = errno;
-            if (n <= 0) break;
-            got += static_cast<size_t>(n);
-        }
-        ::close(in);
-        bytes.resize(got);
-        if (read_error != 0) {
-            error = "cannot read " + e.path().string() + ": " + std::strerror(read_error);
+        // To its end: the segment in use grows meanwhile.
+        auto file = journal::read_segment_file(e.path().string(), error);
+        if (!file && error.empty()) continue;  // indexed and deleted since the listing
+        if (!file) {
             fs::remove_all(to, ec);  // created above: ours
             return -1;
         }
+        const std::string& bytes = file->bytes;
         // Indexed, and reused under a later segment's name (or deleted)
         // while read: what was read may be that later segment's records. Its
         // records were indexed before, so the tables copied next have them.
         struct stat after {};
-        if (::stat(e.path().c_str(), &after) != 0 || after.st_ino != before.st_ino ||
-            after.st_dev != before.st_dev)
+        if (::stat(e.path().c_str(), &after) != 0 || after.st_ino != file->ino ||
+            after.st_dev != file->dev)
             continue;
         // Only this use's records: a reused segment file still holds an
         // earlier use's after them (journal::scan_segment).

@@ -378,7 +378,6 @@ class IntakeService final : public HttpService, public CommitListener {
               body(std::move(b)) {}
     };
 
-    // Every answer to a source's request: its latency observed.
     // Both ways' start: the delivery verified and classified, ready for the
     // store; or nullptr with the answer in `now` (404, or a refusal).
     std::shared_ptr<Pending> begin(const HttpRequest& req, std::string body,
@@ -402,6 +401,7 @@ class IntakeService final : public HttpService, public CommitListener {
         return p;
     }
 
+    // Every answer to a source's request: its latency observed.
     static HttpReply answered(const Pending& p, HttpReply reply) {
         p.src.latency->observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - p.started).count());

@@ -1,5 +1,7 @@
 #include "store/journal/Journal.h"
 
+#include "store/journal/SegmentFile.h"
+
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -44,28 +46,13 @@ void sync_dir(const std::string& dir) {
     if (rc != 0) throw std::runtime_error("fsync folder " + dir + ": " + errno_text(err));
 }
 
-// A whole segment, in read() calls of up to its size (a byte-at-a-time
-// stream copy of a 64 MiB one took most of a second here).
+// A whole segment (SegmentFile); one found at start may not vanish.
 std::string read_all(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error("cannot read " + path + ": " + errno_text(errno));
-    struct stat st {};
-    std::string out;
-    int err = ::fstat(fd, &st) == 0 ? 0 : errno;
-    if (err == 0) out.resize(static_cast<size_t>(st.st_size));
-    size_t got = 0;
-    while (err == 0) {
-        if (got == out.size()) out.resize(out.size() + 65536);  // grew meanwhile
-        const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) err = errno;
-        if (n <= 0) break;
-        got += static_cast<size_t>(n);
-    }
-    ::close(fd);
-    if (err != 0) throw std::runtime_error("cannot read " + path + ": " + errno_text(err));
-    out.resize(got);
-    return out;
+    std::string error;
+    auto f = read_segment_file(path, error);
+    if (!f)
+        throw std::runtime_error(error.empty() ? "cannot read " + path + ": it is gone" : error);
+    return std::move(f->bytes);
 }
 
 // Writes the end marker for `next_seq` at `offset`. False (errno set) when
