@@ -959,13 +959,14 @@ std::optional<std::string> SqliteStore::find_stored(std::string_view source, std
     return std::nullopt;
 }
 
-void SqliteStore::index(const std::vector<const journal::Record*>& records, uint64_t upto) {
+void SqliteStore::index(const std::vector<const journal::Record*>& records,
+                        const std::vector<uint64_t>& hashes, uint64_t upto) {
     run_on_writer([&] {
         // Not synced at commit: the journal keeps the records in their
         // segments until sync_indexed(), so the intake's disk is spared an
         // fsync of several MB of WAL per batch.
         LazySync lazy(*this);
-        index_on_writer(records, upto);
+        index_on_writer(records, hashes, upto);
     });
 }
 
@@ -992,7 +993,7 @@ void SqliteStore::sync_indexed() {
 // One transaction: the records (each decided as insert() decides it, with the
 // id the journal gave it) and the journal position they reach.
 void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& records,
-                                  uint64_t upto) {
+                                  const std::vector<uint64_t>& hashes, uint64_t upto) {
     sqlite3* db = wdb_.get();
     new_deliveries_.clear();
     std::string error;
@@ -1020,7 +1021,7 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
     size_t duplicates = 0;
     bool indexed = false;
     try {
-        indexed = index_in_key_order(records, next_seq, duplicates, error);
+        indexed = index_in_key_order(records, hashes, next_seq, duplicates, error);
     } catch (const std::exception& ex) {  // out of memory: rolled back like any failure
         error = ex.what();
     }
@@ -1056,7 +1057,8 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
 // WAL mid-transaction was written again each time a later key touched it. In
 // key order each page is read and written once per transaction.
 bool SqliteStore::index_in_key_order(const std::vector<const journal::Record*>& records,
-                                     int64_t& next_seq, size_t& duplicates, std::string& error) {
+                                     const std::vector<uint64_t>& hashes, int64_t& next_seq,
+                                     size_t& duplicates, std::string& error) {
     sqlite3* db = wdb_.get();
     enum class Dedup : uint8_t { none, insert, repoint };
     struct Item {
@@ -1069,7 +1071,8 @@ bool SqliteStore::index_in_key_order(const std::vector<const journal::Record*>& 
     std::vector<Item> items(n);
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; ++i) {
-        items[i].hash = dedup_hash_of(records[i]->source, records[i]->key);
+        // The journal's key_hash() of the record, which is dedup_hash_of().
+        items[i].hash = static_cast<int64_t>(hashes[i]);
         // Before the commit, and so before the journal lets go of the record:
         // an intake that misses it in the journal's memory finds it here.
         if (stored_keys_) stored_keys_->add(static_cast<uint64_t>(items[i].hash));

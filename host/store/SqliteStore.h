@@ -186,12 +186,15 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     }
     std::optional<std::string> find_stored(std::string_view source, std::string_view key,
                                            uint64_t hash) override;
-    void index(const std::vector<const journal::Record*>& records, uint64_t upto) override;
+    void index(const std::vector<const journal::Record*>& records,
+               const std::vector<uint64_t>& hashes, uint64_t upto) override;
     void sync_indexed() override;
-    void index_on_writer(const std::vector<const journal::Record*>& records, uint64_t upto);
+    void index_on_writer(const std::vector<const journal::Record*>& records,
+                         const std::vector<uint64_t>& hashes, uint64_t upto);
     // index_on_writer()'s records, decided and written (see the definition).
     // False, with `error`, when a statement failed.
-    bool index_in_key_order(const std::vector<const journal::Record*>& records, int64_t& next_seq,
+    bool index_in_key_order(const std::vector<const journal::Record*>& records,
+                            const std::vector<uint64_t>& hashes, int64_t& next_seq,
                             size_t& duplicates, std::string& error);
     int64_t dedup_hash_of(std::string_view source, std::string_view key) const;
     void load_stored_keys();

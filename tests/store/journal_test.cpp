@@ -416,7 +416,11 @@ class RecordingIndex final : public journal::Index {
     std::optional<std::string> find_stored(std::string_view, std::string_view, uint64_t) override {
         return std::nullopt;
     }
-    void index(const std::vector<const journal::Record*>& records, uint64_t upto) override {
+    void index(const std::vector<const journal::Record*>& records,
+               const std::vector<uint64_t>& hashes, uint64_t upto) override {
+        REQUIRE(hashes.size() == records.size());
+        for (size_t i = 0; i < records.size(); ++i)
+            CHECK(hashes[i] == key_hash(records[i]->source, records[i]->key));
         std::lock_guard lk(mu);
         indexed += records.size();
         batches.push_back(records.size());

@@ -580,6 +580,7 @@ void Journal::indexer_loop() {
             if (paused_ && !stopping_) continue;
         }
         std::vector<const Record*> batch;
+        std::vector<uint64_t> hashes;
         uint64_t upto = 0;
         size_t n = 0;
         const uint64_t synced = synced_.load(std::memory_order_acquire);
@@ -587,12 +588,14 @@ void Journal::indexer_loop() {
             if (en.record.seq > synced || n == opt_.index_batch) break;
             ++n;
             upto = en.record.seq;
-            if (!en.failed) batch.push_back(&en.record);
+            if (en.failed) continue;
+            batch.push_back(&en.record);
+            hashes.push_back(en.khash);
         }
         lk.unlock();
         std::string error;
         try {
-            index_.index(batch, upto);
+            index_.index(batch, hashes, upto);
         } catch (const std::exception& ex) {
             error = ex.what();
         }

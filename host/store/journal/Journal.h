@@ -51,10 +51,12 @@ class Index {
     virtual std::optional<std::string> find_stored(std::string_view source, std::string_view key,
                                                    uint64_t hash) = 0;
     // Stores the records, in order, and records `upto` as indexed, in one
-    // transaction. Throws std::runtime_error when nothing was stored. The
+    // transaction. `hashes[i]` is key_hash() of records[i], computed once at
+    // append. Throws std::runtime_error when nothing was stored. The
     // transaction need not be durable yet when it returns: the records are
     // still in their segments, which stay until sync_indexed().
-    virtual void index(const std::vector<const Record*>& records, uint64_t upto) = 0;
+    virtual void index(const std::vector<const Record*>& records,
+                       const std::vector<uint64_t>& hashes, uint64_t upto) = 0;
     // Makes every transaction index() has committed durable: after it
     // returns, a power cut loses none of them. Called before segments whose
     // records are all indexed are deleted. Throws std::runtime_error.
