@@ -201,8 +201,7 @@ void SqliteStore::StmtFinalizer::operator()(sqlite3_stmt* s) const {
 }
 
 SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tuning)
-    : min_free_space_(config.min_free_space),
-      durable_(config.durable),
+    : durable_(config.durable),
       max_queue_(max_queue),
       tuning_(tuning),
       owner_(config.host_id.empty() ? default_store_owner() : config.host_id) {
@@ -210,6 +209,7 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
     std::error_code ec;
     fs::path abs = config.path.empty() ? fs::path() : fs::absolute(config.path, ec);
     path_ = ec || abs.empty() ? config.path : abs.lexically_normal().string();
+    space_ = std::make_unique<FreeSpace>(path_, config.min_free_space);
     auto fail = [&](const std::string& why) {
         return std::runtime_error("cannot open store \"" + path_ + "\": " + why);
     };
@@ -265,6 +265,7 @@ SqliteStore::SqliteStore(const StoreConfig& config, size_t max_queue, Tuning tun
             jo.segment_bytes = tuning_.journal_segment_bytes;
             jo.start_paused = tuning_.journal_start_paused;
             jo.warn = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
+            jo.room_for = [this](uint64_t bytes) { return space_->room_for(bytes); };
             journal_ = std::make_unique<journal::Journal>(std::move(jo),
                                                           static_cast<journal::Index&>(*this));
         }
@@ -592,27 +593,6 @@ bool SqliteStore::file_in_place() const noexcept {
     return ::stat(path_.c_str(), &st) == 0 && st.st_dev == file_dev_ && st.st_ino == file_ino_;
 }
 
-std::string SqliteStore::short_of_space() {
-    if (min_free_space_ == 0) return {};
-    const auto now = std::chrono::steady_clock::now();
-    if (now - space_checked_ < std::chrono::milliseconds(100) &&
-        bytes_since_space_check_ < min_free_space_ / 8)
-        return space_error_;
-    space_checked_ = now;
-    bytes_since_space_check_ = 0;
-    struct statvfs vfs {};
-    if (::statvfs(path_.c_str(), &vfs) != 0) return space_error_;  // keep the last answer
-    const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-    space_error_.clear();
-    if (free_bytes < min_free_space_)
-        space_error_ = "the store's filesystem has " + std::to_string(free_bytes) +
-                       " bytes free, below store.min_free_space (" +
-                       std::to_string(min_free_space_) +
-                       "): new deliveries are refused until there is room; results still commit";
-    low_space_.store(!space_error_.empty(), std::memory_order_relaxed);
-    return space_error_;
-}
-
 bool SqliteStore::commit(GroupCommit::Batch& batch, std::string& error) noexcept {
     sqlite3* db = wdb_.get();
     new_deliveries_.clear();
@@ -648,13 +628,18 @@ bool SqliteStore::commit(GroupCommit::Batch& batch, std::string& error) noexcept
     // Short of room: the new deliveries are refused (503, the sender
     // retries), and the results and claims below still commit, in the room
     // min_free_space keeps for them.
-    const std::string no_room = batch.inserts.empty() ? std::string() : short_of_space();
+    std::string no_room;
+    if (!batch.inserts.empty()) {
+        uint64_t bytes = 0;
+        for (const auto* in : batch.inserts)
+            bytes += in->event->body.size();
+        no_room = space_->check(bytes);
+    }
     for (size_t i = 0; ok && i < batch.inserts.size(); ++i) {
         if (!no_room.empty())
             batch.inserts[i]->result = {InsertStatus::unavailable, {}, no_room};
         else
             ok = insert_one(*batch.inserts[i], next_seq, error);
-        bytes_since_space_check_ += batch.inserts[i]->event->body.size();
     }
     // Results before claims: a delivery whose retry is claimed again in this
     // same batch gets its earlier result first.
@@ -880,34 +865,33 @@ int64_t SqliteStore::dedup_hash_of(std::string_view source, std::string_view key
     return static_cast<int64_t>(siphash24(hash_k0_, hash_k1_, buf, n));
 }
 
-std::optional<InsertResult> SqliteStore::refused_by_journal_path() const {
+std::optional<InsertResult> SqliteStore::refused_by_journal_path(uint64_t bytes) {
     // What commit() refuses for the direct path, refused before the journal
     // acknowledges anything: a database file deleted or replaced under the
-    // host, a filesystem short of room, a failed last commit.
+    // host, a filesystem short of room. The journal's record, then the WAL
+    // and the database each take about the body's size: the look at the
+    // free space is here, where the records are taken, not in the indexer
+    // behind them.
     if (!file_in_place())
         return InsertResult{
             InsertStatus::unavailable,
             {},
             "the database file " + path_ + " was deleted or replaced while the host had it open"};
-    if (low_space_.load(std::memory_order_relaxed))
-        return InsertResult{
-            InsertStatus::unavailable,
-            {},
-            "the store's filesystem is below store.min_free_space: new deliveries are refused "
-            "until there is room"};
+    if (std::string no_room = space_->check(3 * bytes); !no_room.empty())
+        return InsertResult{InsertStatus::unavailable, {}, std::move(no_room)};
     return std::nullopt;
 }
 
 InsertResult SqliteStore::insert(const NewEvent& e) noexcept {
     if (!journal_) return gc_->insert(e);
-    if (auto refused = refused_by_journal_path()) return std::move(*refused);
+    if (auto refused = refused_by_journal_path(e.body.size())) return std::move(*refused);
     return journal_->append(e);
 }
 
 void SqliteStore::insert_async(const NewEvent& e, InsertDone done) noexcept {
     if (!journal_) {
         gc_->insert_async(e, std::move(done));
-    } else if (auto refused = refused_by_journal_path()) {
+    } else if (auto refused = refused_by_journal_path(e.body.size())) {
         done(std::move(*refused));
     } else {
         journal_->append_async(e, std::move(done));
@@ -1017,7 +1001,7 @@ void SqliteStore::index_on_writer(const std::vector<const journal::Record*>& rec
         sqlite3_reset(s);
         if (!ok) throw fail();
     }
-    short_of_space();  // keeps the intake's refusal current; acknowledged records go in anyway
+    space_->check();  // keeps the intake's refusal current; acknowledged records go in anyway
     size_t duplicates = 0;
     bool indexed = false;
     try {
@@ -1203,7 +1187,7 @@ SqliteStore::PruneStep SqliteStore::prune_step(int64_t cutoff_ms, int64_t from_h
     if (!run(db, begin_.get(), "begin transaction", error)) throw fail();
     // The pruner runs every second while the store is not writable: it is
     // also what notices that room came back when no delivery arrives.
-    short_of_space();
+    space_->check();
 
     std::vector<int64_t> victims;
     size_t scanned = 0;

@@ -4,6 +4,7 @@
 // group-commits every insert queued while the previous transaction committed,
 // and a separate read connection. See SqliteStore.cpp for the schema and why.
 
+#include "store/FreeSpace.h"
 #include "store/GroupCommit.h"
 #include "store/SqliteCheckpointer.h"
 #include "store/Store.h"
@@ -79,8 +80,7 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     // (deleted or replaced under the host), and while its filesystem has
     // less than store.min_free_space left.
     bool writable() const noexcept override {
-        return writable_.load(std::memory_order_relaxed) &&
-               !low_space_.load(std::memory_order_relaxed) && file_in_place();
+        return writable_.load(std::memory_order_relaxed) && !space_->low() && file_in_place();
     }
     size_t queue_depth() const noexcept override { return gc_->depth(); }
     uint64_t event_count() override;
@@ -208,17 +208,12 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     bool file_in_place() const noexcept;
     // insert() and insert_async() with the journal: why a new delivery is
     // refused before the journal takes it (nullopt: it may go in).
-    std::optional<InsertResult> refused_by_journal_path() const;
-    // Why new deliveries are refused for want of room ("" when there is
-    // room): statvfs on the writer thread, again after 100 ms or once the
-    // bodies stored since could have used an eighth of the reserve (the WAL
-    // and then the checkpoint write each body twice).
-    std::string short_of_space();
-    uint64_t bytes_since_space_check_ = 0;
-    uint64_t min_free_space_;
-    std::chrono::steady_clock::time_point space_checked_{};
-    std::string space_error_;
-    std::atomic<bool> low_space_{false};
+    // `bytes`: the body's, counted towards the next look at the free space.
+    std::optional<InsertResult> refused_by_journal_path(uint64_t bytes);
+    // store.min_free_space: why new deliveries are refused for want of room.
+    // Asked by the writer for a batch of inserts, by the intake's threads
+    // before the journal takes a record, by the indexer and the pruner.
+    std::unique_ptr<FreeSpace> space_;
     bool durable_;
     size_t max_queue_;
     Tuning tuning_;

@@ -8,12 +8,12 @@
 // and says so; it never passes without having filled a disk.
 #include "clay/ClayApi.h"
 #include "support/HostProcess.h"
+#include "support/SmallFilesystem.h"
 #include "support/TestPaths.h"
 #include "support/Wait.h"
 #include "verify/Verifier.h"
 
 #include <sqlite3.h>
-#include <sys/mount.h>
 
 #include <catch2/catch.hpp>
 
@@ -33,25 +33,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const char* kSecret = "full-disk-secret";
-
-// A tmpfs of `size` mounted at `dir` for the object's lifetime.
-class SmallFilesystem {
-  public:
-    SmallFilesystem(const std::string& dir, const std::string& size) : dir_(dir) {
-        std::filesystem::create_directories(dir_);
-        const std::string opts = "size=" + size + ",mode=0700";
-        if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, opts.c_str()) != 0)
-            FAIL("cannot mount a " << size << " tmpfs at " << dir_ << ": " << std::strerror(errno)
-                                   << " (this test needs CAP_SYS_ADMIN: run the suite as root, "
-                                      "as CI does)");
-    }
-    ~SmallFilesystem() { ::umount2(dir_.c_str(), MNT_DETACH); }
-    SmallFilesystem(const SmallFilesystem&) = delete;
-    SmallFilesystem& operator=(const SmallFilesystem&) = delete;
-
-  private:
-    std::string dir_;
-};
 
 HttpResponse post(uint16_t port, const std::string& row, const std::string& pad) {
     const std::string body = R"({"event":"enrichment.completed","row_id":")" + row +
@@ -91,7 +72,7 @@ int64_t count(const std::string& db, const char* sql) {
 // lets SQLite itself run into ENOSPC: then the plugins' claims and results
 // cannot commit either, and the deliveries wait for the room.
 void fill_and_recover(const std::string& min_free_space, const std::string& refusal,
-                      bool results_while_full) {
+                      bool results_while_full, bool journal) {
     HostProcess h;
     const std::string var = h.dir.file("var");
     SmallFilesystem fs(var, "6m");
@@ -103,7 +84,8 @@ void fill_and_recover(const std::string& min_free_space, const std::string& refu
     h.write_config(R"(admin: {enabled: false}
 listener: {address: 127.0.0.1, port: 0}
 store: {path: )" + db +
-                   ", min_free_space: " + min_free_space + R"(}
+                   ", min_free_space: " + min_free_space +
+                   ", journal: " + (journal ? "true" : "false") + R"(}
 sources:
   - name: clay
     path: /webhooks/clay
@@ -172,10 +154,17 @@ plugins:
 
 TEST_CASE("full disk: below min_free_space new deliveries get 503 and results still commit",
           "[store][full-disk]") {
-    fill_and_recover("2MiB", "below store.min_free_space", true);
+    const bool journal = GENERATE(true, false);
+    INFO("store.journal: " << journal);
+    fill_and_recover("2MiB", "below store.min_free_space", true, journal);
 }
 
-TEST_CASE("full disk: SQLite out of space gives 503, loses nothing, and recovers by itself",
-          "[store][full-disk]") {
-    fill_and_recover("0", "database or disk is full", false);
+TEST_CASE(
+    "full disk: with no reserve, out of space gives 503, loses nothing, and recovers by itself",
+    "[store][full-disk]") {
+    const bool journal = GENERATE(true, false);
+    INFO("store.journal: " << journal);
+    fill_and_recover(
+        "0", journal ? "the intake journal could not be written" : "database or disk is full",
+        false, journal);
 }

@@ -167,3 +167,53 @@ TEST_CASE("spare segment: a segment the journal is done with is taken as the spa
     CHECK_FALSE(spare.offer(another));
     CHECK(fs::exists(another));
 }
+
+TEST_CASE(
+    "spare segment: without room for its zeros none is written, and after a failure "
+    "it tries again only for the next segment",
+    "[journal][spare]") {
+    test::TempDir dir;
+    std::mutex mu;
+    std::vector<std::string> said;
+    int asked = 0;
+    SpareSegment spare(
+        dir.path(), 4096,
+        [&](const std::string& w) {
+            std::lock_guard lk(mu);
+            said.push_back(w);
+        },
+        [&](uint64_t bytes) {
+            std::lock_guard lk(mu);
+            CHECK(bytes == 4096);
+            ++asked;
+            return false;
+        });
+    auto count = [&](size_t& n_said) {
+        std::lock_guard lk(mu);
+        n_said = said.size();
+        return asked;
+    };
+    size_t n_said = 0;
+    CHECK(spare.want());
+    REQUIRE(test::wait_until([&] { return count(n_said) == 1 && n_said == 1; }));
+    {
+        std::lock_guard lk(mu);
+        CHECK_THAT(said[0], Catch::Contains("not prepared") &&
+                                Catch::Contains("below store.min_free_space"));
+    }
+    CHECK(!fs::exists(dir.file("spare.tmp")));
+    // Each sync pass past half a segment asks again: no new try, no new warning.
+    // (The warning comes before the failure is recorded, so wait for that.)
+    REQUIRE(test::wait_until([&] { return spare.failed(); }));
+    for (int i = 0; i < 10; ++i)
+        CHECK_FALSE(spare.want());
+    // The next segment (take() at its roll, none ready) gets one more try.
+    CHECK(spare.take(dir.file("seg-2.log")) == -1);
+    CHECK_FALSE(spare.failed());
+    CHECK(spare.want());
+    REQUIRE(test::wait_until([&] { return count(n_said) >= 2 && n_said >= 2; }));
+    spare.stop();
+    CHECK(count(n_said) == 2);
+    CHECK(n_said == 2);
+    CHECK(!spare.ready());
+}

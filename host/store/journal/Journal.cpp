@@ -110,7 +110,8 @@ Journal::Journal(Options options, Index& index) : opt_(std::move(options)), inde
     keys_.reserve(std::min<size_t>(opt_.max_backlog, kReservedKeys));
     recover();
     if (opt_.durable && opt_.preallocate)
-        spare_ = std::make_unique<SpareSegment>(opt_.dir, opt_.segment_bytes, opt_.warn);
+        spare_ =
+            std::make_unique<SpareSegment>(opt_.dir, opt_.segment_bytes, opt_.warn, opt_.room_for);
     syncer_ = std::thread([this] { syncer_loop(); });
     indexer_ = std::thread([this] { indexer_loop(); });
 }

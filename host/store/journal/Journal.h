@@ -87,6 +87,8 @@ struct Options {
     // one in use is half full, so that records overwrite blocks written in
     // advance. A segment opened without a spare ready is appended to.
     bool preallocate = true;
+    // Asked before a spare's zeros are written (SpareSegment); may be empty.
+    std::function<bool(uint64_t bytes)> room_for;
 };
 
 class Journal {

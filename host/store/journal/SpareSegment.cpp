@@ -20,12 +20,14 @@ std::string errno_text(int err) {
 }  // namespace
 
 SpareSegment::SpareSegment(std::string dir, uint64_t bytes,
-                           std::function<void(const std::string&)> warn)
+                           std::function<void(const std::string&)> warn,
+                           std::function<bool(uint64_t)> room_for)
     : dir_(std::move(dir)),
       tmp_path_(dir_ + "/spare.tmp"),
       ready_path_(dir_ + "/spare.seg"),
       bytes_(bytes),
-      warn_(std::move(warn)) {
+      warn_(std::move(warn)),
+      room_for_(std::move(room_for)) {
     remove();
     thread_ = std::thread([this] { run(); });
 }
@@ -47,13 +49,14 @@ bool SpareSegment::is_spare_name(const std::string& name) {
     return name == "spare.tmp" || name == "spare.seg";
 }
 
-void SpareSegment::want() {
+bool SpareSegment::want() {
     {
         std::lock_guard lk(mu_);
-        if (wanted_ || ready_ || renaming_) return;
+        if (wanted_ || ready_ || renaming_ || failed_) return false;
         wanted_ = true;
     }
     cv_.notify_one();
+    return true;
 }
 
 bool SpareSegment::ready() const {
@@ -61,9 +64,15 @@ bool SpareSegment::ready() const {
     return ready_;
 }
 
+bool SpareSegment::failed() const {
+    std::lock_guard lk(mu_);
+    return failed_;
+}
+
 int SpareSegment::take(const std::string& path) {
     {
         std::lock_guard lk(mu_);
+        failed_ = false;  // a new segment: one more try at its spare
         if (!ready_ || renaming_) return -1;
         ready_ = false;
         renaming_ = true;  // an offer() meanwhile would rename onto spare.seg
@@ -119,10 +128,18 @@ void SpareSegment::run() {
         lk.lock();
         wanted_ = false;
         ready_ = ok;
+        failed_ = !ok;
     }
 }
 
 bool SpareSegment::prepare() {
+    if (room_for_ && !room_for_(bytes_)) {
+        if (warn_)
+            warn_("journal: the next segment is not prepared: " + std::to_string(bytes_) +
+                  " bytes of zeros would leave the filesystem below store.min_free_space; "
+                  "it is created when needed, and appended to");
+        return false;
+    }
     const int fd = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     std::string error;
     if (fd < 0) {

@@ -36,19 +36,26 @@ class SpareSegment {
   public:
     // Deletes what a previous run left in `dir` (a spare, finished or not)
     // and starts the thread, idle until want(). `warn` (may be empty) hears
-    // a spare that could not be prepared.
-    SpareSegment(std::string dir, uint64_t bytes, std::function<void(const std::string&)> warn);
+    // a spare that could not be prepared. `room_for` (may be empty) is asked
+    // before zeros are written: false (the filesystem would be left below
+    // store.min_free_space) prepares none, said through `warn`.
+    SpareSegment(std::string dir, uint64_t bytes, std::function<void(const std::string&)> warn,
+                 std::function<bool(uint64_t)> room_for = {});
     // stop(). The ready spare stays on disk: remove() deletes it.
     ~SpareSegment();
     SpareSegment(const SpareSegment&) = delete;
     SpareSegment& operator=(const SpareSegment&) = delete;
 
     // Prepares a spare unless one is ready or being written. Cheap: called
-    // after every sync pass past half a segment.
-    void want();
+    // after every sync pass past half a segment. After a failed preparation
+    // it does nothing until the next take(): one try, and one warning, per
+    // segment (a full disk would otherwise be written to and warned about
+    // after every pass). True when it asked the thread for one.
+    bool want();
     // The ready spare, renamed to `path` and opened for writing at offset 0
     // (the caller owns the descriptor and syncs the folder); -1 when none is
-    // ready, or the rename or open failed (said through `warn`).
+    // ready, or the rename or open failed (said through `warn`). Called at
+    // each roll, ready or not: it also allows the next preparation.
     int take(const std::string& path);
     // Takes `path`, a segment file the journal is done with, as the spare:
     // renamed to spare.seg, nothing written. False, the file left as it is,
@@ -67,6 +74,8 @@ class SpareSegment {
     void remove();
 
     bool ready() const;
+    // The last preparation failed (want() waits for take()).
+    bool failed() const;
     static bool is_spare_name(const std::string& name);
 
   private:
@@ -76,10 +85,12 @@ class SpareSegment {
     std::string dir_, tmp_path_, ready_path_;
     uint64_t bytes_;
     std::function<void(const std::string&)> warn_;
+    std::function<bool(uint64_t)> room_for_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
     // renaming_: take() or offer() is renaming spare.seg, outside mu_.
-    bool wanted_ = false, ready_ = false, stopping_ = false, renaming_ = false;
+    // failed_: the last preparation failed; want() waits for take().
+    bool wanted_ = false, ready_ = false, stopping_ = false, renaming_ = false, failed_ = false;
     std::thread thread_;
 };
 
