@@ -4,7 +4,7 @@
 # that every delivery the host acknowledged reached the jsonl-sink plugin.
 #   bench/crash_bench.sh [KILLS] [DELIVERIES]          # defaults: 20, 20000
 # Environment: BUILD (default build), BENCH_JOURNAL (store.journal, default
-# false), BENCH_CONNS (driver connections,
+# true, as the host's), BENCH_CONNS (driver connections,
 # default 8), BENCH_RATE (driver requests/s, default 0 = unlimited),
 # BENCH_KEEP=1 (keep the temporary folder; it is also kept when an
 # acknowledged delivery is lost).
@@ -33,7 +33,7 @@ cat >"$work/bench.yaml" <<YAML
 admin: {enabled: false}
 log: {level: info}
 listener: {address: 127.0.0.1, port: $port, threads: 16, max_connections: 1024, max_connections_per_peer: 0}
-store: {path: $work/db/clayhook.db, durable: true, journal: ${BENCH_JOURNAL:-false}}
+store: {path: $work/db/clayhook.db, durable: true, journal: ${BENCH_JOURNAL:-true}}
 sources:
   - name: clay
     path: /webhooks/clay

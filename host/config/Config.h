@@ -91,7 +91,7 @@ struct StoreConfig {
     // SQLite: new deliveries go to an append-only journal (one fdatasync per
     // group) and are moved into the database in large batches behind the
     // answer. See docs/configuration.md, store.journal.
-    bool journal = false;
+    bool journal = true;
     std::optional<Secret>
         postgres_url;          // libpq URL or key=value string; a secret (it may hold a password)
     size_t postgres_pool = 8;  // read/control connections kept open, besides the writer's

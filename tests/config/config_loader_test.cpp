@@ -550,13 +550,13 @@ TEST_CASE("store.min_free_space takes a size, 0 turns the reserve off", "[config
     CHECK(e.key() == "store.min_free_space");
 }
 
-TEST_CASE("store.journal: off by default, a boolean, refused otherwise", "[config][journal]") {
+TEST_CASE("store.journal: on by default, a boolean, refused otherwise", "[config][journal]") {
     TempDir dir;
     auto c = load_config(dir.write("c.yaml", std::string(kMinimal) + "store: {}\n"), opts());
-    CHECK_FALSE(c.store.journal);
-    c = load_config(dir.write("c.yaml", std::string(kMinimal) + "store: {journal: true}\n"),
-                    opts());
     CHECK(c.store.journal);
+    c = load_config(dir.write("c.yaml", std::string(kMinimal) + "store: {journal: false}\n"),
+                    opts());
+    CHECK_FALSE(c.store.journal);
     auto e = error_of(std::string(kMinimal) + "store: {journal: maybe}\n");
     CHECK(e.key() == "store.journal");
 }

@@ -132,6 +132,7 @@ struct DispatchRig {
                    std::span(&d, 1)};
         InsertResult r = store->insert(e);
         REQUIRE(r.status == InsertStatus::stored);
+        store->flush();  // indexed from the journal: its delivery is in the tables
         return r.id;
     }
 
@@ -143,6 +144,7 @@ struct DispatchRig {
         NewEvent e{"clay", type, key, body, unix_ms(), std::span(&d, 1)};
         InsertResult r = store->insert(e);
         REQUIRE(r.status == InsertStatus::stored);
+        store->flush();
         return r.id;
     }
 

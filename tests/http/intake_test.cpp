@@ -183,6 +183,9 @@ TEST_CASE("intake: health, readiness and metrics", "[intake]") {
 
 TEST_CASE("intake: a store that cannot take the write answers 503 with Retry-After", "[intake]") {
     Host h("", BOTH_SERVERS);
+    // The direct path: the answer waits for the tables' commit.
+    h.config.store.journal = false;
+    h.restart();
     REQUIRE(h.post_signed(delivery(20)).status == 200);
     // Another connection holds SQLite's write lock past the store's busy timeout.
     sqlite3* other = nullptr;
@@ -197,6 +200,30 @@ TEST_CASE("intake: a store that cannot take the write answers 503 with Retry-Aft
     sqlite3_close(other);
     // Nothing was acknowledged, so the sender's retry is stored, not a duplicate.
     auto again = h.post_signed(delivery(21));
+    CHECK(again.status == 200);
+    CHECK_FALSE(json::parse(again.body).get_bool("duplicate", false));
+    CHECK(h.request("GET", "/readyz", "").status == 200);
+    CHECK_THAT(h.log_out.str(), Catch::Contains("status=503"));
+}
+
+TEST_CASE(
+    "intake: with the journal, a database file moved away answers 503 with Retry-After "
+    "until it is back",
+    "[intake][journal]") {
+    Host h("", BOTH_SERVERS);
+    REQUIRE(h.config.store.journal);  // the default
+    REQUIRE(h.post_signed(delivery(30)).status == 200);
+    // The journal could take the record, but the tables it would be indexed
+    // into are no longer where the host opened them: nothing is acknowledged.
+    const std::string db = h.config.store.path;
+    std::filesystem::rename(db, db + ".moved");
+    auto r = h.post_signed(delivery(31));
+    CHECK(r.status == 503);
+    CHECK(r.retry_after == "1");
+    CHECK(h.request("GET", "/readyz", "").status == 503);
+    std::filesystem::rename(db + ".moved", db);
+    // Nothing was acknowledged, so the sender's retry is stored, not a duplicate.
+    auto again = h.post_signed(delivery(31));
     CHECK(again.status == 200);
     CHECK_FALSE(json::parse(again.body).get_bool("duplicate", false));
     CHECK(h.request("GET", "/readyz", "").status == 200);

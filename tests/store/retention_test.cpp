@@ -87,7 +87,8 @@ plugins:
         REQUIRE(post("enrichment.completed", "done-" + std::to_string(i)) == 200);
     REQUIRE(post("enrichment.failed", "dead") == 200);
     REQUIRE(post("table.row.created", "pending") == 200);
-    REQUIRE(events_in(db) == 7);
+    // In the tables once the journal's indexer took them (milliseconds).
+    REQUIRE(wait_until([&] { return events_in(db) == 7; }, 10s));
 
     auto metrics = [&] { return http_exchange("GET", h.url("/metrics"), {}, "", 10s).body; };
     auto deleted = [&](const char* table) {

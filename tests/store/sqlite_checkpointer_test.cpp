@@ -79,10 +79,12 @@ int64_t events_in_file(const std::string& path) {
 }
 
 // A store without an fsync per commit: the same checkpoints, faster.
+// The writer's own commits (the direct path), whose WAL the checkpointer copies.
 StoreConfig config_in(const test::TempDir& dir) {
     StoreConfig c;
     c.path = dir.file("clayhook.db");
     c.durable = false;
+    c.journal = false;
     return c;
 }
 
