@@ -13,7 +13,6 @@
 #include "config/ConfigLoader.h"
 #include "store/journal/JournalFormat.h"
 #include "store/journal/SegmentFile.h"
-#include "store/journal/SpareSegment.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -59,8 +58,10 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
     }
     int64_t records = 0;
     for (const auto& e : fs::directory_iterator(from, ec)) {
-        // The next segment prepared in advance: zeros, no record.
-        if (journal::SpareSegment::is_spare_name(e.path().filename().string())) continue;
+        // Segments only: not the next one prepared in advance (zeros, no
+        // record), nor a damaged one's copy (`.damaged`, kept for a person).
+        const auto first = journal::segment_first_seq(e.path().filename().string());
+        if (!first) continue;
         // To its end: the segment in use grows meanwhile.
         auto file = journal::read_segment_file(e.path().string(), error);
         if (!file && error.empty()) continue;  // indexed and deleted since the listing
@@ -77,13 +78,12 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
             after.st_dev != file->dev)
             continue;
         // Only this use's records: a reused segment file still holds an
-        // earlier use's after them (journal::scan_segment).
-        const auto first = journal::segment_first_seq(e.path().filename().string());
-        const auto scan = journal::scan_segment(bytes, first.value_or(0));
+        // earlier use's after them. Read as a start reads it, past damage
+        // that whole records follow (journal::read_segment).
+        const auto read = journal::read_segment(bytes, *first);
         const std::string out_path = to + "/" + e.path().filename().string();
         int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 ||
-            ::write(fd, bytes.data(), scan.valid_bytes) != static_cast<ssize_t>(scan.valid_bytes) ||
+        if (fd < 0 || ::write(fd, bytes.data(), read.end) != static_cast<ssize_t>(read.end) ||
             ::fsync(fd) != 0) {
             error = "cannot write " + out_path + ": " + std::strerror(errno);
             if (fd >= 0) ::close(fd);
@@ -91,7 +91,7 @@ int64_t copy_journal(const std::string& from, const std::string& to, std::string
             return -1;
         }
         ::close(fd);
-        records += static_cast<int64_t>(scan.records.size());
+        records += static_cast<int64_t>(read.records.size());
     }
     return records;
 }

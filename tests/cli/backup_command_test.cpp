@@ -4,6 +4,7 @@
 #include "cli/Commands.h"
 #include "store/SqliteStore.h"
 #include "store/Store.h"
+#include "store/journal/JournalFormat.h"
 #include "support/HostProcess.h"
 #include "support/SignedPost.h"
 #include "support/TempDir.h"
@@ -14,6 +15,8 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 using namespace clayhook;
@@ -165,4 +168,74 @@ TEST_CASE("backup: with the journal, records not yet indexed are copied and inde
     CHECK(store.event_count() == 12);
     for (const auto& id : ids)
         CHECK(store.get(id).has_value());
+}
+
+TEST_CASE(
+    "backup: a damaged segment is copied with the whole records past the damage, and "
+    "neither the copy kept aside nor the spare is",
+    "[cli][backup][journal]") {
+    TempDir dir;
+    const std::string db = dir.file("var/clayhook.db");
+    StoreConfig sc;
+    sc.path = db;
+    sc.journal = true;
+    std::vector<std::string> ids;
+    {
+        SqliteStore store(sc, 16);
+        store.intake_journal()->pause_indexer(true);
+        for (int i = 0; i < 6; ++i)
+            ids.push_back(store.insert(NewEvent{"clay", "t", "k" + std::to_string(i), "{}", 1}).id);
+        store.intake_journal()->abandon();  // killed with 6 records not indexed
+    }
+    const std::string jdir = db + ".journal";
+    std::string seg;
+    for (const auto& e : std::filesystem::directory_iterator(jdir))
+        if (journal::segment_first_seq(e.path().filename().string())) seg = e.path().string();
+    REQUIRE(!seg.empty());
+    std::string bytes = read_file(seg);
+    const auto scan = journal::scan_segment(bytes);
+    REQUIRE(scan.records.size() == 6);
+    // The third record's payload garbled: a bad CRC with whole records after it.
+    size_t third = 0;
+    for (int i = 0; i < 2; ++i)
+        third += journal::decode(std::string_view(bytes).substr(third))->size;
+    bytes[third + journal::kHeaderSize + 2] ^= 0x20;
+    {
+        std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+        out << bytes;
+    }
+    dir.write(
+        "var/clayhook.db.journal/" + std::filesystem::path(seg).filename().string() + ".damaged",
+        bytes);
+    dir.write("var/clayhook.db.journal/spare.seg", std::string(4096, '\0'));
+
+    const std::string config =
+        dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + db +
+                                       ", journal: true}\n"
+                                       "sources:\n"
+                                       "  - name: clay\n"
+                                       "    path: /webhooks/clay\n"
+                                       "    verify: {scheme: token, "
+                                       "secrets: [\"file:secret\"]}\n");
+    dir.write("secret", "not-used-here");
+    const std::string copy = dir.file("backup.db");
+    std::string out, err;
+    const int code = backup({"--config", config, copy}, out, err);
+    INFO(out << err);
+    REQUIRE(code == 0);
+    CHECK(out.find("journal segments copied to " + copy + ".journal (5 records") !=
+          std::string::npos);
+    std::vector<std::string> copied;
+    for (const auto& e : std::filesystem::directory_iterator(copy + ".journal"))
+        copied.push_back(e.path().filename().string());
+    CHECK(copied == std::vector<std::string>{std::filesystem::path(seg).filename().string()});
+
+    StoreConfig restored;
+    restored.path = copy;
+    restored.journal = true;
+    SqliteStore store(restored, 16);
+    REQUIRE(store.intake_journal()->drain());
+    CHECK(store.event_count() == 5);
+    for (size_t i = 0; i < ids.size(); ++i)
+        CHECK(store.get(ids[i]).has_value() == (i != 2));
 }

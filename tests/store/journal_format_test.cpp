@@ -227,3 +227,26 @@ TEST_CASE("journal format: the end marker names the next seq and is never a reco
     CHECK_FALSE(is_end_marker(seg, 41));
     CHECK_FALSE(is_end_marker(seg, 42));
 }
+
+TEST_CASE(
+    "journal format: find_record_after finds the next whole record numbered above, past "
+    "garbage and an earlier use's records",
+    "[journal]") {
+    std::string seg;
+    REQUIRE(encode(sample(5), seg));
+    const size_t garbage_at = seg.size();
+    seg += "CHJ1 not a record, CHJ1";  // magic bytes that start no valid record
+    const size_t old_at = seg.size();
+    REQUIRE(encode(sample(2), seg));  // numbered below: passed over
+    const size_t next_at = seg.size();
+    REQUIRE(encode(sample(6), seg));
+    CHECK(find_record_after(seg, 0, 4) == std::optional<size_t>(0));
+    CHECK(find_record_after(seg, 1, 4) == std::optional<size_t>(next_at));
+    CHECK(find_record_after(seg, garbage_at, 5) == std::optional<size_t>(next_at));
+    CHECK(find_record_after(seg, old_at, 1) == std::optional<size_t>(old_at));
+    CHECK_FALSE(find_record_after(seg, 1, 6));
+    CHECK_FALSE(find_record_after(seg, next_at + 1, 0));
+    // A record cut short is no record.
+    CHECK_FALSE(find_record_after(std::string_view(seg).substr(0, seg.size() - 1), 1, 5));
+    CHECK_FALSE(find_record_after("", 0, 0));
+}

@@ -717,31 +717,103 @@ TEST_CASE("journal: a segment all indexed is reused as a later one, and a kill t
     CHECK(!fs::exists(dir + "/spare.seg"));
 }
 
-TEST_CASE("journal: zeros between records are no end: the rest is cut, and said", "[journal]") {
+TEST_CASE(
+    "journal: damage between records: the whole records after it are recovered, the file "
+    "kept as found, and what is lost said",
+    "[journal]") {
     // Only the end marker of the next seq, or zeros to the end of the file
-    // (a segment written in advance), end a segment cleanly. Zeros where a
-    // header should be, with data after them, are damage: cut and said,
-    // never skipped in silence.
+    // (a segment written in advance), end a segment cleanly. A pass is
+    // written only after the one before it was synced, so whole records
+    // numbered after a bad spot mean damage, not a torn pass: they were
+    // acknowledged, and are indexed; never cut, never skipped in silence.
     test::TempDir tmp;
     const std::string dir = tmp.file("j");
     fs::create_directories(dir);
     std::string seg;
-    for (uint64_t s = 1; s <= 5; ++s) {
-        if (s == 4) seg += std::string(journal::kHeaderSize, '\0');
+    std::vector<size_t> at;  // each record's offset
+    for (uint64_t s = 1; s <= 6; ++s) {
+        at.push_back(seg.size());
         REQUIRE(journal::encode(
             small_record(s, "evt_" + std::to_string(s), "z" + std::to_string(s)), seg));
     }
-    const size_t three = journal::scan_segment(seg).valid_bytes;
     const std::string path = dir + "/" + journal::segment_name(1);
+    const auto damage = GENERATE(as<std::string>{}, "zeros", "garbled");
+    uint64_t recovered = 0;
+    std::string lost;
+    if (damage == std::string("zeros")) {
+        // 20 zero bytes where record 4's header should be, record 4 after them.
+        seg.insert(at[3], std::string(journal::kHeaderSize, '\0'));
+        recovered = 6;
+    } else {
+        // A byte of record 3's payload flipped: its CRC fails; so does 5's.
+        seg[at[2] + journal::kHeaderSize + 3] ^= 0x40;
+        seg[at[4] + journal::kHeaderSize + 3] ^= 0x40;
+        recovered = 4;
+        lost = "records 3 to 3 cannot be read";
+    }
     std::ofstream(path, std::ios::binary) << seg;
+    INFO("damage: " << damage);
 
     RecordingIndex index(dir);
     Said said;
     journal::Options o = rolling_options(dir, said);
     o.start_paused = true;  // the segment stays while we look
     journal::Journal j(o, index);
+    CHECK(j.stats().recovered == recovered);
+    CHECK(fs::file_size(path) == seg.size());  // nothing cut
+    REQUIRE(fs::exists(path + ".damaged"));
+    CHECK(test::read_file(path + ".damaged") == seg);
+    CHECK(fs::status(path + ".damaged").permissions() ==
+          (fs::perms::owner_read | fs::perms::owner_write));
+    const auto lines = said.all();
+    INFO("said: " << Catch::Detail::stringify(lines));
+    if (lost.empty()) {
+        REQUIRE(lines.size() == 1);
+        CHECK_THAT(lines[0], Catch::Contains("damaged at offset " + std::to_string(at[3])) &&
+                                 Catch::Contains("the records from 4 on") &&
+                                 !Catch::Contains("cannot be read"));
+    } else {
+        REQUIRE(lines.size() == 2);
+        CHECK_THAT(lines[0], Catch::Contains("damaged at offset " + std::to_string(at[2])) &&
+                                 Catch::Contains(lost) && Catch::Contains("the records from 4 on"));
+        CHECK_THAT(lines[1], Catch::Contains("records 5 to 5 cannot be read") &&
+                                 Catch::Contains("the records from 6 on") &&
+                                 Catch::Contains(path + ".damaged"));
+    }
+    j.pause_indexer(false);
+    REQUIRE(j.drain());
+    CHECK(index.count() == recovered);
+    CHECK(fs::exists(path + ".damaged"));  // the operator's to remove
+}
+
+TEST_CASE("journal: a bad record with only an earlier use's records after it is a torn tail",
+          "[journal]") {
+    // Whole records numbered below the file's first are an earlier use's:
+    // passed over when looking for records after a bad spot, so the tail is
+    // cut as a torn pass, with no copy.
+    test::TempDir tmp;
+    const std::string dir = tmp.file("j");
+    fs::create_directories(dir);
+    std::string seg;
+    for (uint64_t s = 10; s <= 12; ++s)
+        REQUIRE(journal::encode(small_record(s, "evt_" + std::to_string(s), "k"), seg));
+    const size_t whole = seg.size();
+    std::string torn;
+    REQUIRE(journal::encode(small_record(13, "evt_13", "k13"), torn));
+    seg += torn.substr(0, torn.size() / 2);
+    for (uint64_t s = 3; s <= 4; ++s)  // the earlier use's, past the torn one
+        REQUIRE(journal::encode(small_record(s, "evt_" + std::to_string(s), "old"), seg));
+    const std::string path = dir + "/" + journal::segment_name(10);
+    std::ofstream(path, std::ios::binary) << seg;
+
+    RecordingIndex index(dir);
+    Said said;
+    journal::Options o = rolling_options(dir, said);
+    o.start_paused = true;
+    journal::Journal j(o, index);
     CHECK(j.stats().recovered == 3);
-    CHECK(fs::file_size(path) == three);
+    CHECK(fs::file_size(path) == whole);
+    CHECK(!fs::exists(path + ".damaged"));
     const auto lines = said.all();
     REQUIRE(lines.size() == 1);
     CHECK_THAT(lines[0], Catch::Contains("cut") && Catch::Contains("torn tail"));

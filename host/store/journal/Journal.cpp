@@ -171,52 +171,28 @@ void Journal::recover() {
     uint64_t last_seen = indexed_;
     for (const auto& n : names) {
         const std::string path = opt_.dir + "/" + n;
+        const uint64_t first_seq = *segment_first_seq(n);
         const std::string bytes = read_all(path);
-        SegmentScan scan = scan_segment(bytes, *segment_first_seq(n));
-        Segment seg{path, 0, scan.valid_bytes};
-        for (Record& r : scan.records) {
-            if (r.seq <= last_seen && r.seq > indexed_) {
-                say("journal: " + path + ": record " + std::to_string(r.seq) +
-                    " is out of order, ignored");
-                continue;
-            }
-            seg.last_seq = std::max(seg.last_seq, r.seq);
-            if (r.seq <= indexed_) continue;  // already in the store
-            last_seen = r.seq;
-            const uint64_t khash = index_.key_hash(r.source, r.key);
-            const uint64_t size = kHeaderSize + r.body.size() + r.key.size() + r.id.size() + 64;
-            keys_.emplace(khash, r.seq);  // a second copy keeps the first's entry
-            backlog_bytes_ += size;
-            entries_.push_back(Entry{std::move(r), khash, size, false});
-        }
-        // Each pass ends its records with an end marker (written over by
-        // the next pass): the one for the seq after the last record read
-        // is a clean end, whatever an earlier use of a reused file left
-        // after it. So is a whole record of an earlier use, or zeros to the
-        // end of the file (a prepared segment). Nothing torn there.
-        const size_t rest = bytes.size() - scan.valid_bytes;
-        const uint64_t next_seq =
-            scan.records.empty() ? *segment_first_seq(n) : scan.records.back().seq + 1;
-        const bool clean_end =
-            scan.reused_tail ||
-            is_end_marker(std::string_view(bytes).substr(scan.valid_bytes), next_seq) ||
-            bytes.find_first_not_of('\0', scan.valid_bytes) == std::string::npos;
-        if (rest > 0 && !clean_end) {
-            // Never acknowledged: their sync did not finish. Cut it off so
-            // that the next start does not report it again.
-            if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_bytes)) != 0)
-                throw std::runtime_error("cannot cut the torn tail of " + path + ": " +
-                                         errno_text(errno));
-            int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-            if (fd >= 0) {
-                ::fdatasync(fd);
-                ::close(fd);
-            }
-            say("journal: " + path + ": cut " + std::to_string(rest) + " bytes of torn tail (" +
-                scan.why +
-                "): records whose sync never finished (never acknowledged), what an earlier "
-                "use of a reused file left, or damage to the file");
-        }
+        SegmentRead read = read_segment(bytes, first_seq);
+        Segment seg{path, 0, read.end};
+        // Damage: whole records numbered after a bad spot. They were
+        // acknowledged: indexed like the others; the file as found is kept
+        // for a person to look at, and what is lost is said.
+        const bool copied = !read.damage.empty() && keep_damaged_copy(path, bytes);
+        for (const auto& d : read.damage)
+            say("journal: " + path + ": damaged at offset " + std::to_string(d.offset) + " (" +
+                d.why + "): " +
+                (d.resumes > d.first_lost ? "records " + std::to_string(d.first_lost) + " to " +
+                                                std::to_string(d.resumes - 1) +
+                                                " cannot be read (acknowledged deliveries lost); "
+                                          : std::string()) +
+                "the records from " + std::to_string(d.resumes) + " on (offset " +
+                std::to_string(d.resume_offset) + ") are recovered" +
+                (copied ? "; the file as found is kept as " + path + ".damaged"
+                        : "; a copy of the file as found could not be kept"));
+        if (!read.clean) cut_torn_tail(path, read.end, bytes.size() - read.end, read.why);
+        for (Record& r : read.records)
+            take_recovered(std::move(r), path, seg, last_seen);
         closed_.push_back(std::move(seg));
     }
     last_seq_ = last_seen;
@@ -224,6 +200,59 @@ void Journal::recover() {
     synced_.store(last_seq_);
     recovered_ = entries_.size();
     remove_indexed_segments();
+}
+
+void Journal::take_recovered(Record&& r, const std::string& path, Segment& seg,
+                             uint64_t& last_seen) {
+    if (r.seq <= last_seen && r.seq > indexed_) {
+        say("journal: " + path + ": record " + std::to_string(r.seq) + " is out of order, ignored");
+        return;
+    }
+    seg.last_seq = std::max(seg.last_seq, r.seq);
+    if (r.seq <= indexed_) return;  // already in the store
+    last_seen = r.seq;
+    const uint64_t khash = index_.key_hash(r.source, r.key);
+    const uint64_t size = kHeaderSize + r.body.size() + r.key.size() + r.id.size() + 64;
+    keys_.emplace(khash, r.seq);  // a second copy keeps the first's entry
+    backlog_bytes_ += size;
+    entries_.push_back(Entry{std::move(r), khash, size, false});
+}
+
+void Journal::cut_torn_tail(const std::string& path, size_t at, size_t rest,
+                            const std::string& why) {
+    // Never acknowledged: their sync did not finish. Cut it off so that the
+    // next start does not report it again.
+    if (::truncate(path.c_str(), static_cast<off_t>(at)) != 0)
+        throw std::runtime_error("cannot cut the torn tail of " + path + ": " + errno_text(errno));
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fdatasync(fd);
+        ::close(fd);
+    }
+    say("journal: " + path + ": cut " + std::to_string(rest) + " bytes of torn tail (" + why +
+        "): records whose sync never finished (never acknowledged), or what an earlier use of a "
+        "reused file left");
+}
+
+bool Journal::keep_damaged_copy(const std::string& path, const std::string& bytes) {
+    const std::string copy = path + ".damaged";
+    const int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    for (size_t done = 0; ok && done < bytes.size();) {
+        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0 && errno == EINTR) continue;
+        ok = w > 0;
+        if (ok) done += static_cast<size_t>(w);
+    }
+    ok = ok && ::fdatasync(fd) == 0;
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    if (!ok) {
+        say("journal: cannot keep a copy of the damaged " + path + " as " + copy + ": " +
+            errno_text(err));
+        ::unlink(copy.c_str());
+    }
+    return ok;
 }
 
 void Journal::open_segment(uint64_t first_seq) {

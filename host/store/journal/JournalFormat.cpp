@@ -268,4 +268,49 @@ SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq) {
     return out;
 }
 
+std::optional<size_t> find_record_after(std::string_view bytes, size_t from, uint64_t after_seq) {
+    const char magic[4] = {'C', 'H', 'J', '1'};
+    static_assert(kMagic == 0x314A4843);
+    for (size_t pos = bytes.find(std::string_view(magic, 4), from); pos != std::string_view::npos;
+         pos = bytes.find(std::string_view(magic, 4), pos + 1)) {
+        if (bytes.size() - pos < kHeaderSize) break;
+        if (get_le(bytes.data() + pos + 8, 8) <= after_seq) continue;  // no CRC for those
+        if (decode(bytes.substr(pos))) return pos;
+    }
+    return std::nullopt;
+}
+
+SegmentRead read_segment(std::string_view bytes, uint64_t first_seq) {
+    SegmentRead out;
+    uint64_t next_seq = first_seq;  // the seq after the last record read
+    for (size_t start = 0;;) {
+        SegmentScan scan = scan_segment(bytes.substr(start), first_seq);
+        if (!scan.records.empty()) next_seq = scan.records.back().seq + 1;
+        for (Record& r : scan.records)
+            out.records.push_back(std::move(r));
+        out.end = start + scan.valid_bytes;
+        // Each pass ends its records with an end marker (written over by the
+        // next pass): the one for the seq after the last record read is a
+        // clean end, whatever an earlier use of a reused file left after it.
+        // So is a whole record of an earlier use, or zeros to the end of the
+        // file (a segment written in advance). Nothing torn there.
+        if (out.end == bytes.size() || scan.reused_tail ||
+            is_end_marker(bytes.substr(out.end), next_seq) ||
+            bytes.find_first_not_of('\0', out.end) == std::string_view::npos)
+            return out;
+        const auto later = find_record_after(bytes, out.end + 1, next_seq - 1);
+        if (!later) {
+            out.clean = false;
+            out.why = std::move(scan.why);
+            return out;
+        }
+        // Whole records numbered after the bad spot: damage, not a torn
+        // pass (a pass is written only after the one before it was synced).
+        const uint64_t resumes = get_le(bytes.data() + *later + 8, 8);
+        out.damage.push_back({out.end, std::move(scan.why), next_seq, resumes, *later});
+        next_seq = resumes;
+        start = *later;
+    }
+}
+
 }  // namespace clayhook::journal

@@ -111,4 +111,38 @@ struct SegmentScan {
 };
 SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq = 0);
 
+// The offset of the first whole valid record at or after `from` whose seq is
+// above `after_seq`, found by its magic; nullopt when there is none. Where a
+// scan stopped early without a clean end, such a record can only be there
+// past damage to the file (a zeroed or garbled block): the syncer writes a
+// pass only after the one before it was synced, so a torn pass is never
+// followed by a later one. An earlier use's records (seq below the file's
+// first) are passed over by their header alone.
+std::optional<size_t> find_record_after(std::string_view bytes, size_t from, uint64_t after_seq);
+
+// Everything a start reads back from one segment: scan_segment, then, past
+// each damaged spot that whole later records follow (find_record_after),
+// scan_segment again. Recovery and `clayhook backup` both read segments so.
+struct SegmentRead {
+    std::vector<Record> records;
+    // Where its last valid part ends: what a backup copies, and where a
+    // torn tail is cut.
+    size_t end = 0;
+    // Whether `end` is a clean end (the end marker for the next seq, an
+    // earlier use's whole record, zeros to the end of the file, or the end
+    // of the file); false: a torn tail follows, `why` says what stopped the
+    // scan there.
+    bool clean = true;
+    std::string why;
+    struct Damage {
+        size_t offset = 0;         // where the scan stopped
+        std::string why;           // what it found there
+        uint64_t first_lost = 0;   // the seq expected there
+        uint64_t resumes = 0;      // the next whole record's seq (lost: first_lost..resumes-1)
+        size_t resume_offset = 0;  // and its offset
+    };
+    std::vector<Damage> damage;
+};
+SegmentRead read_segment(std::string_view bytes, uint64_t first_seq);
+
 }  // namespace clayhook::journal
