@@ -16,7 +16,10 @@
 # BENCH_PERF (a folder: perf record of each server's measured run, and the
 # top of its report, named after the line), BENCH_SERVER (listener.server:
 # events, threads or auto, the default), BENCH_LOOPS (listener.loops of the
-# hosts; unset: the config's default), BUILD (default build).
+# hosts; unset: the config's default), BENCH_BARE_SYNC (default true: a
+# second ceiling line, bare-sync, the bare responder that also writes each
+# body and answers after a group fdatasync on the store's filesystem: a
+# durable design at its simplest, for scale; false skips it), BUILD (default build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_RUN=${1:-10}
@@ -138,6 +141,18 @@ bare_port=$(sed -n 's/^port=//p' "$work/bare.log")
 bare=$(run_wrk bare "$bare_port" "$bare_pid")
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
 
+ceilings=("$bare")
+if [ "${BENCH_BARE_SYNC:-true}" = true ]; then
+  say "bare responder with a group fdatasync (bare-sync)"
+  "$BUILD/bin/bare-responder" "$secret" 64 "$work/bare-sync.dat" >"$work/bare-sync.log" 2>&1 &
+  bare_pid=$!; bench_pids+=("$bare_pid")
+  wait_for "$work/bare-sync.log" '^port='
+  bare_port=$(sed -n 's/^port=//p' "$work/bare-sync.log")
+  ceilings+=("$(run_wrk bare-sync "$bare_port" "$bare_pid")")
+  kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
+  rm -f "$work/bare-sync.dat"
+fi
+
 # One host per engine, each on a store of its own, stopped before the next
 # starts. The events are counted once the host has stopped (with the journal,
 # what it still held is in the tables by then).
@@ -191,11 +206,16 @@ printf '\nintake benchmark: %s s per run, %s connections, %s-byte bodies, durabl
   printf 'postgres: PostgreSQL %s on loopback (fsync=on, synchronous_commit=on, shared_buffers=128MB), postgres_pool=%s\n' \
     "$pg_version" "$PG_POOL"
 printf '%-15s %10s %10s %10s %10s %8s %8s\n' "" rps p50_ms p99_ms rss_MB non2xx sock_err
-for r in "$bare" "${results[@]}"; do
+for r in "${ceilings[@]}" "${results[@]}"; do
   printf '%-15s %10s %10s %10s %10.1f %8s %8s\n' "$(field "$r" name)" "$(field "$r" rps)" \
     "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$(echo "$(field "$r" rss_kb) / 1024" | bc -l)" \
     "$(field "$r" non2xx)" "$(field "$r" socket_errors)"
 done
+if [ ${#ceilings[@]} -gt 1 ]; then
+  printf 'ratio %-20s rps %.2f; p99 %s ms (a durable design at its simplest, same run)\n' \
+    "bare-sync/bare:" "$(echo "$(field "${ceilings[1]}" rps) / $(field "$bare" rps)" | bc -l)" \
+    "$(field "${ceilings[1]}" p99_ms)"
+fi
 for i in "${!engines[@]}"; do
   r=${results[$i]}
   printf 'ratio %-20s rps %.2f (goal >= 0.80); p99 %s ms (goal <= 3); RSS %.0f MB (goal <= 150)\n' \
@@ -216,7 +236,7 @@ for i in "${!engines[@]}"; do
   fi
 done
 # Bytes written per delivery, by thread: the store's write amplification.
-for r in "$bare" "${results[@]}"; do
+for r in "${ceilings[@]}" "${results[@]}"; do
   req=$(field "$r" requests)
   printf 'written per request, %-15s %s\n' "$(field "$r" name):" "$(tr ',' '\n' <<<"$(field "$r" written)" |
     awk -F: -v n="${req:-0}" 'n > 0 && $2 != "" && $2 / n >= 1 { t += $2; parts = parts sprintf("%s%s %.0f", sep, $1, $2 / n); sep = ", " }
