@@ -2,6 +2,7 @@
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace clayhook {
@@ -9,6 +10,7 @@ namespace clayhook {
 namespace {
 
 constexpr int64_t kLookEveryNs = 100'000'000;  // 100 ms
+constexpr uint64_t kMinLookBytes = 64 * 1024;   // a tiny floor: not a statvfs per delivery
 
 int64_t steady_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -32,7 +34,8 @@ std::string FreeSpace::check(uint64_t bytes) {
     const uint64_t counted = counted_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
     const int64_t now = steady_ns();
     auto due = [&](uint64_t n) {
-        return now >= next_look_ns_.load(std::memory_order_relaxed) || n >= floor_ / 8;
+        return now >= next_look_ns_.load(std::memory_order_relaxed) ||
+               n >= std::max(floor_ / 8, kMinLookBytes);
     };
     // The intake's threads call this per delivery: no lock while there is room.
     if (!due(counted) && !low()) return {};

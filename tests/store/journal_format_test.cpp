@@ -249,4 +249,41 @@ TEST_CASE(
     // A record cut short is no record.
     CHECK_FALSE(find_record_after(std::string_view(seg).substr(0, seg.size() - 1), 1, 5));
     CHECK_FALSE(find_record_after("", 0, 0));
+    // Below the next segment's first seq only.
+    CHECK_FALSE(find_record_after(seg, 1, 4, 6));
+    CHECK(find_record_after(seg, 1, 4, 7) == std::optional<size_t>(next_at));
+}
+
+TEST_CASE(
+    "journal format: read_segment reads past bad spots that whole later records follow, "
+    "names offsets in the file, and stops below the next segment's first seq",
+    "[journal]") {
+    std::string seg;
+    std::vector<size_t> at;
+    for (uint64_t s = 1; s <= 5; ++s) {
+        at.push_back(seg.size());
+        REQUIRE(encode(sample(s), seg));
+    }
+    seg[at[1] + kHeaderSize + 1] ^= 0x01;  // record 2: bad checksum
+    seg[at[3] + kHeaderSize + 1] ^= 0x01;  // record 4 too
+    const SegmentRead read = read_segment(seg, 1);
+    REQUIRE(read.records.size() == 3);
+    CHECK(read.records[2].seq == 5);
+    CHECK(read.next_seq == 6);
+    CHECK(read.clean);
+    CHECK(read.end == seg.size());
+    REQUIRE(read.damage.size() == 2);
+    CHECK(read.damage[1].offset == at[3]);
+    CHECK(read.damage[1].why == "bad checksum at offset " + std::to_string(at[3]));
+    CHECK(read.damage[1].first_lost == 4);
+    CHECK(read.damage[1].resumes == 5);
+    CHECK(read.damage[1].resume_offset == at[4]);
+
+    // A record numbered from the next segment's first on is no record here.
+    const SegmentRead bounded = read_segment(seg, 1, 5);
+    CHECK(bounded.records.size() == 2);  // 1 and 3
+    CHECK_FALSE(bounded.clean);
+    CHECK(bounded.end == at[3]);
+    CHECK(bounded.why == "bad checksum at offset " + std::to_string(at[3]));
+    CHECK(bounded.next_seq == 4);
 }

@@ -199,7 +199,7 @@ TEST_CASE(
     {
         std::lock_guard lk(mu);
         CHECK_THAT(said[0], Catch::Contains("not prepared") &&
-                                Catch::Contains("below store.min_free_space"));
+                                Catch::Contains("do not fit on the filesystem above store.min_free_space"));
     }
     CHECK(!fs::exists(dir.file("spare.tmp")));
     // Each sync pass past half a segment asks again: no new try, no new warning.

@@ -169,28 +169,14 @@ void Journal::recover() {
     std::sort(names.begin(), names.end());  // fixed-width hex: by first seq
 
     uint64_t last_seen = indexed_;
-    for (const auto& n : names) {
-        const std::string path = opt_.dir + "/" + n;
-        const uint64_t first_seq = *segment_first_seq(n);
+    for (size_t i = 0; i < names.size(); ++i) {
+        const std::string path = opt_.dir + "/" + names[i];
+        const uint64_t first_seq = *segment_first_seq(names[i]);
+        const uint64_t next_first = i + 1 < names.size() ? *segment_first_seq(names[i + 1]) : 0;
         const std::string bytes = read_all(path);
-        SegmentRead read = read_segment(bytes, first_seq);
+        SegmentRead read = read_segment(bytes, first_seq, next_first);
         Segment seg{path, 0, read.end};
-        // Damage: whole records numbered after a bad spot. They were
-        // acknowledged: indexed like the others; the file as found is kept
-        // for a person to look at, and what is lost is said.
-        const bool copied = !read.damage.empty() && keep_damaged_copy(path, bytes);
-        for (const auto& d : read.damage)
-            say("journal: " + path + ": damaged at offset " + std::to_string(d.offset) + " (" +
-                d.why + "): " +
-                (d.resumes > d.first_lost ? "records " + std::to_string(d.first_lost) + " to " +
-                                                std::to_string(d.resumes - 1) +
-                                                " cannot be read (acknowledged deliveries lost); "
-                                          : std::string()) +
-                "the records from " + std::to_string(d.resumes) + " on (offset " +
-                std::to_string(d.resume_offset) + ") are recovered" +
-                (copied ? "; the file as found is kept as " + path + ".damaged"
-                        : "; a copy of the file as found could not be kept"));
-        if (!read.clean) cut_torn_tail(path, read.end, bytes.size() - read.end, read.why);
+        settle_bad_data(path, bytes, read, next_first);
         for (Record& r : read.records)
             take_recovered(std::move(r), path, seg, last_seen);
         closed_.push_back(std::move(seg));
@@ -218,10 +204,62 @@ void Journal::take_recovered(Record&& r, const std::string& path, Segment& seg,
     entries_.push_back(Entry{std::move(r), khash, size, false});
 }
 
-void Journal::cut_torn_tail(const std::string& path, size_t at, size_t rest,
-                            const std::string& why) {
-    // Never acknowledged: their sync did not finish. Cut it off so that the
-    // next start does not report it again.
+void Journal::settle_bad_data(const std::string& path, const std::string& bytes,
+                              const SegmentRead& read, uint64_t next_first) {
+    const bool last = next_first == 0;
+    // Seqs that cannot be read: past each bad spot whole later records
+    // follow, and at the end of a segment a later one follows (the syncer
+    // opens the next segment once the last pass of this one was synced).
+    struct Gap {
+        size_t offset;
+        std::string why;
+        uint64_t from, to;  // to < from: none
+        std::string then;
+    };
+    std::vector<Gap> gaps;
+    for (const auto& d : read.damage)
+        gaps.push_back({d.offset, d.why, d.first_lost, d.resumes - 1,
+                        "the records from " + std::to_string(d.resumes) + " on (offset " +
+                            std::to_string(d.resume_offset) + ") are read"});
+    const bool cut_lost = !read.clean && !last && read.next_seq < next_first;
+    if (cut_lost)
+        gaps.push_back(
+            {read.end, read.why, read.next_seq, next_first - 1, "the rest of the file is cut"});
+    // Only seqs past what the tables hold are lost.
+    bool lost_any = false;
+    for (const auto& g : gaps)
+        lost_any = lost_any || std::max(g.from, indexed_ + 1) <= g.to;
+    const std::string kept = lost_any ? keep_damaged_copy(path, bytes) : std::string();
+    for (const auto& g : gaps) {
+        const uint64_t from = std::max(g.from, indexed_ + 1);
+        const std::string range =
+            "records " + std::to_string(g.from) + " to " + std::to_string(g.to) + " cannot be read";
+        std::string what;
+        if (g.to < g.from)
+            what = "no record is missing";
+        else if (g.to < from)
+            what = range + ", but the tables hold them already";
+        else if (last)
+            what = range +
+                   ": never acknowledged if they were in the last write before a power cut "
+                   "(or a kill with durable: false), else acknowledged deliveries lost to damage";
+        else
+            what = range +
+                   " (acknowledged deliveries lost to damage: the segment after this one was "
+                   "written once they were synced)";
+        say("journal: " + path + ": bad data at offset " + std::to_string(g.offset) + " (" + g.why +
+            "): " + what + "; " + g.then + kept);
+    }
+    if (read.clean) return;
+    cut_at(path, read.end);
+    if (!cut_lost)
+        say("journal: " + path + ": cut " + std::to_string(bytes.size() - read.end) +
+            " bytes of torn tail (" + read.why +
+            "): records whose sync never finished (never acknowledged), what an earlier use of a "
+            "reused file left, or damage to its last records");
+}
+
+void Journal::cut_at(const std::string& path, size_t at) {
     if (::truncate(path.c_str(), static_cast<off_t>(at)) != 0)
         throw std::runtime_error("cannot cut the torn tail of " + path + ": " + errno_text(errno));
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -229,14 +267,17 @@ void Journal::cut_torn_tail(const std::string& path, size_t at, size_t rest,
         ::fdatasync(fd);
         ::close(fd);
     }
-    say("journal: " + path + ": cut " + std::to_string(rest) + " bytes of torn tail (" + why +
-        "): records whose sync never finished (never acknowledged), or what an earlier use of a "
-        "reused file left");
 }
 
-bool Journal::keep_damaged_copy(const std::string& path, const std::string& bytes) {
+std::string Journal::keep_damaged_copy(const std::string& path, const std::string& bytes) {
     const std::string copy = path + ".damaged";
-    const int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (opt_.room_for && !opt_.room_for(bytes.size()))
+        return "; no copy of the file kept: it would leave the filesystem below "
+               "store.min_free_space";
+    // The first copy is the file as found: a later start (before the
+    // segment is all indexed and deleted) finds it cut, and keeps that one.
+    const int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) return "; the file as found was kept as " + copy + " before";
     bool ok = fd >= 0;
     for (size_t done = 0; ok && done < bytes.size();) {
         const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -247,12 +288,9 @@ bool Journal::keep_damaged_copy(const std::string& path, const std::string& byte
     ok = ok && ::fdatasync(fd) == 0;
     const int err = errno;
     if (fd >= 0) ::close(fd);
-    if (!ok) {
-        say("journal: cannot keep a copy of the damaged " + path + " as " + copy + ": " +
-            errno_text(err));
-        ::unlink(copy.c_str());
-    }
-    return ok;
+    if (ok) return "; the file as found is kept as " + copy;
+    if (fd >= 0) ::unlink(copy.c_str());
+    return "; no copy of the file kept (" + copy + ": " + errno_text(err) + ")";
 }
 
 void Journal::open_segment(uint64_t first_seq) {

@@ -196,11 +196,16 @@ class Journal {
 
     void recover();
     // recover()'s steps: one record read back from `path` (kept unless
-    // indexed already or out of order); a torn tail cut off; a damaged
-    // segment copied aside as `path`.damaged (false, said, when it cannot be).
+    // indexed already or out of order); what cannot be read in a segment
+    // said (sure losses apart from what a torn last pass may explain), the
+    // file as found kept as `path`.damaged when records the tables lack are
+    // lost, and a torn tail cut.
     void take_recovered(Record&& r, const std::string& path, Segment& seg, uint64_t& last_seen);
-    void cut_torn_tail(const std::string& path, size_t at, size_t rest, const std::string& why);
-    bool keep_damaged_copy(const std::string& path, const std::string& bytes);
+    void settle_bad_data(const std::string& path, const std::string& bytes, const SegmentRead& read,
+                         uint64_t next_first);
+    void cut_at(const std::string& path, size_t at);
+    // The phrase the warning ends with: kept, kept before, or why not.
+    std::string keep_damaged_copy(const std::string& path, const std::string& bytes);
     void open_segment(uint64_t first_seq);  // under nothing: syncer or constructor
     void syncer_loop();
     void indexer_loop();

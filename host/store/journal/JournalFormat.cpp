@@ -242,7 +242,7 @@ std::optional<uint64_t> segment_first_seq(std::string_view name) {
     return seq;
 }
 
-SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq) {
+SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq, size_t base) {
     SegmentScan out;
     size_t pos = 0;
     uint64_t previous = 0;
@@ -250,14 +250,14 @@ SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq) {
         std::string why;
         auto d = decode(bytes.substr(pos), &why);
         if (!d) {
-            out.why = why + " at offset " + std::to_string(pos);
+            out.why = why + " at offset " + std::to_string(base + pos);
             break;
         }
         const uint64_t seq = d->record.seq;
         if (seq < first_seq || (!out.records.empty() && seq <= previous)) {
             out.reused_tail = true;
             out.why = "record " + std::to_string(seq) +
-                      " of an earlier use of the file at offset " + std::to_string(pos);
+                      " of an earlier use of the file at offset " + std::to_string(base + pos);
             break;
         }
         previous = seq;
@@ -268,24 +268,27 @@ SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq) {
     return out;
 }
 
-std::optional<size_t> find_record_after(std::string_view bytes, size_t from, uint64_t after_seq) {
+std::optional<size_t> find_record_after(std::string_view bytes, size_t from, uint64_t after_seq,
+                                        uint64_t below_seq) {
     const char magic[4] = {'C', 'H', 'J', '1'};
     static_assert(kMagic == 0x314A4843);
     for (size_t pos = bytes.find(std::string_view(magic, 4), from); pos != std::string_view::npos;
          pos = bytes.find(std::string_view(magic, 4), pos + 1)) {
         if (bytes.size() - pos < kHeaderSize) break;
-        if (get_le(bytes.data() + pos + 8, 8) <= after_seq) continue;  // no CRC for those
+        const uint64_t seq = get_le(bytes.data() + pos + 8, 8);
+        if (seq <= after_seq || seq >= below_seq) continue;  // no CRC for those
         if (decode(bytes.substr(pos))) return pos;
     }
     return std::nullopt;
 }
 
-SegmentRead read_segment(std::string_view bytes, uint64_t first_seq) {
+SegmentRead read_segment(std::string_view bytes, uint64_t first_seq, uint64_t next_first) {
     SegmentRead out;
-    uint64_t next_seq = first_seq;  // the seq after the last record read
+    out.next_seq = first_seq;
+    const uint64_t below = next_first != 0 ? next_first : UINT64_MAX;
     for (size_t start = 0;;) {
-        SegmentScan scan = scan_segment(bytes.substr(start), first_seq);
-        if (!scan.records.empty()) next_seq = scan.records.back().seq + 1;
+        SegmentScan scan = scan_segment(bytes.substr(start), first_seq, start);
+        if (!scan.records.empty()) out.next_seq = scan.records.back().seq + 1;
         for (Record& r : scan.records)
             out.records.push_back(std::move(r));
         out.end = start + scan.valid_bytes;
@@ -295,20 +298,21 @@ SegmentRead read_segment(std::string_view bytes, uint64_t first_seq) {
         // So is a whole record of an earlier use, or zeros to the end of the
         // file (a segment written in advance). Nothing torn there.
         if (out.end == bytes.size() || scan.reused_tail ||
-            is_end_marker(bytes.substr(out.end), next_seq) ||
+            is_end_marker(bytes.substr(out.end), out.next_seq) ||
             bytes.find_first_not_of('\0', out.end) == std::string_view::npos)
             return out;
-        const auto later = find_record_after(bytes, out.end + 1, next_seq - 1);
+        const auto later = find_record_after(bytes, out.end + 1, out.next_seq - 1, below);
         if (!later) {
             out.clean = false;
             out.why = std::move(scan.why);
             return out;
         }
-        // Whole records numbered after the bad spot: damage, not a torn
-        // pass (a pass is written only after the one before it was synced).
+        // Whole records numbered after the bad spot: they are read too.
+        // Damage to the file, or a hole in a last pass torn by a power cut
+        // (recovery tells what it can; see Journal::recover).
         const uint64_t resumes = get_le(bytes.data() + *later + 8, 8);
-        out.damage.push_back({out.end, std::move(scan.why), next_seq, resumes, *later});
-        next_seq = resumes;
+        out.damage.push_back({out.end, std::move(scan.why), out.next_seq, resumes, *later});
+        out.next_seq = resumes;
         start = *later;
     }
 }

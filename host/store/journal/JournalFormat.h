@@ -109,22 +109,27 @@ struct SegmentScan {
     std::string why;           // why the scan stopped early ("" when it read everything)
     bool reused_tail = false;  // it stopped at a whole record of an earlier use
 };
-SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq = 0);
+// `base`: the offset of `bytes` in the file, for the offsets `why` names.
+SegmentScan scan_segment(std::string_view bytes, uint64_t first_seq = 0, size_t base = 0);
 
 // The offset of the first whole valid record at or after `from` whose seq is
-// above `after_seq`, found by its magic; nullopt when there is none. Where a
-// scan stopped early without a clean end, such a record can only be there
-// past damage to the file (a zeroed or garbled block): the syncer writes a
-// pass only after the one before it was synced, so a torn pass is never
-// followed by a later one. An earlier use's records (seq below the file's
-// first) are passed over by their header alone.
-std::optional<size_t> find_record_after(std::string_view bytes, size_t from, uint64_t after_seq);
+// above `after_seq` and below `below_seq`, found by its magic; nullopt when
+// there is none. Where a scan stopped early without a clean end, such a
+// record is there past damage to the file (a zeroed or garbled block), or
+// past a hole in the last pass a power cut tore (its pages reach the disk
+// in any order). An earlier use's records (seq below the file's first) are
+// passed over by their header alone.
+std::optional<size_t> find_record_after(std::string_view bytes, size_t from, uint64_t after_seq,
+                                        uint64_t below_seq = UINT64_MAX);
 
 // Everything a start reads back from one segment: scan_segment, then, past
-// each damaged spot that whole later records follow (find_record_after),
+// each bad spot that whole later records follow (find_record_after),
 // scan_segment again. Recovery and `clayhook backup` both read segments so.
+// `next_first`: the first seq of the segment after this one (0 when it is
+// the last): no record here is numbered from it on.
 struct SegmentRead {
     std::vector<Record> records;
+    uint64_t next_seq = 0;  // the seq after the last record read (the first seq when none)
     // Where its last valid part ends: what a backup copies, and where a
     // torn tail is cut.
     size_t end = 0;
@@ -143,6 +148,6 @@ struct SegmentRead {
     };
     std::vector<Damage> damage;
 };
-SegmentRead read_segment(std::string_view bytes, uint64_t first_seq);
+SegmentRead read_segment(std::string_view bytes, uint64_t first_seq, uint64_t next_first = 0);
 
 }  // namespace clayhook::journal

@@ -136,7 +136,7 @@ bool SpareSegment::prepare() {
     if (room_for_ && !room_for_(bytes_)) {
         if (warn_)
             warn_("journal: the next segment is not prepared: " + std::to_string(bytes_) +
-                  " bytes of zeros would leave the filesystem below store.min_free_space; "
+                  " bytes of zeros do not fit on the filesystem above store.min_free_space; "
                   "it is created when needed, and appended to");
         return false;
     }
