@@ -112,6 +112,7 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
 }
 
 std::vector<DeliveryInfo> SqliteStore::event_deliveries(std::string_view event_id) {
+    index_journal_first(event_id);
     static const std::string sql = std::string(kInfoColumns) + " WHERE e.id = ?1 ORDER BY d.id";
     auto r = reader();
     ReadTxn txn(r.db());  // one snapshot for the deliveries and their attempts
@@ -162,6 +163,10 @@ std::vector<DeliveryInfo> SqliteStore::list_deliveries(const DeliveryFilter& f) 
 }
 
 std::vector<std::pair<std::string, std::array<int64_t, 3>>> SqliteStore::delivery_counts() {
+    // What the intake journal holds counts too: indexed first, waiting a
+    // second at most (an indexer that cannot write must not hold up the
+    // admin API; the counts then leave those records out).
+    if (journal_) journal_->drain(std::chrono::seconds(1));
     auto r = reader();
     sqlite3_stmt* s = r->stmt(
         "SELECT plugin, state, count(*) FROM deliveries GROUP BY plugin, state ORDER BY plugin");

@@ -166,6 +166,7 @@ std::vector<DeliveryRef> SqliteStore::claimable(std::span<const std::string> plu
 std::optional<Store::Scheduled> SqliteStore::schedule_again(std::string_view event_id,
                                                             std::string_view plugin, int64_t at_ms,
                                                             std::span<const int64_t> busy) {
+    index_journal_first(event_id);
     std::optional<Scheduled> out;
     write_txn("schedule a delivery", [&](sqlite3* db) {
         out.reset();
@@ -288,6 +289,8 @@ size_t SqliteStore::discard_dead(std::span<const int64_t> delivery_ids) {
 
 std::vector<int64_t> SqliteStore::kill_pending(const KillFilter& f, const std::string& reason) {
     if (!f.any()) throw std::invalid_argument("kill_pending: no filter given");
+    // A delivery the intake journal still holds is killed too: indexed first.
+    if (journal_) journal_->drain();
     // Chunks of 500 in transactions of their own, like replay, so the intake
     // commits in between. With ids, each is looked up by its key; else the
     // pending ones of the plugin or the event are walked in id order.

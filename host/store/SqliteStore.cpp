@@ -905,6 +905,10 @@ void SqliteStore::flush() {
     gc_->flush();
 }
 
+void SqliteStore::index_journal_first(std::string_view event_id) {
+    if (journal_ && journal_->find(event_id)) journal_->drain();
+}
+
 uint64_t SqliteStore::indexed_upto() {
     auto r = reader();
     sqlite3_stmt* s =

@@ -208,6 +208,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     bool file_in_place() const noexcept;
     // insert() and insert_async() with the journal: why a new delivery is
     // refused before the journal takes it (nullopt: it may go in).
+    // An event the intake journal still holds has no delivery rows yet:
+    // what reads or changes them by event id indexes it first (drain()).
+    void index_journal_first(std::string_view event_id);
     // `bytes`: the body's, counted towards the next look at the free space.
     std::optional<InsertResult> refused_by_journal_path(uint64_t bytes);
     // store.min_free_space: why new deliveries are refused for want of room.

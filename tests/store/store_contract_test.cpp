@@ -484,6 +484,39 @@ TEST_CASE(
     CHECK_THROWS(store->kill_pending(KillFilter{}, why));
 }
 
+TEST_CASE(
+    "contract: right after the answer, an event's deliveries can be read, counted, asked "
+    "again and killed by its id (the intake journal indexes it first)",
+    "[store][contract][journal]") {
+    Engine eng(ENGINES);
+    auto store = eng.open();
+    auto insert = [&](const std::string& key) {
+        NewEvent e = event("clay", key);
+        std::vector<NewDelivery> plugins = {{"sink", ""}, {"crm", ""}};
+        e.deliveries = plugins;
+        InsertResult r = store->insert(e);
+        REQUIRE(r.status == InsertStatus::stored);
+        return r.id;  // no flush(): as the admin API sees it
+    };
+    const std::string seen = insert("seen");
+    CHECK(store->event_deliveries(seen).size() == 2);
+    const std::string counted = insert("counted");
+    int64_t crm_pending = -1;
+    for (const auto& [plugin, c] : store->delivery_counts())
+        if (plugin == "crm") crm_pending = c[0];
+    CHECK(crm_pending == 2);
+
+    const std::string again = insert("again");
+    const auto scheduled = store->schedule_again(again, "sink", now_ms() + 3'600'000, {});
+    REQUIRE(scheduled);
+    CHECK(scheduled->created);
+
+    const std::string killed = insert("killed");
+    KillFilter f;
+    f.event_id = killed;
+    CHECK(store->kill_pending(f, "poison").size() == 2);
+}
+
 TEST_CASE("contract: the store reports its size, and it grows with what it holds",
           "[store][contract][usage]") {
     Engine eng(ENGINES);
