@@ -17,6 +17,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 using namespace clayhook;
@@ -46,6 +47,50 @@ plugins:
 std::string body(int i) {
     return R"({"event":"enrichment.completed","row_id":"r)" + std::to_string(i) +
            R"(","timestamp":"2026-11-26T12:00:42.042Z"})";
+}
+
+// A config of the SQLite store at `db` with the journal on (a token
+// source, its secret in a file: nothing is posted here).
+std::string journal_config(TempDir& dir, const std::string& db) {
+    dir.write("secret", "not-used-here");
+    return dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + db +
+                                          ", journal: true}\n"
+                                          "sources:\n"
+                                          "  - name: clay\n"
+                                          "    path: /webhooks/clay\n"
+                                          "    verify: {scheme: token, "
+                                          "secrets: [\"file:secret\"]}\n");
+}
+
+// A store at `db` (journal on) killed with `indexed` events in its tables
+// and `held` more only in its journal; their ids, in order.
+std::vector<std::string> killed_store(const std::string& db, int indexed, int held) {
+    StoreConfig sc;
+    sc.path = db;
+    sc.journal = true;
+    std::vector<std::string> ids;
+    SqliteStore store(sc, 16);
+    auto insert = [&](int i) {
+        ids.push_back(store.insert(NewEvent{"clay", "t", "k" + std::to_string(i), "{}", 1}).id);
+    };
+    for (int i = 0; i < indexed; ++i)
+        insert(i);
+    REQUIRE(store.intake_journal()->drain());
+    store.intake_journal()->pause_indexer(true);
+    for (int i = indexed; i < indexed + held; ++i)
+        insert(i);
+    store.intake_journal()->abandon();
+    return ids;
+}
+
+// The copy opened as a host would open it, once its journal is indexed.
+std::unique_ptr<SqliteStore> open_restored(const std::string& copy) {
+    StoreConfig restored;
+    restored.path = copy;
+    restored.journal = true;
+    auto store = std::make_unique<SqliteStore>(restored, 16);
+    REQUIRE(store->intake_journal()->drain());
+    return store;
 }
 
 int backup(const std::vector<std::string>& args, std::string& out, std::string& err) {
@@ -128,29 +173,8 @@ TEST_CASE("backup: with the journal, records not yet indexed are copied and inde
           "[cli][backup][journal]") {
     TempDir dir;
     const std::string db = dir.file("var/clayhook.db");
-    StoreConfig sc;
-    sc.path = db;
-    sc.journal = true;
-    std::vector<std::string> ids;
-    {
-        SqliteStore store(sc, 16);
-        for (int i = 0; i < 5; ++i)
-            ids.push_back(store.insert(NewEvent{"clay", "t", "k" + std::to_string(i), "{}", 1}).id);
-        REQUIRE(store.intake_journal()->drain());
-        store.intake_journal()->pause_indexer(true);
-        for (int i = 5; i < 12; ++i)
-            ids.push_back(store.insert(NewEvent{"clay", "t", "k" + std::to_string(i), "{}", 1}).id);
-        store.intake_journal()->abandon();  // killed with 7 records not indexed
-    }
-    const std::string config =
-        dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + db +
-                                       ", journal: true}\n"
-                                       "sources:\n"
-                                       "  - name: clay\n"
-                                       "    path: /webhooks/clay\n"
-                                       "    verify: {scheme: token, "
-                                       "secrets: [\"file:secret\"]}\n");
-    dir.write("secret", "not-used-here");
+    const std::vector<std::string> ids = killed_store(db, 5, 7);  // 7 not indexed
+    const std::string config = journal_config(dir, db);
     const std::string copy = dir.file("backup.db");
     std::string out, err;
     const int code = backup({"--config", config, copy}, out, err);
@@ -160,14 +184,10 @@ TEST_CASE("backup: with the journal, records not yet indexed are copied and inde
     CHECK(out.find("journal segments copied to " + copy + ".journal (12 records") !=
           std::string::npos);
 
-    StoreConfig restored;
-    restored.path = copy;
-    restored.journal = true;
-    SqliteStore store(restored, 16);
-    REQUIRE(store.intake_journal()->drain());
-    CHECK(store.event_count() == 12);
+    auto store = open_restored(copy);
+    CHECK(store->event_count() == 12);
     for (const auto& id : ids)
-        CHECK(store.get(id).has_value());
+        CHECK(store->get(id).has_value());
 }
 
 TEST_CASE(
@@ -176,17 +196,7 @@ TEST_CASE(
     "[cli][backup][journal]") {
     TempDir dir;
     const std::string db = dir.file("var/clayhook.db");
-    StoreConfig sc;
-    sc.path = db;
-    sc.journal = true;
-    std::vector<std::string> ids;
-    {
-        SqliteStore store(sc, 16);
-        store.intake_journal()->pause_indexer(true);
-        for (int i = 0; i < 6; ++i)
-            ids.push_back(store.insert(NewEvent{"clay", "t", "k" + std::to_string(i), "{}", 1}).id);
-        store.intake_journal()->abandon();  // killed with 6 records not indexed
-    }
+    const std::vector<std::string> ids = killed_store(db, 0, 6);  // 6 not indexed
     const std::string jdir = db + ".journal";
     std::string seg;
     for (const auto& e : std::filesystem::directory_iterator(jdir))
@@ -209,15 +219,7 @@ TEST_CASE(
         bytes);
     dir.write("var/clayhook.db.journal/spare.seg", std::string(4096, '\0'));
 
-    const std::string config =
-        dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + db +
-                                       ", journal: true}\n"
-                                       "sources:\n"
-                                       "  - name: clay\n"
-                                       "    path: /webhooks/clay\n"
-                                       "    verify: {scheme: token, "
-                                       "secrets: [\"file:secret\"]}\n");
-    dir.write("secret", "not-used-here");
+    const std::string config = journal_config(dir, db);
     const std::string copy = dir.file("backup.db");
     std::string out, err;
     const int code = backup({"--config", config, copy}, out, err);
@@ -230,12 +232,8 @@ TEST_CASE(
         copied.push_back(e.path().filename().string());
     CHECK(copied == std::vector<std::string>{std::filesystem::path(seg).filename().string()});
 
-    StoreConfig restored;
-    restored.path = copy;
-    restored.journal = true;
-    SqliteStore store(restored, 16);
-    REQUIRE(store.intake_journal()->drain());
-    CHECK(store.event_count() == 5);
+    auto store = open_restored(copy);
+    CHECK(store->event_count() == 5);
     for (size_t i = 0; i < ids.size(); ++i)
-        CHECK(store.get(ids[i]).has_value() == (i != 2));
+        CHECK(store->get(ids[i]).has_value() == (i != 2));
 }
