@@ -10,7 +10,7 @@ namespace clayhook {
 namespace {
 
 constexpr int64_t kLookEveryNs = 100'000'000;  // 100 ms
-constexpr uint64_t kMinLookBytes = 64 * 1024;   // a tiny floor: not a statvfs per delivery
+constexpr uint64_t kMinLookBytes = 64 * 1024;  // a tiny floor: not a statvfs per delivery
 
 int64_t steady_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(

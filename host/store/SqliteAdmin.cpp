@@ -112,7 +112,14 @@ std::vector<EventSummary> SqliteStore::list_events(const EventFilter& f) {
 }
 
 std::vector<DeliveryInfo> SqliteStore::event_deliveries(std::string_view event_id) {
-    index_journal_first(event_id);
+    std::vector<DeliveryInfo> out = event_deliveries_indexed(event_id);
+    // None in the tables: an event the intake journal still holds is indexed,
+    // and read again.
+    if (out.empty() && index_journal_first(event_id)) out = event_deliveries_indexed(event_id);
+    return out;
+}
+
+std::vector<DeliveryInfo> SqliteStore::event_deliveries_indexed(std::string_view event_id) {
     static const std::string sql = std::string(kInfoColumns) + " WHERE e.id = ?1 ORDER BY d.id";
     auto r = reader();
     ReadTxn txn(r.db());  // one snapshot for the deliveries and their attempts

@@ -905,8 +905,8 @@ void SqliteStore::flush() {
     gc_->flush();
 }
 
-void SqliteStore::index_journal_first(std::string_view event_id) {
-    if (journal_ && journal_->find(event_id)) journal_->drain();
+bool SqliteStore::index_journal_first(std::string_view event_id) {
+    return journal_ && journal_->find(event_id) && journal_->drain();
 }
 
 uint64_t SqliteStore::indexed_upto() {

@@ -439,7 +439,6 @@ class RecordingIndex final : public journal::Index {
         return indexed;
     }
     bool fail_sync = false;
-    void set_indexed_upto(uint64_t seq) { upto_ = seq; }
 
   private:
     std::string dir_;
@@ -777,17 +776,19 @@ TEST_CASE(
         if (zeros) {
             // Nothing missing: nothing to keep a copy for.
             REQUIRE(lines.size() == 1);
-            CHECK_THAT(lines[0], Catch::Contains("bad data at offset " + std::to_string(at[3])) &&
+            CHECK_THAT(lines[0], Catch::Contains("bad data (bad magic at offset " +
+                                                 std::to_string(at[3]) + ")") &&
                                      Catch::Contains("no record is missing") &&
                                      Catch::Contains("the records from 4 on"));
             CHECK(!fs::exists(path + ".damaged"));
         } else {
             REQUIRE(lines.size() == 2);
             CHECK_THAT(lines[0],
-                       Catch::Contains("bad data at offset " + std::to_string(at[2]) +
-                                       " (bad checksum at offset " + std::to_string(at[2]) + ")") &&
-                           Catch::Contains("records 3 to 3 cannot be read: never acknowledged if "
-                                           "they were in the last write before a power cut") &&
+                       Catch::Contains("bad data (bad checksum at offset " + std::to_string(at[2]) +
+                                       ")") &&
+                           Catch::Contains("records 3 to 3 cannot be read: acknowledged "
+                                           "deliveries lost to damage, unless they were in a "
+                                           "write that never finished") &&
                            Catch::Contains("the records from 4 on"));
             // The second spot's offset is the file's, not the rescan's.
             CHECK_THAT(lines[1],
@@ -820,12 +821,8 @@ TEST_CASE(
     CHECK(index.count() == recovered);
 }
 
-TEST_CASE(
-    "journal: bad data in a segment a later one follows is a sure loss: said, kept, and "
-    "what the tables hold is not counted lost",
-    "[journal]") {
-    // The syncer opens the next segment only once the last pass of this one
-    // was synced: a gap there is damage to acknowledged records.
+TEST_CASE("journal: bad data in a segment a later one follows: said, kept, the bad end cut",
+          "[journal]") {
     test::TempDir tmp;
     const std::string dir = tmp.file("j");
     fs::create_directories(dir);
@@ -833,47 +830,39 @@ TEST_CASE(
     std::string first = records(1, 8, &at);
     const std::string p1 = dir + "/" + journal::segment_name(1);
     const std::string p2 = dir + "/" + journal::segment_name(9);
-    const auto where = GENERATE(as<std::string>{}, "middle", "end", "indexed");
+    const auto where = GENERATE(as<std::string>{}, "middle", "end", "not durable");
     INFO("where: " << where);
-    RecordingIndex index(dir);
+    const bool end = where == std::string("end");
     size_t cut_to = first.size();
-    if (where == std::string("middle")) {
-        garble(first, at[2]);  // record 3 lost, 4..8 read
-    } else if (where == std::string("end")) {
-        garble(first, at[7]);  // record 8 lost: no whole record after it
+    if (end) {
+        garble(first, at[7]);  // record 8: no whole record after it
         cut_to = at[7];
     } else {
-        garble(first, at[2]);
-        index.set_indexed_upto(3);  // the tables hold 1..3 already
+        garble(first, at[2]);  // record 3; 4..8 read
     }
     std::ofstream(p1, std::ios::binary) << first;
     std::ofstream(p2, std::ios::binary) << records(9, 10);
 
+    RecordingIndex index(dir);
     Said said;
     journal::Options o = rolling_options(dir, said);
     o.start_paused = true;
+    o.durable = where != std::string("not durable");
     journal::Journal j(o, index);
     const auto lines = said.all();
     INFO("said: " << Catch::Detail::stringify(lines));
     REQUIRE(lines.size() == 1);
     CHECK(fs::file_size(p1) == cut_to);
-    if (where == std::string("indexed")) {
-        CHECK(j.stats().recovered == 7);  // 4..10
-        CHECK_THAT(lines[0], Catch::Contains("records 3 to 3 cannot be read, but the tables hold "
-                                             "them already"));
-        CHECK(!fs::exists(p1 + ".damaged"));
-    } else {
-        const bool middle = where == std::string("middle");
-        CHECK(j.stats().recovered == 9);
-        CHECK_THAT(
-            lines[0],
-            Catch::Contains(std::string(middle ? "records 3 to 3" : "records 8 to 8") +
-                            " cannot be read (acknowledged deliveries lost to damage") &&
-                Catch::Contains(middle ? "the records from 4 on" : "the rest of the file is cut") &&
-                Catch::Contains("kept as " + p1 + ".damaged"));
-        REQUIRE(fs::exists(p1 + ".damaged"));
-        CHECK(fs::file_size(p1 + ".damaged") == first.size());
-    }
+    CHECK(j.stats().recovered == 9);
+    CHECK_THAT(lines[0],
+               Catch::Contains(std::string(end ? "records 8 to 8" : "records 3 to 3") +
+                               " cannot be read: acknowledged deliveries lost") &&
+                   Catch::Contains(end ? "the rest of the file is cut" : "the records from 4 on") &&
+                   Catch::Contains("kept as " + p1 + ".damaged"));
+    if (!o.durable)
+        CHECK_THAT(lines[0], Catch::Contains("(durable: false: a power cut or damage)"));
+    REQUIRE(fs::exists(p1 + ".damaged"));
+    CHECK(fs::file_size(p1 + ".damaged") == first.size());
 }
 
 TEST_CASE("journal: a bad record with only an earlier use's records after it is a torn tail",

@@ -206,53 +206,47 @@ void Journal::take_recovered(Record&& r, const std::string& path, Segment& seg,
 
 void Journal::settle_bad_data(const std::string& path, const std::string& bytes,
                               const SegmentRead& read, uint64_t next_first) {
-    const bool last = next_first == 0;
     // Seqs that cannot be read: past each bad spot whole later records
-    // follow, and at the end of a segment a later one follows (the syncer
-    // opens the next segment once the last pass of this one was synced).
+    // follow, and at the bad end of a segment a later one follows. What
+    // they were cannot be told for sure: damage to acknowledged records, or
+    // records never acknowledged (a hole in a write a power cut tore, a
+    // failed write answered 503 whose end marker did not reach the disk),
+    // or records the tables hold already (a segment not yet deleted). The
+    // warning says so, and a copy of the file as found is kept.
     struct Gap {
-        size_t offset;
         std::string why;
         uint64_t from, to;  // to < from: none
         std::string then;
     };
     std::vector<Gap> gaps;
     for (const auto& d : read.damage)
-        gaps.push_back({d.offset, d.why, d.first_lost, d.resumes - 1,
+        gaps.push_back({d.why, d.first_lost, d.resumes - 1,
                         "the records from " + std::to_string(d.resumes) + " on (offset " +
                             std::to_string(d.resume_offset) + ") are read"});
-    const bool cut_lost = !read.clean && !last && read.next_seq < next_first;
-    if (cut_lost)
-        gaps.push_back(
-            {read.end, read.why, read.next_seq, next_first - 1, "the rest of the file is cut"});
-    // Only seqs past what the tables hold are lost.
-    bool lost_any = false;
+    const bool cut_gap = !read.clean && next_first != 0 && read.next_seq < next_first;
+    if (cut_gap)
+        gaps.push_back({read.why, read.next_seq, next_first - 1, "the rest of the file is cut"});
+    bool missing = false;
     for (const auto& g : gaps)
-        lost_any = lost_any || std::max(g.from, indexed_ + 1) <= g.to;
-    const std::string kept = lost_any ? keep_damaged_copy(path, bytes) : std::string();
+        missing = missing || g.from <= g.to;
+    const std::string kept = missing ? keep_damaged_copy(path, bytes) : std::string();
+    const std::string unless =
+        opt_.durable
+            ? ": acknowledged deliveries lost to damage, unless they were in a write that never "
+              "finished (a power cut during it, or a failed write answered 503 and logged then) "
+              "or the tables hold them already"
+            : ": acknowledged deliveries lost (durable: false: a power cut or damage), unless a "
+              "failed write answered them 503 (logged then) or the tables hold them already";
     for (const auto& g : gaps) {
-        const uint64_t from = std::max(g.from, indexed_ + 1);
-        const std::string range =
-            "records " + std::to_string(g.from) + " to " + std::to_string(g.to) + " cannot be read";
-        std::string what;
-        if (g.to < g.from)
-            what = "no record is missing";
-        else if (g.to < from)
-            what = range + ", but the tables hold them already";
-        else if (last)
-            what = range +
-                   ": never acknowledged if they were in the last write before a power cut "
-                   "(or a kill with durable: false), else acknowledged deliveries lost to damage";
-        else
-            what = range +
-                   " (acknowledged deliveries lost to damage: the segment after this one was "
-                   "written once they were synced)";
-        say("journal: " + path + ": bad data at offset " + std::to_string(g.offset) + " (" + g.why +
-            "): " + what + "; " + g.then + kept);
+        const std::string what = g.to < g.from
+                                     ? "no record is missing"
+                                     : "records " + std::to_string(g.from) + " to " +
+                                           std::to_string(g.to) + " cannot be read" + unless;
+        say("journal: " + path + ": bad data (" + g.why + "): " + what + "; " + g.then + kept);
     }
     if (read.clean) return;
     cut_at(path, read.end);
-    if (!cut_lost)
+    if (!cut_gap)
         say("journal: " + path + ": cut " + std::to_string(bytes.size() - read.end) +
             " bytes of torn tail (" + read.why +
             "): records whose sync never finished (never acknowledged), what an earlier use of a "
@@ -284,6 +278,7 @@ std::string Journal::keep_damaged_copy(const std::string& path, const std::strin
         if (w < 0 && errno == EINTR) continue;
         ok = w > 0;
         if (ok) done += static_cast<size_t>(w);
+        if (w == 0) errno = ENOSPC;  // no progress: as a full disk
     }
     ok = ok && ::fdatasync(fd) == 0;
     const int err = errno;

@@ -15,7 +15,9 @@
 //
 // At start the segments are read back: a torn or half-written tail (records
 // that were never acknowledged, since their sync did not finish) is cut off
-// and every valid record past the store's position is indexed again.
+// and every valid record past the store's position is indexed again. Whole
+// records past a bad spot are read too; the seqs missing there are said,
+// and the file as found is kept as <segment>.damaged (read_segment).
 
 #include "store/Store.h"
 #include "store/journal/JournalFormat.h"
@@ -87,7 +89,8 @@ struct Options {
     // one in use is half full, so that records overwrite blocks written in
     // advance. A segment opened without a spare ready is appended to.
     bool preallocate = true;
-    // Asked before a spare's zeros are written (SpareSegment); may be empty.
+    // Asked before a spare's zeros are written (SpareSegment) and before a
+    // damaged segment's copy is kept at start; may be empty.
     std::function<bool(uint64_t bytes)> room_for;
 };
 
@@ -196,10 +199,9 @@ class Journal {
 
     void recover();
     // recover()'s steps: one record read back from `path` (kept unless
-    // indexed already or out of order); what cannot be read in a segment
-    // said (sure losses apart from what a torn last pass may explain), the
-    // file as found kept as `path`.damaged when records the tables lack are
-    // lost, and a torn tail cut.
+    // indexed already or out of order); the seqs that cannot be read in a
+    // segment said (with what else they may have been), the file as found
+    // kept as `path`.damaged when any are missing, and a torn tail cut.
     void take_recovered(Record&& r, const std::string& path, Segment& seg, uint64_t& last_seen);
     void settle_bad_data(const std::string& path, const std::string& bytes, const SegmentRead& read,
                          uint64_t next_first);
