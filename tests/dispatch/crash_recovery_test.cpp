@@ -84,6 +84,24 @@ plugins:
         auto s = states();
         return s.count(1) ? s[1] : 0;
     }
+    // Deliveries claimed and not finished: a plugin call under way.
+    int in_flight() const {
+        int n = 0;
+        sqlite3* h = nullptr;
+        if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+            sqlite3_busy_timeout(h, 5000);
+            sqlite3_stmt* s = nullptr;
+            if (sqlite3_prepare_v2(h,
+                                   "SELECT count(*) FROM deliveries"
+                                   " WHERE state = 0 AND lease_until_ms > 0",
+                                   -1, &s, nullptr) == SQLITE_OK &&
+                sqlite3_step(s) == SQLITE_ROW)
+                n = sqlite3_column_int(s, 0);
+            sqlite3_finalize(s);
+        }
+        sqlite3_close(h);
+        return n;
+    }
 
     // The attempt number the probe was handed each event id with (the last).
     std::map<std::string, int64_t> attempts() const {
@@ -118,6 +136,8 @@ TEST_CASE(
             h.post("blocked_" + std::to_string(i), R"({"block":)" + json::quote(h.gate) + "}"));
         REQUIRE_FALSE(blocked.back().empty());
     }
+    // The four calls under way (indexed from the journal, claimed) before the kill.
+    REQUIRE(wait_until([&] { return h.in_flight() == 4; }, 30s));
     h.signal(SIGKILL);
     REQUIRE(h.wait(30s) == 128 + SIGKILL);
 
@@ -200,6 +220,8 @@ TEST_CASE("shutdown: a hung plugin call is abandoned after dispatch.shutdown_tim
     h.start();
     std::string id = h.post("hung", R"({"block":)" + json::quote(h.gate) + "}");
     REQUIRE_FALSE(id.empty());
+    // The call under way (indexed from the journal, claimed) before the stop.
+    REQUIRE(wait_until([&] { return h.in_flight() == 1; }, 30s));
     h.signal(SIGTERM);
     CHECK(h.wait(30s) == 0);
     CHECK(h.err().find("still running after dispatch.shutdown_timeout") != std::string::npos);
