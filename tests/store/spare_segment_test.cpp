@@ -198,8 +198,9 @@ TEST_CASE(
     REQUIRE(test::wait_until([&] { return count(n_said) == 1 && n_said == 1; }));
     {
         std::lock_guard lk(mu);
-        CHECK_THAT(said[0], Catch::Contains("not prepared") &&
-                                Catch::Contains("do not fit on the filesystem above store.min_free_space"));
+        CHECK_THAT(said[0],
+                   Catch::Contains("not prepared") &&
+                       Catch::Contains("do not fit on the filesystem above store.min_free_space"));
     }
     CHECK(!fs::exists(dir.file("spare.tmp")));
     // Each sync pass past half a segment asks again: no new try, no new warning.
