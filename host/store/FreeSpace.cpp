@@ -18,13 +18,6 @@ int64_t steady_ns() {
         .count();
 }
 
-bool free_bytes(const std::string& path, uint64_t& out) {
-    struct statvfs vfs {};
-    if (::statvfs(path.c_str(), &vfs) != 0) return false;
-    out = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-    return true;
-}
-
 }  // namespace
 
 FreeSpace::FreeSpace(std::string path, uint64_t floor) : path_(std::move(path)), floor_(floor) {}
@@ -43,8 +36,9 @@ std::string FreeSpace::check(uint64_t bytes) {
     if (!due(counted_.load(std::memory_order_relaxed))) return error_;  // another thread looked
     next_look_ns_.store(now + kLookEveryNs, std::memory_order_relaxed);
     counted_.store(0, std::memory_order_relaxed);
-    uint64_t room = 0;
-    if (!free_bytes(path_, room)) return error_;  // keep the last answer
+    const auto free = free_bytes();
+    if (!free) return error_;  // keep the last answer
+    const uint64_t room = *free;
     error_.clear();
     if (room < floor_)
         error_ = "the store's filesystem has " + std::to_string(room) +
@@ -55,9 +49,14 @@ std::string FreeSpace::check(uint64_t bytes) {
 }
 
 bool FreeSpace::room_for(uint64_t bytes) const {
-    uint64_t room = 0;
-    if (!free_bytes(path_, room)) return true;
-    return room >= floor_ && room - floor_ >= bytes;
+    const auto room = free_bytes();
+    return !room || (*room >= floor_ && *room - floor_ >= bytes);
+}
+
+std::optional<uint64_t> FreeSpace::free_bytes() const {
+    struct statvfs vfs {};
+    if (::statvfs(path_.c_str(), &vfs) != 0) return std::nullopt;
+    return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
 }
 
 }  // namespace clayhook

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace clayhook {
@@ -27,6 +28,8 @@ class FreeSpace {
     // Looks now: whether `bytes` more fit above the floor (true when
     // statvfs fails: the write itself will say).
     bool room_for(uint64_t bytes) const;
+    // The bytes free for this process now (statvfs); nullopt when unknown.
+    std::optional<uint64_t> free_bytes() const;
 
   private:
     std::string path_;

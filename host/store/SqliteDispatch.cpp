@@ -166,60 +166,67 @@ std::vector<DeliveryRef> SqliteStore::claimable(std::span<const std::string> plu
 std::optional<Store::Scheduled> SqliteStore::schedule_again(std::string_view event_id,
                                                             std::string_view plugin, int64_t at_ms,
                                                             std::span<const int64_t> busy) {
-    std::optional<Scheduled> out;
     // Tried against the tables first; an event the intake journal still
     // holds is indexed, and tried again.
-    for (int attempt = 0; attempt < 2 && !out; ++attempt) {
-        if (attempt == 1 && !index_journal_first(event_id)) break;
-        write_txn("schedule a delivery", [&](sqlite3* db) {
-            out.reset();
-            Stmt find(db, "SELECT seq, received_at_ms FROM events WHERE id = ?1");
-            bind_text(find, 1, event_id);
-            if (!step(db, find, "find the event")) return;
-            Scheduled sch;
-            DeliveryRef& ref = sch.ref;
-            ref.event_seq = sqlite3_column_int64(find, 0);
-            ref.received_at_ms = sqlite3_column_int64(find, 1);
-            ref.plugin = plugin;
-            ref.due_ms = at_ms;
-            ref.age_from_ms = at_ms;
-            // One pending scheduled delivery per (event, plugin), not counting
-            // the ones being handled (their result decides their own fate).
-            Stmt pending(db,
-                         "SELECT id FROM deliveries WHERE event_seq = ?1 AND plugin = ?2"
-                         " AND scheduled = 1 AND state = 0 AND lease_until_ms <= ?3 ORDER BY id");
-            sqlite3_bind_int64(pending, 1, ref.event_seq);
-            bind_text(pending, 2, plugin);
-            sqlite3_bind_int64(pending, 3, now_ms());
-            while (step(db, pending, "find a scheduled delivery")) {
-                int64_t id = sqlite3_column_int64(pending, 0);
-                if (std::find(busy.begin(), busy.end(), id) != busy.end()) continue;
-                ref.id = id;
-                break;
-            }
-            if (ref.id != 0) {
-                Stmt move(db,
-                          "UPDATE deliveries SET due_ms = ?2, age_from_ms = ?2, attempts = 0"
-                          " WHERE id = ?1");
-                sqlite3_bind_int64(move, 1, ref.id);
-                sqlite3_bind_int64(move, 2, at_ms);
-                step(db, move, "move a scheduled delivery");
-                out = std::move(sch);
-                return;
-            }
-            Stmt ins(db,
-                     "INSERT INTO deliveries(event_seq, plugin, state, due_ms, attempts, scheduled,"
-                     " age_from_ms, finished_ms, order_key, last_error)"
-                     " VALUES(?1, ?2, 0, ?3, 0, 1, ?3, 0, '', '')");
-            sqlite3_bind_int64(ins, 1, ref.event_seq);
-            bind_text(ins, 2, plugin);
-            sqlite3_bind_int64(ins, 3, at_ms);
-            step(db, ins, "insert a scheduled delivery");
-            ref.id = sqlite3_last_insert_rowid(db);
-            sch.created = true;
+    auto out = schedule_again_indexed(event_id, plugin, at_ms, busy);
+    if (!out && index_journal_first(event_id))
+        out = schedule_again_indexed(event_id, plugin, at_ms, busy);
+    return out;
+}
+
+std::optional<Store::Scheduled> SqliteStore::schedule_again_indexed(std::string_view event_id,
+                                                                    std::string_view plugin,
+                                                                    int64_t at_ms,
+                                                                    std::span<const int64_t> busy) {
+    std::optional<Scheduled> out;
+    write_txn("schedule a delivery", [&](sqlite3* db) {
+        out.reset();
+        Stmt find(db, "SELECT seq, received_at_ms FROM events WHERE id = ?1");
+        bind_text(find, 1, event_id);
+        if (!step(db, find, "find the event")) return;
+        Scheduled sch;
+        DeliveryRef& ref = sch.ref;
+        ref.event_seq = sqlite3_column_int64(find, 0);
+        ref.received_at_ms = sqlite3_column_int64(find, 1);
+        ref.plugin = plugin;
+        ref.due_ms = at_ms;
+        ref.age_from_ms = at_ms;
+        // One pending scheduled delivery per (event, plugin), not counting
+        // the ones being handled (their result decides their own fate).
+        Stmt pending(db,
+                     "SELECT id FROM deliveries WHERE event_seq = ?1 AND plugin = ?2"
+                     " AND scheduled = 1 AND state = 0 AND lease_until_ms <= ?3 ORDER BY id");
+        sqlite3_bind_int64(pending, 1, ref.event_seq);
+        bind_text(pending, 2, plugin);
+        sqlite3_bind_int64(pending, 3, now_ms());
+        while (step(db, pending, "find a scheduled delivery")) {
+            int64_t id = sqlite3_column_int64(pending, 0);
+            if (std::find(busy.begin(), busy.end(), id) != busy.end()) continue;
+            ref.id = id;
+            break;
+        }
+        if (ref.id != 0) {
+            Stmt move(db,
+                      "UPDATE deliveries SET due_ms = ?2, age_from_ms = ?2, attempts = 0"
+                      " WHERE id = ?1");
+            sqlite3_bind_int64(move, 1, ref.id);
+            sqlite3_bind_int64(move, 2, at_ms);
+            step(db, move, "move a scheduled delivery");
             out = std::move(sch);
-        });
-    }
+            return;
+        }
+        Stmt ins(db,
+                 "INSERT INTO deliveries(event_seq, plugin, state, due_ms, attempts, scheduled,"
+                 " age_from_ms, finished_ms, order_key, last_error)"
+                 " VALUES(?1, ?2, 0, ?3, 0, 1, ?3, 0, '', '')");
+        sqlite3_bind_int64(ins, 1, ref.event_seq);
+        bind_text(ins, 2, plugin);
+        sqlite3_bind_int64(ins, 3, at_ms);
+        step(db, ins, "insert a scheduled delivery");
+        ref.id = sqlite3_last_insert_rowid(db);
+        sch.created = true;
+        out = std::move(sch);
+    });
     return out;
 }
 

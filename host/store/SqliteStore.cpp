@@ -7,7 +7,6 @@
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -570,9 +569,7 @@ Store::Usage SqliteStore::usage() noexcept {
             if (!size_ec && u.bytes >= 0) u.bytes += static_cast<int64_t>(n);
         }
     }
-    struct statvfs vfs {};
-    if (::statvfs(path_.c_str(), &vfs) == 0)
-        u.free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+    if (const auto free = space_->free_bytes()) u.free_bytes = static_cast<int64_t>(*free);
     try {
         auto r = reader();
         // deliveries_pending holds the pending ids: the first one is a seek.

@@ -213,6 +213,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     // (drain()) and tries again. True when it did (and the drain finished).
     bool index_journal_first(std::string_view event_id);
     std::vector<DeliveryInfo> event_deliveries_indexed(std::string_view event_id);
+    std::optional<Scheduled> schedule_again_indexed(std::string_view event_id,
+                                                    std::string_view plugin, int64_t at_ms,
+                                                    std::span<const int64_t> busy);
     // `bytes`: the body's, counted towards the next look at the free space.
     std::optional<InsertResult> refused_by_journal_path(uint64_t bytes);
     // store.min_free_space: why new deliveries are refused for want of room.

@@ -229,7 +229,7 @@ void Journal::settle_bad_data(const std::string& path, const std::string& bytes,
     bool missing = false;
     for (const auto& g : gaps)
         missing = missing || g.from <= g.to;
-    const std::string kept = missing ? keep_damaged_copy(path, bytes) : std::string();
+    const std::string kept = missing ? keep_damaged_copy(path, bytes.size()) : std::string();
     const std::string unless =
         opt_.durable
             ? ": acknowledged deliveries lost to damage, unless they were in a write that never "
@@ -263,29 +263,27 @@ void Journal::cut_at(const std::string& path, size_t at) {
     }
 }
 
-std::string Journal::keep_damaged_copy(const std::string& path, const std::string& bytes) {
+std::string Journal::keep_damaged_copy(const std::string& path, uint64_t bytes) {
     const std::string copy = path + ".damaged";
-    if (opt_.room_for && !opt_.room_for(bytes.size()))
+    if (opt_.room_for && !opt_.room_for(bytes))
         return "; no copy of the file kept: it would leave the filesystem below "
                "store.min_free_space";
     // The first copy is the file as found: a later start (before the
     // segment is all indexed and deleted) finds it cut, and keeps that one.
-    const int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EEXIST) return "; the file as found was kept as " + copy + " before";
-    bool ok = fd >= 0;
-    for (size_t done = 0; ok && done < bytes.size();) {
-        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        ok = w > 0;
-        if (ok) done += static_cast<size_t>(w);
-        if (w == 0) errno = ENOSPC;  // no progress: as a full disk
+    // (In the journal's 0700 folder; 0600 like the segments.)
+    std::error_code ec;
+    if (fs::exists(copy, ec)) return "; the file as found was kept as " + copy + " before";
+    if (!fs::copy_file(path, copy, ec) ||
+        (fs::permissions(copy, fs::perms::owner_read | fs::perms::owner_write, ec), ec)) {
+        fs::remove(copy, ec);
+        return "; no copy of the file kept (" + copy + ": " + ec.message() + ")";
     }
-    ok = ok && ::fdatasync(fd) == 0;
-    const int err = errno;
-    if (fd >= 0) ::close(fd);
-    if (ok) return "; the file as found is kept as " + copy;
-    if (fd >= 0) ::unlink(copy.c_str());
-    return "; no copy of the file kept (" + copy + ": " + errno_text(err) + ")";
+    const int fd = ::open(copy.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fdatasync(fd);
+        ::close(fd);
+    }
+    return "; the file as found is kept as " + copy;
 }
 
 void Journal::open_segment(uint64_t first_seq) {

@@ -207,7 +207,7 @@ class Journal {
                          uint64_t next_first);
     void cut_at(const std::string& path, size_t at);
     // The phrase the warning ends with: kept, kept before, or why not.
-    std::string keep_damaged_copy(const std::string& path, const std::string& bytes);
+    std::string keep_damaged_copy(const std::string& path, uint64_t bytes);
     void open_segment(uint64_t first_seq);  // under nothing: syncer or constructor
     void syncer_loop();
     void indexer_loop();
