@@ -260,6 +260,8 @@ TEST_CASE("reload: a removed plugin's pending deliveries wait, and run when it c
     // The running call finishes on the instance it started with.
     h.dir.write("gate", "");
     REQUIRE(wait_until([&] { return h.handled().count(blocked) == 1; }, 60s));
+    // Its result is committed after the probe's line: wait for that too.
+    REQUIRE(wait_until([&] { return h.count_state(1) == 1; }, 60s));
     auto [s4, unrouted] = h.post("row_u");  // no plugin subscribed: no delivery
     REQUIRE(s4 == 200);
     CHECK(h.count_state(0) == 2);  // the two waiting ones, kept
