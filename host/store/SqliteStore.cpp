@@ -903,7 +903,9 @@ void SqliteStore::flush() {
 }
 
 bool SqliteStore::index_journal_first(std::string_view event_id) {
-    return journal_ && journal_->find(event_id) && journal_->drain();
+    if (!journal_) return false;
+    const std::optional<journal::Record> held = journal_->find(event_id);
+    return held && journal_->drain_upto(held->seq);
 }
 
 uint64_t SqliteStore::indexed_upto() {

@@ -206,16 +206,17 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     dev_t file_dev_ = 0;  // the open database file, as opened
     ino_t file_ino_ = 0;
     bool file_in_place() const noexcept;
-    // insert() and insert_async() with the journal: why a new delivery is
-    // refused before the journal takes it (nullopt: it may go in).
     // An event the intake journal still holds has no delivery rows yet:
     // what reads or changes them by event id and finds none indexes it
-    // (drain()) and tries again. True when it did (and the drain finished).
+    // (drain_upto() its record's seq, not the whole backlog) and tries
+    // again. True when it did (and the drain finished).
     bool index_journal_first(std::string_view event_id);
     std::vector<DeliveryInfo> event_deliveries_indexed(std::string_view event_id);
     std::optional<Scheduled> schedule_again_indexed(std::string_view event_id,
                                                     std::string_view plugin, int64_t at_ms,
                                                     std::span<const int64_t> busy);
+    // insert() and insert_async() with the journal: why a new delivery is
+    // refused before the journal takes it (nullopt: it may go in).
     // `bytes`: the body's, counted towards the next look at the free space.
     std::optional<InsertResult> refused_by_journal_path(uint64_t bytes);
     // store.min_free_space: why new deliveries are refused for want of room.

@@ -1345,6 +1345,31 @@ TEST_CASE("journal: an async append, and a copy of it, are answered only after i
     CHECK(scan.records[0].id == ra.id);
 }
 
+TEST_CASE("journal: drain_upto waits for its record only, drain for a later one not synced yet",
+          "[journal]") {
+    test::TempDir tmp;
+    const std::string dir = tmp.file("j");
+    RecordingIndex index(dir);
+    BlockingSegment next;
+    AsyncAnswers got;  // before the journal: its callbacks touch it
+    journal::Journal j(blocking_options(dir, false), index);
+    REQUIRE(j.append(event("first")).status == InsertStatus::stored);  // seq 1
+    next.make(dir, 2);
+    ReleaseOnExit release{next};
+    j.append_async(event("later"), got.done("later"));  // seq 2: its pass waits on the pipe
+
+    CHECK(j.drain_upto(1, 10s));
+    CHECK(index.count() == 1);
+    // The whole backlog includes seq 2, which no pass has written yet.
+    CHECK_FALSE(j.drain(200ms));
+    CHECK(got.answered() == 0);
+
+    next.release();
+    CHECK(j.drain(10s));
+    CHECK(index.count() == 2);
+    CHECK(got.result("later").status == InsertStatus::stored);
+}
+
 TEST_CASE("journal: a failed sync answers its async appends and their copies unavailable",
           "[journal]") {
     test::TempDir tmp;

@@ -767,8 +767,16 @@ void Journal::remove_indexed_segments() {
 }
 
 bool Journal::drain(std::chrono::milliseconds timeout) {
+    uint64_t target;
+    {
+        std::lock_guard lk(mu_);
+        target = last_seq_;
+    }
+    return drain_upto(target, timeout);
+}
+
+bool Journal::drain_upto(uint64_t target, std::chrono::milliseconds timeout) {
     std::unique_lock lk(mu_);
-    const uint64_t target = last_seq_;
     ++draining_;
     index_cv_.notify_all();
     const bool done =

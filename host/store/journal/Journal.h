@@ -127,6 +127,9 @@ class Journal {
     // Waits until everything appended before the call is indexed (or the
     // indexer cannot make progress for `timeout`). False on timeout.
     bool drain(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // As drain(), up to the record with this seq only (Record::seq, from
+    // find()): a later backlog is not waited for.
+    bool drain_upto(uint64_t seq, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
     struct Stats {
         uint64_t backlog = 0;         // records synced or pending, not yet indexed
