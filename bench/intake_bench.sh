@@ -156,7 +156,7 @@ fi
 # One host per engine, each on a store of its own, stopped before the next
 # starts. The events are counted once the host has stopped (with the journal,
 # what it still held is in the tables by then).
-results=(); events=(); measured=(); handled=(); syncs=()
+results=(); events=(); measured=(); handled=(); syncs=(); lat=()
 for e in "${engines[@]}"; do
   say "clayhook, $e (durable=$DURABLE, sink=$SINK)"
   sink=""
@@ -179,10 +179,17 @@ for e in "${engines[@]}"; do
   # their average, and how many were slow. Read from the host's /metrics.
   m=$(python3 -c 'import sys, urllib.request
 print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())' \
-    "$host_port" 2>/dev/null | grep '^clayhook_journal_s' || true)
+    "$host_port" 2>/dev/null | grep -E '^clayhook_(journal_s|intake_latency_seconds_bucket)' || true)
   syncs+=("$(awk '/^clayhook_journal_syncs / {n=$2} /^clayhook_journal_sync_seconds / {t=$2}
     /over="1ms"/ {a=$2} /over="5ms"/ {b=$2} /over="20ms"/ {c=$2}
     END { if (n > 0) printf "passes=%d avg_us=%.0f over_1ms=%d over_5ms=%d over_20ms=%d", n, t * 1e6 / n, a, b, c }' <<<"$m")")
+  # The host's own latency histogram (from the request's head to its
+  # answer): the part of wrk's tail the host measures itself. The rest is
+  # the event loops' queueing and the sockets.
+  lat+=("$(awk -F'[ "]' '/^clayhook_intake_latency_seconds_bucket/ {
+      for (i = 1; i <= NF; ++i) if ($i ~ /le=$/) le = $(i + 1); c[le] += $NF }
+    END { n = c["+Inf"]; if (n > 0) printf "over 5 ms %.2f%%, over 10 ms %.2f%%, over 25 ms %.2f%% of %d",
+      100 * (n - c["0.005"]) / n, 100 * (n - c["0.01"]) / n, 100 * (n - c["0.025"]) / n, n }' <<<"$m")")
   n=$( [ -f "$work/$e.events.jsonl" ] && wc -l <"$work/$e.events.jsonl" || echo 0); handled+=("$n")
   stop_host
   # The measured run's own events (the warm-up's keys start with warm_).
@@ -246,6 +253,9 @@ for r in "${ceilings[@]}" "${results[@]}"; do
 done
 for i in "${!engines[@]}"; do
   [ -z "${syncs[$i]}" ] || printf 'journal syncs, %-15s %s (warm-up included)\n' "${engines[$i]}:" "${syncs[$i]}"
+done
+for i in "${!engines[@]}"; do
+  [ -z "${lat[$i]}" ] || printf 'host-measured latency, %-15s %s (warm-up included)\n' "${engines[$i]}:" "${lat[$i]}"
 done
 if [ "$SINK" = true ]; then
   for i in "${!engines[@]}"; do
