@@ -7,6 +7,7 @@
 #include "store/journal/JournalFormat.h"
 #include "support/HostProcess.h"
 #include "support/SignedPost.h"
+#include "support/StoreConfigFile.h"
 #include "support/TempDir.h"
 
 #include <clayhook/json.hpp>
@@ -49,19 +50,6 @@ std::string body(int i) {
            R"(","timestamp":"2026-11-26T12:00:42.042Z"})";
 }
 
-// A config of the SQLite store at `db` with the journal on (a token
-// source, its secret in a file: nothing is posted here).
-std::string journal_config(TempDir& dir, const std::string& db) {
-    dir.write("secret", "not-used-here");
-    return dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + db +
-                                          ", journal: true}\n"
-                                          "sources:\n"
-                                          "  - name: clay\n"
-                                          "    path: /webhooks/clay\n"
-                                          "    verify: {scheme: token, "
-                                          "secrets: [\"file:secret\"]}\n");
-}
-
 // A store at `db` (journal on) killed with `indexed` events in its tables
 // and `held` more only in its journal; their ids, in order.
 std::vector<std::string> killed_store(const std::string& db, int indexed, int held) {
@@ -101,6 +89,16 @@ int backup(const std::vector<std::string>& args, std::string& out, std::string& 
     out = o.str();
     err = e.str();
     return code;
+}
+
+// `clayhook backup` of the store at `db` (journal on) into `copy`, which
+// must succeed; what it printed.
+std::string backed_up(TempDir& dir, const std::string& db, const std::string& copy) {
+    std::string out, err;
+    const int code = backup({"--config", journal_store_config(dir, db), copy}, out, err);
+    INFO(out << err);
+    REQUIRE(code == 0);
+    return out;
 }
 
 }  // namespace
@@ -174,12 +172,8 @@ TEST_CASE("backup: with the journal, records not yet indexed are copied and inde
     TempDir dir;
     const std::string db = dir.file("var/clayhook.db");
     const std::vector<std::string> ids = killed_store(db, 5, 7);  // 7 not indexed
-    const std::string config = journal_config(dir, db);
     const std::string copy = dir.file("backup.db");
-    std::string out, err;
-    const int code = backup({"--config", config, copy}, out, err);
-    INFO(out << err);
-    REQUIRE(code == 0);
+    const std::string out = backed_up(dir, db, copy);
     CHECK(out.find(": 5 events") != std::string::npos);
     CHECK(out.find("journal segments copied to " + copy + ".journal (12 records") !=
           std::string::npos);
@@ -219,12 +213,8 @@ TEST_CASE(
         bytes);
     dir.write("var/clayhook.db.journal/spare.seg", std::string(4096, '\0'));
 
-    const std::string config = journal_config(dir, db);
     const std::string copy = dir.file("backup.db");
-    std::string out, err;
-    const int code = backup({"--config", config, copy}, out, err);
-    INFO(out << err);
-    REQUIRE(code == 0);
+    const std::string out = backed_up(dir, db, copy);
     CHECK(out.find("journal segments copied to " + copy + ".journal (5 records") !=
           std::string::npos);
     std::vector<std::string> copied;

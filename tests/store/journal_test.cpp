@@ -5,6 +5,7 @@
 // leaves them) or a torn tail loses nothing acknowledged.
 #include "store/SqliteStore.h"
 #include "store/journal/JournalFormat.h"
+#include "support/StoreConfigFile.h"
 #include "support/Subprocess.h"
 #include "support/TempDir.h"
 #include "support/TestPaths.h"
@@ -947,15 +948,7 @@ TEST_CASE("journal: syncing the tables before a segment goes keeps SQLite's lock
     REQUIRE(segments(cfg.path).size() <= 1);  // indexed, synced, deleted
     REQUIRE(fs::exists(cfg.path + "-wal"));
 
-    dir.write("secret", "not-used-here");
-    const std::string config =
-        dir.write("clayhook.yaml", "admin: {enabled: false}\nstore: {path: " + cfg.path +
-                                       ", journal: true}\n"
-                                       "sources:\n"
-                                       "  - name: clay\n"
-                                       "    path: /webhooks/clay\n"
-                                       "    verify: {scheme: token, "
-                                       "secrets: [\"file:secret\"]}\n");
+    const std::string config = test::journal_store_config(dir, cfg.path);
     const auto backup =
         test::run({test::kClayhookBin, "backup", "--config", config, dir.file("copy.db")}, {});
     INFO(backup.out << backup.err);
