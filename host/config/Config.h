@@ -57,6 +57,9 @@ struct ListenerConfig {
     std::chrono::milliseconds body_timeout{10'000};    // the body: this + size / body_min_rate
     uint64_t body_min_rate = 64 * 1024;                // bytes per second
     std::chrono::milliseconds idle_timeout{15'000};    // between keep-alive requests
+    // Request bodies held in memory at once, all connections together
+    // (http/BodyBudget.h); 0: no cap.
+    uint64_t max_body_memory = 256ull << 20;
     TlsConfig tls;
     bool operator==(const ListenerConfig&) const = default;
 

@@ -305,6 +305,19 @@ class Loader {
                 s.child("name").fail("another source already has the name '" + src.name + "'");
             if (!paths.insert(src.path).second)
                 s.child("path").fail("another source already listens on '" + src.path + "'");
+            // A body past the listener's whole budget could never be taken.
+            const uint64_t budget = c.listener.max_body_memory;
+            if (budget != 0 && src.max_body_bytes > budget) {
+                const std::string why =
+                    "source '" + src.name + "' accepts bodies of up to " +
+                    std::to_string(src.max_body_bytes) +
+                    " bytes, more than listener.max_body_memory (" + std::to_string(budget) +
+                    " bytes, all request bodies held at once): raise it, or lower the source's "
+                    "max_body_bytes";
+                if (root.has("listener") && root.child("listener").has("max_body_memory"))
+                    root.child("listener").child("max_body_memory").fail(why);
+                s.child("max_body_bytes").fail(why);
+            }
             c.sources.push_back(std::move(src));
         }
 
@@ -357,7 +370,8 @@ class Loader {
     void load_listener(const Node& n, ListenerConfig& l) {
         n.expect_map({"address", "port", "server", "loops", "threads", "max_connections",
                       "max_queued", "max_connections_per_peer", "keep_alive", "read_timeout",
-                      "header_timeout", "body_timeout", "body_min_rate", "idle_timeout", "tls"});
+                      "header_timeout", "body_timeout", "body_min_rate", "idle_timeout",
+                      "max_body_memory", "tls"});
         if (n.has("address")) l.address = n.child("address").non_empty_str();
         if (n.has("port")) l.port = static_cast<uint16_t>(n.child("port").integer(0, 65535));
         if (n.has("server"))
@@ -385,6 +399,8 @@ class Loader {
             l.body_min_rate = n.child("body_min_rate").size_bytes(1, 1ULL << 40);
         if (n.has("idle_timeout"))
             l.idle_timeout = n.child("idle_timeout").duration(std::chrono::milliseconds(1));
+        if (n.has("max_body_memory"))
+            l.max_body_memory = n.child("max_body_memory").size_bytes(0, 1ULL << 40);
         if (n.has("tls")) {
             auto t = n.child("tls");
             t.expect_map({"cert_file", "key_file"});

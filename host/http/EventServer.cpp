@@ -98,6 +98,9 @@ struct Conn {
     HttpService::Admission admission;
     std::string body;
     std::optional<ChunkedDecoder> chunked;
+    // The body's memory, taken before it is read, until the answer or the
+    // connection's end (ServerContext::take_body).
+    BodyBudget::Lease body_lease;
 };
 
 // handle_async()'s answer, once: a service that throws after (or instead
@@ -488,6 +491,7 @@ struct Loop {
         c.in_flight = false;
         core.peers.release(c.fd);  // before the descriptor can be reused
         ::close(c.fd);             // leaves the epoll set with it
+        c.body_lease.release();
         core.open.fetch_sub(1);
         c.closed = true;
         c.state = State::idle;
@@ -708,6 +712,12 @@ struct Loop {
             c.after = Conn::After::linger;
             return true;
         }
+        if (!core.take_body(c.head.framing, c.head.content_length, c.admission.max_body,
+                            c.body_lease, c.peer_host)) {
+            queue(c, ServerContext::body_memory_full(), true, nullptr);
+            c.after = Conn::After::linger;
+            return true;
+        }
         // `100 Continue` only now that the request passed its checks, and
         // only when the client is waiting for it. Never to HTTP/1.0.
         if (c.head.expect_continue && req.minor_version == 1 && body_announced && c.in.empty())
@@ -825,6 +835,7 @@ struct Loop {
         if (it == conns.end()) return;  // closed meanwhile (stop)
         Conn& c = *it->second;
         if (c.closed || c.state != State::handling) return;
+        c.body_lease.release();  // the service is done with the body
         const bool keep = keep_alive(c, reply);
         queue(c, reply, !keep, &c.head.request);
         if (keep) c.after = Conn::After::idle;

@@ -46,6 +46,7 @@ HttpServerOptions intake_http_options(const ListenerConfig& l) {
     o.header_timeout = l.header_timeout;
     o.body_timeout = l.body_timeout;
     o.body_min_rate = l.body_min_rate;
+    o.max_body_memory = l.max_body_memory;
     o.idle_timeout = l.idle_timeout;
     o.io_timeout = l.read_timeout;
     return o;
@@ -321,6 +322,13 @@ class Connection : public Poco::Net::TCPServerConnection {
             }
             if (head.framing == BodyFraming::length && head.content_length > admission.max_body) {
                 answer(core_->service.too_large(req, admission.max_body), true);
+                return linger_close();
+            }
+            // Held until the answer is written: the body lives until then.
+            BodyBudget::Lease body_lease;
+            if (!core_->take_body(head.framing, head.content_length, admission.max_body, body_lease,
+                                  peer_host_)) {
+                answer(ServerContext::body_memory_full(), true);
                 return linger_close();
             }
             // `100 Continue` only now that the request passed its checks, and

@@ -56,6 +56,7 @@ struct HttpServerOptions {
     std::chrono::milliseconds header_timeout{10'000};
     std::chrono::milliseconds body_timeout{10'000};
     uint64_t body_min_rate = 64 * 1024;  // bytes per second
+    uint64_t max_body_memory = 0;        // request bodies held at once (BodyBudget); 0: no cap
     std::chrono::milliseconds idle_timeout{15'000};
     std::chrono::milliseconds io_timeout{10'000};
     HeadLimits head;

@@ -5,10 +5,12 @@
 // metrics, the per-peer cap, the counters, and the rules both apply the
 // same way (keep-alive, refusals).
 
+#include "http/BodyBudget.h"
 #include "http/HttpServer.h"
 #include "http/PeerLimiter.h"
 #include "http/ServerCounters.h"
 #include "log/Logger.h"
+#include "metrics/Metrics.h"
 
 #include <atomic>
 #include <string>
@@ -22,6 +24,7 @@ struct ServerContext {
     Metrics& metrics;
     PeerLimiter peers;
     ServerCounters counters;
+    BodyBudget bodies;  // the request bodies held at once (opts.max_body_memory)
     std::atomic<bool> stopping{false};
     std::atomic<int> in_flight{0};  // requests between their first byte and their answer
 
@@ -31,12 +34,37 @@ struct ServerContext {
           log(l),
           metrics(m),
           peers(opts.max_connections_per_peer),
-          counters(m, opts.name) {}
+          counters(m, opts.name),
+          bodies(opts.max_body_memory, &counters.body_memory_bytes) {}
 
     // Whether the connection stays open after `reply` to a request whose
     // head asked for keep-alive (`wanted`).
     bool keep_alive(bool wanted, const HttpReply& reply) const {
         return opts.keep_alive && wanted && !reply.close && !stopping.load();
+    }
+    // Takes the memory the body of an admitted request may hold (its
+    // declared length; a chunked one, the most admit() allows) into `lease`.
+    // False when that would pass max_body_memory: the request is counted and
+    // logged, and the caller answers body_memory_full() and closes, its body
+    // unread.
+    bool take_body(BodyFraming framing, uint64_t content_length, uint64_t max_body,
+                   BodyBudget::Lease& lease, const std::string& peer) {
+        const uint64_t bytes = framing == BodyFraming::chunked  ? max_body
+                               : framing == BodyFraming::length ? content_length
+                                                                : 0;
+        if (bodies.take(bytes, lease)) return true;
+        counters.refused_body_memory.add(1);
+        log.warn(opts.name, "request refused",
+                 {{"status", "503"},
+                  {"reason", "request bodies in memory at listener.max_body_memory"},
+                  {"bytes", std::to_string(bytes)},
+                  {"remote", peer}});
+        return false;
+    }
+    static HttpReply body_memory_full() {
+        HttpReply r(503, R"({"error":"too many request bodies in memory, try again later"})");
+        r.set("Retry-After", "1");
+        return r;
     }
     // A request refused by the server itself (framing, deadlines): counted
     // and logged; the caller answers and closes.

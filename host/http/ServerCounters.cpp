@@ -18,6 +18,8 @@ ServerCounters::ServerCounters(Metrics& m, const std::string& name)
       timeout_body(m.counter(metric(name, "connections_timed_out_total"), "phase=\"body\"")),
       timeout_idle(m.counter(metric(name, "connections_timed_out_total"), "phase=\"idle\"")),
       incomplete(m.counter(metric(name, "incomplete_requests_total"))),
+      refused_body_memory(m.counter(metric(name, "body_memory_refused_total"))),
+      body_memory_bytes(m.gauge(metric(name, "body_memory_bytes"))),
       metrics_(m),
       bad_requests_(metric(name, "bad_requests_total")) {
     m.set_help(metric(name, "connections_refused_total"),
@@ -27,6 +29,12 @@ ServerCounters::ServerCounters(Metrics& m, const std::string& name)
     m.set_help(metric(name, "incomplete_requests_total"),
                "Requests whose body ended (the peer closed) before it was whole.");
     m.set_help(bad_requests_, "Requests refused for their framing or head, by status.");
+    m.set_help(metric(name, "body_memory_refused_total"),
+               "Requests answered 503 before their body was read: it would have taken the "
+               "request bodies held at once past listener.max_body_memory.");
+    m.set_help(metric(name, "body_memory_bytes"),
+               "Request bodies held in memory now, as reserved (a declared length, or a chunked "
+               "body's max_body_bytes).");
 }
 
 void ServerCounters::bad_request(int status) {

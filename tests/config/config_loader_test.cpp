@@ -261,6 +261,22 @@ dispatch: {call_timeout: 90}
     CHECK(c.dispatch.call_timeout == std::chrono::seconds(90));
 }
 
+TEST_CASE("listener.max_body_memory: 256 MiB by default, 0 for none, never below a source's cap",
+          "[config][body-budget]") {
+    EnvVar secret("CLAYHOOK_TEST_SECRET", "0123456789abcdef");
+    TempDir dir;
+    CHECK(load_config(dir.write("a.yaml", kMinimal), opts()).listener.max_body_memory == 256ull
+                                                                                             << 20);
+    CHECK(
+        load_config(dir.write("b.yaml", std::string(kMinimal) + "listener: {max_body_memory: 0}\n"),
+                    opts())
+            .listener.max_body_memory == 0);
+    // 512 KiB cannot hold one of the source's 1 MiB bodies (its default cap).
+    const auto e = error_of(std::string(kMinimal) + "listener: {max_body_memory: 512KiB}\n");
+    CHECK(e.key() == "listener.max_body_memory");
+    CHECK_THAT(e.message(), Catch::Contains("source 'clay' accepts bodies of up to 1048576 bytes"));
+}
+
 TEST_CASE("an enabled admin API needs a token", "[config][security]") {
     auto e = error_of(R"(admin: {port: 9000}
 sources:

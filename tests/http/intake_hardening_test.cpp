@@ -329,6 +329,46 @@ TEST_CASE("intake: a peer past its cap gets 503 with Retry-After, other peers do
         10s));
 }
 
+TEST_CASE("intake: bodies past listener.max_body_memory get 503 with Retry-After, unread",
+          "[intake][body-budget]") {
+    test::IntakeRig h(kTokenSource, ", max_body_memory: 6KiB" + BOTH_SERVERS);
+    const uint16_t port = h.server->port();
+    MetricValue& held = h.metrics.gauge("clayhook_intake_body_memory_bytes");
+    MetricValue& refused = h.metrics.counter("clayhook_intake_body_memory_refused_total");
+    // A JSON body of exactly n bytes.
+    auto body = [](size_t n) { return R"({"p":")" + std::string(n - 8, 'x') + R"("})"; };
+    auto post = [&](const std::string& id, size_t n) {
+        return token_post("Content-Length: " + std::to_string(n) + "\r\n",
+                          "X-Delivery-Id: " + id + "\r\nConnection: close\r\n");
+    };
+
+    // A slow sender holds 4000 bytes of the 6 KiB while its body trickles in.
+    RawConnection slow(port, "127.0.0.5");
+    const std::string slow_body = body(4000);
+    slow.send(post("d-slow", 4000) + slow_body.substr(0, 10));
+    REQUIRE(wait_until([&] { return held.get() == 4000; }, 10s));
+
+    // 3000 more would pass the cap: refused before a byte of it is read.
+    const std::string refused_answer = exchange(h.server->port(), post("d-big", 3000) + body(3000));
+    CHECK(statuses(refused_answer) == std::vector<int>{503});
+    CHECK_THAT(refused_answer, Catch::Contains("Retry-After: 1"));
+    CHECK_THAT(refused_answer, Catch::Contains("too many request bodies in memory"));
+    CHECK(refused.get() == 1);
+    // What fits is served meanwhile.
+    CHECK(statuses(exchange(h.server->port(), post("d-small", 1000) + body(1000))) ==
+          std::vector<int>{200});
+    CHECK(h.store->event_count() == 1);  // d-small alone
+
+    // The slow body done and answered, its room comes back.
+    slow.send(slow_body.substr(10));
+    CHECK(statuses(slow.read_until_close(10s)) == std::vector<int>{200});
+    REQUIRE(wait_until([&] { return held.get() == 0; }, 10s));
+    CHECK(statuses(exchange(h.server->port(), post("d-big", 3000) + body(3000))) ==
+          std::vector<int>{200});
+    CHECK(refused.get() == 1);
+    CHECK(h.store->event_count() == 3);
+}
+
 TEST_CASE("intake: bodies nested to the JSON reader's limit are answered, not a crash",
           "[intake][json]") {
     // The reader recurses once per level; the intake's threads must have the
