@@ -21,14 +21,20 @@ void BodyBudget::Lease::release() noexcept {
     bytes_ = 0;
 }
 
-bool BodyBudget::take(uint64_t bytes, Lease& lease) noexcept {
-    lease.release();
-    if (bytes == 0) return true;
+bool BodyBudget::hold(Lease& lease, uint64_t bytes) noexcept {
+    if (lease.budget_ != this) lease.release();  // another budget's bytes go back there
+    if (bytes <= lease.bytes_) {
+        if (bytes < lease.bytes_) give(lease.bytes_ - bytes);
+        lease.bytes_ = bytes;
+        lease.budget_ = bytes > 0 ? this : nullptr;
+        return true;
+    }
+    const uint64_t more = bytes - lease.bytes_;
     uint64_t held = held_.load(std::memory_order_relaxed);
     do {
-        if (limit_ != 0 && (bytes > limit_ || held > limit_ - bytes)) return false;
-    } while (!held_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
-    if (gauge_) gauge_->add(static_cast<double>(bytes));
+        if (limit_ != 0 && (more > limit_ || held > limit_ - more)) return false;
+    } while (!held_.compare_exchange_weak(held, held + more, std::memory_order_relaxed));
+    if (gauge_) gauge_->add(static_cast<double>(more));
     lease.budget_ = this;
     lease.bytes_ = bytes;
     return true;

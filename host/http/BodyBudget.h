@@ -3,9 +3,10 @@
 // The request-body memory all the connections of one HTTP server may hold at
 // once (listener.max_body_memory). Without it, many clients each sending a
 // body of the largest size allowed, slowly, could hold max_connections times
-// max_body_bytes. A request takes its body's bytes before any is read (a
-// declared length as it is; a chunked body the most it may grow to) and gives
-// them back once answered, or when its connection ends first.
+// max_body_bytes. A request's body counts as its bytes arrive, not as its
+// head declares them: a client that announces a large body and sends none
+// holds nothing (else a few could shut the intake with headers alone). It
+// gives them back once answered, or when its connection ends first.
 
 #include <atomic>
 #include <cstdint>
@@ -45,10 +46,10 @@ class BodyBudget {
         uint64_t bytes_ = 0;
     };
 
-    // Takes `bytes` into `lease` (whose earlier bytes are given back first).
-    // False, and nothing taken, when they would take what is held past the
-    // limit.
-    bool take(uint64_t bytes, Lease& lease) noexcept;
+    // Makes `lease` hold `bytes` from this budget: gives back what it held
+    // beyond them, or takes what it lacks. False, and the lease unchanged,
+    // when what it lacks would take what is held past the limit.
+    bool hold(Lease& lease, uint64_t bytes) noexcept;
     uint64_t held() const noexcept { return held_.load(std::memory_order_relaxed); }
     uint64_t limit() const noexcept { return limit_; }
 

@@ -98,8 +98,8 @@ struct Conn {
     HttpService::Admission admission;
     std::string body;
     std::optional<ChunkedDecoder> chunked;
-    // The body's memory, taken before it is read, until the answer or the
-    // connection's end (ServerContext::take_body).
+    // The body's memory as it arrives, until the answer or the connection's
+    // end (ServerContext::hold_body).
     BodyBudget::Lease body_lease;
 };
 
@@ -712,12 +712,6 @@ struct Loop {
             c.after = Conn::After::linger;
             return true;
         }
-        if (!core.take_body(c.head.framing, c.head.content_length, c.admission.max_body,
-                            c.body_lease, c.peer_host)) {
-            queue(c, ServerContext::body_memory_full(), true, nullptr);
-            c.after = Conn::After::linger;
-            return true;
-        }
         // `100 Continue` only now that the request passed its checks, and
         // only when the client is waiting for it. Never to HTTP/1.0.
         if (c.head.expect_continue && req.minor_version == 1 && body_announced && c.in.empty())
@@ -744,10 +738,21 @@ struct Loop {
         queue(c, HttpReply(400, R"({"error":"incomplete body"})"), true, nullptr);
     }
 
+    // Counts what the body holds so far towards max_body_memory; past it,
+    // 503 and close.
+    bool hold_body(Conn& c, uint64_t bytes) {
+        if (core.hold_body(c.body_lease, bytes, c.peer_host)) return true;
+        queue(c, ServerContext::body_memory_full(), true, nullptr);
+        c.after = Conn::After::linger;
+        return false;
+    }
+
     bool read_body(Conn& c) {
         if (c.head.framing == BodyFraming::length) {
             const uint64_t n = c.head.content_length;
             for (;;) {
+                // Bytes past n are the next request's (pipelined).
+                if (!hold_body(c, std::min<uint64_t>(c.in.size(), n))) return true;
                 if (c.in.size() >= n) {
                     if (c.in.size() == n) {
                         c.body.swap(c.in);  // the usual case: nothing pipelined behind it
@@ -774,6 +779,7 @@ struct Loop {
                 size_t used = 0;
                 const auto status = c.chunked->feed(c.in, used, c.body);
                 c.in.erase(0, used);
+                if (!hold_body(c, c.body.size() + c.in.size())) return true;
                 if (status == ChunkedDecoder::Status::done) return dispatch(c);
                 if (status == ChunkedDecoder::Status::error) {
                     refuse(c, 400, c.chunked->error());

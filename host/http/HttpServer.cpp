@@ -324,13 +324,6 @@ class Connection : public Poco::Net::TCPServerConnection {
                 answer(core_->service.too_large(req, admission.max_body), true);
                 return linger_close();
             }
-            // Held until the answer is written: the body lives until then.
-            BodyBudget::Lease body_lease;
-            if (!core_->take_body(head.framing, head.content_length, admission.max_body, body_lease,
-                                  peer_host_)) {
-                answer(ServerContext::body_memory_full(), true);
-                return linger_close();
-            }
             // `100 Continue` only now that the request passed its checks, and
             // only when the client is waiting for it.
             // Never to HTTP/1.0 (RFC 9110 §10.1.1).
@@ -339,6 +332,15 @@ class Connection : public Poco::Net::TCPServerConnection {
                 return;
 
             std::string body;
+            // What the body holds as it arrives, until the answer is written
+            // (the body lives until then); past max_body_memory, 503.
+            BodyBudget::Lease body_lease;
+            auto hold = [&](uint64_t bytes) {
+                if (core_->hold_body(body_lease, bytes, peer_host_)) return true;
+                answer(ServerContext::body_memory_full(), true);
+                linger_close();
+                return false;
+            };
             auto body_start = Clock::now();
             auto body_deadline = [&](uint64_t bytes) {
                 return body_start + o.body_timeout +
@@ -346,8 +348,12 @@ class Connection : public Poco::Net::TCPServerConnection {
             };
             if (head.framing == BodyFraming::length) {
                 const uint64_t n = head.content_length;
-                while (buf_.size() < n)
+                for (;;) {
+                    // Bytes past n are the next request's (pipelined).
+                    if (!hold(std::min<uint64_t>(buf_.size(), n))) return;
+                    if (buf_.size() >= n) break;
                     if (!read_body(body_deadline(n))) return;
+                }
                 if (buf_.size() == n) {
                     body.swap(buf_);  // the usual case: nothing pipelined behind it
                 } else {
@@ -360,6 +366,7 @@ class Connection : public Poco::Net::TCPServerConnection {
                     size_t used = 0;
                     auto status = decoder.feed(buf_, used, body);
                     buf_.erase(0, used);
+                    if (!hold(body.size() + buf_.size())) return;
                     if (status == ChunkedDecoder::Status::done) break;
                     if (status == ChunkedDecoder::Status::error)
                         return refuse(400, decoder.error());

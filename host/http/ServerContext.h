@@ -42,17 +42,12 @@ struct ServerContext {
     bool keep_alive(bool wanted, const HttpReply& reply) const {
         return opts.keep_alive && wanted && !reply.close && !stopping.load();
     }
-    // Takes the memory the body of an admitted request may hold (its
-    // declared length; a chunked one, the most admit() allows) into `lease`.
-    // False when that would pass max_body_memory: the request is counted and
-    // logged, and the caller answers body_memory_full() and closes, its body
-    // unread.
-    bool take_body(BodyFraming framing, uint64_t content_length, uint64_t max_body,
-                   BodyBudget::Lease& lease, const std::string& peer) {
-        const uint64_t bytes = framing == BodyFraming::chunked  ? max_body
-                               : framing == BodyFraming::length ? content_length
-                                                                : 0;
-        if (bodies.take(bytes, lease)) return true;
+    // Makes `lease` hold the `bytes` a request's body takes in memory so
+    // far (BodyBudget::hold). False when that would pass max_body_memory:
+    // the request is counted and logged, and the caller answers
+    // body_memory_full() and closes, the rest of the body unread.
+    bool hold_body(BodyBudget::Lease& lease, uint64_t bytes, const std::string& peer) {
+        if (bodies.hold(lease, bytes)) return true;
         counters.refused_body_memory.add(1);
         log.warn(opts.name, "request refused",
                  {{"status", "503"},

@@ -30,11 +30,11 @@ ServerCounters::ServerCounters(Metrics& m, const std::string& name)
                "Requests whose body ended (the peer closed) before it was whole.");
     m.set_help(bad_requests_, "Requests refused for their framing or head, by status.");
     m.set_help(metric(name, "body_memory_refused_total"),
-               "Requests answered 503 before their body was read: it would have taken the "
-               "request bodies held at once past listener.max_body_memory.");
+               "Requests answered 503 while their body was read: its next bytes would have "
+               "taken the request bodies held at once past listener.max_body_memory.");
     m.set_help(metric(name, "body_memory_bytes"),
-               "Request bodies held in memory now, as reserved (a declared length, or a chunked "
-               "body's max_body_bytes).");
+               "The bytes of request bodies held in memory now, received and not yet "
+               "answered.");
 }
 
 void ServerCounters::bad_request(int status) {

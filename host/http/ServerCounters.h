@@ -21,7 +21,7 @@ struct ServerCounters {
     MetricValue& timeout_body;         // the body did not arrive in time
     MetricValue& timeout_idle;         // no next request on a kept-alive connection
     MetricValue& incomplete;           // the peer closed before its body was whole
-    MetricValue& refused_body_memory;  // 503: its body past max_body_memory (BodyBudget)
+    MetricValue& refused_body_memory;  // 503: its body's bytes past max_body_memory (BodyBudget)
     MetricValue& body_memory_bytes;    // gauge: request bodies held now (BodyBudget)
 
     // A request refused for its framing or head, by the status answered.

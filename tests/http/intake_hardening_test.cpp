@@ -329,7 +329,7 @@ TEST_CASE("intake: a peer past its cap gets 503 with Retry-After, other peers do
         10s));
 }
 
-TEST_CASE("intake: bodies past listener.max_body_memory get 503 with Retry-After, unread",
+TEST_CASE("intake: bodies past listener.max_body_memory get 503 with Retry-After, as they arrive",
           "[intake][body-budget]") {
     test::IntakeRig h(kTokenSource, ", max_body_memory: 6KiB" + BOTH_SERVERS);
     const uint16_t port = h.server->port();
@@ -342,13 +342,17 @@ TEST_CASE("intake: bodies past listener.max_body_memory get 503 with Retry-After
                           "X-Delivery-Id: " + id + "\r\nConnection: close\r\n");
     };
 
-    // A slow sender holds 4000 bytes of the 6 KiB while its body trickles in.
+    // A head alone holds nothing, whatever length it announces: a client
+    // cannot hold the intake's body memory without sending the bytes.
+    RawConnection announcer(port, "127.0.0.6");
+    announcer.send(post("d-announced", 4000));
+    // A slow sender holds the 3999 bytes it sent of its 4000.
     RawConnection slow(port, "127.0.0.5");
     const std::string slow_body = body(4000);
-    slow.send(post("d-slow", 4000) + slow_body.substr(0, 10));
-    REQUIRE(wait_until([&] { return held.get() == 4000; }, 10s));
+    slow.send(post("d-slow", 4000) + slow_body.substr(0, 3999));
+    REQUIRE(wait_until([&] { return held.get() == 3999; }, 10s));
 
-    // 3000 more would pass the cap: refused before a byte of it is read.
+    // 3000 more would pass the cap: refused, the rest unread.
     const std::string refused_answer = exchange(h.server->port(), post("d-big", 3000) + body(3000));
     CHECK(statuses(refused_answer) == std::vector<int>{503});
     CHECK_THAT(refused_answer, Catch::Contains("Retry-After: 1"));
@@ -360,7 +364,7 @@ TEST_CASE("intake: bodies past listener.max_body_memory get 503 with Retry-After
     CHECK(h.store->event_count() == 1);  // d-small alone
 
     // The slow body done and answered, its room comes back.
-    slow.send(slow_body.substr(10));
+    slow.send(slow_body.substr(3999));
     CHECK(statuses(slow.read_until_close(10s)) == std::vector<int>{200});
     REQUIRE(wait_until([&] { return held.get() == 0; }, 10s));
     CHECK(statuses(exchange(h.server->port(), post("d-big", 3000) + body(3000))) ==
