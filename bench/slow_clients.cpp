@@ -1,10 +1,14 @@
 // Slow-client benchmark driver (not a test): an honest sender on 127.0.0.1
 // posts signed deliveries, one connection each, 100 a second for SECONDS,
-// first alone, then while an attacker on 127.0.0.2 keeps SLOW connections
-// open, each sending a header line every second and never finishing its
-// request (reconnecting when cut). Prints both runs' latencies and errors,
-// and what happened to the attacker.
-//   slow-clients PORT SECRET SLOW SECONDS
+// first alone, then under attack, and prints both runs' latencies and errors,
+// and what happened to the attacker. MODE:
+//   heads (default): SLOW connections from 127.0.0.2, each sending a header
+//     line every second and never finishing its request;
+//   bodies: SLOW connections from 127.0.0.10 on (32 per address, the
+//     default per-peer cap), each announcing a 1 MiB body and sending all of
+//     it but its last byte as fast as the host reads, then nothing.
+// Either way a connection cut or refused is opened again.
+//   slow-clients PORT SECRET SLOW SECONDS [heads|bodies]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -118,14 +122,22 @@ double pct(const Run& r, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 5) {
-        std::fprintf(stderr, "usage: slow-clients PORT SECRET SLOW SECONDS\n");
+    if (argc != 5 && argc != 6) {
+        std::fprintf(stderr, "usage: slow-clients PORT SECRET SLOW SECONDS [heads|bodies]\n");
         return 2;
     }
     auto port = static_cast<uint16_t>(std::atoi(argv[1]));
     std::string secret = argv[2];
     int slow = std::atoi(argv[3]);
     int seconds = std::atoi(argv[4]);
+    const std::string mode = argc == 6 ? argv[5] : "heads";
+    if (mode != "heads" && mode != "bodies") {
+        std::fprintf(stderr, "slow-clients: MODE is heads or bodies, not '%s'\n", mode.c_str());
+        return 2;
+    }
+    const bool bodies = mode == "bodies";
+    constexpr size_t kBody = 1 << 20;
+    const std::string filler(kBody - 1, 'x');  // all of a body but its last byte
 
     Run alone = honest(port, secret, seconds, 0);
 
@@ -133,10 +145,16 @@ int main(int argc, char** argv) {
     std::atomic<long> opened{0}, refused{0}, cut{0};
     std::thread attacker([&] {
         std::vector<int> fds(static_cast<size_t>(slow), -1);
-        std::vector<bool> answered(fds.size(), false);
+        std::vector<size_t> sent(fds.size(), 0);  // bodies: filler bytes sent so far
+        std::vector<std::string> from(fds.size(), "127.0.0.2");
+        if (bodies)
+            for (size_t i = 0; i < from.size(); ++i)
+                from[i] = "127.0.0." + std::to_string(10 + i / 32);
         long line = 0;
         while (!stop) {
             auto round = Clock::now();
+            // Bodies: rounds every 10 ms, so the bytes go as fast as read.
+            const auto pause = bodies ? std::chrono::milliseconds(10) : std::chrono::seconds(1);
             for (size_t i = 0; i < fds.size() && !stop; ++i) {
                 int& fd = fds[i];
                 if (fd >= 0) {
@@ -148,23 +166,40 @@ int main(int argc, char** argv) {
                         ++refused, gone = true;
                     else if (gone)
                         ++cut;
-                    std::string more = "X-Slow-" + std::to_string(line) + ": x\r\n";
-                    if (gone || ::send(fd, more.data(), more.size(), MSG_NOSIGNAL) <= 0) {
+                    bool failed = gone;
+                    if (!gone && !bodies) {
+                        std::string more = "X-Slow-" + std::to_string(line) + ": x\r\n";
+                        failed = ::send(fd, more.data(), more.size(), MSG_NOSIGNAL) <= 0;
+                    } else if (!gone && sent[i] < filler.size()) {
+                        const ssize_t n =
+                            ::send(fd, filler.data() + sent[i], filler.size() - sent[i],
+                                   MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n > 0)
+                            sent[i] += static_cast<size_t>(n);
+                        else
+                            failed = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+                    }
+                    if (failed) {
                         ::close(fd);
                         fd = -1;
                     }
                 }
                 if (fd < 0) {
-                    fd = connect_from("127.0.0.2", port);
+                    fd = connect_from(from[i].c_str(), port);
                     if (fd >= 0) {
                         std::string start = "POST /webhooks/clay HTTP/1.1\r\nHost: bench\r\n";
+                        if (bodies)
+                            start +=
+                                "X-Clay-Signature: 00\r\nContent-Length: " + std::to_string(kBody) +
+                                "\r\n\r\n";
                         ::send(fd, start.data(), start.size(), MSG_NOSIGNAL);
+                        sent[i] = 0;
                         ++opened;
                     }
                 }
             }
             ++line;
-            std::this_thread::sleep_until(round + std::chrono::seconds(1));
+            std::this_thread::sleep_until(round + pause);
         }
         for (int fd : fds)
             if (fd >= 0) ::close(fd);
@@ -175,17 +210,19 @@ int main(int argc, char** argv) {
     attacker.join();
 
     std::printf(
-        "slow-client benchmark: %d slow connections from 127.0.0.2; signed deliveries "
+        "slow-client benchmark: %d slow connections (%s) from %s; signed deliveries "
         "from 127.0.0.1, 100/s for %d s alone and %d s under attack, one connection "
         "each; %zu and %zu sent\n",
-        slow, seconds, seconds, alone.ms.size(), attacked.ms.size());
+        slow, bodies ? "1 MiB bodies but their last byte" : "header lines",
+        bodies ? "127.0.0.10 on, 32 each" : "127.0.0.2", seconds, seconds, alone.ms.size(),
+        attacked.ms.size());
     std::printf("%-16s %9s %9s %9s %7s\n", "", "p50_ms", "p99_ms", "max_ms", "errors");
     for (auto [name, r] :
          {std::pair<const char*, Run*>{"alone", &alone}, {"under attack", &attacked}})
         std::printf("%-16s %9.2f %9.2f %9.2f %7d\n", name, pct(*r, 0.5), pct(*r, 0.99),
                     r->ms.empty() ? 0 : r->ms.back(), r->errors);
     std::printf(
-        "attacker: %ld connections opened, %ld refused with 503 at accept, %ld cut "
+        "attacker: %ld connections opened, %ld refused with 503, %ld cut "
         "(deadline or close)\n",
         opened.load(), refused.load(), cut.load());
     std::printf("RESULT alone_p99_ms=%.2f attacked_p99_ms=%.2f attacked_errors=%d ratio_p99=%.2f\n",

@@ -314,9 +314,10 @@ class Loader {
                     " bytes, more than listener.max_body_memory (" + std::to_string(budget) +
                     " bytes, all request bodies held at once): raise it, or lower the source's "
                     "max_body_bytes";
-                if (root.has("listener") && root.child("listener").has("max_body_memory"))
-                    root.child("listener").child("max_body_memory").fail(why);
-                s.child("max_body_bytes").fail(why);
+                // At the source's own value when it sets one, else at the
+                // listener's (the defaults always fit together).
+                if (s.has("max_body_bytes")) s.child("max_body_bytes").fail(why);
+                root.child("listener").child("max_body_memory").fail(why);
             }
             c.sources.push_back(std::move(src));
         }

@@ -490,8 +490,8 @@ struct Loop {
         if (c.in_flight) core.in_flight.fetch_sub(1);
         c.in_flight = false;
         core.peers.release(c.fd);  // before the descriptor can be reused
+        c.body_lease.release();    // before the peer can see the close
         ::close(c.fd);             // leaves the epoll set with it
-        c.body_lease.release();
         core.open.fetch_sub(1);
         c.closed = true;
         c.state = State::idle;
@@ -741,7 +741,7 @@ struct Loop {
     // Counts what the body holds so far towards max_body_memory; past it,
     // 503 and close.
     bool hold_body(Conn& c, uint64_t bytes) {
-        if (core.hold_body(c.body_lease, bytes, c.peer_host)) return true;
+        if (core.hold_body(c.body_lease, bytes, c.peer)) return true;
         queue(c, ServerContext::body_memory_full(), true, nullptr);
         c.after = Conn::After::linger;
         return false;
@@ -779,8 +779,9 @@ struct Loop {
                 size_t used = 0;
                 const auto status = c.chunked->feed(c.in, used, c.body);
                 c.in.erase(0, used);
-                if (!hold_body(c, c.body.size() + c.in.size())) return true;
-                if (status == ChunkedDecoder::Status::done) return dispatch(c);
+                // What is left in c.in once done is the next request's.
+                if (status == ChunkedDecoder::Status::done)
+                    return hold_body(c, c.body.size()) ? dispatch(c) : true;
                 if (status == ChunkedDecoder::Status::error) {
                     refuse(c, 400, c.chunked->error());
                     return true;
@@ -791,6 +792,9 @@ struct Loop {
                     c.after = Conn::After::linger;
                     return true;
                 }
+                // After its own answers: a 503 would invite a retry that can
+                // never succeed.
+                if (!hold_body(c, c.body.size() + c.in.size())) return true;
                 const Io r = read_some(c);
                 if (r == Io::again) {
                     wait_read(c, Phase::body, body_deadline(c, c.chunked->decoded()));
@@ -856,7 +860,12 @@ struct Loop {
         c.after = Conn::After::keep;
         c.state = State::linger;
         ::shutdown(c.fd, SHUT_WR);
-        c.in.clear();
+        // Nothing read from now on is kept: the memory and its share of
+        // max_body_memory go back at once, not when the linger ends.
+        std::string().swap(c.in);
+        std::string().swap(c.body);
+        c.chunked.reset();
+        c.body_lease.release();
         c.discarded = 0;
         c.phase = Phase::linger;
         c.deadline = now_ns() + kLingerNs;

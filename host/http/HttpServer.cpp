@@ -332,12 +332,20 @@ class Connection : public Poco::Net::TCPServerConnection {
                 return;
 
             std::string body;
-            // What the body holds as it arrives, until the answer is written
-            // (the body lives until then); past max_body_memory, 503.
+            // What the body holds as it arrives, until it is answered; past
+            // max_body_memory, 503.
             BodyBudget::Lease body_lease;
+            // A refused body: given back before the linger, which keeps none
+            // of it.
+            auto drop_body = [&] {
+                std::string().swap(body);
+                std::string().swap(buf_);
+                body_lease.release();
+            };
             auto hold = [&](uint64_t bytes) {
-                if (core_->hold_body(body_lease, bytes, peer_host_)) return true;
+                if (core_->hold_body(body_lease, bytes, peer_)) return true;
                 answer(ServerContext::body_memory_full(), true);
+                drop_body();
                 linger_close();
                 return false;
             };
@@ -366,14 +374,23 @@ class Connection : public Poco::Net::TCPServerConnection {
                     size_t used = 0;
                     auto status = decoder.feed(buf_, used, body);
                     buf_.erase(0, used);
-                    if (!hold(body.size() + buf_.size())) return;
-                    if (status == ChunkedDecoder::Status::done) break;
-                    if (status == ChunkedDecoder::Status::error)
+                    // What is left in buf_ once done is the next request's.
+                    if (status == ChunkedDecoder::Status::done) {
+                        if (!hold(body.size())) return;
+                        break;
+                    }
+                    // Its own answers first: a 503 would invite a retry that
+                    // can never succeed.
+                    if (status == ChunkedDecoder::Status::error) {
+                        drop_body();
                         return refuse(400, decoder.error());
+                    }
                     if (status == ChunkedDecoder::Status::too_large) {
                         answer(core_->service.too_large(req, admission.max_body), true);
+                        drop_body();
                         return linger_close();
                     }
+                    if (!hold(body.size() + buf_.size())) return;
                     if (!read_body(body_deadline(decoder.decoded()))) return;
                 }
             }
@@ -385,6 +402,7 @@ class Connection : public Poco::Net::TCPServerConnection {
                 core_->log.error(o.name, "request failed", {{"error", e.what()}});
                 resp = HttpReply(500, R"({"error":"internal error"})");
             }
+            body_lease.release();  // the service is done with the body
             bool keep = keep_alive(head, resp);
             if (!write(serialize(resp, reply_framing(&req, !keep))) || !keep) {
                 try {

@@ -93,6 +93,19 @@ ReloadStatus Reloader::reload(const std::string& trigger) {
             "address, port and limits");
         next.listener = config_.listener;
     }
+    // The load checked the sources against the file's listener; the one
+    // that runs is what counts: a body past its whole budget could never be
+    // taken, and its sender would be told to retry for ever.
+    for (const SourceConfig& s : next.sources)
+        if (next.listener.max_body_memory != 0 &&
+            s.max_body_bytes > next.listener.max_body_memory) {
+            fail(st, "source '" + s.name + "' accepts bodies of up to " +
+                         std::to_string(s.max_body_bytes) +
+                         " bytes, more than the running listener.max_body_memory (" +
+                         std::to_string(next.listener.max_body_memory) +
+                         " bytes; a change to it takes a restart)");
+            return finish();
+        }
     if (next.admin != config_.admin) {
         st.last_warnings.push_back(
             "admin settings changed: they take a restart; the running admin API keeps its own");

@@ -275,6 +275,10 @@ TEST_CASE("listener.max_body_memory: 256 MiB by default, 0 for none, never below
     const auto e = error_of(std::string(kMinimal) + "listener: {max_body_memory: 512KiB}\n");
     CHECK(e.key() == "listener.max_body_memory");
     CHECK_THAT(e.message(), Catch::Contains("source 'clay' accepts bodies of up to 1048576 bytes"));
+    // The source's own value, when it sets one, is where the error points.
+    const auto e2 = error_of(std::string(kMinimal) + "    max_body_bytes: 2MiB\n" +
+                             "listener: {max_body_memory: 1MiB}\n");
+    CHECK(e2.key() == "sources[0].max_body_bytes");
 }
 
 TEST_CASE("an enabled admin API needs a token", "[config][security]") {

@@ -358,10 +358,18 @@ TEST_CASE("intake: bodies past listener.max_body_memory get 503 with Retry-After
     CHECK_THAT(refused_answer, Catch::Contains("Retry-After: 1"));
     CHECK_THAT(refused_answer, Catch::Contains("too many request bodies in memory"));
     CHECK(refused.get() == 1);
+    // The refused request's bytes went back with it.
+    REQUIRE(wait_until([&] { return held.get() == 3999; }, 10s));
     // What fits is served meanwhile.
     CHECK(statuses(exchange(h.server->port(), post("d-small", 1000) + body(1000))) ==
           std::vector<int>{200});
     CHECK(h.store->event_count() == 1);  // d-small alone
+    // A malformed chunked body is told so (400), not to try again, even
+    // when its bytes would not fit: a 503 would invite retries for ever.
+    const std::string bad_chunk = exchange(
+        h.server->port(), token_post("Transfer-Encoding: chunked\r\n", "X-Delivery-Id: d-bad\r\n") +
+                              "c00\r\n" + std::string(0xc00, 'x') + "ZZ");
+    CHECK(statuses(bad_chunk) == std::vector<int>{400});
 
     // The slow body done and answered, its room comes back.
     slow.send(slow_body.substr(3999));
@@ -371,6 +379,18 @@ TEST_CASE("intake: bodies past listener.max_body_memory get 503 with Retry-After
           std::vector<int>{200});
     CHECK(refused.get() == 1);
     CHECK(h.store->event_count() == 3);
+
+    // Kept alive: a chunked body, then one pipelined behind it; each gives
+    // its bytes back once answered.
+    const std::string chunked_body = body(1000);
+    const std::string two =
+        token_post("Transfer-Encoding: chunked\r\n", "X-Delivery-Id: d-chunked\r\n") + "1f4\r\n" +
+        chunked_body.substr(0, 500) + "\r\n1f4\r\n" + chunked_body.substr(500) + "\r\n0\r\n\r\n" +
+        post("d-after", 1000) + body(1000);
+    CHECK(statuses(exchange(h.server->port(), two)) == std::vector<int>{200, 200});
+    CHECK(wait_until([&] { return held.get() == 0; }, 10s));
+    CHECK(h.store->event_count() == 5);
+    CHECK(refused.get() == 1);
 }
 
 TEST_CASE("intake: bodies nested to the JSON reader's limit are answered, not a crash",

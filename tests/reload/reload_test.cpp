@@ -234,6 +234,37 @@ TEST_CASE("reload: listener changes need a restart and keep the old listener", "
     CHECK(h.post("row_x").first == 200);  // the old port still takes deliveries
 }
 
+TEST_CASE("reload: a source's max_body_bytes past the running max_body_memory is refused",
+          "[reload][body-budget]") {
+    ReloadHost h;
+    auto config = [&](const std::string& budget, const std::string& max_body) {
+        h.HostProcess::write_config(
+            R"(admin: {address: 127.0.0.1, port: 0, token: "${RELOAD_TOKEN}"}
+listener: {address: 127.0.0.1, port: 0, max_body_memory: )" +
+            budget + R"(}
+store: {path: )" +
+            h.db + R"(}
+sources:
+  - name: clay
+    path: /webhooks/clay
+    max_body_bytes: )" +
+            max_body +
+            R"(
+    verify: {scheme: hmac-sha256, secrets: ["${RELOAD_SECRET}"]}
+)");
+    };
+    config("2MiB", "1MiB");
+    h.start();
+    // Valid as a file, but the listener keeps its 2 MiB until a restart:
+    // a 32 MiB body could never be taken.
+    config("64MiB", "32MiB");
+    auto r = h.admin("POST", "/admin/reload");
+    CHECK(r.status == 422);
+    CHECK_THAT(json::parse(r.body).get_string("last_error", ""),
+               Catch::Contains("more than the running listener.max_body_memory"));
+    CHECK(h.post("row_b").first == 200);  // the running generation serves on
+}
+
 TEST_CASE("reload: a removed plugin's pending deliveries wait, and run when it comes back",
           "[reload]") {
     ReloadHost h;
