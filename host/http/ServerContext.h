@@ -9,6 +9,7 @@
 #include "http/HttpServer.h"
 #include "http/PeerLimiter.h"
 #include "http/ServerCounters.h"
+#include "log/LogThrottle.h"
 #include "log/Logger.h"
 #include "metrics/Metrics.h"
 
@@ -25,6 +26,8 @@ struct ServerContext {
     PeerLimiter peers;
     ServerCounters counters;
     BodyBudget bodies;  // the request bodies held at once (opts.max_body_memory)
+    // Its refusals come in floods under attack: a line a second at most.
+    LogThrottle body_refusal_lines{std::chrono::seconds(1)};
     std::atomic<bool> stopping{false};
     std::atomic<int> in_flight{0};  // requests between their first byte and their answer
 
@@ -44,16 +47,21 @@ struct ServerContext {
     }
     // Makes `lease` hold the `bytes` a request's body takes in memory so
     // far (BodyBudget::hold). False when that would pass max_body_memory:
-    // the request is counted and logged, and the caller answers
-    // body_memory_full() and closes, the rest of the body unread.
+    // the request is counted (and logged, a line a second at most, saying
+    // how many it stands for), and the caller answers body_memory_full() and
+    // closes, the rest of the body unread.
     bool hold_body(BodyBudget::Lease& lease, uint64_t bytes, const std::string& peer) {
         if (bodies.hold(lease, bytes)) return true;
         counters.refused_body_memory.add(1);
-        log.warn(opts.name, "request refused",
-                 {{"status", "503"},
-                  {"reason", "request bodies in memory at listener.max_body_memory"},
-                  {"bytes", std::to_string(bytes)},
-                  {"remote", peer}});
+        const auto now = std::chrono::steady_clock::now().time_since_epoch();
+        if (const uint64_t n = body_refusal_lines.admit(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()))
+            log.warn(opts.name, "request refused",
+                     {{"status", "503"},
+                      {"reason", "request bodies in memory at listener.max_body_memory"},
+                      {"bytes", std::to_string(bytes)},
+                      {"remote", peer},
+                      {"refused", std::to_string(n)}});
         return false;
     }
     static HttpReply body_memory_full() {
