@@ -742,6 +742,10 @@ struct Loop {
     // 503 and close.
     bool hold_body(Conn& c, uint64_t bytes) {
         if (core.hold_body(c.body_lease, bytes, c.peer)) return true;
+        // Given back before the answer goes: nothing of it is kept.
+        std::string().swap(c.in);
+        std::string().swap(c.body);
+        c.body_lease.release();
         queue(c, ServerContext::body_memory_full(), true, nullptr);
         c.after = Conn::After::linger;
         return false;

@@ -344,8 +344,8 @@ class Connection : public Poco::Net::TCPServerConnection {
             };
             auto hold = [&](uint64_t bytes) {
                 if (core_->hold_body(body_lease, bytes, peer_)) return true;
+                drop_body();  // before the answer goes: nothing of it is kept
                 answer(ServerContext::body_memory_full(), true);
-                drop_body();
                 linger_close();
                 return false;
             };

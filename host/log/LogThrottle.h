@@ -2,7 +2,9 @@
 
 // One log line per interval for an event that can come in floods (a refusal
 // per request while the intake is under attack), counting the events held
-// back so that the next line says how many it stands for. Thread-safe and
+// back so that the next line says how many it stands for (the last ones of
+// a flood are said only by the next line, whenever it comes: a metric beside
+// it is the count to trust). Thread-safe and
 // lock-free; the caller passes the time (a steady clock), so tests need no
 // clock.
 
