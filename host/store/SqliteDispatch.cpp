@@ -304,8 +304,10 @@ std::vector<int64_t> SqliteStore::kill_pending(const KillFilter& f, const std::s
     // first. An indexer that cannot catch up fails the kill (the caller
     // answers 503) rather than leave those deliveries alive unsaid.
     if (journal_ && !journal_->drain())
-        throw std::runtime_error("kill: the intake journal is not indexed after 30 s (" + path_ +
-                                 "); nothing was marked dead, try again");
+        throw std::runtime_error("kill: the intake journal's records could not be indexed (" +
+                                 path_ +
+                                 ": the indexer failed, see the log, or 30 s passed); nothing "
+                                 "was marked dead, try again");
     // Chunks of 500 in transactions of their own, like replay, so the intake
     // commits in between. With ids, each is looked up by its key; else the
     // pending ones of the plugin or the event are walked in id order.

@@ -898,7 +898,9 @@ void SqliteStore::insert_async(const NewEvent& e, InsertDone done) noexcept {
 void SqliteStore::flush() {
     if (journal_ && !journal_->drain())
         throw std::runtime_error("flush " + path_ +
-                                 ": the intake journal is not indexed after 30 s");
+                                 ": the intake journal's records could not be indexed (the "
+                                 "indexer failed, see the log, or 30 s passed); they stay in "
+                                 "the journal");
     gc_->flush();
 }
 

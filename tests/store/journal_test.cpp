@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <latch>
 #include <map>
 #include <memory>
@@ -423,6 +424,7 @@ class RecordingIndex final : public journal::Index {
         for (size_t i = 0; i < records.size(); ++i)
             CHECK(hashes[i] == key_hash(records[i]->source, records[i]->key));
         std::lock_guard lk(mu);
+        if (fail_index) throw std::runtime_error("injected: the database is gone");
         indexed += records.size();
         batches.push_back(records.size());
         upto_ = upto;
@@ -440,6 +442,7 @@ class RecordingIndex final : public journal::Index {
         return indexed;
     }
     bool fail_sync = false;
+    bool fail_index = false;  // under mu
 
   private:
     std::string dir_;
@@ -1360,7 +1363,37 @@ TEST_CASE("journal: drain_upto waits for its record only, drain for a later one 
     next.release();
     CHECK(j.drain(10s));
     CHECK(index.count() == 2);
+    // Answered on the syncer's thread, which may come after the indexer.
+    REQUIRE(test::wait_until([&] { return got.answered() == 1; }, 10s));
     CHECK(got.result("later").status == InsertStatus::stored);
+}
+
+TEST_CASE("journal: a drain ends at a failed indexing transaction, not at its timeout",
+          "[journal]") {
+    // A host whose database is gone must stop without waiting out the
+    // flush's 30 s (its records stay in the journal for the next start).
+    test::TempDir tmp;
+    const std::string dir = tmp.file("j");
+    RecordingIndex index(dir);
+    {
+        std::lock_guard lk(index.mu);
+        index.fail_index = true;
+    }
+    journal::Options o;
+    o.dir = dir;
+    o.retry_pause = 100ms;
+    journal::Journal j(o, index);
+    REQUIRE(j.append(event("a")).status == InsertStatus::stored);
+    auto drained = std::async(std::launch::async, [&] { return j.drain(std::chrono::hours(1)); });
+    const bool ended = drained.wait_for(10s) == std::future_status::ready;
+    CHECK(ended);
+    {
+        std::lock_guard lk(index.mu);
+        index.fail_index = false;  // the retry succeeds: a waiting drain ends too
+    }
+    CHECK_FALSE(drained.get());
+    CHECK(j.drain(10s));
+    CHECK(index.count() == 1);
 }
 
 TEST_CASE("journal: a failed sync answers its async appends and their copies unavailable",

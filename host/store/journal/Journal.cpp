@@ -662,6 +662,8 @@ void Journal::indexer_loop() {
         }
         lk.lock();
         if (!error.empty()) {
+            ++index_failures_;
+            drained_cv_.notify_all();
             say("journal: indexing " + std::to_string(n) + " deliveries failed: " + error +
                 (stopping_ ? "; they stay in the journal for the next start" : "; retrying"));
             if (stopping_) return;
@@ -779,10 +781,12 @@ bool Journal::drain_upto(uint64_t target, std::chrono::milliseconds timeout) {
     std::unique_lock lk(mu_);
     ++draining_;
     index_cv_.notify_all();
-    const bool done =
-        drained_cv_.wait_for(lk, timeout, [&] { return abandoned_ || settled_ >= target; });
+    const uint64_t failures = index_failures_;
+    drained_cv_.wait_for(lk, timeout, [&] {
+        return abandoned_ || settled_ >= target || index_failures_ != failures;
+    });
     --draining_;
-    return done;
+    return abandoned_ || settled_ >= target;
 }
 
 Journal::Stats Journal::stats() const {

@@ -124,8 +124,11 @@ class Journal {
     // unavailable.
     void append_async(const NewEvent& e, IntakeWriter::InsertDone done) noexcept;
 
-    // Waits until everything appended before the call is indexed (or the
-    // indexer cannot make progress for `timeout`). False on timeout.
+    // Waits until everything appended before the call is indexed. False
+    // when `timeout` passed first, or an indexing transaction failed
+    // meanwhile (the indexer retries after Options::retry_pause; the records
+    // stay in the journal): a store that cannot be written to does not hold
+    // its callers (a stop, a kill) for the whole timeout.
     bool drain(std::chrono::milliseconds timeout = std::chrono::seconds(30));
     // As drain(), up to the record with this seq only (Record::seq, from
     // find()): a later backlog is not waited for.
@@ -246,7 +249,8 @@ class Journal {
     uint64_t pending_last_ = 0;                    // seq of the last record in pending_
     uint64_t last_seq_ = 0;                        // the newest seq handed out
     uint64_t indexed_ = 0;
-    uint64_t settled_ = 0;  // indexed, and its segments deleted: what drain() waits for
+    uint64_t settled_ = 0;         // indexed, and its segments deleted: what drain() waits for
+    uint64_t index_failures_ = 0;  // failed indexing transactions: a drain ends at the next one
     uint64_t backlog_bytes_ = 0;
     uint64_t appended_ = 0, syncs_ = 0, recovered_ = 0;
     uint64_t synced_records_ = 0, sync_us_ = 0;
