@@ -138,6 +138,18 @@ struct SourceConfig {
     Position pos;
 };
 
+// Why a source's bodies could never be taken under this listener's
+// max_body_memory (one body past the whole budget); "" when they can. The
+// loader checks the file's listener, a reload the running one (`which`:
+// "the running ").
+inline std::string body_memory_problem(const SourceConfig& s, const ListenerConfig& l,
+                                       const std::string& which = "") {
+    if (l.max_body_memory == 0 || s.max_body_bytes <= l.max_body_memory) return "";
+    return "source '" + s.name + "' accepts bodies of up to " + std::to_string(s.max_body_bytes) +
+           " bytes, more than " + which + "listener.max_body_memory (" +
+           std::to_string(l.max_body_memory) + " bytes, all request bodies held at once)";
+}
+
 struct RetryPolicy {
     int max_attempts = 10;
     std::chrono::milliseconds backoff_base{1'000};

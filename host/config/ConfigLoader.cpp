@@ -305,15 +305,9 @@ class Loader {
                 s.child("name").fail("another source already has the name '" + src.name + "'");
             if (!paths.insert(src.path).second)
                 s.child("path").fail("another source already listens on '" + src.path + "'");
-            // A body past the listener's whole budget could never be taken.
-            const uint64_t budget = c.listener.max_body_memory;
-            if (budget != 0 && src.max_body_bytes > budget) {
+            if (std::string problem = body_memory_problem(src, c.listener); !problem.empty()) {
                 const std::string why =
-                    "source '" + src.name + "' accepts bodies of up to " +
-                    std::to_string(src.max_body_bytes) +
-                    " bytes, more than listener.max_body_memory (" + std::to_string(budget) +
-                    " bytes, all request bodies held at once): raise it, or lower the source's "
-                    "max_body_bytes";
+                    problem + ": raise it, or lower the source's max_body_bytes";
                 // At the source's own value when it sets one, else at the
                 // listener's (the defaults always fit together).
                 if (s.has("max_body_bytes")) s.child("max_body_bytes").fail(why);

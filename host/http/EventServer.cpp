@@ -738,14 +738,20 @@ struct Loop {
         queue(c, HttpReply(400, R"({"error":"incomplete body"})"), true, nullptr);
     }
 
+    // A request that ends unanswered by the service (refused, lingering):
+    // its bytes and their share of max_body_memory go back.
+    void drop_body(Conn& c) {
+        std::string().swap(c.in);
+        std::string().swap(c.body);
+        c.chunked.reset();
+        c.body_lease.release();
+    }
+
     // Counts what the body holds so far towards max_body_memory; past it,
     // 503 and close.
     bool hold_body(Conn& c, uint64_t bytes) {
         if (core.hold_body(c.body_lease, bytes, c.peer)) return true;
-        // Given back before the answer goes: nothing of it is kept.
-        std::string().swap(c.in);
-        std::string().swap(c.body);
-        c.body_lease.release();
+        drop_body(c);  // before the answer goes: nothing of it is kept
         queue(c, ServerContext::body_memory_full(), true, nullptr);
         c.after = Conn::After::linger;
         return false;
@@ -866,10 +872,7 @@ struct Loop {
         ::shutdown(c.fd, SHUT_WR);
         // Nothing read from now on is kept: the memory and its share of
         // max_body_memory go back at once, not when the linger ends.
-        std::string().swap(c.in);
-        std::string().swap(c.body);
-        c.chunked.reset();
-        c.body_lease.release();
+        drop_body(c);
         c.discarded = 0;
         c.phase = Phase::linger;
         c.deadline = now_ns() + kLingerNs;

@@ -97,13 +97,9 @@ ReloadStatus Reloader::reload(const std::string& trigger) {
     // that runs is what counts: a body past its whole budget could never be
     // taken, and its sender would be told to retry for ever.
     for (const SourceConfig& s : next.sources)
-        if (next.listener.max_body_memory != 0 &&
-            s.max_body_bytes > next.listener.max_body_memory) {
-            fail(st, "source '" + s.name + "' accepts bodies of up to " +
-                         std::to_string(s.max_body_bytes) +
-                         " bytes, more than the running listener.max_body_memory (" +
-                         std::to_string(next.listener.max_body_memory) +
-                         " bytes; a change to it takes a restart)");
+        if (std::string problem = body_memory_problem(s, next.listener, "the running ");
+            !problem.empty()) {
+            fail(st, problem + ": a change to it takes a restart");
             return finish();
         }
     if (next.admin != config_.admin) {

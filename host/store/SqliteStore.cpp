@@ -906,8 +906,8 @@ void SqliteStore::flush() {
 
 bool SqliteStore::index_journal_first(std::string_view event_id) {
     if (!journal_) return false;
-    const std::optional<journal::Record> held = journal_->find(event_id);
-    return held && journal_->drain_upto(held->seq);
+    const std::optional<uint64_t> seq = journal_->seq_of(event_id);
+    return seq && journal_->drain_upto(*seq);
 }
 
 uint64_t SqliteStore::indexed_upto() {

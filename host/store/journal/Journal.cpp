@@ -808,10 +808,21 @@ Journal::Stats Journal::stats() const {
     return s;
 }
 
+const Journal::Entry* Journal::held(std::string_view id) const {
+    for (const Entry& en : entries_)
+        if (!en.failed && en.record.id == id && en.record.seq <= synced_.load()) return &en;
+    return nullptr;
+}
+
+std::optional<uint64_t> Journal::seq_of(std::string_view id) const {
+    std::lock_guard lk(mu_);
+    if (const Entry* en = held(id)) return en->record.seq;
+    return std::nullopt;
+}
+
 std::optional<Record> Journal::find(std::string_view id) const {
     std::lock_guard lk(mu_);
-    for (const Entry& en : entries_)
-        if (!en.failed && en.record.id == id && en.record.seq <= synced_.load()) return en.record;
+    if (const Entry* en = held(id)) return en->record;
     return std::nullopt;
 }
 

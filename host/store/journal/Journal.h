@@ -153,6 +153,9 @@ class Journal {
     // A record not yet indexed, by event id. For the admin API and
     // `clayhook events`.
     std::optional<Record> find(std::string_view id) const;
+    // Its seq alone (for drain_upto): the body is not copied under the lock
+    // the appends take.
+    std::optional<uint64_t> seq_of(std::string_view id) const;
     // The seqs of the synced records held now, in order. Taken before the
     // store's tables are read, those past the position that read finds are
     // the ones its tables lack (a record leaves only once committed).
@@ -215,6 +218,8 @@ class Journal {
     // The phrase the warning ends with: kept, kept before, or why not.
     std::string keep_damaged_copy(const std::string& path, uint64_t bytes);
     void open_segment(uint64_t first_seq);  // under nothing: syncer or constructor
+    // The synced, unfailed record with this event id (under mu_).
+    const Entry* held(std::string_view id) const;
     void syncer_loop();
     void indexer_loop();
     void remove_indexed_segments();
