@@ -906,8 +906,11 @@ void SqliteStore::flush() {
 
 bool SqliteStore::index_journal_first(std::string_view event_id) {
     if (!journal_) return false;
+    // Not held: unknown, or indexed since the tables were read (the indexer
+    // lets go of a record only after its transaction committed), so the
+    // tables are asked again either way. Held: once indexed.
     const std::optional<uint64_t> seq = journal_->seq_of(event_id);
-    return seq && journal_->drain_upto(*seq);
+    return !seq || journal_->drain_upto(*seq);
 }
 
 uint64_t SqliteStore::indexed_upto() {

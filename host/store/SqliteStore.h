@@ -209,7 +209,9 @@ class SqliteStore final : public Store, private GroupCommit::Committer, private 
     // An event the intake journal still holds has no delivery rows yet:
     // what reads or changes them by event id and finds none indexes it
     // (drain_upto() its record's seq, not the whole backlog) and tries
-    // again. True when it did (and the drain finished).
+    // again. True when the tables are worth asking again: the record was
+    // indexed by the drain, or is not held (indexed since they were read, or
+    // unknown); false when a held record could not be indexed.
     bool index_journal_first(std::string_view event_id);
     std::vector<DeliveryInfo> event_deliveries_indexed(std::string_view event_id);
     std::optional<Scheduled> schedule_again_indexed(std::string_view event_id,
